@@ -1,0 +1,246 @@
+//! The append-only, hash-chained audit log.
+//!
+//! Each row's `hash` is SHA-256 over a canonical JSON array of
+//! `[prev_hash, seq, at, actor, action, entity, payload_digest]`, where
+//! `payload_digest` is SHA-256 over the row's before/after JSON. Chaining the
+//! digest rather than the payload is deliberate: retention may later redact
+//! personal data from before/after (UU PDP) and the chain still verifies,
+//! while an unredacted row's payload is still checked against its digest.
+
+use crate::store::{values_placeholders, Backend, Db, Tx};
+use anyhow::{Context, Result};
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::StreamExt;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One state change, as written to the audit log.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub entity: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+impl AuditEntry {
+    pub fn new(
+        at: DateTime<Utc>,
+        actor: impl Into<String>,
+        action: impl Into<String>,
+        entity: impl Into<String>,
+    ) -> Self {
+        Self {
+            at: crate::time::truncate(at),
+            actor: actor.into(),
+            action: action.into(),
+            entity: entity.into(),
+            before: None,
+            after: None,
+        }
+    }
+
+    pub fn before(mut self, v: Value) -> Self {
+        self.before = Some(v);
+        self
+    }
+
+    pub fn after(mut self, v: Value) -> Self {
+        self.after = Some(v);
+        self
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The digest of a row's payload as stored (the exact text).
+pub fn payload_digest(before: Option<&str>, after: Option<&str>) -> String {
+    let canonical = serde_json::json!([before, after]).to_string();
+    sha256_hex(canonical.as_bytes())
+}
+
+fn format_at(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// The chain hash of one row.
+pub fn row_hash(
+    prev_hash: &str,
+    seq: i64,
+    at: DateTime<Utc>,
+    actor: &str,
+    action: &str,
+    entity: &str,
+    digest: &str,
+) -> String {
+    let canonical =
+        serde_json::json!([prev_hash, seq, format_at(at), actor, action, entity, digest])
+            .to_string();
+    sha256_hex(canonical.as_bytes())
+}
+
+/// Appends entries to the chain inside `tx`. Called by `Tx::commit`, last,
+/// so the head row's lock is held only until the commit that follows.
+pub(crate) async fn append(tx: &mut Tx, entries: Vec<AuditEntry>) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let head_sql = match tx.backend() {
+        Backend::Postgres => "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
+        Backend::Sqlite => "SELECT seq, hash FROM audit_head WHERE id = 1",
+    };
+    let head = tx
+        .query(head_sql)
+        .fetch_one(&mut *tx)
+        .await
+        .context("failed to read the audit chain head")?;
+    let mut seq: i64 = head.get("seq")?;
+    let mut prev: String = head.get("hash")?;
+
+    const COLS: usize = 10;
+    const CHUNK: usize = 500;
+    for chunk in entries.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO audit_log (seq, at, actor, action, entity, before, after, payload_digest, prev_hash, hash) VALUES {}",
+            values_placeholders(chunk.len(), COLS, 1)
+        );
+        let mut q = tx.query(&sql);
+        for e in chunk {
+            seq += 1;
+            let before = e.before.as_ref().map(Value::to_string);
+            let after = e.after.as_ref().map(Value::to_string);
+            let digest = payload_digest(before.as_deref(), after.as_deref());
+            let hash = row_hash(&prev, seq, e.at, &e.actor, &e.action, &e.entity, &digest);
+            q = q
+                .bind(seq)
+                .bind(e.at)
+                .bind(e.actor.clone())
+                .bind(e.action.clone())
+                .bind(e.entity.clone())
+                .bind(before)
+                .bind(after)
+                .bind(digest)
+                .bind(prev.clone())
+                .bind(hash.clone());
+            prev = hash;
+        }
+        q.execute(&mut *tx)
+            .await
+            .context("failed to append to the audit log")?;
+    }
+    tx.query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(seq)
+        .bind(prev)
+        .execute(&mut *tx)
+        .await
+        .context("failed to move the audit chain head")?;
+    Ok(())
+}
+
+/// The outcome of `audit verify`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Verification {
+    pub rows: i64,
+    pub head_seq: i64,
+    pub head_hash: String,
+    /// The first row that does not verify, and why.
+    pub broken: Option<(i64, String)>,
+}
+
+/// The current head of the chain (sequence number and hash).
+pub async fn head(db: &Db) -> Result<(i64, String)> {
+    let row = db
+        .query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(db)
+        .await?;
+    Ok((row.get("seq")?, row.get("hash")?))
+}
+
+/// Recomputes the whole chain, streaming, and names the first broken row.
+pub async fn verify(db: &Db) -> Result<Verification> {
+    let (head_seq, head_hash) = head(db).await?;
+    let mut rows = db
+        .query(
+            "SELECT seq, at, actor, action, entity, before, after, payload_digest, prev_hash, hash, redacted_at \
+             FROM audit_log ORDER BY seq",
+        )
+        .fetch(db);
+    let mut expected_seq = 1i64;
+    let mut prev = GENESIS_HASH.to_owned();
+    let mut count = 0i64;
+    let broken = |seq: i64, why: String| Some((seq, why));
+    let mut result = None;
+    while let Some(row) = rows.next().await {
+        let row = row?;
+        let seq: i64 = row.get("seq")?;
+        count += 1;
+        if seq != expected_seq {
+            result = broken(
+                expected_seq,
+                format!("row {expected_seq} is missing (next row is {seq})"),
+            );
+            break;
+        }
+        let stored_prev: String = row.get("prev_hash")?;
+        if stored_prev != prev {
+            result = broken(
+                seq,
+                "prev_hash does not match the previous row's hash".into(),
+            );
+            break;
+        }
+        let digest: String = row.get("payload_digest")?;
+        let redacted: Option<DateTime<Utc>> = row.get("redacted_at")?;
+        if redacted.is_none() {
+            let before: Option<String> = row.get("before")?;
+            let after: Option<String> = row.get("after")?;
+            if payload_digest(before.as_deref(), after.as_deref()) != digest {
+                result = broken(
+                    seq,
+                    "before/after were changed (payload digest mismatch)".into(),
+                );
+                break;
+            }
+        }
+        let at: DateTime<Utc> = row.get("at")?;
+        let actor: String = row.get("actor")?;
+        let action: String = row.get("action")?;
+        let entity: String = row.get("entity")?;
+        let hash: String = row.get("hash")?;
+        if row_hash(&prev, seq, at, &actor, &action, &entity, &digest) != hash {
+            result = broken(seq, "row content does not match its hash".into());
+            break;
+        }
+        prev = hash;
+        expected_seq += 1;
+    }
+    drop(rows);
+    if result.is_none() {
+        if expected_seq - 1 != head_seq {
+            result = broken(
+                expected_seq,
+                format!(
+                    "the chain ends at row {} but the head says {head_seq}",
+                    expected_seq - 1
+                ),
+            );
+        } else if prev != head_hash {
+            result = broken(
+                head_seq,
+                "the last row's hash differs from the recorded head".into(),
+            );
+        }
+    }
+    Ok(Verification {
+        rows: count,
+        head_seq,
+        head_hash,
+        broken: result,
+    })
+}

@@ -1,0 +1,571 @@
+//! Configuration: built-in defaults (`config/default.toml`, embedded), an
+//! optional file layered over them, then `WA_SMILE__SECTION__KEY` variables.
+//! Everything is validated at start so a bad key fails with one clear line.
+
+use crate::domain::{Calendar, Holiday, Policy, SendingWindow, Stage};
+use chrono::{NaiveTime, Weekday};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use toml::{Table, Value};
+
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+const BUILTIN_HOLIDAYS: &str = include_str!("../config/holidays.toml");
+const ENV_PREFIX: &str = "WA_SMILE__";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub server: ServerConfig,
+    pub whatsapp: WhatsappConfig,
+    pub schedule: ScheduleConfig,
+    pub payments: PaymentsConfig,
+    pub policy: PolicyConfig,
+    pub calendar: CalendarConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub bind: String,
+    pub public_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsappConfig {
+    pub api_base: String,
+    pub api_version: String,
+    pub phone_number_id: String,
+    pub access_token: SecretString,
+    pub app_secret: SecretString,
+    pub verify_token: SecretString,
+    pub messages_per_second: u32,
+    pub daily_unique_recipients: u32,
+    pub template_language: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    pub timezone: String,
+    pub scan_cron: String,
+    pub window_start: String,
+    pub window_end: String,
+    pub window_days: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentsConfig {
+    pub provider: String,
+    pub link_template: String,
+    pub callback_token: SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    pub late_fee_percent_per_month: String,
+    pub promise_horizon_days: i64,
+    pub paid_claim_pause_working_days: u32,
+    pub reminders_per_day: u32,
+    pub stages: StagesConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StagesConfig {
+    pub reminder_1: i64,
+    pub reminder_2: i64,
+    pub reminder_3: i64,
+    pub warning: i64,
+    pub escalated: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarConfig {
+    pub holidays_file: String,
+    pub cuti_bersama_is_holiday: bool,
+    pub saturday_is_working_day: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: String,
+    pub level: String,
+}
+
+/// A configuration problem, one line per bad key.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Config {
+    /// Resolves the file per CONTRACT (`--config`, `$WA_SMILE_CONFIG`,
+    /// `config/local.toml`), layers it and the environment over the defaults
+    /// and validates the result.
+    pub fn load(cli_path: Option<&Path>) -> Result<Config, ConfigError> {
+        let path = cli_path
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("WA_SMILE_CONFIG").map(PathBuf::from))
+            .or_else(|| {
+                let local = PathBuf::from("config/local.toml");
+                local.exists().then_some(local)
+            });
+        let file = match &path {
+            Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
+                ConfigError(vec![format!("config: cannot read {}: {e}", p.display())])
+            })?),
+            None => None,
+        };
+        Self::from_sources(file.as_deref(), std::env::vars())
+    }
+
+    /// The same layering from explicit sources (tests, embedding).
+    pub fn from_sources(
+        file: Option<&str>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut merged: Table = DEFAULT_TOML.parse().expect("built-in defaults parse");
+        let mut errors = Vec::new();
+        if let Some(text) = file {
+            match text.parse::<Table>() {
+                Ok(layer) => merge(&mut merged, layer, "", &mut errors),
+                Err(e) => errors.push(format!(
+                    "config: the file is not valid TOML: {}",
+                    one_line(&e.to_string())
+                )),
+            }
+        }
+        for (name, raw) in env {
+            if let Some(path) = name.strip_prefix(ENV_PREFIX) {
+                apply_env(&mut merged, &name, path, &raw, &mut errors);
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigError(errors));
+        }
+        let config: Config = Value::Table(merged)
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                ConfigError(vec![format!("config: {}", one_line(&e.to_string()))])
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut errors = Vec::new();
+        let mut check = |key: &str, r: Result<(), String>| {
+            if let Err(e) = r {
+                errors.push(format!("config: {key}: {e}"));
+            }
+        };
+        let db = &self.database.url;
+        check(
+            "database.url",
+            if db.starts_with("sqlite:")
+                || db.starts_with("postgres://")
+                || db.starts_with("postgresql://")
+            {
+                Ok(())
+            } else {
+                Err(format!("`{db}` must start with sqlite:// or postgres://"))
+            },
+        );
+        check(
+            "database.max_connections",
+            positive(self.database.max_connections as i64),
+        );
+        check(
+            "server.bind",
+            self.server
+                .bind
+                .parse::<std::net::SocketAddr>()
+                .map(|_| ())
+                .map_err(|_| format!("`{}` is not HOST:PORT", self.server.bind)),
+        );
+        check("server.public_url", url_like(&self.server.public_url));
+        check("whatsapp.api_base", url_like(&self.whatsapp.api_base));
+        check(
+            "whatsapp.messages_per_second",
+            positive(self.whatsapp.messages_per_second as i64),
+        );
+        check(
+            "whatsapp.daily_unique_recipients",
+            positive(self.whatsapp.daily_unique_recipients as i64),
+        );
+        check("schedule.timezone", self.timezone().map(|_| ()));
+        check(
+            "schedule.window_start",
+            parse_time(&self.schedule.window_start).map(|_| ()),
+        );
+        check(
+            "schedule.window_end",
+            parse_time(&self.schedule.window_end).map(|_| ()),
+        );
+        if let (Ok(s), Ok(e)) = (
+            parse_time(&self.schedule.window_start),
+            parse_time(&self.schedule.window_end),
+        ) {
+            check(
+                "schedule.window_end",
+                if e > s {
+                    Ok(())
+                } else {
+                    Err("must be after window_start".into())
+                },
+            );
+        }
+        check(
+            "schedule.window_days",
+            parse_days(&self.schedule.window_days).map(|_| ()),
+        );
+        check(
+            "schedule.scan_cron",
+            if self.schedule.scan_cron.split_whitespace().count() == 6 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`{}` must have six fields, seconds first",
+                    self.schedule.scan_cron
+                ))
+            },
+        );
+        check(
+            "payments.provider",
+            match self.payments.provider.as_str() {
+                "static" | "xendit" => Ok(()),
+                other => Err(format!("`{other}` must be \"static\" or \"xendit\"")),
+            },
+        );
+        check(
+            "policy.late_fee_percent_per_month",
+            self.late_fee_percent().map(|_| ()),
+        );
+        check(
+            "policy.promise_horizon_days",
+            positive(self.policy.promise_horizon_days),
+        );
+        check(
+            "policy.reminders_per_day",
+            positive(self.policy.reminders_per_day as i64),
+        );
+        let s = &self.policy.stages;
+        let days = [
+            s.reminder_1,
+            s.reminder_2,
+            s.reminder_3,
+            s.warning,
+            s.escalated,
+        ];
+        check(
+            "policy.stages",
+            if days[0] >= 1 && days.windows(2).all(|w| w[0] < w[1]) {
+                Ok(())
+            } else {
+                Err("stage days must start at 1 or more and strictly increase".into())
+            },
+        );
+        check("calendar.holidays_file", self.holidays().map(|_| ()));
+        check(
+            "log.format",
+            match self.log.format.as_str() {
+                "pretty" | "json" => Ok(()),
+                other => Err(format!("`{other}` must be \"pretty\" or \"json\"")),
+            },
+        );
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(errors))
+        }
+    }
+
+    pub fn timezone(&self) -> Result<Tz, String> {
+        parse_zone(&self.schedule.timezone)
+    }
+
+    fn late_fee_percent(&self) -> Result<Decimal, String> {
+        let raw = &self.policy.late_fee_percent_per_month;
+        match raw.parse::<Decimal>() {
+            Ok(d) if d >= Decimal::ZERO && d <= Decimal::ONE_HUNDRED => Ok(d),
+            _ => Err(format!(
+                "`{raw}` must be a decimal percentage between 0 and 100"
+            )),
+        }
+    }
+
+    fn holidays(&self) -> Result<Vec<Holiday>, String> {
+        #[derive(Deserialize)]
+        struct File {
+            #[serde(default)]
+            holiday: Vec<Holiday>,
+        }
+        let path = &self.calendar.holidays_file;
+        let text = if path.is_empty() {
+            BUILTIN_HOLIDAYS.to_owned()
+        } else {
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read `{path}`: {e}"))?
+        };
+        let file: File =
+            toml::from_str(&text).map_err(|e| format!("`{path}`: {}", one_line(&e.to_string())))?;
+        Ok(file.holiday)
+    }
+
+    /// The working-day calendar (validated at load, so this cannot fail).
+    pub fn calendar(&self) -> Calendar {
+        Calendar::new(
+            self.holidays().expect("validated at load"),
+            self.calendar.cuti_bersama_is_holiday,
+            self.calendar.saturday_is_working_day,
+        )
+    }
+
+    /// The collection policy (validated at load, so this cannot fail).
+    pub fn policy(&self) -> Policy {
+        let s = &self.policy.stages;
+        Policy {
+            stage_days: vec![
+                (Stage::Reminder1, s.reminder_1),
+                (Stage::Reminder2, s.reminder_2),
+                (Stage::Reminder3, s.reminder_3),
+                (Stage::Warning, s.warning),
+                (Stage::Escalated, s.escalated),
+            ],
+            window: SendingWindow {
+                start: parse_time(&self.schedule.window_start).expect("validated"),
+                end: parse_time(&self.schedule.window_end).expect("validated"),
+                days: parse_days(&self.schedule.window_days).expect("validated"),
+            },
+            late_fee_percent_per_month: self.late_fee_percent().expect("validated"),
+            promise_horizon_days: self.policy.promise_horizon_days,
+            paid_claim_pause_working_days: self.policy.paid_claim_pause_working_days,
+            reminders_per_day: self.policy.reminders_per_day,
+        }
+    }
+}
+
+/// An IANA zone name, as employers' rows and the schedule carry them.
+pub fn parse_zone(raw: &str) -> Result<Tz, String> {
+    raw.parse::<Tz>()
+        .map_err(|_| format!("`{raw}` is not an IANA time zone (e.g. Asia/Jakarta)"))
+}
+
+fn parse_time(raw: &str) -> Result<NaiveTime, String> {
+    NaiveTime::parse_from_str(raw, "%H:%M").map_err(|_| format!("`{raw}` is not a time (HH:MM)"))
+}
+
+fn parse_days(raw: &[String]) -> Result<Vec<Weekday>, String> {
+    if raw.is_empty() {
+        return Err("needs at least one day".into());
+    }
+    raw.iter()
+        .map(|d| {
+            d.parse::<Weekday>()
+                .map_err(|_| format!("`{d}` is not a day (Mon…Sun)"))
+        })
+        .collect()
+}
+
+fn positive(n: i64) -> Result<(), String> {
+    if n > 0 {
+        Ok(())
+    } else {
+        Err(format!("must be positive, got {n}"))
+    }
+}
+
+fn url_like(raw: &str) -> Result<(), String> {
+    if raw.starts_with("http://") || raw.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(format!("`{raw}` must be an http(s) URL"))
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Layers `layer` over `base`, refusing keys the defaults do not know.
+fn merge(base: &mut Table, layer: Table, prefix: &str, errors: &mut Vec<String>) {
+    for (key, value) in layer {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match (base.get_mut(&key), value) {
+            (Some(Value::Table(b)), Value::Table(l)) => merge(b, l, &path, errors),
+            (Some(Value::Table(_)), _) => errors.push(format!("config: {path}: must be a table")),
+            (Some(slot), v) => {
+                if same_kind(slot, &v) {
+                    *slot = v;
+                } else {
+                    errors.push(format!(
+                        "config: {path}: expected {}, got {}",
+                        slot.type_str(),
+                        v.type_str()
+                    ));
+                }
+            }
+            (None, _) => errors.push(format!("config: unknown key `{path}`")),
+        }
+    }
+}
+
+fn same_kind(a: &Value, b: &Value) -> bool {
+    std::mem::discriminant(a) == std::mem::discriminant(b)
+}
+
+/// Sets one key from `WA_SMILE__SECTION__KEY`, parsed by the type its
+/// default has (so a numeric-looking token stays a string).
+fn apply_env(root: &mut Table, var: &str, path: &str, raw: &str, errors: &mut Vec<String>) {
+    let parts: Vec<String> = path.split("__").map(|p| p.to_ascii_lowercase()).collect();
+    let dotted = parts.join(".");
+    let Some(slot) = lookup(root, &parts).filter(|v| !v.is_table()) else {
+        errors.push(format!("config: {var} names no setting (`{dotted}`)"));
+        return;
+    };
+    let parsed = match slot {
+        Value::String(_) => Ok(Value::String(raw.to_owned())),
+        Value::Integer(_) => raw
+            .trim()
+            .parse::<i64>()
+            .map(Value::Integer)
+            .map_err(|_| "an integer"),
+        Value::Boolean(_) => raw
+            .trim()
+            .parse::<bool>()
+            .map(Value::Boolean)
+            .map_err(|_| "true or false"),
+        Value::Array(_) => Ok(parse_env_list(raw)),
+        _ => Err("a supported value"),
+    };
+    match parsed {
+        Ok(v) => *slot = v,
+        Err(what) => errors.push(format!(
+            "config: {var} ({dotted}): expected {what}, got `{raw}`"
+        )),
+    }
+}
+
+fn lookup<'a>(table: &'a mut Table, parts: &[String]) -> Option<&'a mut Value> {
+    let (first, rest) = parts.split_first()?;
+    let value = table.get_mut(first)?;
+    match (rest.is_empty(), value) {
+        (true, v) => Some(v),
+        (false, Value::Table(inner)) => lookup(inner, rest),
+        (false, _) => None,
+    }
+}
+
+/// A list from the environment: a TOML array (`["Mon","Tue"]`) or a plain
+/// comma-separated list (`Mon,Tue`).
+fn parse_env_list(raw: &str) -> Value {
+    if let Ok(t) = format!("v = {raw}").parse::<Table>() {
+        if let Some(v @ Value::Array(_)) = t.get("v") {
+            return v.clone();
+        }
+    }
+    Value::Array(
+        raw.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| Value::String(s.to_owned()))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load_and_match_contract() {
+        let c = Config::from_sources(None, env(&[])).unwrap();
+        assert_eq!(c.database.url, "sqlite://data/wa-smile.db");
+        assert_eq!(c.whatsapp.api_version, "v25.0");
+        assert_eq!(c.whatsapp.messages_per_second, 80);
+        assert_eq!(c.schedule.scan_cron, "0 0 7 * * *");
+        assert_eq!(c.policy().stage_for(30), Some(Stage::Warning));
+        assert!(c
+            .calendar()
+            .holiday("2026-08-17".parse().unwrap())
+            .is_some());
+    }
+
+    #[test]
+    fn file_layers_and_env_wins() {
+        let file = "[whatsapp]\nmessages_per_second = 1000\naccess_token = \"from-file\"\n";
+        let c = Config::from_sources(
+            Some(file),
+            env(&[
+                ("WA_SMILE__WHATSAPP__ACCESS_TOKEN", "12345"),
+                ("WA_SMILE__SCHEDULE__WINDOW_DAYS", "Mon,Tue"),
+                ("WA_SMILE__POLICY__STAGES__WARNING", "45"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.whatsapp.messages_per_second, 1000);
+        assert_eq!(c.whatsapp.access_token.expose_secret(), "12345");
+        assert_eq!(c.schedule.window_days, vec!["Mon", "Tue"]);
+        assert_eq!(c.policy.stages.warning, 45);
+    }
+
+    #[test]
+    fn each_bad_key_gets_its_own_line() {
+        let file = "[whatsapp]\nacess_token = \"x\"\n[schedule]\nwindow_start = \"25:00\"\ntimezone = \"Mars/Base\"\n";
+        let err = Config::from_sources(Some(file), env(&[])).unwrap_err();
+        assert!(
+            err.0
+                .iter()
+                .any(|l| l.contains("unknown key `whatsapp.acess_token`")),
+            "{err}"
+        );
+        let file = "[schedule]\nwindow_start = \"25:00\"\ntimezone = \"Mars/Base\"\n";
+        let err = Config::from_sources(
+            Some(file),
+            env(&[("WA_SMILE__WHATSAPP__MESSAGES_PER_SECOND", "lots")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.0.len(), 1, "env errors stop before validation: {err}");
+        let err = Config::from_sources(Some(file), env(&[])).unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert!(err.0.iter().all(|l| !l.contains('\n')));
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = Config::from_sources(
+            None,
+            env(&[("WA_SMILE__WHATSAPP__APP_SECRET", "hunter2-secret")]),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2-secret"));
+    }
+}

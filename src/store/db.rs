@@ -1,0 +1,418 @@
+//! One SQL text, two native backends. A `Query` is built against the backend
+//! of the pool or transaction it will run on, binds values that both sqlx
+//! drivers can encode (chrono dates and times stay native: `DATE` and
+//! `TIMESTAMPTZ` on PostgreSQL, ISO text on SQLite), and returns `Row`s that
+//! decode either way. Placeholders are `$1, $2…`, which both accept.
+
+use anyhow::{bail, Context, Result};
+use futures::stream::{BoxStream, StreamExt};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, PgPool, Postgres, Row as _, Sqlite, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection pool on either backend.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+}
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Db {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`); an SQLite file
+    /// and its folder are created if missing, in WAL mode.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Db> {
+        if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)
+                .with_context(|| "invalid SQLite URL".to_string())?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(30))
+                .disable_statement_logging();
+            if let Some(parent) = opts.get_filename().parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent).with_context(|| {
+                        format!("cannot create the database folder {}", parent.display())
+                    })?;
+                }
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .connect_with(opts)
+                .await
+                .context("cannot open the SQLite database")?;
+            Ok(Db {
+                pool: Pool::Sqlite(pool),
+            })
+        } else {
+            let opts = PgConnectOptions::from_str(url)
+                .context("invalid PostgreSQL URL")?
+                .disable_statement_logging();
+            Self::connect_postgres(opts, max_connections).await
+        }
+    }
+
+    pub async fn connect_postgres(opts: PgConnectOptions, max_connections: u32) -> Result<Db> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts)
+            .await
+            .context("cannot connect to PostgreSQL")?;
+        Ok(Db {
+            pool: Pool::Postgres(pool),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies the backend's embedded migrations.
+    pub async fn migrate(&self) -> Result<()> {
+        match &self.pool {
+            Pool::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await,
+            Pool::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await,
+        }
+        .context("failed to apply database migrations")
+    }
+
+    /// A write transaction. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`) so a read-then-write never fails on a lock upgrade.
+    pub async fn begin(&self) -> Result<Tx> {
+        let inner = match &self.pool {
+            Pool::Sqlite(p) => TxInner::Sqlite(
+                p.begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .context("failed to begin a transaction")?,
+            ),
+            Pool::Postgres(p) => {
+                TxInner::Postgres(p.begin().await.context("failed to begin a transaction")?)
+            }
+        };
+        Ok(Tx {
+            inner,
+            audit: Vec::new(),
+        })
+    }
+
+    pub fn query<'q>(&self, sql: &'q str) -> Query<'q> {
+        Query::new(self.backend(), sql)
+    }
+
+    pub async fn ping(&self) -> bool {
+        self.query("SELECT 1").execute(self).await.is_ok()
+    }
+
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
+    }
+
+    pub(crate) fn pg_pool(&self) -> Option<&PgPool> {
+        match &self.pool {
+            Pool::Postgres(p) => Some(p),
+            Pool::Sqlite(_) => None,
+        }
+    }
+}
+
+/// A write transaction. State changes push their audit entries here; the
+/// chain is appended at commit, last, so the one lock that serialises the
+/// audit chain is held only for the final statements of a transaction.
+pub struct Tx {
+    inner: TxInner,
+    pub(crate) audit: Vec<crate::audit::AuditEntry>,
+}
+
+enum TxInner {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub fn backend(&self) -> Backend {
+        match self.inner {
+            TxInner::Sqlite(_) => Backend::Sqlite,
+            TxInner::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    pub fn query<'q>(&self, sql: &'q str) -> Query<'q> {
+        Query::new(self.backend(), sql)
+    }
+
+    /// Records an audit entry to be chained when this transaction commits.
+    pub fn audit(&mut self, entry: crate::audit::AuditEntry) {
+        self.audit.push(entry);
+    }
+
+    /// Appends the pending audit entries to the hash chain, then commits.
+    pub async fn commit(mut self) -> Result<()> {
+        let entries = std::mem::take(&mut self.audit);
+        crate::audit::append(&mut self, entries).await?;
+        match self.inner {
+            TxInner::Sqlite(t) => t.commit().await,
+            TxInner::Postgres(t) => t.commit().await,
+        }
+        .context("failed to commit")
+    }
+
+    pub async fn rollback(self) -> Result<()> {
+        match self.inner {
+            TxInner::Sqlite(t) => t.rollback().await,
+            TxInner::Postgres(t) => t.rollback().await,
+        }
+        .context("failed to roll back")
+    }
+}
+
+/// Where a query runs: the pool or an open transaction.
+pub enum Conn<'a> {
+    Db(&'a Db),
+    Tx(&'a mut Tx),
+}
+
+impl<'a> From<&'a Db> for Conn<'a> {
+    fn from(db: &'a Db) -> Self {
+        Conn::Db(db)
+    }
+}
+
+impl<'a> From<&'a mut Tx> for Conn<'a> {
+    fn from(tx: &'a mut Tx) -> Self {
+        Conn::Tx(tx)
+    }
+}
+
+/// A value both drivers encode natively.
+pub trait Param<'q>:
+    sqlx::Encode<'q, Sqlite>
+    + sqlx::Type<Sqlite>
+    + sqlx::Encode<'q, Postgres>
+    + sqlx::Type<Postgres>
+    + Send
+    + 'q
+{
+}
+impl<'q, T> Param<'q> for T where
+    T: sqlx::Encode<'q, Sqlite>
+        + sqlx::Type<Sqlite>
+        + sqlx::Encode<'q, Postgres>
+        + sqlx::Type<Postgres>
+        + Send
+        + 'q
+{
+}
+
+/// A value both drivers decode natively.
+pub trait Column:
+    for<'r> sqlx::Decode<'r, Sqlite>
+    + sqlx::Type<Sqlite>
+    + for<'r> sqlx::Decode<'r, Postgres>
+    + sqlx::Type<Postgres>
+{
+}
+impl<T> Column for T where
+    T: for<'r> sqlx::Decode<'r, Sqlite>
+        + sqlx::Type<Sqlite>
+        + for<'r> sqlx::Decode<'r, Postgres>
+        + sqlx::Type<Postgres>
+{
+}
+
+pub enum Query<'q> {
+    Sqlite(sqlx::query::Query<'q, Sqlite, SqliteArguments<'q>>),
+    Postgres(sqlx::query::Query<'q, Postgres, PgArguments>),
+}
+
+macro_rules! dispatch {
+    ($query:expr, $conn:expr, |$q:ident, $ex:ident| $body:expr) => {
+        match ($query, $conn) {
+            (
+                Query::Sqlite($q),
+                Conn::Db(Db {
+                    pool: Pool::Sqlite($ex),
+                }),
+            ) => $body,
+            (
+                Query::Sqlite($q),
+                Conn::Tx(Tx {
+                    inner: TxInner::Sqlite(t),
+                    ..
+                }),
+            ) => {
+                let $ex = &mut **t;
+                $body
+            }
+            (
+                Query::Postgres($q),
+                Conn::Db(Db {
+                    pool: Pool::Postgres($ex),
+                }),
+            ) => $body,
+            (
+                Query::Postgres($q),
+                Conn::Tx(Tx {
+                    inner: TxInner::Postgres(t),
+                    ..
+                }),
+            ) => {
+                let $ex = &mut **t;
+                $body
+            }
+            _ => bail!("query built for one backend was run on the other"),
+        }
+    };
+}
+
+impl<'q> Query<'q> {
+    pub fn new(backend: Backend, sql: &'q str) -> Self {
+        match backend {
+            Backend::Sqlite => Query::Sqlite(sqlx::query(sql)),
+            Backend::Postgres => Query::Postgres(sqlx::query(sql)),
+        }
+    }
+
+    pub fn bind<T: Param<'q>>(self, value: T) -> Self {
+        match self {
+            Query::Sqlite(q) => Query::Sqlite(q.bind(value)),
+            Query::Postgres(q) => Query::Postgres(q.bind(value)),
+        }
+    }
+
+    /// Rows affected.
+    pub async fn execute<'c>(self, conn: impl Into<Conn<'c>>) -> Result<u64> {
+        Ok(dispatch!(self, conn.into(), |q, ex| q
+            .execute(ex)
+            .await?
+            .rows_affected()))
+    }
+
+    pub async fn fetch_all<'c>(self, conn: impl Into<Conn<'c>>) -> Result<Vec<Row>> {
+        Ok(dispatch!(self, conn.into(), |q, ex| q
+            .fetch_all(ex)
+            .await?
+            .into_iter()
+            .map(Row::from)
+            .collect()))
+    }
+
+    pub async fn fetch_optional<'c>(self, conn: impl Into<Conn<'c>>) -> Result<Option<Row>> {
+        Ok(dispatch!(self, conn.into(), |q, ex| q
+            .fetch_optional(ex)
+            .await?
+            .map(Row::from)))
+    }
+
+    pub async fn fetch_one<'c>(self, conn: impl Into<Conn<'c>>) -> Result<Row> {
+        Ok(dispatch!(self, conn.into(), |q, ex| Row::from(
+            q.fetch_one(ex).await?
+        )))
+    }
+
+    /// Rows one at a time, for results too large to hold (exports, audit
+    /// verification). Runs on the pool, outside any transaction.
+    pub fn fetch<'a>(self, db: &'a Db) -> BoxStream<'a, Result<Row>>
+    where
+        'q: 'a,
+    {
+        match (self, &db.pool) {
+            (Query::Sqlite(q), Pool::Sqlite(p)) => q
+                .fetch(p)
+                .map(|r| r.map(Row::Sqlite).map_err(Into::into))
+                .boxed(),
+            (Query::Postgres(q), Pool::Postgres(p)) => q
+                .fetch(p)
+                .map(|r| r.map(Row::Postgres).map_err(Into::into))
+                .boxed(),
+            _ => futures::stream::once(async {
+                Err(anyhow::anyhow!(
+                    "query built for one backend was run on the other"
+                ))
+            })
+            .boxed(),
+        }
+    }
+}
+
+impl From<SqliteRow> for Row {
+    fn from(r: SqliteRow) -> Self {
+        Row::Sqlite(r)
+    }
+}
+
+impl From<PgRow> for Row {
+    fn from(r: PgRow) -> Self {
+        Row::Postgres(r)
+    }
+}
+
+/// A result row from either backend.
+pub enum Row {
+    Sqlite(SqliteRow),
+    Postgres(PgRow),
+}
+
+impl Row {
+    pub fn get<T: Column>(&self, column: &str) -> Result<T> {
+        match self {
+            Row::Sqlite(r) => r.try_get(column),
+            Row::Postgres(r) => r.try_get(column),
+        }
+        .with_context(|| format!("failed to read column `{column}`"))
+    }
+}
+
+/// `($1,$2,$3),($4,$5,$6)…` for a multi-row insert of `rows` rows of `cols`
+/// columns, numbering from `$first`.
+pub fn values_placeholders(rows: usize, cols: usize, first: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    let mut n = first;
+    for r in 0..rows {
+        if r > 0 {
+            s.push(',');
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push(',');
+            }
+            s.push('$');
+            s.push_str(&n.to_string());
+            n += 1;
+        }
+        s.push(')');
+    }
+    s
+}
+
+/// `$first,$first+1,…` for an `IN (…)` list of `n` values.
+pub fn list_placeholders(n: usize, first: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}

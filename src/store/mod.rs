@@ -1,0 +1,7 @@
+//! Storage on SQLite (the embedded default) and PostgreSQL.
+
+mod db;
+
+pub use db::{
+    list_placeholders, values_placeholders, Backend, Column, Conn, Db, Param, Query, Row, Tx,
+};

@@ -1,0 +1,68 @@
+//! Test support shared by the integration tests and the benchmark: fresh
+//! databases on both backends.
+
+use crate::store::Db;
+use anyhow::{Context, Result};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+use std::str::FromStr;
+
+/// A fresh, migrated database; the SQLite file lives as long as this value.
+pub struct TestDb {
+    pub db: Db,
+    pub name: &'static str,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A new SQLite database in a temporary folder.
+pub async fn sqlite() -> Result<TestDb> {
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    let db = Db::connect(&url, 4).await?;
+    db.migrate().await?;
+    Ok(TestDb {
+        db,
+        name: "sqlite",
+        _dir: Some(dir),
+    })
+}
+
+/// A new PostgreSQL schema (named uniquely) in `WA_SMILE_TEST_POSTGRES_URL`,
+/// or None with a printed notice when the variable is not set.
+pub async fn postgres() -> Result<Option<TestDb>> {
+    let Ok(url) = std::env::var("WA_SMILE_TEST_POSTGRES_URL") else {
+        eprintln!("notice: WA_SMILE_TEST_POSTGRES_URL is not set; skipping the PostgreSQL run of this test");
+        return Ok(None);
+    };
+    let schema = format!("t_{}", uuid_like());
+    let mut admin = sqlx::PgConnection::connect(&url)
+        .await
+        .context("cannot reach the test PostgreSQL")?;
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut admin)
+        .await?;
+    admin.close().await?;
+    let opts = PgConnectOptions::from_str(&url)?
+        .options([("search_path", schema.as_str())])
+        .disable_statement_logging();
+    let db = Db::connect_postgres(opts, 8).await?;
+    db.migrate().await?;
+    Ok(Some(TestDb {
+        db,
+        name: "postgres",
+        _dir: None,
+    }))
+}
+
+/// SQLite always, PostgreSQL when configured.
+pub async fn all() -> Result<Vec<TestDb>> {
+    let mut dbs = vec![sqlite().await?];
+    dbs.extend(postgres().await?);
+    Ok(dbs)
+}
+
+fn uuid_like() -> String {
+    use rand::Rng;
+    let n: u64 = rand::rng().random();
+    format!("{:x}{:x}", std::process::id(), n)
+}
