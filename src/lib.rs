@@ -6,6 +6,7 @@ pub mod audit;
 pub mod case_log;
 pub mod config;
 pub mod domain;
+pub mod scan;
 pub mod store;
 pub mod testing;
 pub mod time;
