@@ -11,7 +11,25 @@ use std::str::FromStr;
 pub struct TestDb {
     pub db: Db,
     pub name: &'static str,
+    target: Target,
     _dir: Option<tempfile::TempDir>,
+}
+
+/// How to reach the same database again.
+enum Target {
+    Sqlite(String),
+    Postgres(PgConnectOptions),
+}
+
+impl TestDb {
+    /// A second, independent pool onto the same database (the same file or
+    /// schema), as another process would have: for concurrency tests.
+    pub async fn connect_again(&self) -> Result<Db> {
+        match &self.target {
+            Target::Sqlite(url) => Db::connect(url, 4).await,
+            Target::Postgres(opts) => Db::connect_postgres(opts.clone(), 8).await,
+        }
+    }
 }
 
 /// A new SQLite database in a temporary folder.
@@ -23,6 +41,7 @@ pub async fn sqlite() -> Result<TestDb> {
     Ok(TestDb {
         db,
         name: "sqlite",
+        target: Target::Sqlite(url),
         _dir: Some(dir),
     })
 }
@@ -45,11 +64,12 @@ pub async fn postgres() -> Result<Option<TestDb>> {
     let opts = PgConnectOptions::from_str(&url)?
         .options([("search_path", schema.as_str())])
         .disable_statement_logging();
-    let db = Db::connect_postgres(opts, 8).await?;
+    let db = Db::connect_postgres(opts.clone(), 8).await?;
     db.migrate().await?;
     Ok(Some(TestDb {
         db,
         name: "postgres",
+        target: Target::Postgres(opts),
         _dir: None,
     }))
 }
