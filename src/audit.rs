@@ -7,7 +7,7 @@
 //! personal data from before/after (UU PDP) and the chain still verifies,
 //! while an unredacted row's payload is still checked against its digest.
 
-use crate::store::{values_placeholders, Backend, Db, Tx};
+use crate::store::{rows_per_statement, values_placeholders, Backend, Db, Tx};
 use anyhow::{Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::StreamExt;
@@ -104,8 +104,7 @@ pub(crate) async fn append(tx: &mut Tx, entries: Vec<AuditEntry>) -> Result<()> 
     let mut prev: String = head.get("hash")?;
 
     const COLS: usize = 10;
-    const CHUNK: usize = 500;
-    for chunk in entries.chunks(CHUNK) {
+    for chunk in entries.chunks(rows_per_statement(tx.backend(), COLS)) {
         let sql = format!(
             "INSERT INTO audit_log (seq, at, actor, action, entity, before, after, payload_digest, prev_hash, hash) VALUES {}",
             values_placeholders(chunk.len(), COLS, 1)

@@ -2,7 +2,7 @@
 //! same transaction as the change and mirrored in the audit chain.
 
 use crate::audit::AuditEntry;
-use crate::store::{values_placeholders, Conn, Tx};
+use crate::store::{rows_per_statement, values_placeholders, Conn, Tx};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -131,8 +131,7 @@ pub struct Event {
 /// Writes events (and their audit entries) in `tx`, many rows a statement.
 pub async fn record(tx: &mut Tx, events: &[NewEvent]) -> Result<()> {
     const COLS: usize = 5;
-    const CHUNK: usize = 1000;
-    for chunk in events.chunks(CHUNK) {
+    for chunk in events.chunks(rows_per_statement(tx.backend(), COLS)) {
         let sql = format!(
             "INSERT INTO case_events (case_id, at, kind, actor, data) VALUES {}",
             values_placeholders(chunk.len(), COLS, 1)

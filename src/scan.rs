@@ -12,7 +12,7 @@
 use crate::case_log::{self, Actor, EventKind, NewEvent};
 use crate::config::{parse_zone, Config};
 use crate::domain::{Calendar, CaseStatus, Money, Policy, QuietReason, Stage};
-use crate::store::{values_placeholders, Db, Row, Tx};
+use crate::store::{list_placeholders, rows_per_statement, values_placeholders, Db, Row, Tx};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -23,8 +23,6 @@ use std::str::FromStr;
 /// Employer ids per transaction: large enough for few round trips, small
 /// enough that a range's rows and its write locks stay modest.
 const CHUNK_IDS: i64 = 2_000;
-/// Rows per multi-row statement (well under both backends' bind limits).
-const ROWS_PER_STATEMENT: usize = 1_000;
 /// First key of the scan's PostgreSQL advisory lock; the second is the hash
 /// of the current schema, so scans of different schemas never block.
 const PG_LOCK_CLASS: i32 = 0x5CA4;
@@ -103,8 +101,10 @@ async fn scan_all(db: &Db, ctx: &ScanContext, at: DateTime<Utc>) -> Result<ScanS
         .fetch_one(db)
         .await
         .context("failed to read the employer id range")?;
-    let (Some(lo), Some(hi)) = (bounds.get::<Option<i64>>("lo")?, bounds.get::<Option<i64>>("hi")?)
-    else {
+    let (Some(lo), Some(hi)) = (
+        bounds.get::<Option<i64>>("lo")?,
+        bounds.get::<Option<i64>>("hi")?,
+    ) else {
         return Ok(ScanSummary::default());
     };
     let mut summary = ScanSummary::default();
@@ -141,7 +141,10 @@ impl Zones {
             return *tz;
         }
         let tz = parse_zone(name).unwrap_or_else(|_| {
-            tracing::warn!(employer_id, "unreadable employer time zone; using the default");
+            tracing::warn!(
+                employer_id,
+                "unreadable employer time zone; using the default"
+            );
             self.default
         });
         self.parsed.insert(name.to_owned(), tz);
@@ -230,11 +233,13 @@ async fn scan_chunk(
         .await
         .context("failed to read overdue bills")?
     {
-        dues.entry(r.get("employer_id")?).or_default().push(DueGroup {
-            due_date: r.get("due_date")?,
-            count: r.get("n")?,
-            owed_minor: r.get("owed")?,
-        });
+        dues.entry(r.get("employer_id")?)
+            .or_default()
+            .push(DueGroup {
+                due_date: r.get("due_date")?,
+                count: r.get("n")?,
+                owed_minor: r.get("owed")?,
+            });
     }
 
     let mut cases: HashMap<i64, OpenCase> = HashMap::new();
@@ -397,7 +402,7 @@ async fn scan_chunk(
 
     // New cases. A concurrent scan that opened one first wins the unique
     // index, and this one leaves that employer alone.
-    for chunk in to_open.chunks(ROWS_PER_STATEMENT) {
+    for chunk in to_open.chunks(rows_per_statement(tx.backend(), 7)) {
         let sql = format!(
             "INSERT INTO cases (employer_id, status, stage, opened_at, quiet_reason, next_action_at, updated_at) \
              VALUES {} ON CONFLICT (employer_id) WHERE resolved_at IS NULL DO NOTHING \
@@ -461,7 +466,7 @@ async fn scan_chunk(
         })
         .collect();
     let mut updated: HashSet<i64> = HashSet::new();
-    for chunk in changed.chunks(ROWS_PER_STATEMENT) {
+    for chunk in changed.chunks(rows_per_statement(tx.backend(), 7)) {
         let sql = format!(
             "UPDATE cases SET status = v.column2, stage = v.column3, quiet_reason = v.column4, \
                     next_action_at = v.column5, updated_at = ${at_param} \
@@ -534,13 +539,15 @@ async fn scan_chunk(
     }
 
     // Reminders the case has moved past, or that escalation silences.
-    for chunk in cancels.chunks(ROWS_PER_STATEMENT) {
-        let reasons: HashMap<i64, (i64, &str)> =
-            chunk.iter().map(|&(case, id, why)| (id, (case, why))).collect();
+    for chunk in cancels.chunks(rows_per_statement(tx.backend(), 1)) {
+        let reasons: HashMap<i64, (i64, &str)> = chunk
+            .iter()
+            .map(|&(case, id, why)| (id, (case, why)))
+            .collect();
         let sql = format!(
             "UPDATE outbox SET state = 'cancelled', updated_at = $1 \
              WHERE state = 'queued' AND id IN ({}) RETURNING id, message",
-            crate::store::list_placeholders(chunk.len(), 2)
+            list_placeholders(chunk.len(), 2)
         );
         let mut q = tx.query(&sql).bind(at);
         for &(_, id, _) in chunk {
@@ -567,7 +574,7 @@ async fn scan_chunk(
     }
 
     // The stage messages, once per case and stage by their key.
-    for chunk in messages.chunks(ROWS_PER_STATEMENT) {
+    for chunk in messages.chunks(rows_per_statement(tx.backend(), 11)) {
         let sql = format!(
             "INSERT INTO outbox (case_id, employer_id, idempotency_key, message, kind, wa_id, body, state, due_at, created_at, updated_at) \
              VALUES {} ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, case_id, message, due_at",
@@ -742,7 +749,11 @@ fn decide(
         stage,
         quiet,
         next_action_at,
-        queue: if queue { due_at.map(|d| (stage, d)) } else { None },
+        queue: if queue {
+            due_at.map(|d| (stage, d))
+        } else {
+            None
+        },
         cancel,
     }
 }

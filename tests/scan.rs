@@ -238,8 +238,16 @@ async fn first_scan_opens_one_case_per_overdue_employer_and_queues_one_message_f
         assert!(cases_of(db, paid).await.is_empty(), "{}", t.name);
 
         let c = case_of(db, one_day).await;
-        assert_eq!((c.status.as_str(), c.stage.as_str()), ("open", "reminder_1"));
-        assert_eq!(c.quiet_reason.as_deref(), Some("window_closed"), "{}", t.name);
+        assert_eq!(
+            (c.status.as_str(), c.stage.as_str()),
+            ("open", "reminder_1")
+        );
+        assert_eq!(
+            c.quiet_reason.as_deref(),
+            Some("window_closed"),
+            "{}",
+            t.name
+        );
         assert_eq!(c.next_action_at, Some(at("2026-03-03T01:00:00Z")));
         let out = outbox_of(db, one_day).await;
         assert_eq!(out.len(), 1, "{}", t.name);
@@ -252,7 +260,11 @@ async fn first_scan_opens_one_case_per_overdue_employer_and_queues_one_message_f
         assert_eq!(out[0].due_at, at("2026-03-03T01:00:00Z"), "{}", t.name);
 
         let w = case_of(db, week).await;
-        assert_eq!(w.stage, "reminder_2", "{}: 7 days after the oldest bill", t.name);
+        assert_eq!(
+            w.stage, "reminder_2",
+            "{}: 7 days after the oldest bill",
+            t.name
+        );
         let ev = events(db, w.id).await;
         assert_eq!(
             ev.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(),
@@ -276,7 +288,12 @@ async fn due_at_respects_the_window_edges_in_the_employers_own_zone() {
         // (zone, scan instant, expected due_at, expected quiet reason)
         let samples = [
             // 07:59:59 WIB waits for 08:00 WIB.
-            (WIB, "2026-03-03T00:59:59Z", "2026-03-03T01:00:00Z", Some("window_closed")),
+            (
+                WIB,
+                "2026-03-03T00:59:59Z",
+                "2026-03-03T01:00:00Z",
+                Some("window_closed"),
+            ),
             // 08:00 WIB is inside.
             (WIB, "2026-03-03T01:00:00Z", "2026-03-03T01:00:00Z", None),
             // 08:30 WITA is inside although it is 07:30 in Jakarta.
@@ -284,9 +301,19 @@ async fn due_at_respects_the_window_edges_in_the_employers_own_zone() {
             // 19:59 WIB is inside.
             (WIB, "2026-03-03T12:59:00Z", "2026-03-03T12:59:00Z", None),
             // 20:00 WIB waits for Wednesday 08:00 WIB.
-            (WIB, "2026-03-03T13:00:00Z", "2026-03-04T01:00:00Z", Some("window_closed")),
+            (
+                WIB,
+                "2026-03-03T13:00:00Z",
+                "2026-03-04T01:00:00Z",
+                Some("window_closed"),
+            ),
             // 20:00 WITA waits for Wednesday 08:00 WITA.
-            (WITA, "2026-03-03T12:00:00Z", "2026-03-04T00:00:00Z", Some("window_closed")),
+            (
+                WITA,
+                "2026-03-03T12:00:00Z",
+                "2026-03-04T00:00:00Z",
+                Some("window_closed"),
+            ),
         ];
         let mut sorted = samples.to_vec();
         sorted.sort_by_key(|s| s.1);
@@ -298,9 +325,18 @@ async fn due_at_respects_the_window_edges_in_the_employers_own_zone() {
             let out = outbox_of(db, e).await;
             assert_eq!(out[0].due_at, at(due), "{}: {zone} at {when}", t.name);
             let c = case_of(db, e).await;
-            assert_eq!(c.quiet_reason.as_deref(), quiet, "{}: {zone} at {when}", t.name);
+            assert_eq!(
+                c.quiet_reason.as_deref(),
+                quiet,
+                "{}: {zone} at {when}",
+                t.name
+            );
             let expected_next = quiet.map(|_| at(due));
-            assert_eq!(c.next_action_at, expected_next, "{}: {zone} at {when}", t.name);
+            assert_eq!(
+                c.next_action_at, expected_next,
+                "{}: {zone} at {when}",
+                t.name
+            );
         }
         assert_chain_intact(db, t.name).await;
     }
@@ -318,9 +354,17 @@ async fn a_holiday_or_a_sunday_pushes_due_at_and_records_the_reason() {
             .await
             .unwrap();
         let c = case_of(db, sunday).await;
-        assert_eq!(c.quiet_reason.as_deref(), Some("non_sending_day"), "{}", t.name);
+        assert_eq!(
+            c.quiet_reason.as_deref(),
+            Some("non_sending_day"),
+            "{}",
+            t.name
+        );
         assert_eq!(c.next_action_at, Some(at("2026-03-09T01:00:00Z")));
-        assert_eq!(outbox_of(db, sunday).await[0].due_at, at("2026-03-09T01:00:00Z"));
+        assert_eq!(
+            outbox_of(db, sunday).await[0].due_at,
+            at("2026-03-09T01:00:00Z")
+        );
 
         // Nyepi (Thursday 19 March 2026) starts a run of holidays and
         // collective leave up to Tuesday 24 March: the message waits for
@@ -333,7 +377,10 @@ async fn a_holiday_or_a_sunday_pushes_due_at_and_records_the_reason() {
         let c = case_of(db, nyepi).await;
         assert_eq!(c.quiet_reason.as_deref(), Some("holiday"), "{}", t.name);
         assert_eq!(c.next_action_at, Some(at("2026-03-25T01:00:00Z")));
-        assert_eq!(outbox_of(db, nyepi).await[0].due_at, at("2026-03-25T01:00:00Z"));
+        assert_eq!(
+            outbox_of(db, nyepi).await[0].due_at,
+            at("2026-03-25T01:00:00Z")
+        );
         assert_chain_intact(db, t.name).await;
     }
 }
@@ -352,7 +399,11 @@ async fn catch_up_after_a_40_day_gap_queues_the_warning_only_not_four_messages()
         assert_eq!(s.messages_queued, 1, "{}", t.name);
         let c = case_of(db, e).await;
         assert_eq!(c.stage, "warning", "{}", t.name);
-        assert_eq!(c.status, "needs_officer", "{}: an officer follows up", t.name);
+        assert_eq!(
+            c.status, "needs_officer",
+            "{}: an officer follows up",
+            t.name
+        );
         assert_eq!(c.quiet_reason, None, "{}: the warning goes out now", t.name);
         let out = outbox_of(db, e).await;
         assert_eq!(out.len(), 1, "{}", t.name);
@@ -363,8 +414,8 @@ async fn catch_up_after_a_40_day_gap_queues_the_warning_only_not_four_messages()
 }
 
 #[tokio::test]
-async fn stages_progress_across_scans_with_stage_changed_events_and_superseded_reminders_cancelled(
-) {
+async fn stages_progress_across_scans_with_stage_changed_events_and_superseded_reminders_cancelled()
+{
     let ctx = ctx();
     for t in testing::all().await.unwrap() {
         let db = &t.db;
@@ -680,7 +731,12 @@ async fn opted_out_wrong_number_and_paused_cases_stay_silent_with_the_reason() {
         assert_eq!(c.quiet_reason.as_deref(), Some("opted_out"), "{}", t.name);
         assert!(outbox_of(db, opted).await.is_empty(), "{}", t.name);
         let c = case_of(db, wrong).await;
-        assert_eq!(c.quiet_reason.as_deref(), Some("wrong_number"), "{}", t.name);
+        assert_eq!(
+            c.quiet_reason.as_deref(),
+            Some("wrong_number"),
+            "{}",
+            t.name
+        );
         assert!(outbox_of(db, wrong).await.is_empty(), "{}", t.name);
 
         // An officer pauses the case after reminder_1 went out; reminder_2's
@@ -761,7 +817,10 @@ async fn escalated_after_60_days_cancels_queued_reminders_and_sends_nothing_more
             .unwrap();
         assert_eq!(s.messages_queued, 0, "{}", t.name);
         let c = case_of(db, e).await;
-        assert_eq!((c.status.as_str(), c.stage.as_str()), ("escalated", "escalated"));
+        assert_eq!(
+            (c.status.as_str(), c.stage.as_str()),
+            ("escalated", "escalated")
+        );
         assert_eq!(c.quiet_reason.as_deref(), Some("escalated"), "{}", t.name);
         let out = outbox_of(db, e).await;
         assert_eq!(out.len(), 1, "{}", t.name);
@@ -815,5 +874,101 @@ async fn two_concurrent_scans_queue_each_message_once() {
         assert_eq!(count(db, "audit_log").await, 120, "{}", t.name);
         assert_chain_intact(db, t.name).await;
         other.close().await;
+    }
+}
+
+/// 200,000 employers with five bills each (1,000,000 bills, 30% unpaid and
+/// overdue), seeded set-based on the server side. Run in release:
+/// `cargo test --release --test scan -- --ignored --nocapture`.
+async fn seed_scale(db: &Db, employers: i64) {
+    use wa_smile::store::Backend;
+    let created = at("2026-01-01T00:00:00Z");
+    let (employers_sql, bills_sql) = match db.backend() {
+        Backend::Sqlite => (
+            "WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < $1) \
+             INSERT INTO employers (npp, name, branch, wa_id, contact_name, timezone, created_at, updated_at) \
+             SELECT printf('%08d', n), 'PT ' || n, 'B' || (n % 20), \
+                    CASE WHEN n % 50 = 0 THEN NULL ELSE '6281' || printf('%09d', n) END, '', \
+                    CASE WHEN n % 10 = 0 THEN 'Asia/Makassar' ELSE 'Asia/Jakarta' END, $2, $2 FROM seq",
+            "WITH RECURSIVE k(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM k WHERE k < 4) \
+             INSERT INTO bills (employer_id, period, amount_minor, due_date, paid_minor, settled_at, created_at, updated_at) \
+             SELECT e.id, '2025-' || printf('%02d', k.k + 8), 100000000 + e.id, \
+                    CASE k.k WHEN 0 THEN '2025-12-15' WHEN 1 THEN '2026-01-30' WHEN 2 THEN '2026-02-16' \
+                             WHEN 3 THEN '2026-02-24' ELSE '2026-03-02' END, 0, \
+                    CASE WHEN (e.id * 7 + k.k * 3) % 10 < 3 THEN NULL ELSE $1 END, $1, $1 \
+             FROM employers e CROSS JOIN k",
+        ),
+        Backend::Postgres => (
+            "INSERT INTO employers (npp, name, branch, wa_id, contact_name, timezone, created_at, updated_at) \
+             SELECT lpad(n::text, 8, '0'), 'PT ' || n, 'B' || (n % 20), \
+                    CASE WHEN n % 50 = 0 THEN NULL ELSE '6281' || lpad(n::text, 9, '0') END, '', \
+                    CASE WHEN n % 10 = 0 THEN 'Asia/Makassar' ELSE 'Asia/Jakarta' END, $2, $2 \
+             FROM generate_series(1, $1) AS n",
+            "INSERT INTO bills (employer_id, period, amount_minor, due_date, paid_minor, settled_at, created_at, updated_at) \
+             SELECT e.id, '2025-' || lpad((k + 8)::text, 2, '0'), 100000000 + e.id, \
+                    (CASE k WHEN 0 THEN '2025-12-15' WHEN 1 THEN '2026-01-30' WHEN 2 THEN '2026-02-16' \
+                            WHEN 3 THEN '2026-02-24' ELSE '2026-03-02' END)::date, 0, \
+                    CASE WHEN (e.id * 7 + k * 3) % 10 < 3 THEN NULL ELSE $1 END, $1, $1 \
+             FROM employers e CROSS JOIN generate_series(0, 4) AS k",
+        ),
+    };
+    db.query(employers_sql)
+        .bind(employers)
+        .bind(created)
+        .execute(db)
+        .await
+        .unwrap();
+    db.query(bills_sql).bind(created).execute(db).await.unwrap();
+    if db.backend() == Backend::Postgres {
+        db.query("ANALYZE").execute(db).await.unwrap();
+    }
+}
+
+fn peak_rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
+}
+
+#[tokio::test]
+#[ignore = "scale check: 200k employers, 1M bills; run in release"]
+async fn scale_first_scan_of_200k_employers_and_a_no_change_rescan_are_fast() {
+    let ctx = ctx();
+    let employers: i64 = std::env::var("SCAN_SCALE_EMPLOYERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    for t in testing::all().await.unwrap() {
+        let db = &t.db;
+        let seeding = std::time::Instant::now();
+        seed_scale(db, employers).await;
+        eprintln!(
+            "{}: seeded {} employers, {} bills in {:?}",
+            t.name,
+            count(db, "employers").await,
+            count(db, "bills").await,
+            seeding.elapsed()
+        );
+        let now = at("2026-03-03T03:00:00Z");
+        let started = std::time::Instant::now();
+        let first = scan::run(db, &ctx, now).await.unwrap();
+        let first_took = started.elapsed();
+        let started = std::time::Instant::now();
+        let second = scan::run(db, &ctx, now).await.unwrap();
+        let second_took = started.elapsed();
+        eprintln!(
+            "{}: first scan {first:?} in {first_took:?}; second {second:?} in {second_took:?}; peak RSS {} MB",
+            t.name,
+            peak_rss_mb()
+        );
+        assert_eq!(second, ScanSummary::default(), "{}", t.name);
+        assert!(first_took.as_secs() < 30, "{}: first scan too slow", t.name);
+        assert!(second_took.as_secs() < 10, "{}: rescan too slow", t.name);
+        assert!(peak_rss_mb() < 300, "{}: peak RSS too high", t.name);
     }
 }

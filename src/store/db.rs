@@ -409,6 +409,19 @@ pub fn values_placeholders(rows: usize, cols: usize, first: usize) -> String {
     s
 }
 
+/// How many rows of `cols` columns one multi-row statement should carry.
+/// SQLite looks up each `$N` parameter's name with a linear scan (sqlx binds
+/// by name), so binding is quadratic in the parameters of one statement: a
+/// few hundred per statement keeps that negligible. PostgreSQL has no such
+/// cost and gains from fewer round trips, up to its 65,535-parameter limit.
+pub fn rows_per_statement(backend: Backend, cols: usize) -> usize {
+    let params = match backend {
+        Backend::Sqlite => 400,
+        Backend::Postgres => 30_000,
+    };
+    (params / cols.max(1)).clamp(1, 1_000)
+}
+
 /// `$first,$first+1,…` for an `IN (…)` list of `n` values.
 pub fn list_placeholders(n: usize, first: usize) -> String {
     (first..first + n)

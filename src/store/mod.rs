@@ -3,5 +3,6 @@
 mod db;
 
 pub use db::{
-    list_placeholders, values_placeholders, Backend, Column, Conn, Db, Param, Query, Row, Tx,
+    list_placeholders, rows_per_statement, values_placeholders, Backend, Column, Conn, Db, Param,
+    Query, Row, Tx,
 };
