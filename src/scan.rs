@@ -12,12 +12,14 @@
 use crate::case_log::{self, Actor, EventKind, NewEvent};
 use crate::config::{parse_zone, Config};
 use crate::domain::{Calendar, CaseStatus, Money, Policy, QuietReason, Stage};
-use crate::store::{list_placeholders, rows_per_statement, values_placeholders, Db, Row, Tx};
+use crate::store::{
+    list_placeholders, rows_per_statement, values_placeholders, Db, Query, Row, Tx,
+};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
 
 /// Employer ids per transaction: large enough for few round trips, small
@@ -136,13 +138,13 @@ impl Zones {
         }
     }
 
-    fn get(&mut self, employer_id: i64, name: &str) -> Tz {
+    fn get(&mut self, name: &str) -> Tz {
         if let Some(tz) = self.parsed.get(name) {
             return *tz;
         }
         let tz = parse_zone(name).unwrap_or_else(|_| {
             tracing::warn!(
-                employer_id,
+                zone = name,
                 "unreadable employer time zone; using the default"
             );
             self.default
@@ -179,13 +181,6 @@ struct OutboxRow {
     sent_at: Option<DateTime<Utc>>,
 }
 
-/// Unpaid bills of one employer sharing a due date.
-struct DueGroup {
-    due_date: NaiveDate,
-    count: i64,
-    owed_minor: i64,
-}
-
 /// What the scan wants a case to look like, and the message to queue.
 struct Decision {
     status: CaseStatus,
@@ -213,109 +208,102 @@ async fn scan_chunk(
     zones: &mut Zones,
     summary: &mut ScanSummary,
 ) -> Result<()> {
-    // No zone is ahead of UTC+14, so nothing due on or after this date can
-    // be overdue anywhere; the exact cut is made per employer below.
-    let due_before = (at + Duration::hours(14)).date_naive();
-
-    let mut dues: HashMap<i64, Vec<DueGroup>> = HashMap::new();
-    for r in tx
-        .query(
-            "SELECT employer_id, due_date, COUNT(*) AS n, \
-                    CAST(SUM(amount_minor - paid_minor) AS BIGINT) AS owed \
-             FROM bills \
-             WHERE settled_at IS NULL AND employer_id >= $1 AND employer_id < $2 AND due_date < $3 \
-             GROUP BY employer_id, due_date",
-        )
-        .bind(lo)
-        .bind(hi)
-        .bind(due_before)
-        .fetch_all(&mut *tx)
-        .await
-        .context("failed to read overdue bills")?
-    {
-        dues.entry(r.get("employer_id")?)
-            .or_default()
-            .push(DueGroup {
-                due_date: r.get("due_date")?,
-                count: r.get("n")?,
-                owed_minor: r.get("owed")?,
-            });
-    }
-
-    let mut cases: HashMap<i64, OpenCase> = HashMap::new();
-    for r in tx
-        .query(
-            "SELECT id, employer_id, status, stage, paused_until, promised_date, quiet_reason, next_action_at \
-             FROM cases WHERE resolved_at IS NULL AND employer_id >= $1 AND employer_id < $2",
-        )
+    // Which bills are overdue depends on each employer's local date. The
+    // range's zones are few, so each zone's date is bound into a CASE and
+    // SQL aggregates per employer with the exact cut: one row per overdue
+    // employer, whatever its number of bills.
+    let zone_dates: Vec<(String, NaiveDate)> = tx
+        .query("SELECT DISTINCT timezone FROM employers WHERE id >= $1 AND id < $2")
         .bind(lo)
         .bind(hi)
         .fetch_all(&mut *tx)
         .await
-        .context("failed to read open cases")?
-    {
-        cases.insert(
-            r.get("employer_id")?,
-            OpenCase {
-                id: r.get("id")?,
-                status: r.get("status")?,
-                stage: r.get("stage")?,
-                paused_until: r.get("paused_until")?,
-                promised_date: r.get("promised_date")?,
-                quiet_reason: r.get("quiet_reason")?,
-                next_action_at: r.get("next_action_at")?,
-            },
-        );
+        .context("failed to read employer time zones")?
+        .iter()
+        .map(|r| {
+            let name: String = r.get("timezone")?;
+            let tz = zones.get(&name);
+            Ok((name, at.with_timezone(&tz).date_naive()))
+        })
+        .collect::<Result<_>>()?;
+    if zone_dates.is_empty() {
+        return Ok(());
     }
-    if dues.is_empty() && cases.is_empty() {
+    let mut cut = String::from("CASE e.timezone");
+    for i in 0..zone_dates.len() {
+        cut.push_str(&format!(" WHEN ${} THEN ${}", 3 + 2 * i, 4 + 2 * i));
+    }
+    // An employer added since the zones were read (PostgreSQL, read
+    // committed) falls back to the default zone rather than to NULL, which
+    // would make its bills look paid.
+    cut.push_str(&format!(" ELSE ${} END", 3 + 2 * zone_dates.len()));
+    let default_date = at.with_timezone(&ctx.default_tz).date_naive();
+    fn bind_cut<'q>(
+        q: Query<'q>,
+        lo: i64,
+        hi: i64,
+        zone_dates: &[(String, NaiveDate)],
+        default_date: NaiveDate,
+    ) -> Query<'q> {
+        let mut q = q.bind(lo).bind(hi);
+        for (name, date) in zone_dates {
+            q = q.bind(name.clone()).bind(*date);
+        }
+        q.bind(default_date)
+    }
+
+    let overdue_sql = format!(
+        "SELECT e.id, e.timezone, e.wa_id, e.opted_out_at, e.contact_invalid_at, \
+                a.n, a.owed, a.oldest, \
+                c.id AS case_id, c.status, c.stage, c.paused_until, c.promised_date, \
+                c.quiet_reason, c.next_action_at, \
+                o.id AS cur_id, o.state AS cur_state, o.due_at AS cur_due_at \
+         FROM (SELECT b.employer_id, COUNT(*) AS n, \
+                      CAST(SUM(b.amount_minor - b.paid_minor) AS BIGINT) AS owed, \
+                      MIN(b.due_date) AS oldest \
+               FROM bills b JOIN employers e ON e.id = b.employer_id \
+               WHERE b.settled_at IS NULL AND b.employer_id >= $1 AND b.employer_id < $2 \
+                 AND b.due_date < {cut} \
+               GROUP BY b.employer_id) a \
+         JOIN employers e ON e.id = a.employer_id \
+         LEFT JOIN cases c ON c.employer_id = e.id AND c.resolved_at IS NULL \
+         LEFT JOIN outbox o ON o.idempotency_key = 'case:' || c.id || ':stage:' || c.stage \
+         ORDER BY e.id"
+    );
+    let overdue = bind_cut(tx.query(&overdue_sql), lo, hi, &zone_dates, default_date)
+        .fetch_all(&mut *tx)
+        .await
+        .context("failed to read overdue employers")?;
+
+    let settled_sql = format!(
+        "SELECT c.id, c.status FROM cases c JOIN employers e ON e.id = c.employer_id \
+         WHERE c.resolved_at IS NULL AND c.employer_id >= $1 AND c.employer_id < $2 \
+           AND NOT EXISTS (SELECT 1 FROM bills b \
+                           WHERE b.employer_id = c.employer_id AND b.settled_at IS NULL \
+                             AND b.due_date < {cut}) \
+         ORDER BY c.id"
+    );
+    let mut to_resolve: Vec<(i64, String)> = Vec::new();
+    for r in bind_cut(tx.query(&settled_sql), lo, hi, &zone_dates, default_date)
+        .fetch_all(&mut *tx)
+        .await
+        .context("failed to read settled cases")?
+    {
+        to_resolve.push((r.get("id")?, r.get("status")?));
+    }
+    if overdue.is_empty() && to_resolve.is_empty() {
         return Ok(());
     }
 
-    let mut employers: BTreeMap<i64, Employer> = BTreeMap::new();
-    for r in tx
-        .query(
-            "SELECT id, timezone, wa_id, opted_out_at, contact_invalid_at FROM employers \
-             WHERE id >= $1 AND id < $2 AND ( \
-               id IN (SELECT employer_id FROM bills \
-                      WHERE settled_at IS NULL AND employer_id >= $1 AND employer_id < $2 AND due_date < $3) \
-               OR id IN (SELECT employer_id FROM cases \
-                         WHERE resolved_at IS NULL AND employer_id >= $1 AND employer_id < $2))",
-        )
-        .bind(lo)
-        .bind(hi)
-        .bind(due_before)
-        .fetch_all(&mut *tx)
-        .await
-        .context("failed to read employers")?
-    {
-        let id: i64 = r.get("id")?;
-        let zone: String = r.get("timezone")?;
-        employers.insert(
-            id,
-            Employer {
-                tz: zones.get(id, &zone),
-                wa_id: r
-                    .get::<Option<String>>("wa_id")?
-                    .filter(|w| !w.trim().is_empty()),
-                opted_out: r.get::<Option<DateTime<Utc>>>("opted_out_at")?.is_some(),
-                contact_invalid: r
-                    .get::<Option<DateTime<Utc>>>("contact_invalid_at")?
-                    .is_some(),
-            },
-        );
-    }
-
-    // Stage messages of the open cases (to know what was already queued or
-    // sent) and every recent automated reminder (for the daily cap).
+    // Queued and recent automated reminders: what to cancel when a case
+    // moves on, and what counts towards the daily cap.
     let recent = at - Duration::days(3);
     let mut outbox: HashMap<i64, Vec<OutboxRow>> = HashMap::new();
     for r in tx
         .query(
             "SELECT id, employer_id, case_id, message, state, due_at, sent_at FROM outbox \
              WHERE employer_id >= $1 AND employer_id < $2 AND idempotency_key LIKE 'case:%:stage:%' \
-               AND (state = 'queued' OR due_at >= $3 OR sent_at >= $3 \
-                    OR case_id IN (SELECT id FROM cases \
-                                   WHERE resolved_at IS NULL AND employer_id >= $1 AND employer_id < $2))",
+               AND (state = 'queued' OR due_at >= $3 OR sent_at >= $3)",
         )
         .bind(lo)
         .bind(hi)
@@ -341,34 +329,34 @@ async fn scan_chunk(
     let no_rows: Vec<OutboxRow> = Vec::new();
     let mut to_open: Vec<Plan> = Vec::new();
     let mut to_update: Vec<(OpenCase, Plan)> = Vec::new();
-    let mut to_resolve: Vec<(i64, String)> = Vec::new();
-    for (&employer_id, employer) in &employers {
-        let local_today = at.with_timezone(&employer.tz).date_naive();
-        let mut overdue: Vec<&DueGroup> = dues
-            .get(&employer_id)
-            .map(|g| g.iter().filter(|g| g.due_date < local_today).collect())
-            .unwrap_or_default();
-        overdue.sort_by_key(|g| g.due_date);
-        let open = cases.get(&employer_id);
-        let Some(oldest) = overdue.first().map(|g| g.due_date) else {
-            if let Some(c) = open {
-                to_resolve.push((c.id, c.status.clone()));
-            }
-            continue;
+    for r in &overdue {
+        let employer_id: i64 = r.get("id")?;
+        let zone: String = r.get("timezone")?;
+        let employer = Employer {
+            tz: zones.get(&zone),
+            wa_id: r
+                .get::<Option<String>>("wa_id")?
+                .filter(|w| !w.trim().is_empty()),
+            opted_out: r.get::<Option<DateTime<Utc>>>("opted_out_at")?.is_some(),
+            contact_invalid: r
+                .get::<Option<DateTime<Utc>>>("contact_invalid_at")?
+                .is_some(),
         };
+        let local_today = at.with_timezone(&employer.tz).date_naive();
+        let oldest: NaiveDate = r.get("oldest")?;
         let days = (local_today - oldest).num_days();
         let target = ctx.policy.stage_for(days);
         let rows = outbox.get(&employer_id).unwrap_or(&no_rows);
         let bills_summary = json!({
-            "bills": overdue.iter().map(|g| g.count).sum::<i64>(),
-            "arrears": Money::from_minor(overdue.iter().map(|g| g.owed_minor).sum()).to_string(),
+            "bills": r.get::<i64>("n")?,
+            "arrears": Money::from_minor(r.get("owed")?).to_string(),
             "oldest_due_date": oldest.to_string(),
             "days_overdue": days,
         });
-        match open {
+        match r.get::<Option<i64>>("case_id")? {
             None => {
                 let Some(stage) = target else { continue };
-                let decision = decide(ctx, at, employer, None, stage, rows);
+                let decision = decide(ctx, at, &employer, None, None, stage, rows);
                 to_open.push(Plan {
                     employer_id,
                     wa_id: employer.wa_id.clone(),
@@ -376,14 +364,42 @@ async fn scan_chunk(
                     summary: bills_summary,
                 });
             }
-            Some(c) => {
+            Some(case_id) => {
+                let c = OpenCase {
+                    id: case_id,
+                    status: r.get("status")?,
+                    stage: r.get("stage")?,
+                    paused_until: r.get("paused_until")?,
+                    promised_date: r.get("promised_date")?,
+                    quiet_reason: r.get("quiet_reason")?,
+                    next_action_at: r.get("next_action_at")?,
+                };
                 let current = Stage::from_str(&c.stage).map_err(anyhow::Error::msg)?;
+                let current_row = match r.get::<Option<i64>>("cur_id")? {
+                    Some(id) => Some(OutboxRow {
+                        id,
+                        case_id: Some(case_id),
+                        stage: Some(current),
+                        state: r.get("cur_state")?,
+                        due_at: r.get("cur_due_at")?,
+                        sent_at: None,
+                    }),
+                    None => None,
+                };
                 // Stages only move forward: paying the oldest bill does not
                 // send an earlier reminder again.
                 let stage = target.map_or(current, |t| t.max(current));
-                let decision = decide(ctx, at, employer, Some(c), stage, rows);
+                let decision = decide(
+                    ctx,
+                    at,
+                    &employer,
+                    Some(&c),
+                    current_row.as_ref(),
+                    stage,
+                    rows,
+                );
                 to_update.push((
-                    c.clone(),
+                    c,
                     Plan {
                         employer_id,
                         wa_id: employer.wa_id.clone(),
@@ -638,6 +654,7 @@ fn decide(
     at: DateTime<Utc>,
     employer: &Employer,
     case: Option<&OpenCase>,
+    current_row: Option<&OutboxRow>,
     stage: Stage,
     rows: &[OutboxRow],
 ) -> Decision {
@@ -723,9 +740,14 @@ fn decide(
         };
     };
 
-    let existing = rows
-        .iter()
-        .find(|r| case_id.is_some() && r.case_id == case_id && r.stage == Some(stage));
+    // The stored stage's message comes with the case; a new stage's message
+    // can only be among the queued and recent rows, if it exists at all.
+    let existing = if old_stage == Some(stage) {
+        current_row
+    } else {
+        rows.iter()
+            .find(|r| case_id.is_some() && r.case_id == case_id && r.stage == Some(stage))
+    };
     let (due_at, queue) = match existing {
         Some(r) if r.state == "queued" => (Some(r.due_at), false),
         // Already sent, or settled one way or another: once per stage.

@@ -416,7 +416,7 @@ pub fn values_placeholders(rows: usize, cols: usize, first: usize) -> String {
 /// cost and gains from fewer round trips, up to its 65,535-parameter limit.
 pub fn rows_per_statement(backend: Backend, cols: usize) -> usize {
     let params = match backend {
-        Backend::Sqlite => 400,
+        Backend::Sqlite => 200,
         Backend::Postgres => 30_000,
     };
     (params / cols.max(1)).clamp(1, 1_000)
