@@ -4,9 +4,17 @@
 
 pub mod audit;
 pub mod case_log;
+pub mod cases;
+pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod domain;
+pub mod http;
+pub mod import;
+pub mod ledger;
 pub mod scan;
+pub mod serve;
 pub mod store;
+pub mod telemetry;
 pub mod testing;
 pub mod time;

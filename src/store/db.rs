@@ -169,6 +169,17 @@ impl Tx {
         self.audit.push(entry);
     }
 
+    /// Chains the pending audit entries now when many have piled up, so a
+    /// bulk import holds a chunk of them in memory, not all. From the first
+    /// flush on, this transaction holds the chain's lock until it ends.
+    pub async fn flush_audit_if_large(&mut self) -> Result<()> {
+        if self.audit.len() >= 5_000 {
+            let entries = std::mem::take(&mut self.audit);
+            crate::audit::append(self, entries).await?;
+        }
+        Ok(())
+    }
+
     /// Appends the pending audit entries to the hash chain, then commits.
     pub async fn commit(mut self) -> Result<()> {
         let entries = std::mem::take(&mut self.audit);

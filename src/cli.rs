@@ -1,0 +1,326 @@
+//! The `wa-smile` command line. Exit status per CONTRACT: 0 success, 2
+//! invalid input, 1 any other failure; errors go to stderr one per line.
+
+use crate::config::Config;
+use crate::import::{self, ImportContext, ImportError, Kind};
+use crate::store::Db;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wa-smile",
+    version,
+    about = "WhatsApp collections bot for BPJS Ketenagakerjaan contribution arrears"
+)]
+pub struct Cli {
+    /// Configuration file layered over the built-in defaults (else
+    /// $WA_SMILE_CONFIG, else config/local.toml if present).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply migrations, then run the HTTP server and the scheduler until SIGINT/SIGTERM.
+    Serve,
+    /// A self-contained tour: fresh SQLite database, synthetic branch data, a scan, then serve.
+    Demo {
+        /// Keep the demo's database and files in this folder (default: a temporary one).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Validate a whole CSV file, then upsert it (nothing is written if any row is invalid).
+    Import {
+        #[arg(value_enum)]
+        kind: ImportKind,
+        file: PathBuf,
+        /// Validate and report what would change, writing nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the summary as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one overdue scan as the scheduler would.
+    Scan {
+        /// Evaluate at this instant (RFC 3339) instead of now.
+        #[arg(long, value_parser = parse_at)]
+        at: Option<DateTime<Utc>>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Cases.
+    Case {
+        #[command(subcommand)]
+        command: CaseCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain; exit 1 naming the first broken row.
+    Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaseCommand {
+    /// The employer's current (or latest) case with its bills and case log.
+    Show {
+        npp: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ImportKind {
+    Employers,
+    Bills,
+    Payments,
+}
+
+fn parse_at(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| crate::time::truncate(t.with_timezone(&Utc)))
+        .map_err(|_| format!("`{s}` is not an RFC 3339 time (e.g. 2026-03-03T10:15:00+07:00)"))
+}
+
+/// A failure with its exit status and the lines to print.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub lines: Vec<String>,
+}
+
+impl Failure {
+    pub fn invalid(lines: Vec<String>) -> Self {
+        Self { code: 2, lines }
+    }
+
+    pub fn other(e: anyhow::Error) -> Self {
+        Self {
+            code: 1,
+            lines: vec![format!("error: {}", one_line(&format!("{e:#}")))],
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::other(e)
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<(), Failure> {
+    let config = Arc::new(Config::load(cli.config.as_deref()).map_err(|e| Failure::invalid(e.0))?);
+    crate::telemetry::init(
+        &config,
+        matches!(cli.command, Command::Serve | Command::Demo { .. }),
+    );
+    let connect = || Db::connect(&config.database.url, config.database.max_connections);
+    match cli.command {
+        Command::Demo { data } => {
+            crate::demo::run((*config).clone(), data).await?;
+        }
+        Command::Migrate => {
+            let db = connect().await?;
+            db.migrate().await?;
+            println!("migrations applied");
+        }
+        Command::Serve => {
+            let db = connect().await?;
+            db.migrate().await?;
+            let listener = tokio::net::TcpListener::bind(&config.server.bind)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.server.bind))?;
+            crate::serve::run(config, db, listener).await?;
+        }
+        Command::Import {
+            kind,
+            file,
+            dry_run,
+            json,
+        } => {
+            let db = connect().await?;
+            db.migrate().await?;
+            let kind = match kind {
+                ImportKind::Employers => Kind::Employers,
+                ImportKind::Bills => Kind::Bills,
+                ImportKind::Payments => Kind::Payments,
+            };
+            let ctx = ImportContext {
+                calendar: config.calendar(),
+                default_tz: config.timezone().map_err(anyhow::Error::msg)?,
+                actor: format!(
+                    "import:{}",
+                    file.file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                ),
+            };
+            let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+            match import::import_csv(
+                &db,
+                &ctx,
+                kind,
+                &file,
+                import::Options { dry_run, progress },
+            )
+            .await
+            {
+                Ok(c) if json => println!("{}", serde_json::to_string(&c).expect("serialisable")),
+                Ok(c) => println!(
+                    "{}{} {}: inserted {}, updated {}, unchanged {}",
+                    if dry_run {
+                        "dry run, nothing written — "
+                    } else {
+                        ""
+                    },
+                    kind.as_str(),
+                    file.display(),
+                    c.inserted,
+                    c.updated,
+                    c.unchanged
+                ),
+                Err(ImportError::Invalid { errors, total }) => {
+                    let mut lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                    if total > errors.len() {
+                        lines.push(format!("… and {} more error(s)", total - errors.len()));
+                    }
+                    lines.push(format!(
+                        "{}: {total} error(s); nothing was written",
+                        file.display()
+                    ));
+                    return Err(Failure::invalid(lines));
+                }
+                Err(ImportError::Failed(e)) => return Err(e.into()),
+            }
+        }
+        Command::Scan { at, json } => {
+            let db = connect().await?;
+            db.migrate().await?;
+            let ctx = crate::scan::ScanContext::from_config(&config)?;
+            let s = crate::scan::run(&db, &ctx, at.unwrap_or_else(crate::time::now)).await?;
+            if json {
+                println!("{}", serde_json::to_string(&s).expect("serialisable"));
+            } else {
+                println!(
+                    "scan: {} case(s) opened, {} updated, {} resolved; {} message(s) queued",
+                    s.cases_opened, s.cases_updated, s.cases_resolved, s.messages_queued
+                );
+            }
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let db = connect().await?;
+            let v = crate::audit::verify(&db).await?;
+            match v.broken {
+                None => println!(
+                    "audit chain intact: {} row(s), head {} {}",
+                    v.rows, v.head_seq, v.head_hash
+                ),
+                Some((seq, why)) => {
+                    return Err(Failure {
+                        code: 1,
+                        lines: vec![format!("audit chain broken at row {seq}: {why}")],
+                    });
+                }
+            }
+        }
+        Command::Case {
+            command: CaseCommand::Show { npp, json },
+        } => {
+            let npp = crate::domain::Npp::parse(&npp)
+                .map_err(|e| Failure::invalid(vec![format!("error: {e}")]))?;
+            let db = connect().await?;
+            let Some(id) = crate::cases::case_id_for_npp(&db, npp.as_str()).await? else {
+                return Err(Failure {
+                    code: 1,
+                    lines: vec![format!("error: employer {npp} has no case")],
+                });
+            };
+            let view = crate::cases::load(&db, &config.policy(), id, crate::time::now())
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("case {id} disappeared"))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&view).expect("serialisable")
+                );
+            } else {
+                print_case(&view);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_case(c: &crate::cases::CaseView) {
+    println!(
+        "case {} — {} {} ({}), branch {}",
+        c.id, c.employer.npp, c.employer.name, c.status, c.employer.branch
+    );
+    println!(
+        "stage {}, opened {}",
+        c.stage,
+        c.opened_at.format("%Y-%m-%d %H:%M UTC")
+    );
+    if let Some(q) = &c.quiet_reason {
+        let next = c
+            .next_action_at
+            .map(|t| t.format(" until %Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_default();
+        println!("bot is silent: {q}{next}");
+    }
+    println!("bills:");
+    for b in &c.bills {
+        println!(
+            "  {}  {:>16}  due {}  paid {:>16}  late fee {:>12}{}{}",
+            b.period,
+            b.amount.to_rupiah_string(),
+            b.due_date,
+            b.paid.to_rupiah_string(),
+            b.late_fee.to_rupiah_string(),
+            if b.late_fee_estimated {
+                " (perkiraan)"
+            } else {
+                ""
+            },
+            if b.overdue { "  OVERDUE" } else { "" }
+        );
+    }
+    println!(
+        "arrears {}, late fees {}, total due {}",
+        c.totals.arrears.to_rupiah_string(),
+        c.totals.late_fees.to_rupiah_string(),
+        c.totals.total_due.to_rupiah_string()
+    );
+    println!("case log:");
+    for e in &c.events {
+        println!(
+            "  {}  {:<18} {:<16} {}",
+            e.at.format("%Y-%m-%d %H:%M"),
+            e.kind,
+            e.actor,
+            e.data
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! `wa-smile serve`: the HTTP server plus the scheduler, until SIGINT or
+//! SIGTERM. Shutdown is graceful: the server stops accepting, in-flight
+//! requests finish, scheduled jobs are stopped, then the pool is closed.
+
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::store::Db;
+use anyhow::{Context, Result};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+/// Runs until a shutdown signal. `listener` lets tests and the demo bind
+/// port 0 and learn the address first.
+pub async fn run(config: Arc<Config>, db: Db, listener: TcpListener) -> Result<()> {
+    let mut scheduler = start_scheduler(&config, &db).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening");
+    let app = http::router(AppState {
+        db: db.clone(),
+        config: config.clone(),
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
+    tracing::info!("shutting down");
+    scheduler
+        .shutdown()
+        .await
+        .context("failed to stop the scheduler")?;
+    db.close().await;
+    Ok(())
+}
+
+/// The overdue scan on `schedule.scan_cron`, read in `schedule.timezone`.
+async fn start_scheduler(config: &Arc<Config>, db: &Db) -> Result<JobScheduler> {
+    let scheduler = JobScheduler::new()
+        .await
+        .context("failed to create the scheduler")?;
+    let tz = config.timezone().map_err(anyhow::Error::msg)?;
+    let ctx = Arc::new(crate::scan::ScanContext::from_config(config)?);
+    let db = db.clone();
+    let job = Job::new_async_tz(config.schedule.scan_cron.as_str(), tz, move |_id, _lock| {
+        let db = db.clone();
+        let ctx = ctx.clone();
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            match crate::scan::run(&db, &ctx, crate::time::now()).await {
+                Ok(s) => tracing::info!(
+                    cases_opened = s.cases_opened,
+                    cases_updated = s.cases_updated,
+                    cases_resolved = s.cases_resolved,
+                    messages_queued = s.messages_queued,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "scheduled scan finished"
+                ),
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "scheduled scan failed"),
+            }
+        })
+    })
+    .with_context(|| format!("invalid schedule.scan_cron `{}`", config.schedule.scan_cron))?;
+    scheduler
+        .add(job)
+        .await
+        .context("failed to schedule the scan")?;
+    scheduler
+        .start()
+        .await
+        .context("failed to start the scheduler")?;
+    Ok(scheduler)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,493 @@
+//! CSV imports on both backends: whole-file validation, natural-key upserts,
+//! due-date rolling and payment settlement.
+
+use std::io::Write;
+use std::path::PathBuf;
+use wa_smile::config::Config;
+use wa_smile::import::{import_csv, Counts, ImportContext, ImportError, Kind, Options};
+use wa_smile::store::Db;
+use wa_smile::testing;
+
+fn ctx() -> ImportContext {
+    let config = Config::from_sources(None, Vec::new()).unwrap();
+    ImportContext {
+        calendar: config.calendar(),
+        default_tz: chrono_tz::Asia::Jakarta,
+        actor: "import:test".into(),
+    }
+}
+
+fn csv_file(dir: &tempfile::TempDir, name: &str, body: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    path
+}
+
+async fn import(
+    db: &Db,
+    kind: Kind,
+    dir: &tempfile::TempDir,
+    body: &str,
+) -> Result<Counts, ImportError> {
+    let path = csv_file(dir, "in.csv", body);
+    import_csv(
+        db,
+        &ctx(),
+        kind,
+        &path,
+        Options {
+            dry_run: false,
+            progress: false,
+        },
+    )
+    .await
+}
+
+async fn count(db: &Db, table: &str) -> i64 {
+    let sql = format!("SELECT COUNT(*) AS n FROM {table}");
+    db.query(&sql)
+        .fetch_one(db)
+        .await
+        .unwrap()
+        .get("n")
+        .unwrap()
+}
+
+const EMPLOYERS: &str = "npp,name,branch,wa_phone,contact_name,timezone\n\
+00012345,PT Maju Jaya,Pekanbaru,081234567890,Ibu Sari,\n\
+AB123456-01,\"CV Sinar, Abadi\",Pekanbaru,+6281298765432,Bapak Budi,Asia/Makassar\n\
+99887766,Toko Tanpa WA,Medan,,Pak Joko,\n";
+
+fn invalid(r: Result<Counts, ImportError>) -> Vec<String> {
+    match r {
+        Err(ImportError::Invalid { errors, .. }) => {
+            errors.iter().map(ToString::to_string).collect()
+        }
+        other => panic!("expected invalid input, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn employers_import_then_reimport_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in testing::all().await.unwrap() {
+        let c = import(&t.db, Kind::Employers, &dir, EMPLOYERS)
+            .await
+            .unwrap();
+        assert_eq!(
+            c,
+            Counts {
+                inserted: 3,
+                updated: 0,
+                unchanged: 0
+            },
+            "{}",
+            t.name
+        );
+        let audit_rows = count(&t.db, "audit_log").await;
+        let c = import(&t.db, Kind::Employers, &dir, EMPLOYERS)
+            .await
+            .unwrap();
+        assert_eq!(
+            c,
+            Counts {
+                inserted: 0,
+                updated: 0,
+                unchanged: 3
+            },
+            "{}",
+            t.name
+        );
+        assert_eq!(
+            count(&t.db, "audit_log").await,
+            audit_rows,
+            "{}: a no-op re-import wrote audit rows",
+            t.name
+        );
+
+        let row =
+            t.db.query("SELECT wa_id, timezone, name FROM employers WHERE npp = $1")
+                .bind("AB123456-01")
+                .fetch_one(&t.db)
+                .await
+                .unwrap();
+        assert_eq!(row.get::<String>("wa_id").unwrap(), "6281298765432");
+        assert_eq!(row.get::<String>("timezone").unwrap(), "Asia/Makassar");
+        assert_eq!(row.get::<String>("name").unwrap(), "CV Sinar, Abadi");
+        let row =
+            t.db.query("SELECT wa_id, timezone FROM employers WHERE npp = $1")
+                .bind("00012345")
+                .fetch_one(&t.db)
+                .await
+                .unwrap();
+        assert_eq!(
+            row.get::<String>("timezone").unwrap(),
+            "Asia/Jakarta",
+            "default zone"
+        );
+        let none: Option<String> =
+            t.db.query("SELECT wa_id FROM employers WHERE npp = $1")
+                .bind("99887766")
+                .fetch_one(&t.db)
+                .await
+                .unwrap()
+                .get("wa_id")
+                .unwrap();
+        assert_eq!(none, None);
+
+        let changed = EMPLOYERS.replace("Ibu Sari", "Ibu Sari Dewi");
+        let c = import(&t.db, Kind::Employers, &dir, &changed)
+            .await
+            .unwrap();
+        assert_eq!(
+            c,
+            Counts {
+                inserted: 0,
+                updated: 1,
+                unchanged: 2
+            },
+            "{}",
+            t.name
+        );
+        assert!(wa_smile::audit::verify(&t.db)
+            .await
+            .unwrap()
+            .broken
+            .is_none());
+    }
+}
+
+#[tokio::test]
+async fn every_error_class_names_its_line_and_column_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in testing::all().await.unwrap() {
+        let bad_employers = "npp,name,branch,wa_phone,contact_name,timezone\n\
+00012345,PT Maju Jaya,Pekanbaru,081234567890,Ibu Sari,\n\
+abc,PT Kecil,Pekanbaru,081234567891,Ibu A,\n\
+11112222,PT Telepon Kantor,Pekanbaru,0215551234,Ibu B,\n\
+33334444,PT Zona,Pekanbaru,081234567892,Ibu C,Asia/Singapore2\n\
+00012345,PT Maju Jaya Lagi,Pekanbaru,081234567890,Ibu Sari,\n\
+55556666,,Pekanbaru,081234567893,Ibu D,\n\
+77778888,PT Kurang Kolom,Pekanbaru\n";
+        let errs = invalid(import(&t.db, Kind::Employers, &dir, bad_employers).await);
+        let expect = [
+            "line 3, column npp:",
+            "line 4, column wa_phone:",
+            "line 5, column timezone:",
+            "line 6, column npp: duplicate of line 2",
+            "line 7, column name: required value is empty",
+            "line 8, column *: expected 6 fields",
+        ];
+        for e in expect {
+            assert!(
+                errs.iter().any(|l| l.starts_with(e)),
+                "{}: missing `{e}` in {errs:#?}",
+                t.name
+            );
+        }
+        assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+        assert_eq!(
+            count(&t.db, "employers").await,
+            0,
+            "{}: an invalid file wrote rows",
+            t.name
+        );
+        assert_eq!(count(&t.db, "audit_log").await, 0);
+
+        import(&t.db, Kind::Employers, &dir, EMPLOYERS)
+            .await
+            .unwrap();
+        let bad_bills = "npp,period,amount,due_date,payment_code,late_fee\n\
+00012345,2026-01,1500000,,,\n\
+00012345,2026-13,1500000,,,\n\
+00012345,2026-02,\"1.500.000\",,,\n\
+00012345,2026-03,1500000,15-04-2026,,\n\
+00012345,2026-04,1500000,,12345,\n\
+55555555,2026-01,1500000,,,\n\
+00012345,2026-01,1600000,,,\n\
+00012345,2026-05,1500000,,,1,5\n";
+        let errs = invalid(import(&t.db, Kind::Bills, &dir, bad_bills).await);
+        let expect = [
+            "line 3, column period:",
+            "line 4, column amount:",
+            "line 5, column due_date:",
+            "line 6, column payment_code:",
+            "line 7, column npp: unknown employer",
+            "line 8, column period: duplicate of line 2",
+            "line 9, column *: expected 6 fields",
+        ];
+        for e in expect {
+            assert!(
+                errs.iter().any(|l| l.starts_with(e)),
+                "{}: missing `{e}` in {errs:#?}",
+                t.name
+            );
+        }
+        assert_eq!(count(&t.db, "bills").await, 0, "{}", t.name);
+
+        let bad_payments = "npp,period,amount,paid_at,reference\n\
+00012345,2026-01,1500000,2026-02-20,REF-1\n\
+00012345,2026-01,-5,2026-02-20T10:00:00+07:00,REF-2\n\
+00012345,2026-01,100,2026-02-20T10:00:00+07:00,REF-3\n\
+00012345,2026-01,100,2026-02-20T10:00:00+07:00,REF-3\n";
+        let errs = invalid(import(&t.db, Kind::Payments, &dir, bad_payments).await);
+        for e in [
+            "line 2, column paid_at:",
+            "line 3, column amount:",
+            "line 5, column reference: duplicate of line 4",
+        ] {
+            assert!(
+                errs.iter().any(|l| l.starts_with(e)),
+                "{}: missing `{e}` in {errs:#?}",
+                t.name
+            );
+        }
+        assert_eq!(count(&t.db, "payments").await, 0);
+
+        let errs = invalid(import(&t.db, Kind::Bills, &dir, "npp,amount\n00012345,100\n").await);
+        assert_eq!(
+            errs,
+            vec!["line 1, column period: missing required column in the header"]
+        );
+        let path = dir.path().join("latin1.csv");
+        std::fs::write(
+            &path,
+            b"npp,name,branch,wa_phone,contact_name\n12345678,PT Caf\xe9,Medan,,x\n",
+        )
+        .unwrap();
+        let errs = invalid(
+            import_csv(
+                &t.db,
+                &ctx(),
+                Kind::Employers,
+                &path,
+                Options {
+                    dry_run: false,
+                    progress: false,
+                },
+            )
+            .await,
+        );
+        assert!(
+            errs[0].starts_with("line 2, column *: not valid UTF-8"),
+            "{errs:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bills_default_due_date_rolls_past_sundays_and_holidays() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in testing::all().await.unwrap() {
+        import(&t.db, Kind::Employers, &dir, EMPLOYERS)
+            .await
+            .unwrap();
+        // 2026-01 → 15 Feb 2026 is a Sunday, 16 Feb cuti bersama, 17 Feb Imlek → Wednesday 18 Feb.
+        // 2026-07 → 15 Aug 2026 is a Saturday (working) → stays.
+        // 2026-11 → 15 Dec 2026 is a Tuesday → stays; 2026-04 → 15 May is cuti bersama → Saturday 16 May.
+        let bills = "npp,period,amount,due_date,payment_code,late_fee\n\
+00012345,2026-01,1500000.50,,12345678901,\n\
+00012345,2026-07,1500000,,,\n\
+00012345,2026-04,1500000,,,30000\n\
+00012345,2026-11,1500000,2026-12-20,,\n";
+        let c = import(&t.db, Kind::Bills, &dir, bills).await.unwrap();
+        assert_eq!(c.inserted, 4);
+        let due = |p: &'static str| {
+            let db = t.db.clone();
+            async move {
+                let r = db.query("SELECT due_date, amount_minor, late_fee_minor FROM bills WHERE period = $1").bind(p).fetch_one(&db).await.unwrap();
+                (
+                    r.get::<chrono::NaiveDate>("due_date").unwrap().to_string(),
+                    r.get::<i64>("amount_minor").unwrap(),
+                    r.get::<Option<i64>>("late_fee_minor").unwrap(),
+                )
+            }
+        };
+        assert_eq!(
+            due("2026-01").await,
+            ("2026-02-18".into(), 150_000_050, None),
+            "{}",
+            t.name
+        );
+        assert_eq!(due("2026-07").await.0, "2026-08-15");
+        assert_eq!(
+            due("2026-04").await,
+            ("2026-05-16".into(), 150_000_000, Some(3_000_000))
+        );
+        assert_eq!(
+            due("2026-11").await.0,
+            "2026-12-20",
+            "an explicit due date wins"
+        );
+        let c = import(&t.db, Kind::Bills, &dir, bills).await.unwrap();
+        assert_eq!(
+            c,
+            Counts {
+                inserted: 0,
+                updated: 0,
+                unchanged: 4
+            }
+        );
+    }
+}
+
+#[tokio::test]
+async fn payments_settle_bills_only_when_covered_and_reimport_is_a_noop() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in testing::all().await.unwrap() {
+        import(&t.db, Kind::Employers, &dir, EMPLOYERS)
+            .await
+            .unwrap();
+        import(
+            &t.db,
+            Kind::Bills,
+            &dir,
+            "npp,period,amount\n00012345,2026-01,1000000\n00012345,2026-02,1000000\n",
+        )
+        .await
+        .unwrap();
+        // A payment for a period whose bill arrives later still counts.
+        let payments = "npp,period,amount,paid_at,reference\n\
+00012345,2026-01,600000,2026-02-20T10:00:00+07:00,REF-1\n\
+00012345,2026-01,400000,2026-02-21T10:00:00+07:00,REF-2\n\
+00012345,2026-02,500000,2026-03-20T10:00:00+07:00,REF-3\n\
+00012345,2026-03,1000000,2026-04-01T10:00:00+07:00,REF-4\n";
+        let c = import(&t.db, Kind::Payments, &dir, payments).await.unwrap();
+        assert_eq!(c.inserted, 4, "{}", t.name);
+        let bill = |p: &'static str| {
+            let db = t.db.clone();
+            async move {
+                let r = db
+                    .query("SELECT paid_minor, settled_at FROM bills WHERE period = $1")
+                    .bind(p)
+                    .fetch_one(&db)
+                    .await
+                    .unwrap();
+                (
+                    r.get::<i64>("paid_minor").unwrap(),
+                    r.get::<Option<chrono::DateTime<chrono::Utc>>>("settled_at")
+                        .unwrap()
+                        .map(|t| t.to_rfc3339()),
+                )
+            }
+        };
+        assert_eq!(
+            bill("2026-01").await,
+            (100_000_000, Some("2026-02-21T03:00:00+00:00".into())),
+            "{}",
+            t.name
+        );
+        assert_eq!(
+            bill("2026-02").await,
+            (50_000_000, None),
+            "a partial payment does not settle"
+        );
+        import(
+            &t.db,
+            Kind::Bills,
+            &dir,
+            "npp,period,amount\n00012345,2026-03,1000000\n",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            bill("2026-03").await.0,
+            100_000_000,
+            "{}: bill after payment",
+            t.name
+        );
+        assert!(bill("2026-03").await.1.is_some());
+        let c = import(&t.db, Kind::Payments, &dir, payments).await.unwrap();
+        assert_eq!(
+            c,
+            Counts {
+                inserted: 0,
+                updated: 0,
+                unchanged: 4
+            },
+            "{}",
+            t.name
+        );
+        assert!(wa_smile::audit::verify(&t.db)
+            .await
+            .unwrap()
+            .broken
+            .is_none());
+    }
+}
+
+#[tokio::test]
+async fn dry_run_reports_counts_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in testing::all().await.unwrap() {
+        let path = csv_file(&dir, "e.csv", EMPLOYERS);
+        let c = import_csv(
+            &t.db,
+            &ctx(),
+            Kind::Employers,
+            &path,
+            Options {
+                dry_run: true,
+                progress: false,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(c.inserted, 3);
+        assert_eq!(count(&t.db, "employers").await, 0, "{}", t.name);
+        assert_eq!(count(&t.db, "audit_log").await, 0, "{}", t.name);
+    }
+}
+
+#[test]
+fn cli_prints_one_line_per_error_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let file = csv_file(
+        &dir,
+        "e.csv",
+        "npp,name,branch,wa_phone,contact_name\n12,PT A,Medan,08123,x\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wa-smile"))
+        .args(["import", "employers"])
+        .arg(&file)
+        .env("WA_SMILE__DATABASE__URL", &db)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("line 2, column npp: ")),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("line 2, column wa_phone: ")),
+        "{stderr}"
+    );
+
+    let good = csv_file(&dir, "g.csv", EMPLOYERS);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wa-smile"))
+        .args(["import", "employers", "--json"])
+        .arg(&good)
+        .env("WA_SMILE__DATABASE__URL", &db)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"inserted": 3, "updated": 0, "unchanged": 0})
+    );
+}
