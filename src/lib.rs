@@ -6,6 +6,8 @@ pub mod audit;
 pub mod case_log;
 pub mod config;
 pub mod domain;
+pub mod messages;
 pub mod store;
 pub mod testing;
 pub mod time;
+pub mod whatsapp;
