@@ -103,7 +103,7 @@ impl WhatsappClient {
             return Err(match serde_json::from_slice::<MetaErrorEnvelope>(&bytes) {
                 Ok(env) => SendError::Api {
                     status: status.as_u16(),
-                    error: env.error,
+                    error: Box::new(env.error),
                     retry_after,
                 },
                 Err(_) => SendError::Http {
@@ -117,7 +117,7 @@ impl WhatsappClient {
         if let Ok(env) = serde_json::from_slice::<MetaErrorEnvelope>(&bytes) {
             return Err(SendError::Api {
                 status: status.as_u16(),
-                error: env.error,
+                error: Box::new(env.error),
                 retry_after,
             });
         }

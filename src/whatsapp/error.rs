@@ -118,7 +118,7 @@ pub enum SendError {
     #[error("WhatsApp error {} (HTTP {status}): {}{}", .error.code, .error.message, .error.fbtrace_id.as_deref().map(|t| format!(" [fbtrace_id {t}]")).unwrap_or_default())]
     Api {
         status: u16,
-        error: MetaError,
+        error: Box<MetaError>,
         /// From a `Retry-After` header, when present.
         retry_after: Option<Duration>,
     },

@@ -361,10 +361,10 @@ impl Interactive {
                 "interactive body has {body} characters; at most {MAX_INTERACTIVE_BODY_CHARS}"
             ));
         }
-        let header = match &self.header {
-            Some(InteractiveHeader::Text { text }) => Some(text),
-            None => None,
-        };
+        let header = self
+            .header
+            .as_ref()
+            .map(|InteractiveHeader::Text { text }| text);
         for (what, text) in [
             ("header", header),
             ("footer", self.footer.as_ref().map(|f| &f.text)),
