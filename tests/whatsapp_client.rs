@@ -567,3 +567,54 @@ async fn the_client_never_prints_its_token() {
     assert!(!printed.contains(TOKEN), "{printed}");
     assert!(printed.contains(MESSAGES_PATH), "{printed}");
 }
+
+/// Collects formatted log lines for one test.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn logs_show_a_masked_number_and_no_message_content() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("send-success-response")))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    respond_with(
+        &server,
+        ResponseTemplate::new(400).set_body_json(fixture("error-131047-sync")),
+    )
+    .await;
+    let client = client(&server);
+
+    client.send(&text_message()).await.unwrap();
+    client.send(&text_message()).await.unwrap_err();
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("6281******890"), "{text}");
+    assert!(
+        text.contains("reply:INV-2026-0042"),
+        "the outbox id: {text}"
+    );
+    for secret in ["81234567", "Budi", "janji bayar", TOKEN] {
+        assert!(!text.contains(secret), "{secret:?} in logs:\n{text}");
+    }
+}
