@@ -1,5 +1,5 @@
-//! Indonesian formatting for templates: `rupiah`, `tanggal`,
-//! `tanggal_pendek` and `bulan`.
+//! Indonesian formatting for templates: the filters `rupiah`, `tanggal`,
+//! `tanggal_pendek`, `bulan` and `rincian`, and the test `zero`.
 
 use crate::domain::{Money, Period};
 use chrono::{Datelike, NaiveDate, Weekday};
@@ -65,19 +65,28 @@ fn invalid(msg: String) -> Error {
 
 /// Money reaches templates as a decimal string (how `Money` serialises);
 /// integers are accepted for convenience, floats never.
-pub fn rupiah(value: &Value) -> Result<String, Error> {
+fn amount(value: &Value, filter: &str) -> Result<Money, Error> {
     let decimal = if let Some(s) = value.as_str() {
         Decimal::from_str(s.trim())
-            .map_err(|_| invalid(format!("rupiah: `{s}` is not an amount")))?
+            .map_err(|_| invalid(format!("{filter}: `{s}` is not an amount")))?
     } else if let Some(i) = value.as_i64().filter(|_| value.is_integer()) {
         Decimal::from(i)
     } else {
         return Err(invalid(format!(
-            "rupiah: expected an amount as a decimal string, got {} ({value})",
+            "{filter}: expected an amount as a decimal string, got {} ({value})",
             value.kind()
         )));
     };
-    Ok(Money::from_decimal(decimal).to_rupiah_string())
+    Ok(Money::from_decimal(decimal))
+}
+
+pub fn rupiah(value: &Value) -> Result<String, Error> {
+    amount(value, "rupiah").map(|m| m.to_rupiah_string())
+}
+
+/// The test `is zero`, for amounts: `{% if totals.late_fee is not zero %}`.
+pub fn is_zero(value: &Value) -> Result<bool, Error> {
+    amount(value, "zero").map(|m| m.is_zero())
 }
 
 fn date_of(value: &Value, filter: &str) -> Result<NaiveDate, Error> {
@@ -131,9 +140,9 @@ pub fn rincian(bills: &Value) -> Result<String, Error> {
             bulan(&field("period")?)?,
             rupiah(&field("outstanding")?)?
         );
-        let fee = field("late_fee")?;
-        if rupiah(&fee)? != "Rp0" {
-            item.push_str(&format!(", denda {}", rupiah(&fee)?));
+        let fee = amount(&field("late_fee")?, "rincian")?;
+        if !fee.is_zero() {
+            item.push_str(&format!(", denda {}", fee.to_rupiah_string()));
             if field("late_fee_estimated")?.is_true() {
                 item.push_str(" (perkiraan)");
             }
@@ -149,6 +158,7 @@ pub fn register(env: &mut minijinja::Environment<'_>) {
     env.add_filter("tanggal", |v: Value| tanggal(&v));
     env.add_filter("tanggal_pendek", |v: Value| tanggal_pendek(&v));
     env.add_filter("bulan", |v: Value| bulan(&v));
+    env.add_test("zero", |v: Value| is_zero(&v));
 }
 
 #[cfg(test)]
@@ -175,6 +185,14 @@ mod tests {
         assert!(rupiah(&Value::from(1.5)).is_err());
         assert!(rupiah(&Value::from("satu juta")).is_err());
         assert!(rupiah(&Value::from(())).is_err());
+    }
+
+    #[test]
+    fn zero_tests_amounts_not_strings() {
+        assert!(is_zero(&Value::from("0")).unwrap());
+        assert!(is_zero(&Value::from("0.00")).unwrap());
+        assert!(!is_zero(&Value::from("0.01")).unwrap());
+        assert!(is_zero(&Value::from("nol")).is_err());
     }
 
     #[test]

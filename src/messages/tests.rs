@@ -227,6 +227,29 @@ fn settled_bills_drop_out_of_reminders() {
 }
 
 #[test]
+fn thanks_mentions_late_fees_only_when_there_are_some() {
+    let c = catalog();
+    let mut ctx = MessageContext::sample();
+    for bill in &mut ctx.bills {
+        bill.paid = bill.amount;
+    }
+    let text = c.render_text("payment_thanks", &ctx).unwrap();
+    assert!(
+        text.contains("Desember 2025, Januari 2026 sebesar Rp25.250.000."),
+        "{text}"
+    );
+    assert!(
+        text.contains("denda keterlambatan sebesar Rp755.000 (perkiraan)"),
+        "{text}"
+    );
+    for bill in &mut ctx.bills {
+        bill.late_fee = Money::ZERO;
+    }
+    let text = c.render_text("payment_thanks", &ctx).unwrap();
+    assert!(!text.contains("denda"), "{text}");
+}
+
+#[test]
 fn parameters_collapse_white_space_from_imported_names() {
     let mut ctx = MessageContext::sample();
     ctx.employer_name = "PT  Sinar\tRiau\n     Abadi ".into();

@@ -65,7 +65,7 @@ impl WhatsappClient {
             MessageContent::Text { .. } => "text",
             MessageContent::Interactive { .. } => "interactive",
         };
-        let to = mask_phone(&msg.to);
+        let to = msg.to.masked();
         let outbox = msg.callback_data.as_deref().unwrap_or("-");
         let result = self.post(&SendRequest::new(msg)).await;
         match &result {
@@ -163,26 +163,8 @@ fn snippet(bytes: &[u8]) -> String {
     }
 }
 
-/// `6281******890`: enough to tell numbers apart in a log, not to call one.
-fn mask_phone(s: &str) -> String {
-    let s = s.trim_start_matches('+');
-    let n = s.chars().count();
-    s.chars()
-        .enumerate()
-        .map(|(i, c)| if i < 4 || i + 3 >= n { c } else { '*' })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::mask_phone;
-
-    #[test]
-    fn masks_all_but_the_first_four_and_last_three_digits() {
-        assert_eq!(mask_phone("+6281234567890"), "6281******890");
-        assert_eq!(mask_phone("6281234567890"), "6281******890");
-    }
-
     #[test]
     fn client_and_catalog_can_be_shared_across_tasks() {
         fn shared<T: Send + Sync + 'static>() {}

@@ -17,8 +17,7 @@ pub const MAX_HEADER_FOOTER_CHARS: usize = 60;
 /// reply context and callback data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutgoingMessage {
-    /// `+628…` or digits; built from a [`WaId`] with [`OutgoingMessage::new`].
-    pub to: String,
+    pub to: WaId,
     pub content: MessageContent,
     /// The wamid this message answers (shows as a quoted reply).
     pub reply_to: Option<String>,
@@ -29,7 +28,7 @@ pub struct OutgoingMessage {
 impl OutgoingMessage {
     pub fn new(to: &WaId, content: MessageContent) -> Self {
         Self {
-            to: format!("+{}", to.as_str()),
+            to: to.clone(),
             content,
             reply_to: None,
             callback_data: None,
@@ -49,10 +48,6 @@ impl OutgoingMessage {
     /// Meta's limits, so a bad message fails here with a reason rather than
     /// as an opaque 100 from the API.
     pub fn validate(&self) -> Result<(), String> {
-        let digits = self.to.strip_prefix('+').unwrap_or(&self.to);
-        if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
-            return Err("recipient must be digits with an optional leading +".into());
-        }
         if let Some(data) = &self.callback_data {
             let n = data.chars().count();
             if n > MAX_CALLBACK_DATA_CHARS {
@@ -417,7 +412,9 @@ impl Interactive {
 pub(crate) struct SendRequest<'a> {
     pub messaging_product: &'static str,
     pub recipient_type: &'static str,
-    pub to: &'a str,
+    /// `+628…`: Meta accepts digits too; the `+` states the number is
+    /// international.
+    pub to: String,
     #[serde(flatten)]
     pub content: &'a MessageContent,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -436,7 +433,7 @@ impl<'a> SendRequest<'a> {
         Self {
             messaging_product: "whatsapp",
             recipient_type: "individual",
-            to: &msg.to,
+            to: format!("+{}", msg.to.as_str()),
             content: &msg.content,
             context: msg
                 .reply_to
