@@ -85,11 +85,6 @@ impl MetaError {
 /// Codes Meta documents as temporary: throughput, pair rate, call limits,
 /// service errors and maintenance.
 const RETRYABLE: &[i64] = &[130429, 131056, 4, 80007, 2, 131000, 131016, 133004, 131057];
-/// Codes where the same request will never succeed.
-const PERMANENT: &[i64] = &[
-    131047, 131026, 131049, 131051, 132000, 132001, 132015, 132016, 100, 131008, 131009,
-];
-
 /// The class of a Meta error code, whether it came back from a send or in a
 /// `failed` status webhook. Unknown codes are permanent: a human looks
 /// rather than the bot retrying blindly.
@@ -103,7 +98,9 @@ pub fn classify_code(code: i64) -> ErrorClass {
         c if RETRYABLE.contains(&c) => ErrorClass::Retryable {
             retry_after: RetryAfter::Backoff,
         },
-        c if PERMANENT.contains(&c) => ErrorClass::Permanent,
+        // The documented permanent codes (131047 outside the window, 131026
+        // undeliverable, 131049, 131051, template problems 1320xx, invalid
+        // parameters 100/131008/131009) and any code Meta adds later.
         _ => ErrorClass::Permanent,
     }
 }
@@ -222,8 +219,10 @@ mod tests {
                 "{code}"
             );
         }
-        for code in PERMANENT {
-            assert_eq!(classify_code(*code), ErrorClass::Permanent, "{code}");
+        for code in [
+            131047, 131026, 131049, 131051, 132000, 132001, 132015, 132016, 100, 131008, 131009,
+        ] {
+            assert_eq!(classify_code(code), ErrorClass::Permanent, "{code}");
         }
         assert_eq!(classify_code(190), ErrorClass::AuthExpired);
         assert_eq!(classify_code(368), ErrorClass::AccountRestricted);
