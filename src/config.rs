@@ -26,6 +26,7 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub calendar: CalendarConfig,
     pub log: LogConfig,
+    pub messages: MessagesConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +108,52 @@ pub struct CalendarConfig {
 pub struct LogConfig {
     pub format: String,
     pub level: String,
+}
+
+/// What the message templates need that is not in the case: whom the
+/// employer should contact at their branch.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesConfig {
+    pub default_contact: ContactConfig,
+    /// Per-branch contacts; an array (not a table keyed by code) so a config
+    /// file can list branches the built-in defaults do not know.
+    pub branch: Vec<BranchContactConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactConfig {
+    pub name: String,
+    pub phone: String,
+    pub address: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BranchContactConfig {
+    /// The branch code exactly as `employers.csv` writes it.
+    pub code: String,
+    pub name: String,
+    pub phone: String,
+    #[serde(default)]
+    pub address: String,
+}
+
+impl MessagesConfig {
+    /// The contact shown to an employer of `branch`, falling back to the
+    /// default contact for branches without an entry.
+    pub fn contact_for(&self, branch: &str) -> ContactConfig {
+        self.branch
+            .iter()
+            .find(|b| b.code.eq_ignore_ascii_case(branch.trim()))
+            .map(|b| ContactConfig {
+                name: b.name.clone(),
+                phone: b.phone.clone(),
+                address: b.address.clone(),
+            })
+            .unwrap_or_else(|| self.default_contact.clone())
+    }
 }
 
 /// A configuration problem, one line per bad key.
@@ -282,6 +329,30 @@ impl Config {
             },
         );
         check("calendar.holidays_file", self.holidays().map(|_| ()));
+        check(
+            "messages.default_contact",
+            if self.messages.default_contact.name.trim().is_empty()
+                || self.messages.default_contact.phone.trim().is_empty()
+            {
+                Err("name and phone must not be empty".into())
+            } else {
+                Ok(())
+            },
+        );
+        let mut codes = std::collections::HashSet::new();
+        for (i, b) in self.messages.branch.iter().enumerate() {
+            check(
+                &format!("messages.branch[{i}]"),
+                if b.code.trim().is_empty() || b.name.trim().is_empty() || b.phone.trim().is_empty()
+                {
+                    Err("code, name and phone must not be empty".into())
+                } else if !codes.insert(b.code.trim().to_ascii_uppercase()) {
+                    Err(format!("branch `{}` is listed twice", b.code))
+                } else {
+                    Ok(())
+                },
+            );
+        }
         check(
             "log.format",
             match self.log.format.as_str() {
@@ -567,5 +638,19 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{c:?}").contains("hunter2-secret"));
+    }
+
+    #[test]
+    fn branch_contacts_come_from_the_file_with_a_default() {
+        let file = "[[messages.branch]]\ncode = \"PKU\"\nname = \"Cabang Pekanbaru Kota\"\nphone = \"0761-123456\"\n";
+        let c = Config::from_sources(Some(file), env(&[])).unwrap();
+        assert_eq!(c.messages.contact_for("pku").name, "Cabang Pekanbaru Kota");
+        assert_eq!(
+            c.messages.contact_for("XYZ").name,
+            c.messages.default_contact.name
+        );
+        let dup = format!("{file}{file}");
+        let err = Config::from_sources(Some(&dup), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("listed twice"), "{err}");
     }
 }
