@@ -252,6 +252,8 @@ async fn scan_chunk(
         q.bind(default_date)
     }
 
+    // The id range is repeated on every table: planners do not carry it
+    // across the joins on their own, and a missed range is a full scan.
     let overdue_sql = format!(
         "SELECT e.id, e.timezone, e.wa_id, e.opted_out_at, e.contact_invalid_at, \
                 a.n, a.owed, a.oldest, \
@@ -263,10 +265,11 @@ async fn scan_chunk(
                       MIN(b.due_date) AS oldest \
                FROM bills b JOIN employers e ON e.id = b.employer_id \
                WHERE b.settled_at IS NULL AND b.employer_id >= $1 AND b.employer_id < $2 \
-                 AND b.due_date < {cut} \
+                 AND e.id >= $1 AND e.id < $2 AND b.due_date < {cut} \
                GROUP BY b.employer_id) a \
-         JOIN employers e ON e.id = a.employer_id \
+         JOIN employers e ON e.id = a.employer_id AND e.id >= $1 AND e.id < $2 \
          LEFT JOIN cases c ON c.employer_id = e.id AND c.resolved_at IS NULL \
+                          AND c.employer_id >= $1 AND c.employer_id < $2 \
          LEFT JOIN outbox o ON o.idempotency_key = 'case:' || c.id || ':stage:' || c.stage \
          ORDER BY e.id"
     );
@@ -278,6 +281,7 @@ async fn scan_chunk(
     let settled_sql = format!(
         "SELECT c.id, c.status FROM cases c JOIN employers e ON e.id = c.employer_id \
          WHERE c.resolved_at IS NULL AND c.employer_id >= $1 AND c.employer_id < $2 \
+           AND e.id >= $1 AND e.id < $2 \
            AND NOT EXISTS (SELECT 1 FROM bills b \
                            WHERE b.employer_id = c.employer_id AND b.settled_at IS NULL \
                              AND b.due_date < {cut}) \
