@@ -192,6 +192,15 @@ struct Decision {
     cancel: Vec<(i64, &'static str)>,
 }
 
+/// A stage message to queue for a case.
+struct NewMessage {
+    case_id: i64,
+    employer_id: i64,
+    wa_id: Option<String>,
+    stage: Stage,
+    due_at: DateTime<Utc>,
+}
+
 struct Plan {
     employer_id: i64,
     wa_id: Option<String>,
@@ -416,8 +425,7 @@ async fn scan_chunk(
     }
 
     let mut events: Vec<NewEvent> = Vec::new();
-    // (case id, employer id, wa id, stage, due_at)
-    let mut messages: Vec<(i64, i64, Option<String>, Stage, DateTime<Utc>)> = Vec::new();
+    let mut messages: Vec<NewMessage> = Vec::new();
     let mut cancels: Vec<(i64, i64, &'static str)> = Vec::new();
 
     // New cases. A concurrent scan that opened one first wins the unique
@@ -468,7 +476,13 @@ async fn scan_chunk(
                 data,
             ));
             if let Some((stage, due_at)) = d.queue {
-                messages.push((case_id, p.employer_id, p.wa_id.clone(), stage, due_at));
+                messages.push(NewMessage {
+                    case_id,
+                    employer_id: p.employer_id,
+                    wa_id: p.wa_id.clone(),
+                    stage,
+                    due_at,
+                });
             }
         }
     }
@@ -554,7 +568,13 @@ async fn scan_chunk(
             cancels.push((c.id, outbox_id, reason));
         }
         if let Some((stage, due_at)) = d.queue {
-            messages.push((c.id, p.employer_id, p.wa_id.clone(), stage, due_at));
+            messages.push(NewMessage {
+                case_id: c.id,
+                employer_id: p.employer_id,
+                wa_id: p.wa_id.clone(),
+                stage,
+                due_at,
+            });
         }
     }
 
@@ -601,7 +621,14 @@ async fn scan_chunk(
             values_placeholders(chunk.len(), 11, 1)
         );
         let mut q = tx.query(&sql);
-        for (case_id, employer_id, wa_id, stage, due_at) in chunk {
+        for NewMessage {
+            case_id,
+            employer_id,
+            wa_id,
+            stage,
+            due_at,
+        } in chunk
+        {
             q = q
                 .bind(*case_id)
                 .bind(*employer_id)
@@ -700,16 +727,15 @@ fn decide(
             Some((QuietReason::WrongNumber, None))
         } else if let Some(until) = case.and_then(|c| c.paused_until).filter(|u| *u > at) {
             Some((QuietReason::Paused, Some(until)))
-        } else if let Some(promised) = case
-            .and_then(|c| c.promised_date)
-            .filter(|d| status == CaseStatus::Promised && *d >= local_today)
-        {
-            Some((
-                QuietReason::Promised,
-                Some(window.opening_after_day(promised, tz, cal)),
-            ))
         } else {
-            None
+            case.and_then(|c| c.promised_date)
+                .filter(|d| status == CaseStatus::Promised && *d >= local_today)
+                .map(|promised| {
+                    (
+                        QuietReason::Promised,
+                        Some(window.opening_after_day(promised, tz, cal)),
+                    )
+                })
         };
 
     let mut cancel: Vec<(i64, &'static str)> = Vec::new();
@@ -768,7 +794,11 @@ fn decide(
     };
     let (quiet, next_action_at) = match due_at {
         Some(due) if due > at => (wait_reason(ctx, at, due, tz), Some(due)),
-        _ => (None, None),
+        // Due now: the bot acts, nothing to explain.
+        Some(_) => (None, None),
+        // This stage's message is done; the next step is a person's.
+        None if status == CaseStatus::NeedsOfficer => (Some(QuietReason::AwaitingOfficer), None),
+        None => (None, None),
     };
     Decision {
         status,
