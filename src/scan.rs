@@ -28,7 +28,8 @@ const CHUNK_IDS: i64 = 2_000;
 /// First key of the scan's PostgreSQL advisory lock; the second is the hash
 /// of the current schema, so scans of different schemas never block.
 const PG_LOCK_CLASS: i32 = 0x5CA4;
-/// Outbox rows of other stages that no longer count towards anything.
+/// Outbox states that never reach the employer: they do not count towards
+/// the one-reminder-a-day cap.
 const DEAD_STATES: [&str; 3] = ["cancelled", "skipped", "failed"];
 
 /// What the scan needs from configuration.
@@ -41,6 +42,7 @@ pub struct ScanContext {
 }
 
 impl ScanContext {
+    /// Fails only on a default zone that `Config` validation would reject.
     pub fn from_config(config: &Config) -> Result<ScanContext> {
         Ok(ScanContext {
             policy: config.policy(),
@@ -54,6 +56,7 @@ impl ScanContext {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ScanSummary {
     pub cases_opened: u64,
+    /// Open cases whose stage, status or quiet reason changed.
     pub cases_updated: u64,
     pub cases_resolved: u64,
     pub messages_queued: u64,
