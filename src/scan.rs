@@ -28,7 +28,8 @@ const CHUNK_IDS: i64 = 2_000;
 /// First key of the scan's PostgreSQL advisory lock; the second is the hash
 /// of the current schema, so scans of different schemas never block.
 const PG_LOCK_CLASS: i32 = 0x5CA4;
-/// Outbox rows of other stages that no longer count towards anything.
+/// Outbox states that never reach the employer: they do not count towards
+/// the one-reminder-a-day cap.
 const DEAD_STATES: [&str; 3] = ["cancelled", "skipped", "failed"];
 
 /// What the scan needs from configuration.
@@ -41,6 +42,7 @@ pub struct ScanContext {
 }
 
 impl ScanContext {
+    /// Fails only on a default zone that `Config` validation would reject.
     pub fn from_config(config: &Config) -> Result<ScanContext> {
         Ok(ScanContext {
             policy: config.policy(),
@@ -54,6 +56,7 @@ impl ScanContext {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ScanSummary {
     pub cases_opened: u64,
+    /// Open cases whose stage, status or quiet reason changed.
     pub cases_updated: u64,
     pub cases_resolved: u64,
     pub messages_queued: u64,
@@ -192,6 +195,15 @@ struct Decision {
     cancel: Vec<(i64, &'static str)>,
 }
 
+/// A stage message to queue for a case.
+struct NewMessage {
+    case_id: i64,
+    employer_id: i64,
+    wa_id: Option<String>,
+    stage: Stage,
+    due_at: DateTime<Utc>,
+}
+
 struct Plan {
     employer_id: i64,
     wa_id: Option<String>,
@@ -252,6 +264,8 @@ async fn scan_chunk(
         q.bind(default_date)
     }
 
+    // The id range is repeated on every table: planners do not carry it
+    // across the joins on their own, and a missed range is a full scan.
     let overdue_sql = format!(
         "SELECT e.id, e.timezone, e.wa_id, e.opted_out_at, e.contact_invalid_at, \
                 a.n, a.owed, a.oldest, \
@@ -263,10 +277,11 @@ async fn scan_chunk(
                       MIN(b.due_date) AS oldest \
                FROM bills b JOIN employers e ON e.id = b.employer_id \
                WHERE b.settled_at IS NULL AND b.employer_id >= $1 AND b.employer_id < $2 \
-                 AND b.due_date < {cut} \
+                 AND e.id >= $1 AND e.id < $2 AND b.due_date < {cut} \
                GROUP BY b.employer_id) a \
-         JOIN employers e ON e.id = a.employer_id \
+         JOIN employers e ON e.id = a.employer_id AND e.id >= $1 AND e.id < $2 \
          LEFT JOIN cases c ON c.employer_id = e.id AND c.resolved_at IS NULL \
+                          AND c.employer_id >= $1 AND c.employer_id < $2 \
          LEFT JOIN outbox o ON o.idempotency_key = 'case:' || c.id || ':stage:' || c.stage \
          ORDER BY e.id"
     );
@@ -278,6 +293,7 @@ async fn scan_chunk(
     let settled_sql = format!(
         "SELECT c.id, c.status FROM cases c JOIN employers e ON e.id = c.employer_id \
          WHERE c.resolved_at IS NULL AND c.employer_id >= $1 AND c.employer_id < $2 \
+           AND e.id >= $1 AND e.id < $2 \
            AND NOT EXISTS (SELECT 1 FROM bills b \
                            WHERE b.employer_id = c.employer_id AND b.settled_at IS NULL \
                              AND b.due_date < {cut}) \
@@ -412,8 +428,7 @@ async fn scan_chunk(
     }
 
     let mut events: Vec<NewEvent> = Vec::new();
-    // (case id, employer id, wa id, stage, due_at)
-    let mut messages: Vec<(i64, i64, Option<String>, Stage, DateTime<Utc>)> = Vec::new();
+    let mut messages: Vec<NewMessage> = Vec::new();
     let mut cancels: Vec<(i64, i64, &'static str)> = Vec::new();
 
     // New cases. A concurrent scan that opened one first wins the unique
@@ -464,7 +479,13 @@ async fn scan_chunk(
                 data,
             ));
             if let Some((stage, due_at)) = d.queue {
-                messages.push((case_id, p.employer_id, p.wa_id.clone(), stage, due_at));
+                messages.push(NewMessage {
+                    case_id,
+                    employer_id: p.employer_id,
+                    wa_id: p.wa_id.clone(),
+                    stage,
+                    due_at,
+                });
             }
         }
     }
@@ -550,7 +571,13 @@ async fn scan_chunk(
             cancels.push((c.id, outbox_id, reason));
         }
         if let Some((stage, due_at)) = d.queue {
-            messages.push((c.id, p.employer_id, p.wa_id.clone(), stage, due_at));
+            messages.push(NewMessage {
+                case_id: c.id,
+                employer_id: p.employer_id,
+                wa_id: p.wa_id.clone(),
+                stage,
+                due_at,
+            });
         }
     }
 
@@ -597,7 +624,14 @@ async fn scan_chunk(
             values_placeholders(chunk.len(), 11, 1)
         );
         let mut q = tx.query(&sql);
-        for (case_id, employer_id, wa_id, stage, due_at) in chunk {
+        for NewMessage {
+            case_id,
+            employer_id,
+            wa_id,
+            stage,
+            due_at,
+        } in chunk
+        {
             q = q
                 .bind(*case_id)
                 .bind(*employer_id)
@@ -696,16 +730,15 @@ fn decide(
             Some((QuietReason::WrongNumber, None))
         } else if let Some(until) = case.and_then(|c| c.paused_until).filter(|u| *u > at) {
             Some((QuietReason::Paused, Some(until)))
-        } else if let Some(promised) = case
-            .and_then(|c| c.promised_date)
-            .filter(|d| status == CaseStatus::Promised && *d >= local_today)
-        {
-            Some((
-                QuietReason::Promised,
-                Some(window.opening_after_day(promised, tz, cal)),
-            ))
         } else {
-            None
+            case.and_then(|c| c.promised_date)
+                .filter(|d| status == CaseStatus::Promised && *d >= local_today)
+                .map(|promised| {
+                    (
+                        QuietReason::Promised,
+                        Some(window.opening_after_day(promised, tz, cal)),
+                    )
+                })
         };
 
     let mut cancel: Vec<(i64, &'static str)> = Vec::new();
@@ -764,7 +797,11 @@ fn decide(
     };
     let (quiet, next_action_at) = match due_at {
         Some(due) if due > at => (wait_reason(ctx, at, due, tz), Some(due)),
-        _ => (None, None),
+        // Due now: the bot acts, nothing to explain.
+        Some(_) => (None, None),
+        // This stage's message is done; the next step is a person's.
+        None if status == CaseStatus::NeedsOfficer => (Some(QuietReason::AwaitingOfficer), None),
+        None => (None, None),
     };
     Decision {
         status,

@@ -18,7 +18,7 @@ pub struct TestDb {
 /// How to reach the same database again.
 enum Target {
     Sqlite(String),
-    Postgres(PgConnectOptions),
+    Postgres(Box<PgConnectOptions>),
 }
 
 impl TestDb {
@@ -27,7 +27,7 @@ impl TestDb {
     pub async fn connect_again(&self) -> Result<Db> {
         match &self.target {
             Target::Sqlite(url) => Db::connect(url, 4).await,
-            Target::Postgres(opts) => Db::connect_postgres(opts.clone(), 8).await,
+            Target::Postgres(opts) => Db::connect_postgres((**opts).clone(), 8).await,
         }
     }
 }
@@ -69,7 +69,7 @@ pub async fn postgres() -> Result<Option<TestDb>> {
     Ok(Some(TestDb {
         db,
         name: "postgres",
-        target: Target::Postgres(opts),
+        target: Target::Postgres(Box::new(opts)),
         _dir: None,
     }))
 }

@@ -410,6 +410,20 @@ async fn catch_up_after_a_40_day_gap_queues_the_warning_only_not_four_messages()
         assert_eq!(out[0].message, "warning");
         assert_eq!(out[0].due_at, at("2026-03-03T03:00:00Z"));
         assert_eq!(kinds(db, c.id).await, ["case_opened", "message_queued"]);
+
+        // Once the warning is out, the case waits for its officer, and says so.
+        mark_sent(db, out[0].id, at("2026-03-03T03:01:00Z")).await;
+        let s = scan::run(db, &ctx, at("2026-03-04T03:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(s.messages_queued, 0, "{}", t.name);
+        let c = case_of(db, e).await;
+        assert_eq!(
+            c.quiet_reason.as_deref(),
+            Some("awaiting_officer"),
+            "{}",
+            t.name
+        );
     }
 }
 
