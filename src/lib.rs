@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod case_log;
 pub mod config;
+pub mod conversation;
 pub mod domain;
 pub mod store;
 pub mod testing;
