@@ -10,3 +10,4 @@ pub mod domain;
 pub mod store;
 pub mod testing;
 pub mod time;
+pub mod webhook;
