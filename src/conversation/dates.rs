@@ -63,6 +63,14 @@ fn at(n: &Normalized, i: usize, today: NaiveDate) -> Option<NaiveDate> {
         "nanti" if matches!(next, "pagi" | "siang" | "sore" | "malam") => Some(today),
         "pagi" | "siang" | "sore" | "malam" if next == "ini" => Some(today),
         "tanggal" => tanggal(n, i, today),
+        "akhir" | "awal" | "pertengahan" | "tengah" if month_name(next).is_some() => {
+            let first = with_rollover(1, month_name(next)?, None, first_of(today))?;
+            Some(match w {
+                "akhir" => end_of_month(first),
+                "awal" => first.with_day(5)?,
+                _ => first.with_day(15)?,
+            })
+        }
         "akhir" => match next {
             "bulan" => Some(end_of_month(month_offset(n, i + 2, today)?)),
             "minggu" => Some(this_or_next(today, Weekday::Sat)),
@@ -399,6 +407,9 @@ mod tests {
         assert_eq!(r("tgl muda", d(2026, 12, 15)), Some(d(2027, 1, 5)));
         assert_eq!(r("bulan depan", tue()), Some(d(2026, 4, 5)));
         assert_eq!(r("minggu ini", tue()), Some(d(2026, 3, 6)));
+        assert_eq!(r("akhir maret", tue()), Some(d(2026, 3, 31)));
+        assert_eq!(r("awal april", tue()), Some(d(2026, 4, 5)));
+        assert_eq!(r("awal januari", tue()), Some(d(2027, 1, 5)));
         assert_eq!(r("minggu ini", d(2026, 3, 7)), Some(d(2026, 3, 7)));
     }
 

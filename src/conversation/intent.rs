@@ -58,6 +58,9 @@ pub fn decide(n: &Normalized, today: NaiveDate) -> (Intent, Option<NaiveDate>) {
     if installment(n, date.is_some()) {
         return (Intent::InstallmentRequest, None);
     }
+    if weak_complaint(n) {
+        return (Intent::Complaint, None);
+    }
     if officer(n) {
         return (Intent::OfficerRequest, None);
     }
@@ -72,15 +75,12 @@ pub fn decide(n: &Normalized, today: NaiveDate) -> (Intent, Option<NaiveDate>) {
     }
     if let Some(d) = date {
         // "besok kantor buka?" names a day without promising anything.
-        if !(n.question_mark && !has_word(n, PAY_FUTURE)) {
+        if !n.question_mark || has_word(n, PAY_FUTURE) {
             return (Intent::PromiseToPay, Some(d));
         }
     }
     if undated_promise(n) {
         return (Intent::PromiseToPay, None);
-    }
-    if weak_complaint(n) {
-        return (Intent::Complaint, None);
     }
     if question(n) {
         return (Intent::Question, None);
@@ -134,10 +134,13 @@ fn paid_claim(n: &Normalized, future_only: bool) -> bool {
     // A bare "sudah (pak)" answering a reminder means it is paid.
     let content = n.content_words();
     !content.is_empty()
-        && content.contains(&"sudah")
-        && content
-            .iter()
-            .all(|w| matches!(*w, "sudah" | "makasih" | "oke" | "kok" | "semua" | "ya"))
+        && (content.contains(&"sudah") || content.contains(&"done"))
+        && content.iter().all(|w| {
+            matches!(
+                *w,
+                "sudah" | "done" | "makasih" | "oke" | "kok" | "semua" | "ya"
+            )
+        })
 }
 
 fn wrong_number(n: &Normalized) -> bool {
@@ -157,7 +160,9 @@ fn wrong_number(n: &Normalized) -> bool {
     {
         return true;
     }
-    if n.has("saya bukan karyawan*|pegawai*|staf") {
+    if n.has("saya bukan karyawan*|pegawai*|staf")
+        || n.has("bukan karyawan*|pegawai*|staf di|disana|disitu|sana|situ|lagi")
+    {
         return true;
     }
     if has_word(n, "nomor") && has_word(n, "ganti|pindah|dipakai|milik") && !has_word(n, EMPLOYEES)
@@ -213,6 +218,14 @@ fn opt_out(n: &Normalized) -> bool {
 }
 
 fn strong_complaint(n: &Normalized) -> bool {
+    // "saya laporkan ke atasan" is passing it on, not a complaint.
+    if n.near(
+        "lapor|laporkan|melaporkan|laporin",
+        "atasan|pimpinan|bos|direktur|owner|keuangan|pusat|manajemen|kantor|hrd",
+        3,
+    ) {
+        return false;
+    }
     // Surface words only: the stem of "upah yang dilaporkan" is "lapor" too.
     n.words.iter().any(|w| {
         w.starts_with("viral")
@@ -252,8 +265,9 @@ fn weak_complaint(n: &Normalized) -> bool {
     }
     if has_word(
         n,
-        "ganggu*|terganggu|mengganggu|spam|kesal|kecewa|jengkel|marah|kasar|teror*|meneror|resah|muak|bosan|capek|risih|annoying|parah|keterlaluan|sopan|ribet|lelet|lambat|buruk|jelek",
-    ) {
+        "ganggu*|terganggu|mengganggu|spam|kesal|kecewa|jengkel|marah|kasar|teror*|meneror|resah|muak|bosan|capek|risih|annoying|parah|keterlaluan|sopan|ribet|buruk|jelek",
+    ) && !n.near("maaf", "ganggu*|mengganggu", 2)
+    {
         return true;
     }
     if n.has_any(&[
@@ -265,7 +279,7 @@ fn weak_complaint(n: &Normalized) -> bool {
     ]) {
         return true;
     }
-    has_word(n, "terus|mulu|melulu") && has_word(n, CHANNEL)
+    n.near(CHANNEL, "terus|mulu|melulu|trus", 1)
 }
 
 fn dispute(n: &Normalized, paid: bool) -> bool {
@@ -300,14 +314,17 @@ fn dispute(n: &Normalized, paid: bool) -> bool {
         "lupa dinonaktifkan|nonaktif*|lapor*|dilaporkan|dikurangi|mengurangi|dihapus",
         "terlalu besar|mahal|banyak|tinggi",
         "besar|mahal|tinggi|banyak sekali",
-        "kok besar|mahal|banyak|tinggi|bisa",
+        "kok besar|mahal|banyak|tinggi|bisa|ada|masih",
         "dua kali",
         "beda|berbeda dengan|sama",
         "bukan tunggakan*|tagihan*|karyawan*|pegawai*",
     ]) {
         return true;
     }
-    if together(n, EMPLOYEES, "keluar|resign|berhenti|phk|diphk|dirumahkan|habis|pindah|pensiun|meninggal|nonaktif|kosong|bubar", 3) {
+    if n.has("karyawan*|pegawai*|pekerja*|tk tinggal|hanya|cuma|tersisa|sisa") {
+        return true;
+    }
+    if together(n, EMPLOYEES, "keluar|resign|berhenti|phk|diphk|dirumahkan|habis|pindah|pensiun|meninggal|nonaktif|kosong|bubar", 5) {
         return true;
     }
     together(
@@ -383,6 +400,9 @@ fn payment_link(n: &Normalized) -> bool {
 }
 
 fn amount(n: &Normalized) -> bool {
+    if has_word(n, "persen|%|prosentase|persentase") {
+        return false;
+    }
     if together(
         n,
         "berapa",
@@ -426,9 +446,12 @@ fn undated_promise(n: &Normalized) -> bool {
     if together(
         n,
         "setelah|tunggu*|nunggu*|menunggu|nungguin|kalau|begitu|pas|habis",
-        "gajian|dana|cair*|pencairan|termin|proyek|invoice|customer|klien|uang|modal|tagihan|duit|pembayaran",
+        "gajian|dana|cair*|pencairan|termin|proyek|invoice|customer|klien|uang|modal|tagihan|duit|pembayaran|lebaran|thr|idul|tahun|panen|pusat|owner|bos|pimpinan|direktur|acc|approval",
         3,
     ) {
+        return true;
+    }
+    if n.has("belum gajian|cair|ada|dapat|terima|acc") {
         return true;
     }
     if n.near(
@@ -469,6 +492,6 @@ fn question(n: &Normalized) -> bool {
 fn acknowledgement(n: &Normalized) -> bool {
     has_word(
         n,
-        "oke|sip|siap|baik|makasih|noted|ya|betul|benar|mantap|ditunggu|tunggu|waalaikumsalam|assalamualaikum|salam|pagi|siang|sore|malam|halo|hallo|hai|hi|hello|selamat|mengerti|paham|diterima|cek|dicek|dicheck|check|periksa|diperiksa|sampaikan|disampaikan|teruskan|diteruskan|koordinasi*|dikoordinasikan|info|informasi*|maaf|good|nice|alhamdulillah|aamiin|amin|sama|copy|roger|understood|dipelajari|catat|dicatat|shalom|om",
+        "oke|sip|siap|baik|makasih|noted|ya|betul|benar|mantap|ditunggu|tunggu|waalaikumsalam|assalamualaikum|salam|pagi|siang|sore|malam|halo|hallo|hai|hi|hello|selamat|mengerti|paham|diterima|cek|dicek|dicheck|check|periksa|diperiksa|sampaikan|disampaikan|teruskan|diteruskan|koordinasi*|dikoordinasikan|info|informasi*|maaf|good|nice|alhamdulillah|aamiin|amin|sama|copy|roger|understood|dipelajari|catat|dicatat|shalom|om|tanyakan|ditanyakan|tanya|konfirmasi|dikonfirmasi|diskusikan|didiskusikan|sebentar|bentar|laksanakan|dilaksanakan|okay",
     ) || n.emoji == EmojiTone::Positive
 }

@@ -319,6 +319,14 @@ fn expand(w: &str) -> Option<&'static str> {
             "cicil"
         }
         "paid" => "paid",
+        "payment" | "pembyran" | "pmbayaran" | "pembayran" => "pembayaran",
+        "transferred" | "transfered" => "transfer",
+        "owe" | "debt" | "arrears" => "utang",
+        "amount" => "jumlah",
+        "bill" | "bills" | "invoice2" => "tagihan",
+        "fine" | "penalty" | "dnda" => "denda",
+        "discount" => "diskon",
+        "contact" => "kontak",
         "brp" | "brpa" | "berapaan" | "pinten" | "piro" | "brapa" | "bpa" => "berapa",
         "tgihan" | "tghn" | "tagihanya" => "tagihan",
         "rek" | "norek" => "rekening",
@@ -446,6 +454,16 @@ fn rewrite_phrases(words: Vec<String>) -> Vec<String> {
         (&["do", "tidak"], &["jangan"]),
         (&["non", "aktif"], &["nonaktif"]),
         (&["customer", "service"], &["cs"]),
+        (&["bagaimana", "much"], &["berapa"]),
+        (&["bagaimana", "to", "bayar"], &["cara", "bayar"]),
+        (&["bagaimana", "do", "saya", "bayar"], &["cara", "bayar"]),
+        (&["bagaimana", "can", "saya", "bayar"], &["cara", "bayar"]),
+        (&["bisa", "saya", "bayar"], &["bisa", "bayar"]),
+        (&["talk", "to"], &["bicara", "dengan"]),
+        (&["speak", "to"], &["bicara", "dengan"]),
+        (&["speak", "with"], &["bicara", "dengan"]),
+        (&["talk", "dengan"], &["bicara", "dengan"]),
+        (&["speak", "dengan"], &["bicara", "dengan"]),
         (&["account", "representative"], &["ar"]),
     ];
     let mut out = Vec::with_capacity(words.len());
