@@ -114,16 +114,24 @@ fn at(n: &Normalized, i: usize, today: NaiveDate) -> Option<NaiveDate> {
             }
             let num = number(w)?;
             match next {
-                "hari" if word(n, i + 2) == "lagi" => today.checked_add_days(Days::new(num.into())),
-                "minggu" if word(n, i + 2) == "lagi" => {
-                    today.checked_add_days(Days::new(7 * u64::from(num)))
-                }
-                "bulan" if word(n, i + 2) == "lagi" => today.checked_add_months(Months::new(num)),
+                "hari" if within(n, i) => today.checked_add_days(Days::new(num.into())),
+                "minggu" if within(n, i) => today.checked_add_days(Days::new(7 * u64::from(num))),
+                "bulan" if within(n, i) => today.checked_add_months(Months::new(num)),
                 _ if prev != "tanggal" => day_month(num, n, i + 1, today),
                 _ => None,
             }
         }
     }
+}
+
+/// "3 hari lagi", "dalam 2 minggu", "waktu 2 minggu": a span from today.
+fn within(n: &Normalized, i: usize) -> bool {
+    let prev = if i > 0 { word(n, i - 1) } else { "" };
+    matches!(word(n, i + 2), "lagi" | "kedepan" | "ke")
+        || matches!(
+            prev,
+            "dalam" | "waktu" | "sekitar" | "kurang" | "maksimal" | "maks" | "paling"
+        )
 }
 
 /// "tanggal N", "tanggal N bulan depan", "tanggal N <month>", "tanggal muda".

@@ -38,7 +38,7 @@ pub fn decide(n: &Normalized, today: NaiveDate) -> (Intent, Option<NaiveDate>) {
         n,
         "besok|lusa|depan|nanti|akan|mau|insyaallah|segera|secepatnya",
     );
-    let paid = paid_claim(n, future_words && !past);
+    let paid = paid_claim(n, future_words && !past, date.is_some());
 
     if wrong_number(n) {
         return (Intent::WrongNumber, None);
@@ -106,15 +106,22 @@ fn negated(n: &Normalized, i: usize) -> bool {
 
 /// "sudah bayar", "udh tf td pagi", "lunas", "paid", "bukti transfer", a
 /// bare "sudah". Not "belum bayar", not "besok sudah kami transfer".
-fn paid_claim(n: &Normalized, future_only: bool) -> bool {
+fn paid_claim(n: &Normalized, future_only: bool, dated: bool) -> bool {
     if future_only {
         return false;
     }
     if has_word(n, "paid") && !n.has("tidak|belum paid") {
         return true;
     }
+    // "lunas" with a date and nothing done is a plan: "tgl 25 kami bayar lunas".
     let lunas = (0..n.len()).any(|i| n.matches(i, "lunas") && !negated(n, i));
-    if lunas {
+    if lunas && (has_word(n, DONE) || !dated) {
+        return true;
+    }
+    // "Sudah diterima belum pembayaran kami?": asking after a payment made.
+    if n.has("pembayaran|transferan|setoran kami|saya")
+        && has_word(n, "sudah|masuk|diterima|terima|cek|dicek")
+    {
         return true;
     }
     if n.has("bukti transfer*|bayar*|setor*|tf|pembayaran") {
@@ -178,7 +185,8 @@ fn wrong_number(n: &Normalized) -> bool {
         "tidak kerja|bekerja|kerjo di|disana|disitu|lagi",
         "tidak di perusahaan",
         "resign|keluar|pensiun dari",
-    ]) || n.near("saya", "resign|keluar|pensiun|pindah", 2)
+    ]) || (n.near("saya", "resign|keluar|pensiun|pindah", 2)
+        && !has_word(n, "tutup|bubar*|bangkrut|pailit"))
 }
 
 fn opt_out(n: &Normalized) -> bool {
@@ -284,6 +292,9 @@ fn weak_complaint(n: &Normalized) -> bool {
 
 fn dispute(n: &Normalized, paid: bool) -> bool {
     // Paid yet still billed: the payment record is what is disputed.
+    if paid && n.has("dua|2 kali|kali") {
+        return true;
+    }
     if paid
         && has_word(n, "masih|kok|tapi|kenapa|tetap|tetep|malah")
         && has_word(n, "tagih*|ditagih|tunggak*|muncul|tercatat|masuk|update*|terupdate|denda*|belum|ada|terbaca")
@@ -292,7 +303,7 @@ fn dispute(n: &Normalized, paid: bool) -> bool {
     }
     if has_word(
         n,
-        "tutup|ditutup|bubar*|dibubarkan|bangkrut|pailit|nonaktif|dinonaktifkan|nonaktifkan|vakum|keliru|kelebihan|dobel|double|ganda|keberatan|sanggah*|kebesaran|kemahalan",
+        "tutup|ditutup|bubar*|dibubarkan|bangkrut|pailit|nonaktif|dinonaktifkan|nonaktifkan|vakum|keliru|kelebihan|dobel|double|ganda|keberatan|sanggah*|kebesaran|kemahalan|meninggal|wafat|almarhum",
     ) {
         return true;
     }
@@ -308,6 +319,7 @@ fn dispute(n: &Normalized, paid: bool) -> bool {
         "tidak pernah daftar*|terdaftar|mendaftar|menunggak|telat|ikut|punya",
         "tidak merasa",
         "tidak ada|punya tunggakan|utang|hutang|karyawan*|pegawai*",
+        "tidak|belum pernah|ada|punya tunggakan|utang|hutang",
         "tidak menunggak",
         "tinggal saya sendiri*",
         "tinggal sendiri*",
@@ -315,7 +327,6 @@ fn dispute(n: &Normalized, paid: bool) -> bool {
         "terlalu besar|mahal|banyak|tinggi",
         "besar|mahal|tinggi|banyak sekali",
         "kok besar|mahal|banyak|tinggi|bisa|ada|masih",
-        "dua kali",
         "beda|berbeda dengan|sama",
         "bukan tunggakan*|tagihan*|karyawan*|pegawai*",
     ]) {
@@ -350,8 +361,20 @@ fn installment(n: &Normalized, dated: bool) -> bool {
     ) {
         return true;
     }
+    if has_word(n, "perpanjangan|diperpanjang|perpanjang")
+        || n.has_any(&[
+            "per|tiap|setiap bulan",
+            "perbulan",
+            "dibayar|bayar 2|dua|3|tiga|beberapa kali|tahap|termin",
+        ])
+    {
+        return true;
+    }
     if dated {
         return false;
+    }
+    if n.has("minta|beri|kasih|butuh waktu") {
+        return true;
     }
     has_word(
         n,
@@ -411,6 +434,13 @@ fn amount(n: &Normalized) -> bool {
     ) {
         return true;
     }
+    if n.near(
+        "info*|minta|kirim*|dikirim|mohon|cek",
+        "total*|jumlah*|tunggak*|tagih*|nominal*|utang*|hutang*",
+        3,
+    ) {
+        return true;
+    }
     if has_word(n, "rincian|rinci*|dirinci|nominal*|sisa|kekurangan") {
         return true;
     }
@@ -454,6 +484,9 @@ fn undated_promise(n: &Normalized) -> bool {
     if n.has("belum gajian|cair|ada|dapat|terima|acc") {
         return true;
     }
+    if n.content_words() == ["belum"] {
+        return true;
+    }
     if n.near(
         "nanti|akan|mau|siap|coba|bakal|will|pasti|insyaallah|usaha*|lagi|sedang|dalam",
         PAY_FUTURE,
@@ -492,6 +525,6 @@ fn question(n: &Normalized) -> bool {
 fn acknowledgement(n: &Normalized) -> bool {
     has_word(
         n,
-        "oke|sip|siap|baik|makasih|noted|ya|betul|benar|mantap|ditunggu|tunggu|waalaikumsalam|assalamualaikum|salam|pagi|siang|sore|malam|halo|hallo|hai|hi|hello|selamat|mengerti|paham|diterima|cek|dicek|dicheck|check|periksa|diperiksa|sampaikan|disampaikan|teruskan|diteruskan|koordinasi*|dikoordinasikan|info|informasi*|maaf|good|nice|alhamdulillah|aamiin|amin|sama|copy|roger|understood|dipelajari|catat|dicatat|shalom|om|tanyakan|ditanyakan|tanya|konfirmasi|dikonfirmasi|diskusikan|didiskusikan|sebentar|bentar|laksanakan|dilaksanakan|okay",
+        "oke|sip|siap|baik|makasih|noted|ya|betul|benar|mantap|ditunggu|tunggu|waalaikumsalam|assalamualaikum|salam|pagi|siang|sore|malam|halo|hallo|hai|hi|hello|selamat|mengerti|paham|diterima|cek|dicek|dicheck|check|periksa|diperiksa|sampaikan|disampaikan|teruskan|diteruskan|koordinasi*|dikoordinasikan|info|informasi*|maaf|good|nice|alhamdulillah|aamiin|amin|sama|copy|roger|understood|dipelajari|catat|dicatat|shalom|om|tanyakan|ditanyakan|tanya|konfirmasi|dikonfirmasi|diskusikan|didiskusikan|sebentar|bentar|laksanakan|dilaksanakan|okay|terima|dapat",
     ) || n.emoji == EmojiTone::Positive
 }

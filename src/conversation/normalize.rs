@@ -291,7 +291,8 @@ fn expand(w: &str) -> Option<&'static str> {
         "mgg" | "mg" | "mggu" | "mingu" | "week" | "pekan" => "minggu",
         "dpn" | "dpan" | "dep" | "next" => "depan",
         "bln" | "bulan2" | "month" | "sasi" => "bulan",
-        "skrg" | "skrang" | "skr" | "skarang" | "sekarang2" | "now" | "saiki" => "sekarang",
+        "skrg" | "skrang" | "skr" | "skarang" | "sekarang2" | "now" | "saiki" | "sakniki"
+        | "sakmeniko" => "sekarang",
         "nnt" | "ntar" | "entar" | "nanti2" | "ntr" | "mangke" | "engko" | "later" | "nti" => {
             "nanti"
         }
@@ -366,7 +367,7 @@ fn expand(w: &str) -> Option<&'static str> {
         "opo" | "what" => "apa",
         "dmn" | "dimn" | "where" => "dimana",
         "kmn" | "kmana" => "kemana",
-        "bs" | "bsa" | "bisaa" | "isa" | "can" => "bisa",
+        "bs" | "bsa" | "bisaa" | "isa" | "can" | "saget" | "iso" => "bisa",
         "sdg" | "sdang" => "sedang",
         "org" | "orng" => "orang",
         "bnyk" | "byk" | "bnyak" => "banyak",

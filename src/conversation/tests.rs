@@ -457,3 +457,95 @@ fn buttons_map_to_intents() {
     assert_eq!(intent_for_button("pay_now:INV-1"), None);
     assert_eq!(intent_for_button(""), None);
 }
+
+#[test]
+fn mixed_and_regional_phrasing() {
+    use Intent::*;
+    let cases: &[(&str, Intent)] = &[
+        ("done ya pak", AlreadyPaid),
+        ("Sampun kulo bayar wingi", AlreadyPaid),
+        ("sudah saya tf tadi, tolong dicek", AlreadyPaid),
+        ("Sudah diterima belum pembayaran kami?", AlreadyPaid),
+        ("I already paid yesterday", AlreadyPaid),
+        ("tgl 25 kami bayar lunas ya pak", PromiseToPay),
+        ("Nggih pak, mangke kulo transfer", PromiseToPay),
+        ("Dereng pak", PromiseToPay),
+        ("Belum gajian pak", PromiseToPay),
+        ("habis lebaran ya pak", PromiseToPay),
+        ("Masih menunggu dana dari pusat", PromiseToPay),
+        ("Sabar pak, pasti dibayar", PromiseToPay),
+        ("Mboten saget bayar sakniki", InstallmentRequest),
+        ("Boleh dibayar 2 kali?", InstallmentRequest),
+        ("Boleh bayar per bulan?", InstallmentRequest),
+        ("Bisa minta perpanjangan waktu?", InstallmentRequest),
+        ("Kami belum mampu membayar", InstallmentRequest),
+        ("karyawan tinggal 1, yang lain sudah keluar", Dispute),
+        ("Saya sudah pensiun, perusahaan sudah tutup", Dispute),
+        ("maaf pak kami tidak punya tunggakan", Dispute),
+        ("Kami keberatan dengan tagihan ini", Dispute),
+        ("lho kok ada denda?", Dispute),
+        (
+            "Saya sudah bayar bulan lalu tapi kok masih ada tagihan",
+            Dispute,
+        ),
+        ("Sudah bukan karyawan di sana", WrongNumber),
+        ("salah orang pak", WrongNumber),
+        ("Mohon info total tunggakan", AmountInquiry),
+        ("How much do I owe?", AmountInquiry),
+        ("Kalau telat kena denda berapa persen?", Question),
+        ("Kapan batas pembayarannya?", Question),
+        ("Maaf, dengan siapa ini?", Question),
+        ("Tiap hari ditelepon, mengganggu sekali", Complaint),
+        ("saya sudah muak ditagih terus", Complaint),
+        ("Ngapain wa terus sih", Complaint),
+        ("Jangan chat saya terus", OptOut),
+        ("saya tanyakan dulu ke atasan", Acknowledgement),
+        (
+            "Oke nanti saya sampaikan ke bagian keuangan",
+            Acknowledgement,
+        ),
+        (
+            "Terima kasih pak, sudah kami terima pesannya",
+            Acknowledgement,
+        ),
+        (
+            "mohon maaf mengganggu, minta rincian tagihan",
+            AmountInquiry,
+        ),
+        ("Please call me tomorrow", OfficerRequest),
+        ("Boleh minta nomor telepon AR nya?", OfficerRequest),
+    ];
+    let misses: Vec<String> = cases
+        .iter()
+        .map(|(p, want)| (p, want, classify(p, at(), Jakarta)))
+        .filter(|(_, want, c)| c.intent != **want)
+        .map(|(p, want, c)| format!("{p:?}: want {want}, got {}", c.intent))
+        .collect();
+    assert!(misses.is_empty(), "{misses:#?}");
+}
+
+#[test]
+fn spans_and_month_names_resolve() {
+    let c = |t| classify(t, at(), Jakarta);
+    assert_eq!(c("akhir maret ya pak").promised_date, Some(d(2026, 3, 31)));
+    assert_eq!(
+        c("awal april insyaallah").promised_date,
+        Some(d(2026, 4, 5))
+    );
+    assert_eq!(
+        c("Saya minta waktu 2 minggu").promised_date,
+        Some(d(2026, 3, 17))
+    );
+    assert_eq!(
+        c("dalam 5 hari kami lunasi").promised_date,
+        Some(d(2026, 3, 8))
+    );
+    assert_eq!(
+        c("I will pay next monday").promised_date,
+        Some(d(2026, 3, 9))
+    );
+    assert_eq!(
+        c("ok noted, will pay on friday").promised_date,
+        Some(d(2026, 3, 6))
+    );
+}
