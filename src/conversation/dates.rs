@@ -27,8 +27,12 @@ pub fn resolve(n: &Normalized, today: NaiveDate) -> Option<NaiveDate> {
 
 /// "tidak bisa hari ini, besok saja": a day the sender says they cannot make.
 fn ruled_out(n: &Normalized, i: usize) -> bool {
-    n.preceded_by(i, "tidak|belum", 3)
-        && n.preceded_by(i, "bisa|sempat|dapat|mungkin|ada|keburu", 2)
+    const UNABLE: &str = "bisa|sempat|dapat|mungkin|ada|keburu";
+    let before = n.preceded_by(i, "tidak|belum", 3) && n.preceded_by(i, UNABLE, 2);
+    // "bulan ini belum bisa": the refusal follows the day.
+    let after = (i + 1..(i + 4).min(n.len()))
+        .any(|j| n.matches(j, "tidak|belum") && n.matches(j + 1, UNABLE));
+    before || after
 }
 
 /// Whether the message names a past day ("kemarin", "tadi"), which makes a

@@ -145,7 +145,16 @@ fn paid_claim(n: &Normalized, future_only: bool, dated: bool) -> bool {
         && content.iter().all(|w| {
             matches!(
                 *w,
-                "sudah" | "done" | "makasih" | "oke" | "kok" | "semua" | "ya"
+                "sudah"
+                    | "done"
+                    | "makasih"
+                    | "oke"
+                    | "kok"
+                    | "semua"
+                    | "ya"
+                    | "barusan"
+                    | "tadi"
+                    | "kemarin"
             )
         })
 }
@@ -211,6 +220,13 @@ fn opt_out(n: &Normalized) -> bool {
                 || (n.matches(i, "tidak") && n.matches(i + 1, "usah|perlu|mau|ingin|butuh"))
         })
         .collect();
+    if n.near(
+        "keberatan|menolak|bersedia",
+        "dihubungi|hubungi|wa|diwa|pesan|kirim*|dikirim|telepon|ditelepon|chat|sms",
+        3,
+    ) {
+        return true;
+    }
     let asks_silence = requests.iter().any(|&i| {
         (i + 1..(i + 5).min(n.len()))
             .any(|j| n.matches(j, CHANNEL) || (n.matches(j, "lagi") && j == i + 1))
@@ -219,7 +235,7 @@ fn opt_out(n: &Normalized) -> bool {
         return true;
     }
     n.has_any(&[
-        "hapus*|dihapus|delete|remove|keluarkan nomor|saya|kontak",
+        "hapus*|dihapus|delete|remove|keluarkan nomor|saya|kontak|data",
         "blokir*|diblokir|block*",
         "opt out",
     ]) && !has_word(n, "denda*")
@@ -292,6 +308,9 @@ fn weak_complaint(n: &Normalized) -> bool {
 
 fn dispute(n: &Normalized, paid: bool) -> bool {
     // Paid yet still billed: the payment record is what is disputed.
+    if has_word(n, "kok|naik") && has_word(n, "tagih*|tunggak*|denda*|iuran*") {
+        return true;
+    }
     if paid && n.has("dua|2 kali|kali") {
         return true;
     }
@@ -313,6 +332,8 @@ fn dispute(n: &Normalized, paid: bool) -> bool {
         "tidak ada kegiatan|usaha|aktivitas|operasional",
         "berhenti|stop beroperasi|operasi|produksi|usaha|berusaha",
         "usaha|perusahaan|toko sudah mati|dijual|berhenti|stop",
+        "usaha|perusahaan|toko|pabrik sudah tidak ada",
+        "usaha|perusahaan|toko|pabrik tidak ada",
         "tidak sesuai|cocok|benar|valid|akurat",
         "bukan segitu|sebesar|sebanyak",
         "tidak segitu|sebesar|sebanyak",
@@ -484,7 +505,7 @@ fn undated_promise(n: &Normalized) -> bool {
     if n.has("belum gajian|cair|ada|dapat|terima|acc") {
         return true;
     }
-    if n.content_words() == ["belum"] {
+    if n.content_words() == ["belum"] || n.has("belum bisa|sempat|ada") {
         return true;
     }
     if n.near(

@@ -187,9 +187,19 @@ pub fn normalize(text: &str) -> Normalized {
         EmojiTone::None
     };
 
+    // Acronyms written in capitals (SIPP, JHT) are names, not stretched slang.
+    let acronyms: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 3 && w.chars().all(|c| c.is_uppercase()))
+        .map(str::to_lowercase)
+        .collect();
     let mut words: Vec<String> = Vec::new();
     for raw in buf.split_whitespace() {
         for piece in split_letters_digits(raw) {
+            if acronyms.contains(&piece) && expand(&piece).is_none() {
+                words.push(piece);
+                continue;
+            }
             let piece = collapse_repeats(&piece);
             match expand(&piece) {
                 Some(expansion) => words.extend(expansion.split(' ').map(str::to_owned)),
@@ -390,8 +400,8 @@ fn expand(w: &str) -> Option<&'static str> {
         | "makacih" | "mkch" | "tx" => "makasih",
         "ok" | "oke" | "okey" | "okay" | "okee" | "okeh" | "oks" | "okei" | "k" | "okk"
         | "okey2" | "oce" | "oc" => "oke",
-        "sip" | "sipp" | "siip" | "sipsip" => "sip",
-        "siap2" | "siyap" | "ready" => "siap",
+        "sip" | "siip" | "sipsip" => "sip",
+        "siap2" | "siyap" | "ready" | "siapp" | "siaap" => "siap",
         "y" | "iya" | "iy" | "yaa" | "yup" | "yes" | "yess" | "yoi" | "njih" | "nggih"
         | "inggih" | "enggih" | "ho" | "yaps" | "ya2" | "ea" | "yo" | "iyaa" | "iyah" | "iye" => {
             "ya"
