@@ -65,7 +65,7 @@ fn at(n: &Normalized, i: usize, today: NaiveDate) -> Option<NaiveDate> {
         "lusa" => today.checked_add_days(Days::new(2)),
         "tulat" => today.checked_add_days(Days::new(3)),
         "nanti" if matches!(next, "pagi" | "siang" | "sore" | "malam") => Some(today),
-        "pagi" | "siang" | "sore" | "malam" if next == "ini" => Some(today),
+        "pagi" | "siang" | "sore" | "malam" if next == "ini" || next == "nanti" => Some(today),
         "tanggal" => tanggal(n, i, today),
         "akhir" | "awal" | "pertengahan" | "tengah" if month_name(next).is_some() => {
             let first = with_rollover(1, month_name(next)?, None, first_of(today))?;
@@ -77,7 +77,7 @@ fn at(n: &Normalized, i: usize, today: NaiveDate) -> Option<NaiveDate> {
         }
         "akhir" => match next {
             "bulan" => Some(end_of_month(month_offset(n, i + 2, today)?)),
-            "minggu" => Some(this_or_next(today, Weekday::Sat)),
+            "minggu" => this_or_next(today, Weekday::Sat),
             _ => None,
         },
         "awal" => match next {
@@ -89,7 +89,7 @@ fn at(n: &Normalized, i: usize, today: NaiveDate) -> Option<NaiveDate> {
                     fifth_of_next_month(today)
                 }
             }
-            "minggu" => Some(next_week_monday(today)),
+            "minggu" => next_week_monday(today),
             _ => None,
         },
         "pertengahan" | "tengah" if next == "bulan" => {
@@ -107,9 +107,9 @@ fn at(n: &Normalized, i: usize, today: NaiveDate) -> Option<NaiveDate> {
         w if weekday(w).is_some() => {
             let wd = weekday(w)?;
             if next == "depan" {
-                Some(weekday_in_next_week(today, wd))
+                weekday_in_next_week(today, wd)
             } else {
-                Some(this_or_next(today, wd))
+                this_or_next(today, wd)
             }
         }
         w => {
@@ -212,12 +212,15 @@ fn minggu(n: &Normalized, i: usize, today: NaiveDate) -> Option<NaiveDate> {
     if prev == "akhir" || prev == "awal" || number(prev).is_some() || prev == "se" {
         return None;
     }
+    if let Some(k) = week_ordinal(n, i + 1) {
+        return week_of_month(n, i + 1 + k.1, today, k.0);
+    }
     let as_day = prev == "hari" || matches!(next, "pagi" | "siang" | "sore" | "malam");
     match next {
-        "depan" if as_day => Some(weekday_in_next_week(today, Weekday::Sun)),
-        "depan" => next_week_monday(today).checked_add_days(Days::new(4)),
+        "depan" if as_day => weekday_in_next_week(today, Weekday::Sun),
+        "depan" => next_week_monday(today)?.checked_add_days(Days::new(4)),
         "ini" if !as_day => {
-            let friday = this_or_next(today, Weekday::Fri);
+            let friday = this_or_next(today, Weekday::Fri)?;
             Some(if friday.iso_week() == today.iso_week() {
                 friday
             } else {
@@ -225,7 +228,46 @@ fn minggu(n: &Normalized, i: usize, today: NaiveDate) -> Option<NaiveDate> {
             })
         }
         "lalu" | "kemarin" => None,
-        _ => Some(this_or_next(today, Weekday::Sun)),
+        _ => this_or_next(today, Weekday::Sun),
+    }
+}
+
+/// "kedua", "ke 2", "terakhir" after "minggu": (week number, tokens used).
+/// Week 5 stands for the last week.
+fn week_ordinal(n: &Normalized, i: usize) -> Option<(u32, usize)> {
+    Some(match word(n, i) {
+        "pertama" => (1, 1),
+        "kedua" => (2, 1),
+        "ketiga" => (3, 1),
+        "keempat" => (4, 1),
+        "terakhir" => (5, 1),
+        "ke" => (number(word(n, i + 1)).filter(|k| (1..=5).contains(k))?, 2),
+        _ => return None,
+    })
+}
+
+/// The middle of week `k` of the month named at `m` (or this month, or
+/// next month when that week is past).
+fn week_of_month(n: &Normalized, m: usize, today: NaiveDate, k: u32) -> Option<NaiveDate> {
+    let pick = |first: NaiveDate| {
+        if k >= 5 {
+            end_of_month(first).checked_sub_days(Days::new(3))
+        } else {
+            first.with_day(7 * (k - 1) + 4)
+        }
+    };
+    let first = match (word(n, m), word(n, m + 1)) {
+        ("bulan", "depan") => first_of_next_month(today)?,
+        (w, _) if month_name(w).is_some() => {
+            with_rollover(1, month_name(w)?, None, first_of(today))?
+        }
+        _ => first_of(today),
+    };
+    let d = pick(first)?;
+    if d < today {
+        pick(first_of_next_month(first)?)
+    } else {
+        Some(d)
     }
 }
 
@@ -266,17 +308,19 @@ fn clamp_day(first: NaiveDate, day: u32) -> Option<NaiveDate> {
     Some(first.with_day(day).unwrap_or_else(|| end_of_month(first)))
 }
 
-fn this_or_next(today: NaiveDate, wd: Weekday) -> NaiveDate {
+fn this_or_next(today: NaiveDate, wd: Weekday) -> Option<NaiveDate> {
     let ahead = (7 + wd.num_days_from_monday() - today.weekday().num_days_from_monday()) % 7;
-    today + Days::new(ahead.into())
+    today.checked_add_days(Days::new(ahead.into()))
 }
 
-fn next_week_monday(today: NaiveDate) -> NaiveDate {
-    today + Days::new((7 - today.weekday().num_days_from_monday()).into())
+fn next_week_monday(today: NaiveDate) -> Option<NaiveDate> {
+    today.checked_add_days(Days::new(
+        (7 - today.weekday().num_days_from_monday()).into(),
+    ))
 }
 
-fn weekday_in_next_week(today: NaiveDate, wd: Weekday) -> NaiveDate {
-    next_week_monday(today) + Days::new(wd.num_days_from_monday().into())
+fn weekday_in_next_week(today: NaiveDate, wd: Weekday) -> Option<NaiveDate> {
+    next_week_monday(today)?.checked_add_days(Days::new(wd.num_days_from_monday().into()))
 }
 
 fn weekday(w: &str) -> Option<Weekday> {
@@ -420,6 +464,11 @@ mod tests {
         assert_eq!(r("bulan depan", tue()), Some(d(2026, 4, 5)));
         assert_eq!(r("minggu ini", tue()), Some(d(2026, 3, 6)));
         assert_eq!(r("akhir maret", tue()), Some(d(2026, 3, 31)));
+        assert_eq!(r("minggu kedua april", tue()), Some(d(2026, 4, 11)));
+        assert_eq!(r("minggu ke 3 bulan depan", tue()), Some(d(2026, 4, 18)));
+        assert_eq!(r("minggu terakhir bulan ini", tue()), Some(d(2026, 3, 28)));
+        assert_eq!(r("weekend ini", tue()), Some(d(2026, 3, 7)));
+        assert_eq!(r("sore nanti", tue()), Some(tue()));
         assert_eq!(r("awal april", tue()), Some(d(2026, 4, 5)));
         assert_eq!(r("awal januari", tue()), Some(d(2027, 1, 5)));
         assert_eq!(r("minggu ini", d(2026, 3, 7)), Some(d(2026, 3, 7)));

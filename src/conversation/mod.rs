@@ -102,7 +102,7 @@ pub struct Classification {
 /// Relative dates resolve against the message's own local day, never the
 /// server clock.
 pub fn classify(text: &str, received_at: DateTime<Utc>, tz: chrono_tz::Tz) -> Classification {
-    let today = received_at.with_timezone(&tz).date_naive();
+    let today = local_day(received_at, tz);
     let n = normalize(text);
     let (intent, promised_date) = intent::decide(&n, today);
     Classification {
@@ -113,6 +113,17 @@ pub fn classify(text: &str, received_at: DateTime<Utc>, tz: chrono_tz::Tz) -> Cl
             None
         },
     }
+}
+
+/// The employer's calendar day at `at`. `with_timezone` panics at the very
+/// ends of chrono's range, and a webhook timestamp is untrusted input.
+fn local_day(at: DateTime<Utc>, tz: chrono_tz::Tz) -> NaiveDate {
+    use chrono::{Offset, TimeZone};
+    let utc = at.naive_utc();
+    let offset = tz.offset_from_utc_datetime(&utc).fix().local_minus_utc();
+    utc.checked_add_signed(chrono::TimeDelta::seconds(offset.into()))
+        .unwrap_or(utc)
+        .date()
 }
 
 /// Maps a quick-reply payload (`PAY_LINK`, `PROMISE`, `PAID`, `OFFICER`,

@@ -465,6 +465,8 @@ fn rewrite_phrases(words: Vec<String>) -> Vec<String> {
         (&["do", "tidak"], &["jangan"]),
         (&["non", "aktif"], &["nonaktif"]),
         (&["customer", "service"], &["cs"]),
+        (&["weekend"], &["akhir", "minggu"]),
+        (&["week", "end"], &["akhir", "minggu"]),
         (&["bagaimana", "much"], &["berapa"]),
         (&["bagaimana", "to", "bayar"], &["cara", "bayar"]),
         (&["bagaimana", "do", "saya", "bayar"], &["cara", "bayar"]),

@@ -549,3 +549,36 @@ fn spans_and_month_names_resolve() {
         Some(d(2026, 3, 6))
     );
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_text_at_any_instant(text in "\\PC{0,80}", secs in -8_000_000_000_000i64..8_000_000_000_000i64) {
+            let at = DateTime::from_timestamp(secs, 0).unwrap_or_default();
+            let c = classify(&text, at, Jakarta);
+            prop_assert!(c.promised_date.is_none() || c.intent == Intent::PromiseToPay);
+        }
+
+        #[test]
+        fn date_words_at_the_ends_of_time(
+            words in prop::collection::vec(prop::sample::select(vec![
+                "besok", "lusa", "tgl", "31", "30/12", "senin", "depan", "minggu", "akhir",
+                "bulan", "awal", "ini", "hari", "lagi", "3", "desember", "jan", "tanggal", "muda",
+                "bayar", "sudah", "belum", "?", "jumat", "2100", "29/2",
+            ]), 0..8),
+            at in prop::sample::select(vec![
+                DateTime::<Utc>::MAX_UTC, DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::UNIX_EPOCH,
+            ]),
+        ) {
+            let text = words.join(" ");
+            for tz in [Jakarta, Makassar, Jayapura] {
+                let _ = classify(&text, at, tz);
+            }
+        }
+    }
+}
