@@ -12,7 +12,7 @@ use super::Intent;
 use chrono::NaiveDate;
 
 /// Verbs and channels that mean money moved (or will).
-const PAY: &str = "bayar*|dibayar|terbayar|kebayar|transfer*|ditransfer|setor*|disetor|lunas|lunasi|dilunasi|paid|bukti|teller|atm|mbanking";
+const PAY: &str = "bayar*|dibayar|terbayar|kebayar|transfer*|ditransfer|setor*|disetor|lunas|lunasi|dilunasi|paid|bukti|teller|atm|mbanking|urus|diurus|proses|diproses|beres*|selesai|diselesaikan|kelar";
 /// Verbs of a payment still to come.
 const PAY_FUTURE: &str = "bayar*|dibayar|transfer*|ditransfer|setor*|lunas*|dilunasi|urus*|diurus|proses*|diproses|selesai*|diselesaikan|tindaklanjuti|ditindaklanjuti|bereskan|diberes*|beres*|lunasin";
 /// Words marking something already done.
@@ -155,6 +155,10 @@ fn paid_claim(n: &Normalized, future_only: bool, dated: bool) -> bool {
                     | "barusan"
                     | "tadi"
                     | "kemarin"
+                    | "beres"
+                    | "selesai"
+                    | "kelar"
+                    | "clear"
             )
         })
 }
@@ -171,7 +175,7 @@ fn wrong_number(n: &Normalized) -> bool {
     ]) {
         return true;
     }
-    if n.near("bukan", "pic|pemilik|owner|bagian*|pengurus|hrd|orangnya|admin|bendahara|keuangan|penanggung|wewenang|urusan*|yang", 2)
+    if n.near("bukan", "pic*|pemilik*|owner*|bagian*|pengurus*|hrd|orangnya|admin*|bendahara*|keuangan|penanggung*|wewenang*|urusan*|yang", 2)
         && !n.has("bukan karyawan*|pegawai*")
     {
         return true;
@@ -341,6 +345,8 @@ fn dispute(n: &Normalized, paid: bool) -> bool {
         "tidak merasa",
         "tidak ada|punya tunggakan|utang|hutang|karyawan*|pegawai*",
         "tidak|belum pernah|ada|punya tunggakan|utang|hutang",
+        "sudah tidak ikut|pakai|menggunakan|memakai|terdaftar|aktif|memakai",
+        "penonaktifan|dinonaktifkan",
         "tidak menunggak",
         "tinggal saya sendiri*",
         "tinggal sendiri*",
@@ -470,6 +476,15 @@ fn amount(n: &Normalized) -> bool {
         "berapa bulan",
         "tagihan*|tunggakan* apa",
     ]) {
+        return true;
+    }
+    if n.question_mark
+        && has_word(
+            n,
+            "total*|jumlah*|nominal*|besarnya|tunggakannya|tagihannya",
+        )
+        && !has_word(n, "apa|kenapa|mengapa|bagaimana|kapan|siapa")
+    {
         return true;
     }
     let content = n.content_words();

@@ -338,6 +338,7 @@ fn expand(w: &str) -> Option<&'static str> {
         "fine" | "penalty" | "dnda" => "denda",
         "discount" => "diskon",
         "contact" => "kontak",
+        "hub" | "hbgi" | "hubungin" | "hubungi2" | "hubgi" => "hubungi",
         "brp" | "brpa" | "berapaan" | "pinten" | "piro" | "brapa" | "bpa" => "berapa",
         "tgihan" | "tghn" | "tagihanya" => "tagihan",
         "rek" | "norek" => "rekening",
