@@ -254,37 +254,45 @@ fn strong_complaint(n: &Normalized) -> bool {
     ) {
         return false;
     }
+    // Reporting a change ("sudah lapor nonaktif", "lapor upah") is routine,
+    // not a threat; reporting *someone* is.
+    let reports = n
+        .words
+        .iter()
+        .any(|w| matches!(w.as_str(), "lapor" | "laporkan" | "melaporkan" | "laporin"))
+        && has_word(n, "ke|kepada|kalian|anda|kamu|berwajib|pihak")
+        && !has_word(
+            n,
+            "nonaktif|penonaktifan|upah|gaji|data|karyawan*|perubahan|pengurangan",
+        );
     // Surface words only: the stem of "upah yang dilaporkan" is "lapor" too.
-    n.words.iter().any(|w| {
-        w.starts_with("viral")
-            || matches!(
-                w.as_str(),
-                "ombudsman"
-                    | "lapor"
-                    | "laporkan"
-                    | "melaporkan"
-                    | "laporin"
-                    | "ojk"
-                    | "polisi"
-                    | "polda"
-                    | "polres"
-                    | "pengacara"
-                    | "somasi"
-                    | "diviralkan"
-                    | "medsos"
-                    | "sosmed"
-                    | "pengaduan"
-                    | "mengadu"
-                    | "adukan"
-                    | "komplain"
-                    | "complain"
-                    | "keluhan"
-                    | "dpr"
-                    | "dprd"
-                    | "ylki"
-                    | "menteri"
-            )
-    })
+    reports
+        || n.words.iter().any(|w| {
+            w.starts_with("viral")
+                || matches!(
+                    w.as_str(),
+                    "ombudsman"
+                        | "ojk"
+                        | "polisi"
+                        | "polda"
+                        | "polres"
+                        | "pengacara"
+                        | "somasi"
+                        | "diviralkan"
+                        | "medsos"
+                        | "sosmed"
+                        | "pengaduan"
+                        | "mengadu"
+                        | "adukan"
+                        | "komplain"
+                        | "complain"
+                        | "keluhan"
+                        | "dpr"
+                        | "dprd"
+                        | "ylki"
+                        | "menteri"
+                )
+        })
 }
 
 fn weak_complaint(n: &Normalized) -> bool {
@@ -359,7 +367,10 @@ fn dispute(n: &Normalized, paid: bool) -> bool {
     ]) {
         return true;
     }
-    if n.has("karyawan*|pegawai*|pekerja*|tk tinggal|hanya|cuma|tersisa|sisa") {
+    if n.has("karyawan*|pegawai*|pekerja*|tk tinggal|hanya|cuma|tersisa|sisa")
+        || n.has("karyawan*|pegawai*|pekerja* sudah tidak ada|aktif|bekerja|kerja")
+        || n.has("karyawan*|pegawai*|pekerja* tidak ada")
+    {
         return true;
     }
     if together(n, EMPLOYEES, "keluar|resign|berhenti|phk|diphk|dirumahkan|habis|pindah|pensiun|meninggal|nonaktif|kosong|bubar", 5) {
@@ -428,6 +439,18 @@ fn officer(n: &Normalized) -> bool {
 }
 
 fn payment_link(n: &Normalized) -> bool {
+    // "Mau bayar via mobile banking gimana?": asking how to pay, not if.
+    if n.question_mark
+        && together(
+            n,
+            "bayar*|transfer*|setor*|pembayaran",
+            "bagaimana|caranya",
+            4,
+        )
+        && !has_word(n, "kalau|kalo|jika|apabila")
+    {
+        return true;
+    }
     if has_word(n, "kode*|va|virtual|rekening|norek|link|tautan|billing|url") {
         return true;
     }

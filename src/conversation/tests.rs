@@ -533,6 +533,16 @@ fn mixed_and_regional_phrasing() {
         ("Tidak bisa login SIPP", Unknown),
         ("Iya bu, nanti kami kabari", Acknowledgement),
         ("Kantor BPJS terdekat dimana?", Question),
+        ("Mau bayar via mobile banking gimana?", PaymentLinkRequest),
+        ("Karyawan sudah tidak ada", Dispute),
+        ("Kami sudah lapor non aktif", Dispute),
+        ("Saya akan lapor ke ombudsman", Complaint),
+        ("Kenapa terus-terusan kirim pesan?", Complaint),
+        ("Bisa bayar di Indomaret?", Question),
+        ("Tidak bisa bayar full", InstallmentRequest),
+        ("Oke, nanti kami bayar setelah dana masuk", PromiseToPay),
+        ("sudah pak kemarin", AlreadyPaid),
+        ("Tes", Unknown),
         ("Boleh minta nomor telepon AR nya?", OfficerRequest),
     ];
     let misses: Vec<String> = cases
