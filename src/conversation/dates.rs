@@ -106,7 +106,9 @@ fn at(n: &Normalized, i: usize, today: NaiveDate) -> Option<NaiveDate> {
         "sebulan" if next == "lagi" => today.checked_add_months(Months::new(1)),
         w if weekday(w).is_some() => {
             let wd = weekday(w)?;
-            if next == "depan" {
+            let next_week = next == "depan"
+                || (matches!(next, "minggu" | "pekan") && word(n, i + 2) == "depan");
+            if next_week {
                 weekday_in_next_week(today, wd)
             } else {
                 this_or_next(today, wd)
@@ -218,6 +220,11 @@ fn minggu(n: &Normalized, i: usize, today: NaiveDate) -> Option<NaiveDate> {
     let as_day = prev == "hari" || matches!(next, "pagi" | "siang" | "sore" | "malam");
     match next {
         "depan" if as_day => weekday_in_next_week(today, Weekday::Sun),
+        // "minggu depan (hari) senin": that day of next week.
+        "depan" if weekday(word(n, i + 2)).is_some() || weekday(word(n, i + 3)).is_some() => {
+            let wd = weekday(word(n, i + 2)).or_else(|| weekday(word(n, i + 3)))?;
+            weekday_in_next_week(today, wd)
+        }
         "depan" => next_week_monday(today)?.checked_add_days(Days::new(4)),
         "ini" if !as_day => {
             let friday = this_or_next(today, Weekday::Fri)?;
@@ -443,6 +450,9 @@ mod tests {
         assert_eq!(r("jumat depan", tue()), Some(d(2026, 3, 13)));
         assert_eq!(r("hari minggu", tue()), Some(d(2026, 3, 8)));
         assert_eq!(r("friday", tue()), Some(d(2026, 3, 6)));
+        assert_eq!(r("jumat minggu depan", tue()), Some(d(2026, 3, 13)));
+        assert_eq!(r("minggu depan hari senin", tue()), Some(d(2026, 3, 9)));
+        assert_eq!(r("mgg dpn rabu", tue()), Some(d(2026, 3, 11)));
     }
 
     #[test]
