@@ -98,3 +98,34 @@ fn classification_serialises_as_the_cli_prints_it() {
         r#"{"intent":"acknowledgement","promised_date":null}"#
     );
 }
+
+#[test]
+fn dev_set_survives_shouting_courtesies_and_stray_punctuation() {
+    let rows = rows();
+    let mut misses = Vec::new();
+    let mut total = 0;
+    for row in &rows {
+        let variants = [
+            row.text.to_uppercase(),
+            format!("{} pak", row.text),
+            format!("Mohon maaf, {}", row.text),
+            format!("{}..", row.text.replace(' ', "  ")),
+            format!("Selamat pagi bu, {}", row.text),
+        ];
+        for v in variants {
+            total += 1;
+            let got = classify(&v, received_at(), chrono_tz::Asia::Jakarta);
+            if got.intent != row.intent {
+                misses.push(format!("{v:?}: want {}, got {}", row.intent, got.intent));
+            }
+        }
+    }
+    for m in &misses {
+        println!("miss: {m}");
+    }
+    let accuracy = 1.0 - misses.len() as f64 / total as f64;
+    assert!(
+        accuracy >= 0.95,
+        "perturbed accuracy {accuracy:.3}: {misses:#?}"
+    );
+}

@@ -213,7 +213,27 @@ fn opt_out(n: &Normalized) -> bool {
     if n.has_any(&["stop|berhenti kirim*|mengirim|wa|hubungi|ganggu*|spam|tagih*|menagih|pesan"]) {
         return true;
     }
-    let content = n.content_words();
+    // A bare "berhenti", give or take courtesies ("mohon maaf, berhenti").
+    let content: Vec<&str> = n
+        .content_words()
+        .into_iter()
+        .filter(|w| {
+            !matches!(
+                *w,
+                "maaf"
+                    | "selamat"
+                    | "pagi"
+                    | "siang"
+                    | "sore"
+                    | "malam"
+                    | "makasih"
+                    | "oke"
+                    | "halo"
+                    | "saja"
+                    | "aja"
+            )
+        })
+        .collect();
     if content.len() <= 2 && content.first().is_some_and(|w| *w == "berhenti") {
         return true;
     }
