@@ -149,11 +149,12 @@ fn tanggal(n: &Normalized, i: usize, today: NaiveDate) -> Option<NaiveDate> {
     if let Some(d) = slash_date(next, today) {
         return Some(d);
     }
-    let day = number(next)?;
-    if let Some(d) = day_month(day, n, i + 2, today) {
+    let (day, used) = number_words(n, i + 1)?;
+    let after = i + 1 + used;
+    if let Some(d) = day_month(day, n, after, today) {
         return Some(d);
     }
-    match (word(n, i + 2), word(n, i + 3)) {
+    match (word(n, after), word(n, after + 1)) {
         ("bulan", "depan") => clamp_day(first_of_next_month(today)?, day),
         ("bulan", "ini") => clamp_day(first_of(today), day),
         _ => {
@@ -360,6 +361,34 @@ pub(crate) fn month_name(w: &str) -> Option<u32> {
     })
 }
 
+/// A day number written in digits or words: "20", "dua puluh", "duapuluh
+/// lima", "sebelas", "tiga belas". Returns the value and tokens used.
+fn number_words(n: &Normalized, i: usize) -> Option<(u32, usize)> {
+    let w = word(n, i);
+    if let Some(rest) = w.strip_suffix("belas").filter(|r| !r.is_empty()) {
+        return Some((10 + number(rest)?, 1));
+    }
+    if let Some((tens, units)) = w.split_once("puluh") {
+        let tens = number(tens)?;
+        return match units {
+            "" => match number(word(n, i + 1)).filter(|u| *u < 10) {
+                Some(u) => Some((tens * 10 + u, 2)),
+                None => Some((tens * 10, 1)),
+            },
+            u => Some((tens * 10 + number(u)?, 1)),
+        };
+    }
+    let first = number(w)?;
+    match word(n, i + 1) {
+        "belas" if first < 10 => Some((10 + first, 2)),
+        "puluh" if first < 10 => match number(word(n, i + 2)).filter(|u| *u < 10) {
+            Some(u) => Some((first * 10 + u, 3)),
+            None => Some((first * 10, 2)),
+        },
+        _ => Some((first, 1)),
+    }
+}
+
 /// Digits or a small Indonesian number word.
 fn number(w: &str) -> Option<u32> {
     if !w.is_empty() && w.len() <= 4 && w.bytes().all(|b| b.is_ascii_digit()) {
@@ -376,6 +405,7 @@ fn number(w: &str) -> Option<u32> {
         "delapan" => 8,
         "sembilan" => 9,
         "sepuluh" => 10,
+        "sebelas" => 11,
         _ => return None,
     })
 }
@@ -418,6 +448,10 @@ mod tests {
         assert_eq!(r("tanggal 3", tue()), Some(tue()));
         assert_eq!(r("tgl 2", tue()), Some(d(2026, 4, 2)));
         assert_eq!(r("tgl20", tue()), Some(d(2026, 3, 20)));
+        assert_eq!(r("tanggal dua puluh", tue()), Some(d(2026, 3, 20)));
+        assert_eq!(r("tgl duapuluh lima", tue()), Some(d(2026, 3, 25)));
+        assert_eq!(r("tanggal lima belas", tue()), Some(d(2026, 3, 15)));
+        assert_eq!(r("tanggal sebelas april", tue()), Some(d(2026, 4, 11)));
         assert_eq!(r("tgl 10 bulan depan", tue()), Some(d(2026, 4, 10)));
         assert_eq!(r("tanggal 5 april", tue()), Some(d(2026, 4, 5)));
         // A day this month lacks: the next month that has it.

@@ -203,7 +203,7 @@ pub fn normalize(text: &str) -> Normalized {
             let piece = collapse_repeats(&piece);
             match expand(&piece) {
                 Some(expansion) => words.extend(expansion.split(' ').map(str::to_owned)),
-                None => words.push(piece),
+                None => words.push(correct_typo(&piece).map_or(piece, str::to_owned)),
             }
         }
     }
@@ -287,7 +287,8 @@ fn expand(w: &str) -> Option<&'static str> {
     Some(match w {
         // sudah / belum / tidak
         "sdh" | "udh" | "udah" | "dah" | "sudh" | "sdah" | "sudahh" | "uda" | "udha" | "sampun"
-        | "mpun" | "wes" | "wis" | "uwis" | "uwes" | "sdhh" | "suda" | "sudaa" => "sudah",
+        | "mpun" | "udeh" | "atos" | "parantos" | "wes" | "wis" | "uwis" | "uwes" | "sdhh"
+        | "suda" | "sudaa" => "sudah",
         "blm" | "belom" | "blum" | "blom" | "dereng" | "durung" | "belon" => "belum",
         "ga" | "gak" | "nggak" | "ngga" | "engga" | "enggak" | "tdk" | "gk" | "g" | "ndak"
         | "nda" | "gag" | "kagak" | "ora" | "mboten" | "boten" | "tida" | "tidk" | "tdak"
@@ -295,17 +296,16 @@ fn expand(w: &str) -> Option<&'static str> {
         "jgn" | "jngn" | "jangn" | "ojo" | "dont" => "jangan",
         // dates
         "tgl" | "tg" | "tangal" | "tnggl" | "tggl" | "tanggl" | "tglnya" | "date" => "tanggal",
-        "bsk" | "besuk" | "bsok" | "besok2" | "sesok" | "mbenjang" | "esok" | "tomorrow"
-        | "tmrw" | "tmr" | "bsoknya" | "besoknya" => "besok",
+        "bsk" | "besuk" | "bsok" | "besok2" | "sesok" | "enjing" | "mbenjang" | "esok"
+        | "tomorrow" | "tmrw" | "tmr" | "bsoknya" | "besoknya" => "besok",
         "lsa" | "lusa2" => "lusa",
         "mgg" | "mg" | "mggu" | "mingu" | "week" | "pekan" => "minggu",
         "dpn" | "dpan" | "dep" | "next" => "depan",
         "bln" | "bulan2" | "month" | "sasi" => "bulan",
         "skrg" | "skrang" | "skr" | "skarang" | "sekarang2" | "now" | "saiki" | "sakniki"
         | "sakmeniko" => "sekarang",
-        "nnt" | "ntar" | "entar" | "nanti2" | "ntr" | "mangke" | "engko" | "later" | "nti" => {
-            "nanti"
-        }
+        "nnt" | "ntar" | "entar" | "nanti2" | "ntr" | "mangke" | "engke" | "engko" | "later"
+        | "nti" => "nanti",
         "td" | "tdi" => "tadi",
         "kmrn" | "kmarin" | "kemaren" | "kmren" | "kmaren" | "wingi" | "yesterday" => "kemarin",
         "today" => "hari ini",
@@ -397,10 +397,10 @@ fn expand(w: &str) -> Option<&'static str> {
         | "insaallah" | "inshallah" | "inysaallah" | "isnyaallah" | "ish" => "insyaallah",
         "mksh" | "makasih" | "makasi" | "mkasih" | "maksh" | "makasii" | "mksih" | "trims"
         | "trimakasih" | "terimakasih" | "thx" | "thanks" | "thank" | "tq" | "ty" | "tks"
-        | "thanx" | "suwun" | "nuwun" | "maturnuwun" | "trmksh" | "trmakasih" | "tengkyu"
-        | "makacih" | "mkch" | "tx" => "makasih",
-        "ok" | "oke" | "okey" | "okay" | "okee" | "okeh" | "oks" | "okei" | "k" | "okk"
-        | "okey2" | "oce" | "oc" => "oke",
+        | "thanx" | "suwun" | "nuwun" | "nuhun" | "maturnuwun" | "trmksh" | "trmakasih"
+        | "tengkyu" | "makacih" | "mkch" | "tx" => "makasih",
+        "ok" | "oke" | "wokeh" | "woke" | "okey" | "okay" | "okee" | "okeh" | "oks" | "okei"
+        | "k" | "okk" | "okey2" | "oce" | "oc" => "oke",
         "sip" | "siip" | "sipsip" => "sip",
         "siap2" | "siyap" | "ready" | "siapp" | "siaap" => "siap",
         "y" | "iya" | "iy" | "yaa" | "yup" | "yes" | "yess" | "yoi" | "njih" | "nggih"
@@ -431,6 +431,85 @@ fn expand(w: &str) -> Option<&'static str> {
     })
 }
 
+/// Keywords worth recognising through one slip of the thumb.
+const TYPO_TARGETS: &[&str] = &[
+    "sudah",
+    "bayar",
+    "dibayar",
+    "transfer",
+    "besok",
+    "minggu",
+    "tanggal",
+    "makasih",
+    "terima",
+    "lunas",
+    "belum",
+    "tagihan",
+    "tunggakan",
+    "berhenti",
+    "jangan",
+    "petugas",
+    "karyawan",
+    "telepon",
+    "keringanan",
+    "rincian",
+    "kemarin",
+    "berapa",
+    "insyaallah",
+    "sekarang",
+    "selasa",
+    "jumat",
+    "sabtu",
+    "pembayaran",
+    "dicicil",
+    "cicilan",
+    "nomor",
+    "kirim",
+    "hubungi",
+    "depan",
+    "bulan",
+    "tolong",
+    "penipuan",
+];
+
+/// Real words one edit away from a keyword, which must stay themselves.
+const NOT_TYPOS: &[&str] = &[
+    "susah", "tinggal", "tanggul", "salam", "bulat", "bukan", "bulak", "depak", "kirin", "tolol",
+    "sudut", "sudan", "nomer", "bayan", "bayam", "hubung", "lunak", "luna", "selama", "sabun",
+    "jumpa", "besar", "beras", "bosok", "belom", "rincih", "kemari", "minggir", "berada", "pangan",
+    "tangga",
+];
+
+/// The keyword `w` was meant to be, if `w` is one edit (or one swap of
+/// neighbours) away from exactly one and is not a real word itself.
+fn correct_typo(w: &str) -> Option<&'static str> {
+    if w.chars().count() < 5 || !w.chars().all(|c| c.is_ascii_lowercase()) || NOT_TYPOS.contains(&w)
+    {
+        return None;
+    }
+    let mut hits = TYPO_TARGETS.iter().filter(|t| one_edit(w, t));
+    let first = hits.next()?;
+    hits.next().is_none().then_some(*first)
+}
+
+/// Optimal-string-alignment distance ≤ 1, for ASCII words.
+fn one_edit(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a == b || a.len().abs_diff(b.len()) > 1 {
+        return false;
+    }
+    let prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let (ra, rb) = (&a[prefix..], &b[prefix..]);
+    match ra.len().cmp(&rb.len()) {
+        std::cmp::Ordering::Equal => {
+            ra[1..] == rb[1..]
+                || (ra.len() >= 2 && ra[0] == rb[1] && ra[1] == rb[0] && ra[2..] == rb[2..])
+        }
+        std::cmp::Ordering::Greater => ra[1..] == *rb,
+        std::cmp::Ordering::Less => *ra == rb[1..],
+    }
+}
+
 /// Multi-word English and split forms joined into the canonical phrases.
 fn rewrite_phrases(words: Vec<String>) -> Vec<String> {
     const REWRITES: &[(&[&str], &[&str])] = &[
@@ -444,6 +523,7 @@ fn rewrite_phrases(words: Vec<String>) -> Vec<String> {
         (&["trima", "kasih"], &["makasih"]),
         (&["terima", "ksh"], &["makasih"]),
         (&["matur", "nuwun"], &["makasih"]),
+        (&["hatur", "makasih"], &["makasih"]),
         (&["you", "makasih"], &["makasih"]),
         (&["makasih", "you"], &["makasih"]),
         (&["wa", "alaikumsalam"], &["waalaikumsalam"]),
@@ -573,6 +653,21 @@ mod tests {
         assert!(n.is_empty());
         assert_eq!(n.emoji, EmojiTone::Positive);
         assert_eq!(normalize("😡😡").emoji, EmojiTone::Negative);
+    }
+
+    #[test]
+    fn one_slip_typos_are_corrected_but_real_words_are_not() {
+        assert_eq!(normalize("sudha bayar").text(), "sudah bayar");
+        assert_eq!(normalize("sduah trnsfer").text(), "sudah transfer");
+        assert_eq!(normalize("minngu depan").text(), "minggu depan");
+        assert_eq!(normalize("tanggall 20").text(), "tanggal 20");
+        assert_eq!(normalize("maksih").text(), "makasih");
+        assert_eq!(normalize("susah").text(), "susah");
+        assert_eq!(
+            normalize("tinggal saya sendiri").text(),
+            "tinggal saya sendiri"
+        );
+        assert_eq!(normalize("salam").text(), "salam");
     }
 
     #[test]
