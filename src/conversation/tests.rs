@@ -543,6 +543,12 @@ fn mixed_and_regional_phrasing() {
         ("Oke, nanti kami bayar setelah dana masuk", PromiseToPay),
         ("sudah pak kemarin", AlreadyPaid),
         ("Tes", Unknown),
+        ("sudha bayar", AlreadyPaid),
+        ("atos bayar", AlreadyPaid),
+        ("udeh bayar", AlreadyPaid),
+        ("hatur nuhun", Acknowledgement),
+        ("engke dibayar", PromiseToPay),
+        ("wokeh", Acknowledgement),
         ("Boleh minta nomor telepon AR nya?", OfficerRequest),
     ];
     let misses: Vec<String> = cases
@@ -574,6 +580,11 @@ fn spans_and_month_names_resolve() {
         c("I will pay next monday").promised_date,
         Some(d(2026, 3, 9))
     );
+    assert_eq!(
+        c("tgl dua puluh kami bayar").promised_date,
+        Some(d(2026, 3, 20))
+    );
+    assert_eq!(c("minngu depan").intent, Intent::PromiseToPay);
     assert_eq!(
         c("ok noted, will pay on friday").promised_date,
         Some(d(2026, 3, 6))
