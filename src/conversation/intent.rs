@@ -74,8 +74,14 @@ pub fn decide(n: &Normalized, today: NaiveDate) -> (Intent, Option<NaiveDate>) {
         return (Intent::Question, None);
     }
     if let Some(d) = date {
-        // "besok kantor buka?" names a day without promising anything.
-        if !n.question_mark || has_word(n, PAY_FUTURE) {
+        // "besok kantor buka?" and "besok saya kabari" name a day without
+        // promising to pay on it.
+        let pays = has_word(n, PAY_FUTURE);
+        let follow_up = has_word(
+            n,
+            "cek|dicek|kabari|dikabari|kabar*|tanyakan|ditanyakan|sampaikan|disampaikan|konfirmasi|dikonfirmasi|info*|hubungi",
+        );
+        if pays || (!n.question_mark && !follow_up) {
             return (Intent::PromiseToPay, Some(d));
         }
     }
@@ -604,6 +610,6 @@ fn question(n: &Normalized) -> bool {
 fn acknowledgement(n: &Normalized) -> bool {
     has_word(
         n,
-        "oke|sip|siap|baik|makasih|noted|ya|betul|benar|mantap|ditunggu|tunggu|waalaikumsalam|assalamualaikum|salam|pagi|siang|sore|malam|halo|hallo|hai|hi|hello|selamat|mengerti|paham|diterima|cek|dicek|dicheck|check|periksa|diperiksa|sampaikan|disampaikan|teruskan|diteruskan|koordinasi*|dikoordinasikan|info|informasi*|maaf|good|nice|alhamdulillah|aamiin|amin|sama|copy|roger|understood|dipelajari|catat|dicatat|shalom|om|tanyakan|ditanyakan|tanya|konfirmasi|dikonfirmasi|diskusikan|didiskusikan|sebentar|bentar|laksanakan|dilaksanakan|okay|terima|dapat",
+        "oke|sip|siap|baik|makasih|noted|ya|betul|benar|mantap|ditunggu|tunggu|waalaikumsalam|assalamualaikum|salam|pagi|siang|sore|malam|halo|hallo|hai|hi|hello|selamat|mengerti|paham|diterima|cek|dicek|dicheck|check|periksa|diperiksa|sampaikan|disampaikan|teruskan|diteruskan|koordinasi*|dikoordinasikan|info|informasi*|maaf|good|nice|alhamdulillah|aamiin|amin|sama|copy|roger|understood|dipelajari|catat|dicatat|shalom|om|tanyakan|ditanyakan|tanya|konfirmasi|dikonfirmasi|diskusikan|didiskusikan|sebentar|bentar|laksanakan|dilaksanakan|okay|terima|dapat|kabari|dikabari|kabar*",
     ) || n.emoji == EmojiTone::Positive
 }

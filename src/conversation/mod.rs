@@ -107,11 +107,8 @@ pub fn classify(text: &str, received_at: DateTime<Utc>, tz: chrono_tz::Tz) -> Cl
     let (intent, promised_date) = intent::decide(&n, today);
     Classification {
         intent,
-        promised_date: if intent == Intent::PromiseToPay {
-            promised_date
-        } else {
-            None
-        },
+        // A day already gone ("10/3/2025") cannot be promised; ask again.
+        promised_date: promised_date.filter(|d| intent == Intent::PromiseToPay && *d >= today),
     }
 }
 

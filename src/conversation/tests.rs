@@ -549,6 +549,10 @@ fn mixed_and_regional_phrasing() {
         ("hatur nuhun", Acknowledgement),
         ("engke dibayar", PromiseToPay),
         ("wokeh", Acknowledgement),
+        ("besok saya kabari", Acknowledgement),
+        ("Senin kantor buka?", Question),
+        ("Jatuh tempo tanggal berapa?", Question),
+        ("Kemarin hari senin saya sudah bayar", AlreadyPaid),
         ("Boleh minta nomor telepon AR nya?", OfficerRequest),
     ];
     let misses: Vec<String> = cases
@@ -585,6 +589,11 @@ fn spans_and_month_names_resolve() {
         Some(d(2026, 3, 20))
     );
     assert_eq!(c("minngu depan").intent, Intent::PromiseToPay);
+    let past = c("10/3/2025 kami bayar");
+    assert_eq!(
+        (past.intent, past.promised_date),
+        (Intent::PromiseToPay, None)
+    );
     assert_eq!(
         c("ok noted, will pay on friday").promised_date,
         Some(d(2026, 3, 6))
