@@ -34,11 +34,11 @@ pub fn decide(n: &Normalized, today: NaiveDate) -> (Intent, Option<NaiveDate>) {
     }
     let date = dates::resolve(n, today);
     let past = dates::mentions_past(n);
-    let future_words = has_word(
-        n,
-        "besok|lusa|depan|nanti|akan|mau|insyaallah|segera|secepatnya",
-    );
-    let paid = paid_claim(n, future_words && !past, date.is_some());
+    // "besok kami transfer" is a plan even with "sudah" around it, unless the
+    // sentence plainly says it is done ("sudah bayar, besok kirim bukti").
+    let future_words = has_word(n, "besok|lusa|depan|nanti|insyaallah");
+    let plainly_done = n.near("sudah|telah", PAY, 2);
+    let paid = paid_claim(n, future_words && !past && !plainly_done, date.is_some());
 
     if wrong_number(n) {
         return (Intent::WrongNumber, None);

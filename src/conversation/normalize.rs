@@ -487,7 +487,11 @@ fn correct_typo(w: &str) -> Option<&'static str> {
     {
         return None;
     }
-    let mut hits = TYPO_TARGETS.iter().filter(|t| one_edit(w, t));
+    // "lunasi", "kirimi" are inflections, not slips.
+    let mut hits = TYPO_TARGETS.iter().filter(|t| {
+        let inflected = w.starts_with(**t) && !w.ends_with(&t[t.len() - 1..].repeat(2));
+        !inflected && one_edit(w, t)
+    });
     let first = hits.next()?;
     hits.next().is_none().then_some(*first)
 }
