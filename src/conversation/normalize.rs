@@ -477,7 +477,7 @@ const NOT_TYPOS: &[&str] = &[
     "susah", "tinggal", "tanggul", "salam", "bulat", "bukan", "bulak", "depak", "kirin", "tolol",
     "sudut", "sudan", "nomer", "bayan", "bayam", "hubung", "lunak", "luna", "selama", "sabun",
     "jumpa", "besar", "beras", "bosok", "belom", "rincih", "kemari", "minggir", "berada", "pangan",
-    "tangga",
+    "tanggap", "tangan", "bakar", "sudan", "tangga",
 ];
 
 /// The keyword `w` was meant to be, if `w` is one edit (or one swap of
