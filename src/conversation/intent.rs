@@ -1,0 +1,615 @@
+//! Ordered rules over normalised tokens. The order is the policy: the first
+//! rule that fires wins, so the most consequential readings come first
+//! (a wrong number or an opt-out must never be mistaken for a promise, and a
+//! dispute hidden behind "sudah bayar" must reach an officer).
+//!
+//! Atoms: `a|b` alternatives, `x*` a prefix, matched on the word or its stem
+//! (see [`Normalized::matches`]).
+
+use super::dates;
+use super::normalize::{EmojiTone, Normalized};
+use super::Intent;
+use chrono::NaiveDate;
+
+/// Verbs and channels that mean money moved (or will).
+const PAY: &str = "bayar*|dibayar|terbayar|kebayar|transfer*|ditransfer|setor*|disetor|lunas|lunasi|dilunasi|paid|bukti|teller|atm|mbanking|urus|diurus|proses|diproses|beres*|selesai|diselesaikan|kelar";
+/// Verbs of a payment still to come.
+const PAY_FUTURE: &str = "bayar*|dibayar|transfer*|ditransfer|setor*|lunas*|dilunasi|urus*|diurus|proses*|diproses|selesai*|diselesaikan|tindaklanjuti|ditindaklanjuti|bereskan|diberes*|beres*|lunasin";
+/// Words marking something already done.
+const DONE: &str = "sudah|telah|barusan|kemarin|tadi|done|baru";
+const NEGATION: &str = "belum|tidak|jangan|bukan";
+const EMPLOYEES: &str =
+    "karyawan*|pegawai*|pekerja*|buruh|tk|tenaga|anggota|peserta*|staf|orangnya";
+const CHANNEL: &str = "kirim*|dikirim|wa|diwa|hubungi|dihubungi|hubung*|ganggu*|telepon|ditelepon|pesan|spam|reminder|pengingat|tagih*|ditagih|broadcast|notif*|chatting|kontak";
+
+pub fn decide(n: &Normalized, today: NaiveDate) -> (Intent, Option<NaiveDate>) {
+    if n.is_empty() {
+        let intent = match n.emoji {
+            EmojiTone::Negative => Intent::Complaint,
+            EmojiTone::Positive | EmojiTone::Neutral => Intent::Acknowledgement,
+            EmojiTone::None if n.question_mark => Intent::Question,
+            EmojiTone::None => Intent::Unknown,
+        };
+        return (intent, None);
+    }
+    let date = dates::resolve(n, today);
+    let past = dates::mentions_past(n);
+    // "besok kami transfer" is a plan even with "sudah" around it, unless the
+    // sentence plainly says it is done ("sudah bayar, besok kirim bukti").
+    let future_words = has_word(n, "besok|lusa|depan|nanti|insyaallah");
+    let plainly_done = n.near("sudah|telah", PAY, 2);
+    let paid = paid_claim(n, future_words && !past && !plainly_done, date.is_some());
+
+    if wrong_number(n) {
+        return (Intent::WrongNumber, None);
+    }
+    if opt_out(n) {
+        return (Intent::OptOut, None);
+    }
+    if strong_complaint(n) {
+        return (Intent::Complaint, None);
+    }
+    if dispute(n, paid) {
+        return (Intent::Dispute, None);
+    }
+    if paid {
+        return (Intent::AlreadyPaid, None);
+    }
+    if installment(n, date.is_some()) {
+        return (Intent::InstallmentRequest, None);
+    }
+    if weak_complaint(n) {
+        return (Intent::Complaint, None);
+    }
+    if officer(n) {
+        return (Intent::OfficerRequest, None);
+    }
+    if payment_link(n) {
+        return (Intent::PaymentLinkRequest, None);
+    }
+    if amount(n) {
+        return (Intent::AmountInquiry, None);
+    }
+    if legitimacy_question(n) {
+        return (Intent::Question, None);
+    }
+    if let Some(d) = date {
+        // "besok kantor buka?" and "besok saya kabari" name a day without
+        // promising to pay on it.
+        let pays = has_word(n, PAY_FUTURE);
+        let follow_up = has_word(
+            n,
+            "cek|dicek|kabari|dikabari|kabar*|tanyakan|ditanyakan|sampaikan|disampaikan|konfirmasi|dikonfirmasi|info*|hubungi",
+        );
+        if pays || (!n.question_mark && !follow_up) {
+            return (Intent::PromiseToPay, Some(d));
+        }
+    }
+    if undated_promise(n) {
+        return (Intent::PromiseToPay, None);
+    }
+    if question(n) {
+        return (Intent::Question, None);
+    }
+    if acknowledgement(n) {
+        return (Intent::Acknowledgement, None);
+    }
+    (Intent::Unknown, None)
+}
+
+fn has_word(n: &Normalized, atom: &str) -> bool {
+    (0..n.len()).any(|i| n.matches(i, atom))
+}
+
+/// `a` and `b` within `gap` tokens of each other, in either order.
+fn together(n: &Normalized, a: &str, b: &str, gap: usize) -> bool {
+    n.near(a, b, gap) || n.near(b, a, gap)
+}
+
+fn negated(n: &Normalized, i: usize) -> bool {
+    n.preceded_by(i, NEGATION, 2)
+}
+
+/// "sudah bayar", "udh tf td pagi", "lunas", "paid", "bukti transfer", a
+/// bare "sudah". Not "belum bayar", not "besok sudah kami transfer".
+fn paid_claim(n: &Normalized, future_only: bool, dated: bool) -> bool {
+    if future_only {
+        return false;
+    }
+    if has_word(n, "paid") && !n.has("tidak|belum paid") {
+        return true;
+    }
+    // "lunas" with a date and nothing done is a plan: "tgl 25 kami bayar lunas".
+    let lunas = (0..n.len()).any(|i| n.matches(i, "lunas") && !negated(n, i));
+    if lunas && (has_word(n, DONE) || !dated) {
+        return true;
+    }
+    // "Sudah diterima belum pembayaran kami?": asking after a payment made.
+    if n.has("pembayaran|transferan|setoran kami|saya")
+        && has_word(n, "sudah|masuk|diterima|terima|cek|dicek")
+    {
+        return true;
+    }
+    if n.has("bukti transfer*|bayar*|setor*|tf|pembayaran") {
+        return true;
+    }
+    let verb_done = (0..n.len()).any(|i| {
+        n.matches(i, PAY)
+            && !negated(n, i)
+            && !n.preceded_by(i, "akan|mau|nanti|siap|bisa|segera|rencana*", 2)
+            && (n.preceded_by(i, DONE, 3)
+                || (i + 1..(i + 4).min(n.len()))
+                    .any(|j| n.matches(j, "kemarin|tadi|barusan|sudah")))
+    });
+    if verb_done {
+        return true;
+    }
+    // A bare "sudah (pak)" answering a reminder means it is paid.
+    let content = n.content_words();
+    !content.is_empty()
+        && (content.contains(&"sudah") || content.contains(&"done"))
+        && content.iter().all(|w| {
+            matches!(
+                *w,
+                "sudah"
+                    | "done"
+                    | "makasih"
+                    | "oke"
+                    | "kok"
+                    | "semua"
+                    | "ya"
+                    | "barusan"
+                    | "tadi"
+                    | "kemarin"
+                    | "beres"
+                    | "selesai"
+                    | "kelar"
+                    | "clear"
+            )
+        })
+}
+
+fn wrong_number(n: &Normalized) -> bool {
+    if n.has_any(&[
+        "salah nomor|sambung|orang|kirim|alamat|kontak|wa|nomer|penerima|kirim*",
+        "wrong",
+        "bukan nomor",
+        "nomor pribadi",
+        "tidak kenal",
+        "tidak tahu perusahaan",
+        "tidak ada hubungan",
+    ]) {
+        return true;
+    }
+    if n.near("bukan", "pic*|pemilik*|owner*|bagian*|pengurus*|hrd|orangnya|admin*|bendahara*|keuangan|penanggung*|wewenang*|urusan*|yang", 2)
+        && !n.has("bukan karyawan*|pegawai*")
+    {
+        return true;
+    }
+    if n.has("saya bukan karyawan*|pegawai*|staf")
+        || n.has("bukan karyawan*|pegawai*|staf di|disana|disitu|sana|situ|lagi")
+    {
+        return true;
+    }
+    if has_word(n, "nomor") && has_word(n, "ganti|pindah|dipakai|milik") && !has_word(n, EMPLOYEES)
+    {
+        return true;
+    }
+    // The contact left the company: "saya sudah tidak kerja di PT itu".
+    // "karyawan saya sudah keluar" is a dispute, so employees must not be the subject.
+    if has_word(n, EMPLOYEES) {
+        return false;
+    }
+    n.has_any(&[
+        "tidak kerja|bekerja|kerjo di|disana|disitu|lagi",
+        "tidak di perusahaan",
+        "resign|keluar|pensiun dari",
+    ]) || (n.near("saya", "resign|keluar|pensiun|pindah", 2)
+        && !has_word(n, "tutup|bubar*|bangkrut|pailit"))
+}
+
+fn opt_out(n: &Normalized) -> bool {
+    let closure = has_word(
+        n,
+        "operasi|beroperasi|produksi|usaha|toko|pabrik|perusahaan|tutup|bisnis",
+    );
+    if has_word(n, "stop") && !closure {
+        return true;
+    }
+    if n.has_any(&["stop|berhenti kirim*|mengirim|wa|hubungi|ganggu*|spam|tagih*|menagih|pesan"]) {
+        return true;
+    }
+    // A bare "berhenti", give or take courtesies ("mohon maaf, berhenti").
+    let content: Vec<&str> = n
+        .content_words()
+        .into_iter()
+        .filter(|w| {
+            !matches!(
+                *w,
+                "maaf"
+                    | "selamat"
+                    | "pagi"
+                    | "siang"
+                    | "sore"
+                    | "malam"
+                    | "makasih"
+                    | "oke"
+                    | "halo"
+                    | "saja"
+                    | "aja"
+            )
+        })
+        .collect();
+    if content.len() <= 2 && content.first().is_some_and(|w| *w == "berhenti") {
+        return true;
+    }
+    // "jangan kirim lagi", "tidak usah wa saya", "gak mau dihubungi".
+    let requests: Vec<usize> = (0..n.len())
+        .filter(|&i| {
+            n.matches(i, "jangan")
+                || (n.matches(i, "tidak") && n.matches(i + 1, "usah|perlu|mau|ingin|butuh"))
+        })
+        .collect();
+    if n.near(
+        "keberatan|menolak|bersedia",
+        "dihubungi|hubungi|wa|diwa|pesan|kirim*|dikirim|telepon|ditelepon|chat|sms",
+        3,
+    ) {
+        return true;
+    }
+    let asks_silence = requests.iter().any(|&i| {
+        (i + 1..(i + 5).min(n.len()))
+            .any(|j| n.matches(j, CHANNEL) || (n.matches(j, "lagi") && j == i + 1))
+    });
+    if asks_silence {
+        return true;
+    }
+    n.has_any(&[
+        "hapus*|dihapus|delete|remove|keluarkan nomor|saya|kontak|data",
+        "blokir*|diblokir|block*",
+        "opt out",
+    ]) && !has_word(n, "denda*")
+}
+
+fn strong_complaint(n: &Normalized) -> bool {
+    // "saya laporkan ke atasan" is passing it on, not a complaint.
+    if n.near(
+        "lapor|laporkan|melaporkan|laporin",
+        "atasan|pimpinan|bos|direktur|owner|keuangan|pusat|manajemen|kantor|hrd",
+        3,
+    ) {
+        return false;
+    }
+    // Reporting a change ("sudah lapor nonaktif", "lapor upah") is routine,
+    // not a threat; reporting *someone* is.
+    let reports = n
+        .words
+        .iter()
+        .any(|w| matches!(w.as_str(), "lapor" | "laporkan" | "melaporkan" | "laporin"))
+        && has_word(n, "ke|kepada|kalian|anda|kamu|berwajib|pihak")
+        && !has_word(
+            n,
+            "nonaktif|penonaktifan|upah|gaji|data|karyawan*|perubahan|pengurangan",
+        );
+    // Surface words only: the stem of "upah yang dilaporkan" is "lapor" too.
+    reports
+        || n.words.iter().any(|w| {
+            w.starts_with("viral")
+                || matches!(
+                    w.as_str(),
+                    "ombudsman"
+                        | "ojk"
+                        | "polisi"
+                        | "polda"
+                        | "polres"
+                        | "pengacara"
+                        | "somasi"
+                        | "diviralkan"
+                        | "medsos"
+                        | "sosmed"
+                        | "pengaduan"
+                        | "mengadu"
+                        | "adukan"
+                        | "komplain"
+                        | "complain"
+                        | "keluhan"
+                        | "dpr"
+                        | "dprd"
+                        | "ylki"
+                        | "menteri"
+                )
+        })
+}
+
+fn weak_complaint(n: &Normalized) -> bool {
+    if n.emoji == EmojiTone::Negative {
+        return true;
+    }
+    if has_word(
+        n,
+        "ganggu*|terganggu|mengganggu|spam|kesal|kecewa|jengkel|marah|kasar|teror*|meneror|resah|muak|bosan|capek|risih|annoying|parah|keterlaluan|sopan|ribet|buruk|jelek",
+    ) && !n.near("maaf", "ganggu*|mengganggu", 2)
+    {
+        return true;
+    }
+    if n.has_any(&[
+        "kurang ajar",
+        "tiap|setiap hari",
+        "terus menerus|terusan",
+        "berkali kali",
+        "berulang*",
+    ]) {
+        return true;
+    }
+    n.near(CHANNEL, "terus|mulu|melulu|trus", 1)
+}
+
+fn dispute(n: &Normalized, paid: bool) -> bool {
+    // Paid yet still billed: the payment record is what is disputed.
+    if has_word(n, "kok|naik") && has_word(n, "tagih*|tunggak*|denda*|iuran*") {
+        return true;
+    }
+    if paid && n.has("dua|2 kali|kali") {
+        return true;
+    }
+    if paid
+        && has_word(n, "masih|kok|tapi|kenapa|tetap|tetep|malah")
+        && has_word(n, "tagih*|ditagih|tunggak*|muncul|tercatat|masuk|update*|terupdate|denda*|belum|ada|terbaca")
+    {
+        return true;
+    }
+    if has_word(
+        n,
+        "tutup|ditutup|bubar*|dibubarkan|bangkrut|pailit|nonaktif|dinonaktifkan|nonaktifkan|vakum|keliru|kelebihan|dobel|double|ganda|keberatan|sanggah*|kebesaran|kemahalan|meninggal|wafat|almarhum",
+    ) {
+        return true;
+    }
+    if n.has_any(&[
+        "gulung tikar",
+        "tidak beroperasi|operasi|produksi|aktif|jalan|berjalan",
+        "tidak ada kegiatan|usaha|aktivitas|operasional",
+        "berhenti|stop beroperasi|operasi|produksi|usaha|berusaha",
+        "usaha|perusahaan|toko sudah mati|dijual|berhenti|stop",
+        "usaha|perusahaan|toko|pabrik sudah tidak ada",
+        "usaha|perusahaan|toko|pabrik tidak ada",
+        "tidak sesuai|cocok|benar|valid|akurat",
+        "bukan segitu|sebesar|sebanyak",
+        "tidak segitu|sebesar|sebanyak",
+        "tidak pernah daftar*|terdaftar|mendaftar|menunggak|telat|ikut|punya",
+        "tidak merasa",
+        "tidak ada|punya tunggakan|utang|hutang|karyawan*|pegawai*",
+        "tidak|belum pernah|ada|punya tunggakan|utang|hutang",
+        "sudah tidak ikut|pakai|menggunakan|memakai|terdaftar|aktif|memakai",
+        "penonaktifan|dinonaktifkan",
+        "tidak menunggak",
+        "tinggal saya sendiri*",
+        "tinggal sendiri*",
+        "lupa dinonaktifkan|nonaktif*|lapor*|dilaporkan|dikurangi|mengurangi|dihapus",
+        "terlalu besar|mahal|banyak|tinggi",
+        "besar|mahal|tinggi|banyak sekali",
+        "kok besar|mahal|banyak|tinggi|bisa|ada|masih",
+        "beda|berbeda dengan|sama",
+        "bukan tunggakan*|tagihan*|karyawan*|pegawai*",
+    ]) {
+        return true;
+    }
+    if n.has("karyawan*|pegawai*|pekerja*|tk tinggal|hanya|cuma|tersisa|sisa")
+        || n.has("karyawan*|pegawai*|pekerja* sudah tidak ada|aktif|bekerja|kerja")
+        || n.has("karyawan*|pegawai*|pekerja* tidak ada")
+    {
+        return true;
+    }
+    if together(n, EMPLOYEES, "keluar|resign|berhenti|phk|diphk|dirumahkan|habis|pindah|pensiun|meninggal|nonaktif|kosong|bubar", 5) {
+        return true;
+    }
+    together(
+        n,
+        "salah|kurang|lebih",
+        "data|jumlah|upah*|gaji*|tagih*|nominal|hitung*|perhitungan|nama|karyawan*|iuran*|periode|angka|total*|input|denda*|pegawai*|tenaga",
+        3,
+    ) && !has_word(n, "berapa")
+}
+
+fn installment(n: &Normalized, dated: bool) -> bool {
+    if has_word(
+        n,
+        "cicil*|dicicil|angsur*|diangsur|keringanan|ringan*|diringankan|sebagian|bertahap|setengah|separuh|dispensasi|relaksasi|restrukturisasi|pemutihan|diputihkan|potongan|diskon|penundaan|ditunda|tunda|dimundurkan|mundur*|kelonggaran|toleransi|nyicil",
+    ) {
+        return true;
+    }
+    if together(
+        n,
+        "denda*",
+        "hapus*|dihapus|dihapuskan|dihilangkan|hilang*|gratis|bebas*|dibebaskan|dikurangi|kurang*|diskon|potong|dipotong|dihapuskan",
+        3,
+    ) {
+        return true;
+    }
+    if has_word(n, "perpanjangan|diperpanjang|perpanjang")
+        || n.has_any(&[
+            "per|tiap|setiap bulan",
+            "perbulan",
+            "dibayar|bayar 2|dua|3|tiga|beberapa kali|tahap|termin",
+        ])
+    {
+        return true;
+    }
+    if dated {
+        return false;
+    }
+    if n.has("minta|beri|kasih|butuh waktu") {
+        return true;
+    }
+    has_word(
+        n,
+        "kesulitan|sulit|susah|berat|krisis|sepi|lesu|rugi|merugi|seret|macet|bangkrut|defisit",
+    ) || n.has_any(&[
+        "tidak|belum mampu|sanggup|kuat",
+        "tidak|belum bisa bayar*|melunasi|lunas*|transfer",
+        "tidak ada dana|uang|duit|modal",
+        "tidak punya dana|uang|duit",
+    ])
+}
+
+fn officer(n: &Normalized) -> bool {
+    let call = (0..n.len()).any(|i| {
+        n.matches(
+            i,
+            "telepon|ditelepon|hubungi|dihubungi|hubung*|kontak|contact|vc|zoom|meet|meeting",
+        ) && !n.preceded_by(i, "jangan|usah|perlu", 3)
+    });
+    call || has_word(
+        n,
+        "petugas*|ar|officer|agent|operator|cs|admin|manusia|human|bicara|berbicara|ngobrol|bertemu|ketemu|jumpa|datang|kunjungi|dikunjungi|visit|mampir|diskusi|konsultasi|menemui|temui|marketing|pembina|supervisor",
+    ) && !n.has("dari kantor")
+}
+
+fn payment_link(n: &Normalized) -> bool {
+    // "Mau bayar via mobile banking gimana?": asking how to pay, not if.
+    if n.question_mark
+        && together(
+            n,
+            "bayar*|transfer*|setor*|pembayaran",
+            "bagaimana|caranya",
+            4,
+        )
+        && !has_word(n, "kalau|kalo|jika|apabila")
+    {
+        return true;
+    }
+    if has_word(n, "kode*|va|virtual|rekening|norek|link|tautan|billing|url") {
+        return true;
+    }
+    if together(
+        n,
+        "bayar*|transfer*|setor*|pembayaran|bayarnya",
+        "kemana|mana|dimana|caranya|cara|kmana",
+        3,
+    ) {
+        return true;
+    }
+    if n.has_any(&[
+        "bayarnya|pembayarannya|transfernya bagaimana",
+        "bagaimana bayarnya|pembayarannya|transfernya",
+    ]) {
+        return true;
+    }
+    n.near("lewat|via|pakai|melalui|pake|ke", "apa|mana", 2) && !n.has("apa itu")
+        || n.has("nomor pembayaran|bayar")
+}
+
+fn amount(n: &Normalized) -> bool {
+    if has_word(n, "persen|%|prosentase|persentase") {
+        return false;
+    }
+    if together(
+        n,
+        "berapa",
+        "total*|tunggak*|tagih*|jumlah*|iuran*|denda*|utang*|hutang*|nominal*|kewajiban*|semua|bayar*|harus|kurang*|sisa*|biaya*|itu|nya",
+        3,
+    ) {
+        return true;
+    }
+    if n.near(
+        "info*|minta|kirim*|dikirim|mohon|cek",
+        "total*|jumlah*|tunggak*|tagih*|nominal*|utang*|hutang*",
+        3,
+    ) {
+        return true;
+    }
+    if has_word(n, "rincian|rinci*|dirinci|nominal*|sisa|kekurangan") {
+        return true;
+    }
+    if n.has_any(&[
+        "bulan|periode|tahun apa|mana|berapa",
+        "berapa bulan",
+        "tagihan*|tunggakan* apa",
+    ]) {
+        return true;
+    }
+    if n.question_mark
+        && has_word(
+            n,
+            "total*|jumlah*|nominal*|besarnya|tunggakannya|tagihannya",
+        )
+        && !has_word(n, "apa|kenapa|mengapa|bagaimana|kapan|siapa")
+    {
+        return true;
+    }
+    let content = n.content_words();
+    (n.question_mark || content.len() <= 2)
+        && content
+            .iter()
+            .all(|w| matches!(*w, "berapa" | "total" | "totalnya" | "jumlahnya" | "jadi"))
+        && !content.is_empty()
+}
+
+fn legitimacy_question(n: &Normalized) -> bool {
+    has_word(
+        n,
+        "penipu*|tipu*|hoax|hoaks|scam|palsu|resmi|asli|benarkah|beneran",
+    )
+}
+
+fn undated_promise(n: &Normalized) -> bool {
+    if has_word(
+        n,
+        "secepatnya|segera|diusahakan|usahakan|upayakan|diupayakan|insyaallah|secepat*",
+    ) {
+        return true;
+    }
+    if together(
+        n,
+        "setelah|tunggu*|nunggu*|menunggu|nungguin|kalau|begitu|pas|habis",
+        "gajian|dana|cair*|pencairan|termin|proyek|invoice|customer|klien|uang|modal|tagihan|duit|pembayaran|lebaran|thr|idul|tahun|panen|pusat|owner|bos|pimpinan|direktur|acc|approval",
+        3,
+    ) {
+        return true;
+    }
+    if n.has("belum gajian|cair|ada|dapat|terima|acc") {
+        return true;
+    }
+    if n.content_words() == ["belum"] || n.has("belum bisa|sempat|ada") {
+        return true;
+    }
+    if n.near(
+        "nanti|akan|mau|siap|coba|bakal|will|pasti|insyaallah|usaha*|lagi|sedang|dalam",
+        PAY_FUTURE,
+        3,
+    ) {
+        return true;
+    }
+    if n.near("kami|saya", PAY_FUTURE, 1) && !n.question_mark {
+        return true;
+    }
+    if n.near("belum", PAY, 2) {
+        return true;
+    }
+    let content = n.content_words();
+    content.contains(&"nanti")
+        && content.iter().all(|w| {
+            matches!(
+                *w,
+                "nanti" | "ya" | "oke" | "siap" | "baik" | "dulu" | "saja"
+            )
+        })
+}
+
+const QUESTION_WORDS: &str = "apa|apakah|bagaimana|kenapa|mengapa|kapan|siapa|dimana|kemana|berapa|bisakah|bolehkah|maksudnya|maksud|gimana";
+
+fn question(n: &Normalized) -> bool {
+    n.question_mark
+        || n.matches(0, QUESTION_WORDS)
+        || n.matches(0, "bisa|boleh")
+        || has_word(
+            n,
+            "apakah|bagaimana|kenapa|mengapa|kapan|bisakah|bolehkah|maksudnya",
+        )
+}
+
+fn acknowledgement(n: &Normalized) -> bool {
+    has_word(
+        n,
+        "oke|sip|siap|baik|makasih|noted|ya|betul|benar|mantap|ditunggu|tunggu|waalaikumsalam|assalamualaikum|salam|pagi|siang|sore|malam|halo|hallo|hai|hi|hello|selamat|mengerti|paham|diterima|cek|dicek|dicheck|check|periksa|diperiksa|sampaikan|disampaikan|teruskan|diteruskan|koordinasi*|dikoordinasikan|info|informasi*|maaf|good|nice|alhamdulillah|aamiin|amin|sama|copy|roger|understood|dipelajari|catat|dicatat|shalom|om|tanyakan|ditanyakan|tanya|konfirmasi|dikonfirmasi|diskusikan|didiskusikan|sebentar|bentar|laksanakan|dilaksanakan|okay|terima|dapat|kabari|dikabari|kabar*",
+    ) || n.emoji == EmojiTone::Positive
+}
