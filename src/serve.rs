@@ -45,17 +45,9 @@ async fn start_scheduler(config: &Arc<Config>, db: &Db) -> Result<JobScheduler> 
         let db = db.clone();
         let ctx = ctx.clone();
         Box::pin(async move {
-            let started = std::time::Instant::now();
-            match crate::scan::run(&db, &ctx, crate::time::now()).await {
-                Ok(s) => tracing::info!(
-                    cases_opened = s.cases_opened,
-                    cases_updated = s.cases_updated,
-                    cases_resolved = s.cases_resolved,
-                    messages_queued = s.messages_queued,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "scheduled scan finished"
-                ),
-                Err(e) => tracing::error!(error = %format!("{e:#}"), "scheduled scan failed"),
+            // scan::run logs its own summary; only a failure needs saying here.
+            if let Err(e) = crate::scan::run(&db, &ctx, crate::time::now()).await {
+                tracing::error!(error = %format!("{e:#}"), "scheduled scan failed");
             }
         })
     })
