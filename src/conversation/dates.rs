@@ -93,7 +93,10 @@ fn at(n: &Normalized, i: usize, today: NaiveDate) -> Option<NaiveDate> {
             _ => None,
         },
         "pertengahan" | "tengah" if next == "bulan" => {
-            let mut d = NaiveDate::from_ymd_opt(today.year(), today.month(), 15)?;
+            // "pertengahan bulan depan" names next month; plain "pertengahan
+            // bulan" means this month's, or next month's once it has passed.
+            let month = month_offset(n, i + 2, today)?;
+            let mut d = month.with_day(15)?;
             if d < today {
                 d = d.checked_add_months(Months::new(1))?;
             }

@@ -45,6 +45,7 @@ fn promises_with_a_date() {
         ("siang ini saya transfer", d(2026, 3, 3)),
         ("skrg lagi otw ke bank, hari ini dibayar", d(2026, 3, 3)),
         ("pertengahan bulan ya bu", d(2026, 3, 15)),
+        ("pertengahan bulan depan kami lunasi", d(2026, 4, 15)),
         ("3 hari lagi pak", d(2026, 3, 6)),
         ("tidak bisa hari ini, besok saja", d(2026, 3, 4)),
         ("terima kasih, besok kami transfer", d(2026, 3, 4)),
