@@ -680,9 +680,23 @@ impl Pass<'_> {
         self.d.limiter.acquire().await;
         // A halt or shutdown while this one waited for its slot.
         if self.stopped(&shutdown) {
+            self.d
+                .pair
+                .lock()
+                .expect("pair map lock")
+                .remove(p.msg.to.as_str());
             return Outcome::Release { row: p.row };
         }
-        match self.d.client.send(&p.msg).await {
+        let result = self.d.client.send(&p.msg).await;
+        if result.is_err() {
+            // Nothing reached the employer: the pair rate holds no claim.
+            self.d
+                .pair
+                .lock()
+                .expect("pair map lock")
+                .remove(p.msg.to.as_str());
+        }
+        match result {
             Ok(receipt) => Outcome::Sent {
                 row: p.row,
                 wamid: receipt.message_id,
@@ -1002,7 +1016,8 @@ async fn plan_tier(db: &Db, d: &Deliverer, at: DateTime<Utc>) -> Result<Tier> {
     }
     let limit = i64::from(d.daily_unique_recipients);
     let mut remaining = limit - recent.len() as i64;
-    let frees_at = oldest.map_or(at + ChronoDuration::hours(1), |o| {
+    // With no recent sends, the slots this pass uses free a day from now.
+    let frees_at = oldest.map_or(at + ChronoDuration::hours(24), |o| {
         (o + ChronoDuration::hours(24)).max(at + ChronoDuration::minutes(1))
     });
 
@@ -1178,7 +1193,7 @@ async fn write_outcomes(
                                 error_code = $4, updated_at = $5 WHERE id = $1 AND state = 'sending'",
                     )
                     .bind(row.id)
-                    .bind(until)
+                    .bind(crate::time::truncate(until))
                     .bind(reason.clone())
                     .bind(code)
                     .bind(at)
@@ -1275,6 +1290,7 @@ async fn write_outcomes(
                 }
             }
             Outcome::Deferred { row, until, reason } => {
+                let until = crate::time::truncate(until);
                 // Waiting is not an attempt.
                 let n = tx
                     .query(
