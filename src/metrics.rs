@@ -15,7 +15,7 @@ pub const SCAN_DURATION: &str = "wa_smile_scan_duration_seconds";
 pub const DELIVERY_HALTED: &str = "wa_smile_delivery_halted";
 pub const OPERATOR_ALERTS: &str = "wa_smile_operator_alerts_total";
 /// Reserved for the webhook handler: label `kind` (message, status, error…).
-pub const WEBHOOKS_RECEIVED: &str = "wa_smile_webhooks_received_total";
+pub const WEBHOOKS_RECEIVED: &str = "webhooks_received_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 

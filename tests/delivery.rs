@@ -1079,3 +1079,148 @@ async fn two_workers_on_postgres_never_send_the_same_row() {
     ids.dedup();
     assert_eq!(ids.len(), 60, "no row sent twice");
 }
+
+#[tokio::test]
+async fn metrics_are_served_in_prometheus_text_with_outbox_depth() {
+    use tower::ServiceExt;
+    let t = testing::sqlite().await.unwrap();
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(MESSAGES_PATH))
+        .respond_with(accept())
+        .mount(&server)
+        .await;
+    let config = config(&server, &[]);
+    overdue(&t.db, "00000030", "6281234567890", 500_000_000).await;
+    let app = wa_smile::http::router(wa_smile::http::AppState {
+        db: t.db.clone(),
+        config: Arc::new(config.clone()),
+    });
+    deliver_due(&t.db, &deliverer(&config), at(AT))
+        .await
+        .unwrap();
+    let res = app
+        .clone()
+        .oneshot(
+            axum::http::Request::get("/metrics")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    for needle in [
+        "wa_smile_outbox_depth{state=\"sent\"} 1",
+        "wa_smile_messages_sent_total{kind=\"template\"}",
+        "wa_smile_webhooks_received_total",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    // Building another app (as many tests do) is fine.
+    let again = wa_smile::http::router(wa_smile::http::AppState {
+        db: t.db.clone(),
+        config: Arc::new(config),
+    });
+    let res = again
+        .oneshot(
+            axum::http::Request::get("/status/delivery")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn the_simulator_answers_like_meta_and_posts_signed_statuses() {
+    use wa_smile::simulator::{sign, Simulator, SimulatorOptions};
+    let hook = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/webhooks/whatsapp"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&hook)
+        .await;
+    let opts = SimulatorOptions {
+        latency: std::time::Duration::from_millis(5),
+        webhook_url: Some(format!("{}/webhooks/whatsapp", hook.uri())),
+        app_secret: "test-app-secret".into(),
+        ..Default::default()
+    };
+    let (base, sim) = Simulator::start(opts.clone()).await.unwrap();
+    let t = testing::sqlite().await.unwrap();
+    let (_, _, id) = overdue(&t.db, "00000031", "6281234567890", 500_000_000).await;
+    let env = vec![
+        ("WA_SMILE__WHATSAPP__API_BASE".to_owned(), base.clone()),
+        (
+            "WA_SMILE__WHATSAPP__PHONE_NUMBER_ID".to_owned(),
+            PHONE_NUMBER_ID.to_owned(),
+        ),
+        (
+            "WA_SMILE__WHATSAPP__ACCESS_TOKEN".to_owned(),
+            opts.access_token.clone(),
+        ),
+    ];
+    let config = Config::from_sources(None, env).unwrap();
+    assert_eq!(
+        deliver_due(&t.db, &deliverer(&config), at(AT))
+            .await
+            .unwrap()
+            .sent,
+        1
+    );
+    let got = sim.received();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].wamid.starts_with("wamid.SIM"));
+    assert_eq!(
+        got[0].body.as_ref().unwrap()["biz_opaque_callback_data"],
+        id.to_string()
+    );
+    assert_eq!(
+        row(&t.db, id).await.wamid.as_deref(),
+        Some(got[0].wamid.as_str())
+    );
+
+    // A wrong token is Meta's 190.
+    let res = reqwest::Client::new()
+        .post(format!("{base}/v25.0/{PHONE_NUMBER_ID}/messages"))
+        .bearer_auth("wrong")
+        .json(&json!({"messaging_product": "whatsapp", "to": "628", "type": "text", "text": {"body": "x"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["code"], 190);
+
+    // sent → delivered → read, each signed with the app secret.
+    for _ in 0..50 {
+        if hook.received_requests().await.unwrap().len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let hooks = hook.received_requests().await.unwrap();
+    assert_eq!(hooks.len(), 3);
+    let statuses: Vec<String> = hooks
+        .iter()
+        .map(|r| {
+            let sig = r
+                .headers
+                .get("x-hub-signature-256")
+                .unwrap()
+                .to_str()
+                .unwrap();
+            assert_eq!(sig, sign("test-app-secret", &r.body));
+            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            let st = &v["entry"][0]["changes"][0]["value"]["statuses"][0];
+            assert_eq!(st["biz_opaque_callback_data"], id.to_string());
+            st["status"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(statuses, ["sent", "delivered", "read"]);
+}

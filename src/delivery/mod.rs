@@ -586,8 +586,15 @@ impl Pass<'_> {
             match self.render(&row, ctx, as_template) {
                 Ok((content, kind)) => {
                     pair.insert(wa_id.as_str().to_owned(), at);
-                    let msg = OutgoingMessage::new(&wa_id, content)
+                    let mut msg = OutgoingMessage::new(&wa_id, content)
                         .with_callback_data(row.id.to_string());
+                    // A reply quotes the employer's message it answers.
+                    if let Some(wamid) = serde_json::from_str::<serde_json::Value>(&row.body)
+                        .ok()
+                        .and_then(|b| b["in_reply_to"].as_str().map(str::to_owned))
+                    {
+                        msg = msg.in_reply_to(wamid);
+                    }
                     out.push(Ok(Prepared {
                         row,
                         msg,
@@ -614,7 +621,13 @@ impl Pass<'_> {
         as_template: bool,
     ) -> Result<(MessageContent, &'static str), String> {
         let body: serde_json::Value = serde_json::from_str(&row.body).unwrap_or(json!({}));
-        let literal = body.get("text").and_then(|t| t.as_str());
+        // Literal text queued as such (`{"text": …}`), or, for a row with no
+        // case to render from, the `content` it was queued with.
+        let literal = body.get("text").and_then(|t| t.as_str()).or_else(|| {
+            ctx.is_none()
+                .then(|| body["content"]["text"]["body"].as_str())
+                .flatten()
+        });
         if !as_template {
             if let (Some(text), "text") = (literal, row.kind.as_str()) {
                 return Ok((
@@ -993,6 +1006,9 @@ async fn reconcile(db: &Db, d: &Deliverer, at: DateTime<Utc>) -> Result<u64> {
     Ok(rows.len() as u64)
 }
 
+/// A due row for the tier: (outbox id, case id, employer id).
+type DueRow = (i64, Option<i64>, i64);
+
 /// The daily tier: when more new business-initiated recipients are due than
 /// the tier has room for, the largest and oldest arrears go first; the rest
 /// wait for a slot, with the reason on the case.
@@ -1033,7 +1049,7 @@ async fn plan_tier(db: &Db, d: &Deliverer, at: DateTime<Utc>) -> Result<Tier> {
         .fetch_all(db)
         .await
         .context("failed to read due recipients")?;
-    let mut by_recipient: HashMap<String, Vec<(i64, Option<i64>, i64)>> = HashMap::new();
+    let mut by_recipient: HashMap<String, Vec<DueRow>> = HashMap::new();
     for r in &candidates {
         let wa: String = r.get("wa_id")?;
         if recent.contains(&wa) {
@@ -1075,10 +1091,9 @@ async fn plan_tier(db: &Db, d: &Deliverer, at: DateTime<Utc>) -> Result<Tier> {
         }
     }
     let far = chrono::NaiveDate::MAX;
-    let mut ranked: Vec<(String, Vec<(i64, Option<i64>, i64)>)> =
-        by_recipient.into_iter().collect();
+    let mut ranked: Vec<(String, Vec<DueRow>)> = by_recipient.into_iter().collect();
     ranked.sort_by(|a, b| {
-        let key = |rows: &Vec<(i64, Option<i64>, i64)>| {
+        let key = |rows: &Vec<DueRow>| {
             let (owed, oldest) = rows
                 .iter()
                 .filter_map(|r| arrears.get(&r.2))
