@@ -1117,7 +1117,7 @@ async fn metrics_are_served_in_prometheus_text_with_outbox_depth() {
     for needle in [
         "wa_smile_outbox_depth{state=\"sent\"} 1",
         "wa_smile_messages_sent_total{kind=\"template\"}",
-        "wa_smile_webhooks_received_total",
+        "webhooks_received_total",
     ] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
