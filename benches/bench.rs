@@ -1,4 +1,5 @@
-//! Scale benchmark: `cargo run --release --bin wa-smile-bench -- scale`.
+//! Benchmarks: `cargo run --release --bin wa-smile-bench -- scale` and
+//! `… -- throughput` (the delivery worker against the built-in simulator).
 //!
 //! Generates employers and bills (a share of them overdue), imports them
 //! through the real CSV import, then runs the overdue scan twice — each scan
@@ -40,6 +41,21 @@ enum Cmd {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Delivery throughput against the built-in WhatsApp simulator.
+    Throughput {
+        /// Queued messages for the sustained-rate run.
+        #[arg(long, default_value_t = 50_000)]
+        messages: usize,
+        /// Messages for the 80/s pacing check.
+        #[arg(long, default_value_t = 800)]
+        paced_messages: usize,
+        /// The simulator's answer latency.
+        #[arg(long, default_value_t = 50)]
+        latency_ms: u64,
+        /// Also run on PostgreSQL (server URL; a bench database is created).
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// (internal) run one scan and print its figures as JSON.
     ScanChild { url: String, at: String },
 }
@@ -51,6 +67,12 @@ const SCAN_AT: &str = "2026-03-03T03:00:00Z";
 async fn main() -> Result<()> {
     match Args::parse().command {
         Cmd::ScanChild { url, at } => scan_child(&url, &at).await,
+        Cmd::Throughput {
+            messages,
+            paced_messages,
+            latency_ms,
+            postgres,
+        } => throughput::run(messages, paced_messages, latency_ms, postgres).await,
         Cmd::Scale {
             employers,
             bills_per_employer,
@@ -94,6 +116,8 @@ async fn main() -> Result<()> {
         }
     }
 }
+
+mod throughput;
 
 async fn recreate_pg(server: &str) -> Result<String> {
     use sqlx::Connection;

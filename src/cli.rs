@@ -56,6 +56,27 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Send the outbox messages that are due, within the sending window.
+    Deliver {
+        /// One pass over everything due, then exit (the worker in `serve`
+        /// runs continuously).
+        #[arg(long)]
+        once: bool,
+        /// Evaluate at this instant (RFC 3339) instead of now.
+        #[arg(long, value_parser = parse_at)]
+        at: Option<DateTime<Utc>>,
+        #[arg(long)]
+        json: bool,
+        /// Clear the halt flags (an expired token replaced, an account
+        /// restriction lifted) and exit.
+        #[arg(long, conflicts_with = "once")]
+        resume: bool,
+    },
+    /// Message templates.
+    Templates {
+        #[command(subcommand)]
+        command: TemplatesCommand,
+    },
     /// The audit trail.
     Audit {
         #[command(subcommand)]
@@ -81,6 +102,21 @@ pub enum CaseCommand {
         npp: String,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplatesCommand {
+    /// Load and check every message template; exit 2 naming each problem.
+    Check,
+    /// The text a template renders for a case, from the database.
+    Preview {
+        name: String,
+        #[arg(long = "case", value_name = "ID")]
+        case_id: i64,
+        /// Render as of this instant (RFC 3339) instead of now.
+        #[arg(long, value_parser = parse_at)]
+        at: Option<DateTime<Utc>>,
     },
 }
 
@@ -226,6 +262,86 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     s.cases_opened, s.cases_updated, s.cases_resolved, s.messages_queued
                 );
             }
+        }
+        Command::Deliver {
+            once,
+            at,
+            json,
+            resume,
+        } => {
+            let db = connect().await?;
+            db.migrate().await?;
+            if resume {
+                let n = crate::delivery::resume(&db, None).await?;
+                println!("delivery resumed ({n} flag(s) cleared)");
+                return Ok(());
+            }
+            if !once {
+                return Err(Failure::invalid(vec![
+                    "error: `deliver` needs --once (or --resume); `serve` runs the worker continuously".into(),
+                ]));
+            }
+            let catalog = Arc::new(
+                crate::messages::Catalog::load()
+                    .map_err(|e| Failure::invalid(vec![format!("error: {e}")]))?,
+            );
+            let flags = crate::delivery::halted(&db).await?;
+            if !flags.is_empty() {
+                return Err(Failure {
+                    code: 1,
+                    lines: flags
+                        .iter()
+                        .map(|(f, r)| format!("error: delivery is halted ({f}: {r}); fix it, then run `wa-smile deliver --resume`"))
+                        .collect(),
+                });
+            }
+            let d = crate::delivery::Deliverer::from_config(&config, catalog)?;
+            let s =
+                crate::delivery::deliver_due(&db, &d, at.unwrap_or_else(crate::time::now)).await?;
+            if json {
+                println!("{}", serde_json::to_string(&s).expect("serialisable"));
+            } else {
+                println!(
+                    "deliver: {} sent, {} failed, {} retried, {} skipped",
+                    s.sent, s.failed, s.retried, s.skipped
+                );
+            }
+        }
+        Command::Templates {
+            command: TemplatesCommand::Check,
+        } => match crate::messages::Catalog::load() {
+            Ok(c) => println!("{} message template(s) OK", c.names().count()),
+            Err(e) => return Err(Failure::invalid(vec![one_line(&e.to_string())])),
+        },
+        Command::Templates {
+            command: TemplatesCommand::Preview { name, case_id, at },
+        } => {
+            let catalog = crate::messages::Catalog::load()
+                .map_err(|e| Failure::invalid(vec![one_line(&e.to_string())]))?;
+            if catalog.get(&name).is_none() {
+                return Err(Failure::invalid(vec![format!(
+                    "error: no message template named `{name}`"
+                )]));
+            }
+            let db = connect().await?;
+            let src = crate::delivery::ContextSource::from_config(&config)?;
+            let Some(ctx) = crate::delivery::load_context(
+                &db,
+                &src,
+                case_id,
+                at.unwrap_or_else(crate::time::now),
+            )
+            .await?
+            else {
+                return Err(Failure {
+                    code: 1,
+                    lines: vec![format!("error: no case {case_id}")],
+                });
+            };
+            let text = catalog
+                .render_text(&name, &ctx)
+                .map_err(|e| Failure::invalid(vec![format!("error: {e}")]))?;
+            println!("{text}");
         }
         Command::Audit {
             command: AuditCommand::Verify,

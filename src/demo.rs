@@ -163,6 +163,23 @@ pub async fn run(config: Config, data: Option<PathBuf>) -> Result<()> {
     }
     let mut config = config;
     config.database.url = format!("sqlite://{}", db_path.display());
+    // The built-in simulator plays the Cloud API, and posts signed status
+    // webhooks back to this server.
+    let sim_opts = crate::simulator::SimulatorOptions {
+        webhook_url: Some(format!(
+            "{}/webhooks/whatsapp",
+            config.server.public_url.trim_end_matches('/')
+        )),
+        app_secret: secrecy::ExposeSecret::expose_secret(&config.whatsapp.app_secret).to_owned(),
+        ..Default::default()
+    };
+    let (sim_url, simulator) = crate::simulator::Simulator::start(sim_opts.clone()).await?;
+    config.whatsapp.api_base = sim_url.clone();
+    config.whatsapp.access_token = sim_opts.access_token.clone().into();
+    if config.whatsapp.phone_number_id.is_empty() {
+        config.whatsapp.phone_number_id = "100000000000001".into();
+    }
+    println!("WhatsApp simulator (Cloud API stand-in) on {sim_url}");
     let config = Arc::new(config);
     let db = Db::connect(&config.database.url, config.database.max_connections).await?;
     db.migrate().await?;
@@ -189,6 +206,19 @@ pub async fn run(config: Config, data: Option<PathBuf>) -> Result<()> {
         "scan: {} case(s) opened, {} message(s) queued (each waits for its employer's sending window)",
         scan.cases_opened, scan.messages_queued
     );
+    let catalog = Arc::new(crate::messages::Catalog::load().context("message templates")?);
+    let deliverer = crate::delivery::Deliverer::from_config(&config, catalog)?;
+    let sent = crate::delivery::deliver_due(&db, &deliverer, at).await?;
+    println!(
+        "deliver: {} sent, {} failed, {} retried, {} skipped (messages due later wait for their window)",
+        sent.sent, sent.failed, sent.retried, sent.skipped
+    );
+    for r in simulator.received().iter().take(5) {
+        if let Some(body) = &r.body {
+            let name = body["template"]["name"].as_str().unwrap_or("(free-form)");
+            println!("  {} {name}", r.wamid);
+        }
+    }
     let listener = tokio::net::TcpListener::bind(&config.server.bind)
         .await
         .with_context(|| {
@@ -203,5 +233,7 @@ pub async fn run(config: Config, data: Option<PathBuf>) -> Result<()> {
         "inspect a case: wa-smile case show 00000001 (with WA_SMILE__DATABASE__URL={})",
         config.database.url
     );
-    crate::serve::run(config, db, listener).await
+    let result = crate::serve::run(config, db, listener).await;
+    drop(simulator);
+    result
 }

@@ -89,6 +89,7 @@ pub async fn run(db: &Db, ctx: &ScanContext, at: DateTime<Utc>) -> Result<ScanSu
         }
         None => scan_all(db, ctx, at).await?,
     };
+    crate::metrics::scan_finished(started.elapsed());
     tracing::info!(
         cases_opened = summary.cases_opened,
         cases_updated = summary.cases_updated,

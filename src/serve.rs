@@ -10,9 +10,26 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
+/// How often the delivery worker looks for due messages when idle.
+const DELIVERY_POLL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs until a shutdown signal. `listener` lets tests and the demo bind
 /// port 0 and learn the address first.
 pub async fn run(config: Arc<Config>, db: Db, listener: TcpListener) -> Result<()> {
+    let _ = crate::metrics::handle();
+    // A template that does not render stops start-up, not a send.
+    let catalog = Arc::new(crate::messages::Catalog::load().context("message templates")?);
+    let deliverer = Arc::new(crate::delivery::Deliverer::from_config(&config, catalog)?);
+    // A new process may carry a new token; an account restriction stays
+    // until an operator resumes.
+    crate::delivery::resume(&db, Some(crate::delivery::FLAG_AUTH_EXPIRED)).await?;
+    let (stop_worker, worker_stop) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(crate::delivery::run_worker(
+        db.clone(),
+        deliverer,
+        DELIVERY_POLL,
+        worker_stop,
+    ));
     let mut scheduler = start_scheduler(&config, &db).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
@@ -25,6 +42,11 @@ pub async fn run(config: Arc<Config>, db: Db, listener: TcpListener) -> Result<(
         .await
         .context("HTTP server failed")?;
     tracing::info!("shutting down");
+    // In-flight sends finish; claimed rows not yet sent are released.
+    let _ = stop_worker.send(true);
+    if let Err(e) = worker.await {
+        tracing::error!(error = %e, "delivery worker panicked");
+    }
     scheduler
         .shutdown()
         .await

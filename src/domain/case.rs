@@ -110,6 +110,9 @@ pub enum QuietReason {
     NonSendingDay,
     Holiday,
     DailyCap,
+    /// The portfolio's daily tier of business-initiated recipients is
+    /// used up; larger and older arrears went first.
+    DailyTier,
     Paused,
     Promised,
     OptedOut,
@@ -120,11 +123,12 @@ pub enum QuietReason {
 }
 
 impl QuietReason {
-    pub const ALL: [QuietReason; 11] = [
+    pub const ALL: [QuietReason; 12] = [
         QuietReason::WindowClosed,
         QuietReason::NonSendingDay,
         QuietReason::Holiday,
         QuietReason::DailyCap,
+        QuietReason::DailyTier,
         QuietReason::Paused,
         QuietReason::Promised,
         QuietReason::OptedOut,
@@ -140,6 +144,7 @@ impl QuietReason {
             QuietReason::NonSendingDay => "non_sending_day",
             QuietReason::Holiday => "holiday",
             QuietReason::DailyCap => "daily_cap",
+            QuietReason::DailyTier => "daily_tier",
             QuietReason::Paused => "paused",
             QuietReason::Promised => "promised",
             QuietReason::OptedOut => "opted_out",
@@ -157,6 +162,7 @@ impl QuietReason {
             QuietReason::NonSendingDay => "not a sending day (Sunday)",
             QuietReason::Holiday => "national holiday",
             QuietReason::DailyCap => "already reminded today (one reminder a day)",
+            QuietReason::DailyTier => "daily WhatsApp reach used up; larger arrears first",
             QuietReason::Paused => "paused by an officer",
             QuietReason::Promised => "promise to pay is running",
             QuietReason::OptedOut => "employer opted out of WhatsApp messages",

@@ -1,6 +1,7 @@
 //! The HTTP server: feature routers merged in one place.
 
 mod health;
+mod metrics;
 
 use crate::config::Config;
 use crate::store::Db;
@@ -24,6 +25,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
+        .merge(metrics::router())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

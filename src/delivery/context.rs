@@ -1,0 +1,184 @@
+//! The `MessageContext` of a case, read from the database: the employer, its
+//! overdue bills with late fees, the payment code and the branch contact.
+//! Delivery renders from it at send time (so a message quotes the figures of
+//! the moment it leaves, not of the scan), and `templates preview` shows the
+//! same text.
+
+use crate::config::{Config, MessagesConfig};
+use crate::domain::{Money, Period, Policy};
+use crate::messages::{BillLine, MessageContext};
+use crate::store::{list_placeholders, rows_per_statement, Db};
+use anyhow::{Context, Result};
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use std::collections::HashMap;
+
+/// What rendering needs from configuration.
+#[derive(Debug, Clone)]
+pub struct ContextSource {
+    pub policy: Policy,
+    pub messages: MessagesConfig,
+    /// `payments.link_template` for the static provider (`{npp}`,
+    /// `{reference}`); None when links come from a gateway.
+    pub link_template: Option<String>,
+    pub default_tz: Tz,
+}
+
+impl ContextSource {
+    pub fn from_config(config: &Config) -> Result<Self> {
+        Ok(Self {
+            policy: config.policy(),
+            messages: config.messages.clone(),
+            link_template: (config.payments.provider == "static")
+                .then(|| config.payments.link_template.clone()),
+            default_tz: config.timezone().map_err(anyhow::Error::msg)?,
+        })
+    }
+}
+
+/// The context of one case as of `at`, or None if the case does not exist.
+pub async fn load_one(
+    db: &Db,
+    src: &ContextSource,
+    case_id: i64,
+    at: DateTime<Utc>,
+) -> Result<Option<MessageContext>> {
+    Ok(load_many(db, src, &[case_id], at).await?.remove(&case_id))
+}
+
+/// The contexts of many cases in a few queries (the delivery worker renders
+/// a claimed batch at once).
+pub async fn load_many(
+    db: &Db,
+    src: &ContextSource,
+    case_ids: &[i64],
+    at: DateTime<Utc>,
+) -> Result<HashMap<i64, MessageContext>> {
+    let mut out = HashMap::with_capacity(case_ids.len());
+    if case_ids.is_empty() {
+        return Ok(out);
+    }
+    struct Head {
+        employer_id: i64,
+        opened_at: DateTime<Utc>,
+        ctx: MessageContext,
+        tz: Tz,
+    }
+    let mut heads: HashMap<i64, Head> = HashMap::new();
+    for chunk in case_ids.chunks(rows_per_statement(db.backend(), 1)) {
+        let sql = format!(
+            "SELECT c.id, c.opened_at, c.promised_date, e.id AS employer_id, e.npp, e.name, e.branch, \
+                    e.contact_name, e.timezone \
+             FROM cases c JOIN employers e ON e.id = c.employer_id WHERE c.id IN ({})",
+            list_placeholders(chunk.len(), 1)
+        );
+        let mut q = db.query(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for r in q
+            .fetch_all(db)
+            .await
+            .context("failed to read cases to render")?
+        {
+            let zone: String = r.get("timezone")?;
+            let tz: Tz = zone.parse().unwrap_or(src.default_tz);
+            let npp: String = r.get("npp")?;
+            let branch: String = r.get("branch")?;
+            let contact: String = r.get("contact_name")?;
+            let id: i64 = r.get("id")?;
+            let link = src.link_template.as_ref().map(|t| {
+                t.replace("{npp}", &npp)
+                    .replace("{reference}", &format!("C{id}"))
+            });
+            heads.insert(
+                id,
+                Head {
+                    employer_id: r.get("employer_id")?,
+                    opened_at: r.get("opened_at")?,
+                    tz,
+                    ctx: MessageContext {
+                        today: at.with_timezone(&tz).date_naive(),
+                        case_id: id,
+                        employer_name: r.get("name")?,
+                        contact_name: Some(contact).filter(|c| !c.trim().is_empty()),
+                        npp,
+                        branch: src.messages.contact_for(&branch).into(),
+                        bills: Vec::new(),
+                        payment_code: None,
+                        payment_link: link,
+                        promised_date: r.get("promised_date")?,
+                    },
+                },
+            );
+        }
+    }
+    let by_employer: HashMap<i64, i64> = heads.iter().map(|(c, h)| (h.employer_id, *c)).collect();
+    let employer_ids: Vec<i64> = by_employer.keys().copied().collect();
+    for chunk in employer_ids.chunks(rows_per_statement(db.backend(), 1)) {
+        let sql = format!(
+            "SELECT employer_id, period, amount_minor, due_date, payment_code, late_fee_minor, paid_minor, settled_at \
+             FROM bills WHERE employer_id IN ({}) ORDER BY employer_id, period",
+            list_placeholders(chunk.len(), 1)
+        );
+        let mut q = db.query(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for r in q
+            .fetch_all(db)
+            .await
+            .context("failed to read bills to render")?
+        {
+            let Some(head) = by_employer
+                .get(&r.get::<i64>("employer_id")?)
+                .and_then(|c| heads.get_mut(c))
+            else {
+                continue;
+            };
+            let due_date: NaiveDate = r.get("due_date")?;
+            let settled_at: Option<DateTime<Utc>> = r.get("settled_at")?;
+            let today = head.ctx.today;
+            // The case's bills: the unpaid overdue ones, and those settled
+            // while the case ran (a thank-you lists them).
+            let in_case = match settled_at {
+                None => due_date < today,
+                Some(s) => s >= head.opened_at && due_date < today,
+            };
+            if !in_case {
+                continue;
+            }
+            let amount = Money::from_minor(r.get("amount_minor")?);
+            let paid = Money::from_minor(r.get("paid_minor")?);
+            let fee_until = settled_at
+                .map(|s| s.with_timezone(&head.tz).date_naive())
+                .unwrap_or(today);
+            let (late_fee, late_fee_estimated) = match r.get::<Option<i64>>("late_fee_minor")? {
+                Some(f) => (Money::from_minor(f), false),
+                None => (
+                    src.policy
+                        .late_fee(amount.saturating_sub(paid), due_date, fee_until),
+                    true,
+                ),
+            };
+            let period: String = r.get("period")?;
+            let code: Option<String> = r.get("payment_code")?;
+            // The oldest unpaid bill's kode iuran is the one to quote.
+            if settled_at.is_none() && head.ctx.payment_code.is_none() {
+                head.ctx.payment_code = code;
+            }
+            head.ctx.bills.push(BillLine {
+                period: Period::parse(&period).map_err(|e| anyhow::anyhow!("{e}"))?,
+                amount,
+                late_fee,
+                late_fee_estimated,
+                due_date,
+                paid,
+            });
+        }
+    }
+    for (id, head) in heads {
+        out.insert(id, head.ctx);
+    }
+    Ok(out)
+}

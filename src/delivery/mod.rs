@@ -1,0 +1,1481 @@
+//! The delivery worker: drains the outbox into the WhatsApp Cloud API.
+//!
+//! A pass claims due rows in batches (a lease: `state = 'sending'`,
+//! `lease_until`, `attempts + 1`; `FOR UPDATE SKIP LOCKED` on PostgreSQL, one
+//! `BEGIN IMMEDIATE` transaction on SQLite), re-reads each row's case and
+//! renders it, sends through a process-wide rate limiter with many requests
+//! in flight, and writes the outcomes in batches. Three concurrent loops in
+//! one task do that (claim → send → write), so a slow database write never
+//! stalls the sends and the other way round.
+//!
+//! **At least once.** A row is claimed before its HTTP call and settled
+//! after it. If the process dies in between, the row stays `sending` with
+//! an expired lease. Reconciliation does not resend it at once: a status
+//! webhook carrying the row's id in `biz_opaque_callback_data` may still
+//! arrive and settle it ([`record_status`]). Only after a further grace
+//! period with no status is the row queued again — and then, if Meta had in
+//! fact accepted the lost request and its statuses never came, the employer
+//! receives the message twice. We accept that rare duplicate over silently
+//! dropping a reminder; the grace period makes it unlikely.
+//!
+//! Every pass is evaluated at one instant `at` (the scheduler's now, or a
+//! test's chosen time): due rows, the sending window, the caps and the
+//! times written (`sent_at`, event times) all use it, so tests drain the
+//! queue deterministically without sleeping. Only pacing uses the wall
+//! clock.
+
+mod context;
+mod rate;
+mod status;
+
+pub use context::{load_many as load_contexts, load_one as load_context, ContextSource};
+pub use rate::RateLimiter;
+pub use status::{record_status, MessageStatus, StatusUpdate};
+
+use crate::case_log::{self, Actor, EventKind, NewEvent};
+use crate::config::Config;
+use crate::domain::{Calendar, QuietReason, WaId};
+use crate::messages::{Catalog, MessageContext};
+use crate::metrics as m;
+use crate::store::{list_placeholders, rows_per_statement, values_placeholders, Backend, Db, Tx};
+use crate::whatsapp::{
+    ErrorClass, MessageContent, OutgoingMessage, RetryAfter, SendError, TextBody, WhatsappClient,
+};
+use anyhow::{Context, Result};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono_tz::Tz;
+use futures::stream::{FuturesUnordered, StreamExt};
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// What one pass did (`wa-smile deliver --json`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DeliverSummary {
+    pub sent: u64,
+    pub failed: u64,
+    /// Attempts put back for a later retry (and free-form messages resent
+    /// as their template).
+    pub retried: u64,
+    /// Rows not sent because the case changed since it was queued.
+    pub skipped: u64,
+}
+
+/// Tunables; the defaults suit production and the benchmark.
+#[derive(Debug, Clone)]
+pub struct DeliveryOptions {
+    /// Rows per claim transaction.
+    pub batch: usize,
+    /// HTTP requests in flight at once. At ~50 ms per request, 1,000/s
+    /// needs at least 50.
+    pub concurrency: usize,
+    /// How long a claim holds a row; longer than the client timeout.
+    pub lease: Duration,
+    /// After a lease expires, how long to wait for a late status before
+    /// sending again (see the module docs).
+    pub grace: Duration,
+    pub max_attempts: u32,
+    /// First retry delay; doubled per attempt, with ±25% jitter.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Meta's pair rate: about one message per 6 s to the same user.
+    pub pair_interval: Duration,
+    /// Outcomes written per transaction.
+    pub write_batch: usize,
+}
+
+impl Default for DeliveryOptions {
+    fn default() -> Self {
+        Self {
+            batch: 200,
+            concurrency: 256,
+            lease: Duration::from_secs(300),
+            grace: Duration::from_secs(600),
+            max_attempts: 5,
+            base_backoff: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(3600),
+            pair_interval: Duration::from_secs(6),
+            write_batch: 500,
+        }
+    }
+}
+
+/// Everything a delivery pass needs; share one per process (it holds the
+/// rate limiter that all passes and worker tasks draw from).
+pub struct Deliverer {
+    client: WhatsappClient,
+    catalog: Arc<Catalog>,
+    source: ContextSource,
+    calendar: Calendar,
+    language: String,
+    daily_unique_recipients: u32,
+    limiter: RateLimiter,
+    /// Last send per recipient (pass time), for the pair rate.
+    pair: Mutex<HashMap<String, DateTime<Utc>>>,
+    pub options: DeliveryOptions,
+}
+
+impl std::fmt::Debug for Deliverer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deliverer")
+            .field("client", &self.client)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deliverer {
+    pub fn from_config(config: &Config, catalog: Arc<Catalog>) -> Result<Self> {
+        let client = WhatsappClient::from_config(&config.whatsapp)
+            .map_err(|e| anyhow::anyhow!("cannot build the WhatsApp client: {e}"))?;
+        Self::new(config, catalog, client)
+    }
+
+    pub fn new(config: &Config, catalog: Arc<Catalog>, client: WhatsappClient) -> Result<Self> {
+        Ok(Self {
+            client,
+            catalog,
+            source: ContextSource::from_config(config)?,
+            calendar: config.calendar(),
+            language: config.whatsapp.template_language.clone(),
+            daily_unique_recipients: config.whatsapp.daily_unique_recipients,
+            limiter: RateLimiter::new(config.whatsapp.messages_per_second),
+            pair: Mutex::new(HashMap::new()),
+            options: DeliveryOptions::default(),
+        })
+    }
+
+    pub fn with_options(mut self, options: DeliveryOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    fn backoff(&self, attempt: u32, hint: RetryAfter) -> Duration {
+        if let Some(d) = hint.delay(attempt) {
+            return d;
+        }
+        let base = self.options.base_backoff.as_secs_f64()
+            * 2f64.powi(attempt.saturating_sub(1).min(20) as i32);
+        let jitter = rand::random_range(0.75..1.25);
+        Duration::from_secs_f64((base * jitter).min(self.options.max_backoff.as_secs_f64()))
+    }
+}
+
+/// Operator switches that halt all sending.
+pub const FLAG_SENDING_PAUSED: &str = "sending_paused";
+pub const FLAG_AUTH_EXPIRED: &str = "auth_expired";
+
+/// Active halt flags: `(name, reason)`.
+pub async fn halted(db: &Db) -> Result<Vec<(String, String)>> {
+    db.query("SELECT name, reason FROM delivery_flags ORDER BY name")
+        .fetch_all(db)
+        .await
+        .context("failed to read delivery flags")?
+        .iter()
+        .map(|r| Ok((r.get("name")?, r.get("reason")?)))
+        .collect()
+}
+
+/// Clears halt flags (all when `name` is None): the operator's "resume".
+pub async fn resume(db: &Db, name: Option<&str>) -> Result<u64> {
+    let n = match name {
+        Some(n) => {
+            db.query("DELETE FROM delivery_flags WHERE name = $1")
+                .bind(n.to_owned())
+                .execute(db)
+                .await?
+        }
+        None => db.query("DELETE FROM delivery_flags").execute(db).await?,
+    };
+    if n > 0 {
+        let mut tx = db.begin().await?;
+        tx.audit(
+            crate::audit::AuditEntry::new(
+                crate::time::now(),
+                "operator",
+                "delivery.resumed",
+                "delivery",
+            )
+            .after(json!({"flag": name})),
+        );
+        tx.commit().await?;
+    }
+    for flag in [FLAG_SENDING_PAUSED, FLAG_AUTH_EXPIRED] {
+        if name.is_none_or(|n| n == flag) {
+            metrics::gauge!(m::DELIVERY_HALTED, "flag" => flag).set(0.0);
+        }
+    }
+    Ok(n)
+}
+
+async fn set_flag(tx: &mut Tx, name: &'static str, reason: &str, at: DateTime<Utc>) -> Result<()> {
+    let n = tx
+        .query(
+            "INSERT INTO delivery_flags (name, reason, set_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(reason.to_owned())
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .context("failed to set a delivery flag")?;
+    if n > 0 {
+        tx.audit(
+            crate::audit::AuditEntry::new(at, "system", "delivery.halted", "delivery")
+                .after(json!({"flag": name, "reason": reason})),
+        );
+    }
+    metrics::gauge!(m::DELIVERY_HALTED, "flag" => name).set(1.0);
+    Ok(())
+}
+
+/// Sends everything due at `at`, and returns once nothing more is due (rows
+/// put back for a retry or deferred are due later). Does nothing while a
+/// halt flag is set.
+pub async fn deliver_due(db: &Db, d: &Deliverer, at: DateTime<Utc>) -> Result<DeliverSummary> {
+    let (_tx, rx) = watch::channel(false);
+    run_pass(db, d, at, rx).await
+}
+
+/// The long-running worker for `serve`: a pass every `poll`, until
+/// `shutdown` turns true; then claimed rows not yet sent are released and
+/// in-flight sends finish before it returns.
+pub async fn run_worker(
+    db: Db,
+    d: Arc<Deliverer>,
+    poll: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut warned_halt = false;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        match halted(&db).await {
+            Ok(flags) if !flags.is_empty() => {
+                if !warned_halt {
+                    tracing::error!(
+                        ?flags,
+                        "delivery is halted until an operator runs `wa-smile deliver --resume`"
+                    );
+                    warned_halt = true;
+                }
+            }
+            Ok(_) => {
+                warned_halt = false;
+                match run_pass(&db, &d, crate::time::now(), shutdown.clone()).await {
+                    Ok(s) if s != DeliverSummary::default() => tracing::info!(
+                        sent = s.sent,
+                        failed = s.failed,
+                        retried = s.retried,
+                        skipped = s.skipped,
+                        "delivery pass"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), "delivery pass failed"),
+                }
+            }
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "cannot read delivery flags"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    tracing::info!("delivery worker stopped");
+}
+
+/// A claimed row.
+#[derive(Debug, Clone)]
+struct Claimed {
+    id: i64,
+    case_id: Option<i64>,
+    employer_id: i64,
+    key: String,
+    message: String,
+    kind: String,
+    wa_id: Option<String>,
+    body: String,
+    attempts: u32,
+}
+
+impl Claimed {
+    /// An automated stage reminder (as the scan queues them), as opposed to
+    /// a reply or confirmation.
+    fn is_reminder(&self) -> bool {
+        self.key.starts_with("case:") && self.key.contains(":stage:")
+    }
+}
+
+/// A row ready to go out.
+struct Prepared {
+    row: Claimed,
+    msg: OutgoingMessage,
+    /// Sent outside the recipient's 24-hour window (counts towards the tier).
+    initiated: bool,
+    kind: &'static str,
+}
+
+enum Outcome {
+    Sent {
+        row: Claimed,
+        wamid: String,
+        initiated: bool,
+        kind: &'static str,
+    },
+    Retry {
+        row: Claimed,
+        until: DateTime<Utc>,
+        reason: String,
+        code: Option<i64>,
+    },
+    Failed {
+        row: Claimed,
+        reason: String,
+        code: Option<i64>,
+        title: String,
+        unreachable: bool,
+    },
+    /// A free-form message outside the window (131047): resend as the
+    /// template, now.
+    Fallback {
+        row: Claimed,
+    },
+    Skipped {
+        row: Claimed,
+        reason: &'static str,
+    },
+    /// Not now (window, caps, tier, pair rate): due again at `until`; the
+    /// reason, if any, is shown on the case.
+    Deferred {
+        row: Claimed,
+        until: DateTime<Utc>,
+        reason: Option<QuietReason>,
+    },
+    /// Not attempted (halt or shutdown): back to the queue as it was.
+    Release {
+        row: Claimed,
+    },
+    /// 190 or 368/131031: release, set the flag, stop the pass.
+    Halt {
+        row: Claimed,
+        flag: &'static str,
+        reason: String,
+    },
+}
+
+struct Pass<'a> {
+    db: &'a Db,
+    d: &'a Deliverer,
+    at: DateTime<Utc>,
+    /// Set by a halt: no more claims or sends.
+    stop: AtomicBool,
+    /// Claimed rows whose outcome is not written yet.
+    outstanding: AtomicUsize,
+    tier: Mutex<Tier>,
+}
+
+/// The daily tier as this pass sees it.
+struct Tier {
+    /// Recipients of business-initiated messages in the last 24 h.
+    recent: HashSet<String>,
+    remaining: i64,
+    /// When the next tier slot frees (the oldest recent send + 24 h).
+    frees_at: DateTime<Utc>,
+}
+
+async fn run_pass(
+    db: &Db,
+    d: &Deliverer,
+    at: DateTime<Utc>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<DeliverSummary> {
+    let at = crate::time::truncate(at);
+    if !halted(db).await?.is_empty() {
+        return Ok(DeliverSummary::default());
+    }
+    reconcile(db, d, at).await?;
+    let tier = plan_tier(db, d, at).await?;
+    let pass = Pass {
+        db,
+        d,
+        at,
+        stop: AtomicBool::new(false),
+        outstanding: AtomicUsize::new(0),
+        tier: Mutex::new(tier),
+    };
+    let (prep_tx, prep_rx) = mpsc::channel::<Prepared>(d.options.batch * 2);
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<Outcome>();
+    let (claimed, sent, written) = tokio::join!(
+        pass.produce(prep_tx, out_tx.clone(), shutdown.clone()),
+        pass.send_all(prep_rx, out_tx, shutdown),
+        pass.write_all(out_rx),
+    );
+    // Report the first failure; the others are usually its echoes.
+    claimed?;
+    sent?;
+    written
+}
+
+impl Pass<'_> {
+    fn stopped(&self, shutdown: &watch::Receiver<bool>) -> bool {
+        self.stop.load(Ordering::SeqCst) || *shutdown.borrow()
+    }
+
+    /// Claims, re-checks and renders due rows until none is left.
+    async fn produce(
+        &self,
+        prep: mpsc::Sender<Prepared>,
+        out: mpsc::UnboundedSender<Outcome>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<()> {
+        loop {
+            if self.stopped(&shutdown) {
+                return Ok(());
+            }
+            let rows = claim(self.db, self.at, self.d.options.batch, self.d.options.lease).await?;
+            if rows.is_empty() {
+                // Rows still in flight may come back due now (a template
+                // fallback): finish only when nothing is outstanding.
+                if self.outstanding.load(Ordering::SeqCst) == 0 {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            self.outstanding.fetch_add(rows.len(), Ordering::SeqCst);
+            for item in self.prepare(rows).await? {
+                match item {
+                    Ok(p) => {
+                        if prep.send(p).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Err(o) => {
+                        let _ = out.send(o);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Re-reads the claimed rows' cases and decides, per row: send (with
+    /// the rendered message), skip, defer or fail.
+    async fn prepare(&self, rows: Vec<Claimed>) -> Result<Vec<Result<Prepared, Outcome>>> {
+        let at = self.at;
+        let case_ids: Vec<i64> = rows.iter().filter_map(|r| r.case_id).collect();
+        let states = case_states(self.db, &case_ids, rows.iter().map(|r| r.employer_id)).await?;
+        let contexts = context::load_many(self.db, &self.d.source, &case_ids, at).await?;
+        let reminded_today = reminded_today(self.db, &rows, at).await?;
+        let policy = &self.d.source.policy;
+        let mut out = Vec::with_capacity(rows.len());
+        let mut pair = self.d.pair.lock().expect("pair map lock");
+        for row in rows {
+            let Some(state) = states.get(&row.employer_id) else {
+                out.push(Err(Outcome::Skipped {
+                    row,
+                    reason: "no_employer",
+                }));
+                continue;
+            };
+            let case = row.case_id.and_then(|c| state.cases.get(&c));
+            let tz = state.tz;
+            let wa_id = row
+                .wa_id
+                .clone()
+                .or_else(|| state.wa_id.clone())
+                .filter(|w| !w.trim().is_empty())
+                .and_then(|w| WaId::from_meta(&w).ok());
+            let window_open = case
+                .and_then(|c| c.last_inbound_at)
+                .is_some_and(|t| t > at - ChronoDuration::hours(24) && t <= at);
+            // The re-check: anything that should silence a reminder since
+            // it was queued.
+            let skip = if row.is_reminder() {
+                match case {
+                    None => Some("case_missing"),
+                    Some(c) if c.resolved => Some("case_resolved"),
+                    Some(c) if c.status == "escalated" => Some("escalated"),
+                    Some(_) if state.opted_out => Some("opted_out"),
+                    Some(_) if state.contact_invalid => Some("wrong_number"),
+                    Some(c) if c.paused_until.is_some_and(|u| u > at) => Some("paused"),
+                    Some(c)
+                        if c.status == "promised"
+                            && c.promised_date
+                                .is_some_and(|p| p >= at.with_timezone(&tz).date_naive()) =>
+                    {
+                        Some("promised")
+                    }
+                    Some(_) if wa_id.is_none() => Some("no_whatsapp_number"),
+                    Some(_) => None,
+                }
+            } else if state.contact_invalid {
+                Some("wrong_number")
+            } else if wa_id.is_none() {
+                Some("no_whatsapp_number")
+            } else {
+                None
+            };
+            if let Some(reason) = skip {
+                out.push(Err(Outcome::Skipped { row, reason }));
+                continue;
+            }
+            let wa_id = wa_id.expect("checked above");
+            // The sending window binds reminders always; a reply may go out
+            // while the employer's own 24-hour window is open.
+            if row.is_reminder() || !window_open {
+                if let Err(reason) = policy.window.check(at, tz, &self.d.calendar) {
+                    let (until, _) = policy.window.next_opening(at, tz, &self.d.calendar);
+                    out.push(Err(Outcome::Deferred {
+                        row,
+                        until,
+                        reason: Some(reason),
+                    }));
+                    continue;
+                }
+            }
+            if row.is_reminder() && reminded_today.contains(&row.employer_id) {
+                let day = at.with_timezone(&tz).date_naive();
+                let until = policy.window.opening_after_day(day, tz, &self.d.calendar);
+                out.push(Err(Outcome::Deferred {
+                    row,
+                    until,
+                    reason: Some(QuietReason::DailyCap),
+                }));
+                continue;
+            }
+            // Pair rate: one message per recipient per interval.
+            let pair_gap = ChronoDuration::from_std(self.d.options.pair_interval)
+                .unwrap_or(ChronoDuration::seconds(6));
+            if let Some(last) = pair.get(wa_id.as_str()) {
+                if at < *last + pair_gap {
+                    let until = *last + pair_gap;
+                    out.push(Err(Outcome::Deferred {
+                        row,
+                        until,
+                        reason: None,
+                    }));
+                    continue;
+                }
+            }
+            // Free-form only inside the recipient's window; else the template.
+            let as_template = row.kind == "template" || !window_open;
+            let initiated = !window_open;
+            if initiated {
+                let mut tier = self.tier.lock().expect("tier lock");
+                if !tier.recent.contains(wa_id.as_str()) {
+                    if tier.remaining <= 0 {
+                        let until = tier.frees_at;
+                        drop(tier);
+                        out.push(Err(Outcome::Deferred {
+                            row,
+                            until,
+                            reason: Some(QuietReason::DailyTier),
+                        }));
+                        continue;
+                    }
+                    tier.remaining -= 1;
+                    tier.recent.insert(wa_id.as_str().to_owned());
+                }
+            }
+            let ctx = row.case_id.and_then(|c| contexts.get(&c));
+            match self.render(&row, ctx, as_template) {
+                Ok((content, kind)) => {
+                    pair.insert(wa_id.as_str().to_owned(), at);
+                    let mut msg = OutgoingMessage::new(&wa_id, content)
+                        .with_callback_data(row.id.to_string());
+                    // A reply quotes the employer's message it answers.
+                    if let Some(wamid) = serde_json::from_str::<serde_json::Value>(&row.body)
+                        .ok()
+                        .and_then(|b| b["in_reply_to"].as_str().map(str::to_owned))
+                    {
+                        msg = msg.in_reply_to(wamid);
+                    }
+                    out.push(Ok(Prepared {
+                        row,
+                        msg,
+                        initiated,
+                        kind,
+                    }));
+                }
+                Err(reason) => out.push(Err(Outcome::Failed {
+                    row,
+                    reason: "render".into(),
+                    code: None,
+                    title: reason,
+                    unreachable: false,
+                })),
+            }
+        }
+        Ok(out)
+    }
+
+    fn render(
+        &self,
+        row: &Claimed,
+        ctx: Option<&MessageContext>,
+        as_template: bool,
+    ) -> Result<(MessageContent, &'static str), String> {
+        let body: serde_json::Value = serde_json::from_str(&row.body).unwrap_or(json!({}));
+        // Literal text queued as such (`{"text": …}`), or, for a row with no
+        // case to render from, the `content` it was queued with.
+        let literal = body.get("text").and_then(|t| t.as_str()).or_else(|| {
+            ctx.is_none()
+                .then(|| body["content"]["text"]["body"].as_str())
+                .flatten()
+        });
+        if !as_template {
+            if let (Some(text), "text") = (literal, row.kind.as_str()) {
+                return Ok((
+                    MessageContent::Text {
+                        text: TextBody::new(text),
+                    },
+                    "text",
+                ));
+            }
+        }
+        let ctx = ctx.ok_or_else(|| format!("message `{}` has no case to render", row.message))?;
+        let catalog = &self.d.catalog;
+        let rendered = if as_template {
+            catalog
+                .whatsapp_template(&row.message, ctx, &self.d.language)
+                .map(|t| (MessageContent::template(t), "template"))
+        } else if row.kind == "interactive" {
+            catalog
+                .interactive(&row.message, ctx)
+                .map(|i| (MessageContent::interactive(i), "interactive"))
+        } else {
+            catalog
+                .render_text(&row.message, ctx)
+                .map(|t| (MessageContent::text(t), "text"))
+        };
+        rendered.map_err(|e| e.to_string())
+    }
+
+    /// Sends prepared messages with up to `concurrency` in flight, each
+    /// after a slot from the rate limiter.
+    async fn send_all(
+        &self,
+        mut prep: mpsc::Receiver<Prepared>,
+        out: mpsc::UnboundedSender<Outcome>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<()> {
+        let mut inflight = FuturesUnordered::new();
+        let mut open = true;
+        loop {
+            tokio::select! {
+                next = prep.recv(), if open && inflight.len() < self.d.options.concurrency => {
+                    match next {
+                        Some(p) if self.stopped(&shutdown) => {
+                            let _ = out.send(Outcome::Release { row: p.row });
+                        }
+                        Some(p) => inflight.push(self.send_one(p, shutdown.clone())),
+                        None => open = false,
+                    }
+                }
+                Some(outcome) = inflight.next(), if !inflight.is_empty() => {
+                    if let Outcome::Halt { .. } = &outcome {
+                        self.stop.store(true, Ordering::SeqCst);
+                    }
+                    let _ = out.send(outcome);
+                }
+                else => break,
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_one(&self, p: Prepared, shutdown: watch::Receiver<bool>) -> Outcome {
+        self.d.limiter.acquire().await;
+        // A halt or shutdown while this one waited for its slot.
+        if self.stopped(&shutdown) {
+            self.d
+                .pair
+                .lock()
+                .expect("pair map lock")
+                .remove(p.msg.to.as_str());
+            return Outcome::Release { row: p.row };
+        }
+        let result = self.d.client.send(&p.msg).await;
+        if result.is_err() {
+            // Nothing reached the employer: the pair rate holds no claim.
+            self.d
+                .pair
+                .lock()
+                .expect("pair map lock")
+                .remove(p.msg.to.as_str());
+        }
+        match result {
+            Ok(receipt) => Outcome::Sent {
+                row: p.row,
+                wamid: receipt.message_id,
+                initiated: p.initiated,
+                kind: p.kind,
+            },
+            Err(e) => self.classify(p, e),
+        }
+    }
+
+    fn classify(&self, p: Prepared, e: SendError) -> Outcome {
+        let row = p.row;
+        let reason = e.reason();
+        let code = e.meta_code();
+        let title = match &e {
+            SendError::Api { error, .. } => error.message.clone(),
+            other => other.to_string(),
+        };
+        match e.class() {
+            ErrorClass::Retryable { retry_after } => {
+                if row.attempts >= self.d.options.max_attempts {
+                    return Outcome::Failed {
+                        row,
+                        reason: format!("{reason}_max_attempts"),
+                        code,
+                        title,
+                        unreachable: false,
+                    };
+                }
+                let wait = self.d.backoff(row.attempts, retry_after);
+                Outcome::Retry {
+                    row,
+                    until: self.at + ChronoDuration::from_std(wait).unwrap_or_default(),
+                    reason,
+                    code,
+                }
+            }
+            ErrorClass::Permanent if e.is_outside_window() && p.kind != "template" => {
+                Outcome::Fallback { row }
+            }
+            ErrorClass::Permanent => Outcome::Failed {
+                unreachable: e.is_undeliverable(),
+                row,
+                reason,
+                code,
+                title,
+            },
+            ErrorClass::AuthExpired => Outcome::Halt {
+                row,
+                flag: FLAG_AUTH_EXPIRED,
+                reason: format!("{reason}: {title}"),
+            },
+            ErrorClass::AccountRestricted => Outcome::Halt {
+                row,
+                flag: FLAG_SENDING_PAUSED,
+                reason: format!("{reason}: {title}"),
+            },
+        }
+    }
+
+    /// Writes outcomes in batches, as they come.
+    async fn write_all(&self, mut rx: mpsc::UnboundedReceiver<Outcome>) -> Result<DeliverSummary> {
+        let mut summary = DeliverSummary::default();
+        let mut buf = Vec::new();
+        let mut first_error: Option<anyhow::Error> = None;
+        while let Some(o) = rx.recv().await {
+            buf.push(o);
+            while buf.len() < self.d.options.write_batch {
+                match rx.try_recv() {
+                    Ok(o) => buf.push(o),
+                    Err(_) => break,
+                }
+            }
+            let n = buf.len();
+            if first_error.is_none() {
+                if let Err(e) =
+                    write_outcomes(self.db, self.at, std::mem::take(&mut buf), &mut summary).await
+                {
+                    // Stop claiming; the rows stay `sending` and come back
+                    // through reconciliation.
+                    self.stop.store(true, Ordering::SeqCst);
+                    first_error = Some(e);
+                }
+            }
+            buf.clear();
+            self.outstanding.fetch_sub(n, Ordering::SeqCst);
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(summary),
+        }
+    }
+}
+
+/// Claims up to `limit` due rows with a lease.
+async fn claim(db: &Db, at: DateTime<Utc>, limit: usize, lease: Duration) -> Result<Vec<Claimed>> {
+    let lease_until = at + ChronoDuration::from_std(lease).unwrap_or(ChronoDuration::minutes(5));
+    let sql = match db.backend() {
+        Backend::Postgres => {
+            "UPDATE outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
+             WHERE id IN (SELECT id FROM outbox WHERE state = 'queued' AND due_at <= $2 \
+                          ORDER BY due_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, case_id, employer_id, idempotency_key, message, kind, wa_id, body, attempts"
+        }
+        Backend::Sqlite => {
+            "UPDATE outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
+             WHERE id IN (SELECT id FROM outbox WHERE state = 'queued' AND due_at <= $2 \
+                          ORDER BY due_at, id LIMIT $3) \
+             RETURNING id, case_id, employer_id, idempotency_key, message, kind, wa_id, body, attempts"
+        }
+    };
+    let mut tx = db.begin().await?;
+    let rows = tx
+        .query(sql)
+        .bind(lease_until)
+        .bind(at)
+        .bind(limit as i64)
+        .fetch_all(&mut tx)
+        .await
+        .context("failed to claim outbox rows")?;
+    tx.commit().await?;
+    let mut claimed = rows
+        .iter()
+        .map(|r| {
+            Ok(Claimed {
+                id: r.get("id")?,
+                case_id: r.get("case_id")?,
+                employer_id: r.get("employer_id")?,
+                key: r.get("idempotency_key")?,
+                message: r.get("message")?,
+                kind: r.get("kind")?,
+                wa_id: r.get("wa_id")?,
+                body: r.get("body")?,
+                attempts: u32::try_from(r.get::<i64>("attempts")?).unwrap_or(u32::MAX),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    claimed.sort_by_key(|c| c.id);
+    Ok(claimed)
+}
+
+struct CaseState {
+    status: String,
+    resolved: bool,
+    paused_until: Option<DateTime<Utc>>,
+    promised_date: Option<chrono::NaiveDate>,
+    last_inbound_at: Option<DateTime<Utc>>,
+}
+
+struct EmployerState {
+    tz: Tz,
+    wa_id: Option<String>,
+    opted_out: bool,
+    contact_invalid: bool,
+    cases: HashMap<i64, CaseState>,
+}
+
+/// The employers and cases of a batch, as they are now.
+async fn case_states(
+    db: &Db,
+    case_ids: &[i64],
+    employer_ids: impl Iterator<Item = i64>,
+) -> Result<HashMap<i64, EmployerState>> {
+    let employer_ids: Vec<i64> = employer_ids.collect::<HashSet<_>>().into_iter().collect();
+    let mut out: HashMap<i64, EmployerState> = HashMap::new();
+    for chunk in employer_ids.chunks(rows_per_statement(db.backend(), 1)) {
+        let sql = format!(
+            "SELECT id, timezone, wa_id, opted_out_at, contact_invalid_at FROM employers WHERE id IN ({})",
+            list_placeholders(chunk.len(), 1)
+        );
+        let mut q = db.query(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for r in q
+            .fetch_all(db)
+            .await
+            .context("failed to re-read employers")?
+        {
+            let zone: String = r.get("timezone")?;
+            out.insert(
+                r.get("id")?,
+                EmployerState {
+                    tz: zone.parse().unwrap_or(chrono_tz::Asia::Jakarta),
+                    wa_id: r.get("wa_id")?,
+                    opted_out: r.get::<Option<DateTime<Utc>>>("opted_out_at")?.is_some(),
+                    contact_invalid: r
+                        .get::<Option<DateTime<Utc>>>("contact_invalid_at")?
+                        .is_some(),
+                    cases: HashMap::new(),
+                },
+            );
+        }
+    }
+    for chunk in case_ids.chunks(rows_per_statement(db.backend(), 1)) {
+        let sql = format!(
+            "SELECT id, employer_id, status, resolved_at, paused_until, promised_date, last_inbound_at \
+             FROM cases WHERE id IN ({})",
+            list_placeholders(chunk.len(), 1)
+        );
+        let mut q = db.query(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for r in q.fetch_all(db).await.context("failed to re-read cases")? {
+            if let Some(e) = out.get_mut(&r.get("employer_id")?) {
+                e.cases.insert(
+                    r.get("id")?,
+                    CaseState {
+                        status: r.get("status")?,
+                        resolved: r.get::<Option<DateTime<Utc>>>("resolved_at")?.is_some(),
+                        paused_until: r.get("paused_until")?,
+                        promised_date: r.get("promised_date")?,
+                        last_inbound_at: r.get("last_inbound_at")?,
+                    },
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Employers of the batch's reminders that already got an automated
+/// reminder on their local day of `at` (the one-a-day cap).
+async fn reminded_today(db: &Db, rows: &[Claimed], at: DateTime<Utc>) -> Result<HashSet<i64>> {
+    let employers: Vec<i64> = rows
+        .iter()
+        .filter(|r| r.is_reminder())
+        .map(|r| r.employer_id)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mut out = HashSet::new();
+    if employers.is_empty() {
+        return Ok(out);
+    }
+    // Local days are at most 14 h away from UTC in Indonesia's zones.
+    let since = at - ChronoDuration::hours(36);
+    for chunk in employers.chunks(rows_per_statement(db.backend(), 1)) {
+        let sql = format!(
+            "SELECT o.employer_id, o.sent_at, e.timezone FROM outbox o JOIN employers e ON e.id = o.employer_id \
+             WHERE o.employer_id IN ({}) AND o.sent_at >= ${} AND o.sent_at <= ${} \
+               AND o.idempotency_key LIKE 'case:%:stage:%' AND o.state IN ('sent', 'delivered', 'read')",
+            list_placeholders(chunk.len(), 1),
+            chunk.len() + 1,
+            chunk.len() + 2
+        );
+        let mut q = db.query(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for r in q
+            .bind(since)
+            .bind(at)
+            .fetch_all(db)
+            .await
+            .context("failed to read today's reminders")?
+        {
+            let zone: String = r.get("timezone")?;
+            let tz: Tz = zone.parse().unwrap_or(chrono_tz::Asia::Jakarta);
+            let sent: DateTime<Utc> = r.get("sent_at")?;
+            if sent.with_timezone(&tz).date_naive() == at.with_timezone(&tz).date_naive() {
+                out.insert(r.get("employer_id")?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Rows left `sending` by a worker that died: a status may have settled them
+/// already (then they are no longer `sending`); the rest wait out the grace
+/// period for a late status, then are queued again (at least once; see the
+/// module docs).
+async fn reconcile(db: &Db, d: &Deliverer, at: DateTime<Utc>) -> Result<u64> {
+    let cutoff = at - ChronoDuration::from_std(d.options.grace).unwrap_or_default();
+    let rows = db
+        .query(
+            "UPDATE outbox SET state = 'queued', lease_until = NULL, updated_at = $1 \
+             WHERE state = 'sending' AND lease_until < $2 RETURNING id",
+        )
+        .bind(at)
+        .bind(cutoff)
+        .fetch_all(db)
+        .await
+        .context("failed to reconcile expired claims")?;
+    if !rows.is_empty() {
+        tracing::warn!(
+            rows = rows.len(),
+            "requeued messages whose worker died mid-send and no status arrived"
+        );
+        metrics::counter!(m::MESSAGES_RETRIED, "reason" => "lease_expired")
+            .increment(rows.len() as u64);
+    }
+    Ok(rows.len() as u64)
+}
+
+/// A due row for the tier: (outbox id, case id, employer id).
+type DueRow = (i64, Option<i64>, i64);
+
+/// The daily tier: when more new business-initiated recipients are due than
+/// the tier has room for, the largest and oldest arrears go first; the rest
+/// wait for a slot, with the reason on the case.
+async fn plan_tier(db: &Db, d: &Deliverer, at: DateTime<Utc>) -> Result<Tier> {
+    let day_ago = at - ChronoDuration::hours(24);
+    let mut recent = HashSet::new();
+    let mut oldest: Option<DateTime<Utc>> = None;
+    for r in db
+        .query(
+            "SELECT wa_id, MIN(sent_at) AS first FROM outbox \
+             WHERE initiated = TRUE AND sent_at > $1 AND wa_id IS NOT NULL GROUP BY wa_id",
+        )
+        .bind(day_ago)
+        .fetch_all(db)
+        .await
+        .context("failed to count today's recipients")?
+    {
+        recent.insert(r.get::<String>("wa_id")?);
+        let first: DateTime<Utc> = r.get("first")?;
+        oldest = Some(oldest.map_or(first, |o| o.min(first)));
+    }
+    let limit = i64::from(d.daily_unique_recipients);
+    let mut remaining = limit - recent.len() as i64;
+    // With no recent sends, the slots this pass uses free a day from now.
+    let frees_at = oldest.map_or(at + ChronoDuration::hours(24), |o| {
+        (o + ChronoDuration::hours(24)).max(at + ChronoDuration::minutes(1))
+    });
+
+    // Due rows to recipients who are neither recent nor inside their window.
+    let candidates = db
+        .query(
+            "SELECT o.id, o.wa_id, o.case_id, o.employer_id FROM outbox o LEFT JOIN cases c ON c.id = o.case_id \
+             WHERE o.state = 'queued' AND o.due_at <= $1 AND o.wa_id IS NOT NULL \
+               AND (c.last_inbound_at IS NULL OR c.last_inbound_at <= $2)",
+        )
+        .bind(at)
+        .bind(day_ago)
+        .fetch_all(db)
+        .await
+        .context("failed to read due recipients")?;
+    let mut by_recipient: HashMap<String, Vec<DueRow>> = HashMap::new();
+    for r in &candidates {
+        let wa: String = r.get("wa_id")?;
+        if recent.contains(&wa) {
+            continue;
+        }
+        by_recipient.entry(wa).or_default().push((
+            r.get("id")?,
+            r.get("case_id")?,
+            r.get("employer_id")?,
+        ));
+    }
+    if by_recipient.len() as i64 <= remaining.max(0) {
+        return Ok(Tier {
+            recent,
+            remaining,
+            frees_at,
+        });
+    }
+    // Rank by arrears (largest first), then the oldest unpaid due date.
+    let employers: Vec<i64> = by_recipient
+        .values()
+        .flat_map(|v| v.iter().map(|x| x.2))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mut arrears: HashMap<i64, (i64, chrono::NaiveDate)> = HashMap::new();
+    for chunk in employers.chunks(rows_per_statement(db.backend(), 1)) {
+        let sql = format!(
+            "SELECT employer_id, CAST(SUM(amount_minor - paid_minor) AS BIGINT) AS owed, MIN(due_date) AS oldest \
+             FROM bills WHERE settled_at IS NULL AND employer_id IN ({}) GROUP BY employer_id",
+            list_placeholders(chunk.len(), 1)
+        );
+        let mut q = db.query(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for r in q.fetch_all(db).await.context("failed to rank arrears")? {
+            arrears.insert(r.get("employer_id")?, (r.get("owed")?, r.get("oldest")?));
+        }
+    }
+    let far = chrono::NaiveDate::MAX;
+    let mut ranked: Vec<(String, Vec<DueRow>)> = by_recipient.into_iter().collect();
+    ranked.sort_by(|a, b| {
+        let key = |rows: &Vec<DueRow>| {
+            let (owed, oldest) = rows
+                .iter()
+                .filter_map(|r| arrears.get(&r.2))
+                .fold((0i64, far), |acc, x| (acc.0.max(x.0), acc.1.min(x.1)));
+            (std::cmp::Reverse(owed), oldest)
+        };
+        key(&a.1).cmp(&key(&b.1)).then_with(|| a.0.cmp(&b.0))
+    });
+    let keep = remaining.max(0) as usize;
+    let waiting: Vec<(i64, Option<i64>)> = ranked[keep..]
+        .iter()
+        .flat_map(|(_, rows)| rows.iter().map(|r| (r.0, r.1)))
+        .collect();
+    let mut tx = db.begin().await?;
+    for chunk in waiting.chunks(rows_per_statement(tx.backend(), 1)) {
+        let ids: Vec<i64> = chunk.iter().map(|w| w.0).collect();
+        let sql = format!(
+            "UPDATE outbox SET due_at = $1, updated_at = $2 WHERE state = 'queued' AND id IN ({})",
+            list_placeholders(ids.len(), 3)
+        );
+        let mut q = tx.query(&sql).bind(frees_at).bind(at);
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        q.execute(&mut tx)
+            .await
+            .context("failed to defer messages over the tier")?;
+        let cases: Vec<i64> = chunk
+            .iter()
+            .filter_map(|w| w.1)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if !cases.is_empty() {
+            mark_quiet(&mut tx, &cases, QuietReason::DailyTier, frees_at, at).await?;
+        }
+    }
+    tx.commit().await?;
+    metrics::counter!(m::MESSAGES_DEFERRED, "reason" => "daily_tier")
+        .increment(waiting.len() as u64);
+    tracing::warn!(
+        waiting = ranked.len() - keep,
+        tier = limit,
+        "daily tier of business-initiated recipients reached; the smallest arrears wait"
+    );
+    remaining = remaining.max(0);
+    Ok(Tier {
+        recent,
+        remaining,
+        frees_at,
+    })
+}
+
+/// Records on open cases why the bot is silent and when it acts next.
+async fn mark_quiet(
+    tx: &mut Tx,
+    case_ids: &[i64],
+    reason: QuietReason,
+    until: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    for chunk in case_ids.chunks(rows_per_statement(tx.backend(), 1)) {
+        let sql = format!(
+            "UPDATE cases SET quiet_reason = $1, next_action_at = $2, updated_at = $3 \
+             WHERE resolved_at IS NULL AND id IN ({})",
+            list_placeholders(chunk.len(), 4)
+        );
+        let mut q = tx.query(&sql).bind(reason.as_str()).bind(until).bind(at);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut *tx)
+            .await
+            .context("failed to record why a case waits")?;
+    }
+    Ok(())
+}
+
+/// Writes a batch of outcomes in one transaction. Every update is guarded by
+/// `state = 'sending'`: a status webhook that settled the row meanwhile wins.
+async fn write_outcomes(
+    db: &Db,
+    at: DateTime<Utc>,
+    outcomes: Vec<Outcome>,
+    summary: &mut DeliverSummary,
+) -> Result<()> {
+    let mut tx = db.begin().await?;
+    let mut events = Vec::new();
+    let mut sent = Vec::new();
+    let mut officer_cases = Vec::new();
+    let mut unreachable = Vec::new();
+    let mut halts: Vec<(&'static str, String)> = Vec::new();
+    let mut local = DeliverSummary::default();
+    let mut counters: Vec<(&'static str, &'static str, String)> = Vec::new();
+    for o in outcomes {
+        match o {
+            Outcome::Sent {
+                row,
+                wamid,
+                initiated,
+                kind,
+            } => sent.push((row, wamid, initiated, kind)),
+            Outcome::Retry {
+                row,
+                until,
+                reason,
+                code,
+            } => {
+                let n = tx
+                    .query(
+                        "UPDATE outbox SET state = 'queued', lease_until = NULL, due_at = $2, last_error = $3, \
+                                error_code = $4, updated_at = $5 WHERE id = $1 AND state = 'sending'",
+                    )
+                    .bind(row.id)
+                    .bind(crate::time::truncate(until))
+                    .bind(reason.clone())
+                    .bind(code)
+                    .bind(at)
+                    .execute(&mut tx)
+                    .await
+                    .context("failed to schedule a retry")?;
+                if n > 0 {
+                    local.retried += 1;
+                    counters.push((m::MESSAGES_RETRIED, "reason", reason));
+                }
+            }
+            Outcome::Fallback { row } => {
+                let n = tx
+                    .query(
+                        "UPDATE outbox SET state = 'queued', kind = 'template', lease_until = NULL, due_at = $2, \
+                                last_error = 'meta_131047', error_code = 131047, updated_at = $2 \
+                         WHERE id = $1 AND state = 'sending'",
+                    )
+                    .bind(row.id)
+                    .bind(at)
+                    .execute(&mut tx)
+                    .await
+                    .context("failed to queue the template form")?;
+                if n > 0 {
+                    local.retried += 1;
+                    counters.push((m::MESSAGES_RETRIED, "reason", "template_fallback".into()));
+                }
+            }
+            Outcome::Failed {
+                row,
+                reason,
+                code,
+                title,
+                unreachable: gone,
+            } => {
+                let n = tx
+                    .query(
+                        "UPDATE outbox SET state = 'failed', lease_until = NULL, last_error = $2, error_code = $3, \
+                                error_title = $4, status_at = $5, updated_at = $5 WHERE id = $1 AND state = 'sending'",
+                    )
+                    .bind(row.id)
+                    .bind(reason.clone())
+                    .bind(code)
+                    .bind(title.clone())
+                    .bind(at)
+                    .execute(&mut tx)
+                    .await
+                    .context("failed to fail a message")?;
+                if n == 0 {
+                    continue;
+                }
+                local.failed += 1;
+                counters.push((m::MESSAGES_FAILED, "reason", reason.clone()));
+                if let Some(case_id) = row.case_id {
+                    events.push(NewEvent::new(
+                        case_id,
+                        at,
+                        EventKind::MessageFailed,
+                        Actor::System,
+                        json!({"outbox_id": row.id, "message": row.message, "reason": reason,
+                               "code": code, "title": title, "attempts": row.attempts}),
+                    ));
+                    officer_cases.push(case_id);
+                }
+                if gone {
+                    unreachable.push(row.employer_id);
+                }
+            }
+            Outcome::Skipped { row, reason } => {
+                let n = tx
+                    .query(
+                        "UPDATE outbox SET state = 'skipped', lease_until = NULL, last_error = $2, updated_at = $3 \
+                         WHERE id = $1 AND state = 'sending'",
+                    )
+                    .bind(row.id)
+                    .bind(reason)
+                    .bind(at)
+                    .execute(&mut tx)
+                    .await
+                    .context("failed to skip a message")?;
+                if n == 0 {
+                    continue;
+                }
+                local.skipped += 1;
+                counters.push((m::MESSAGES_SKIPPED, "reason", reason.to_owned()));
+                if let Some(case_id) = row.case_id {
+                    events.push(NewEvent::new(
+                        case_id,
+                        at,
+                        EventKind::MessageSkipped,
+                        Actor::System,
+                        json!({"outbox_id": row.id, "message": row.message, "reason": reason}),
+                    ));
+                }
+            }
+            Outcome::Deferred { row, until, reason } => {
+                let until = crate::time::truncate(until);
+                // Waiting is not an attempt.
+                let n = tx
+                    .query(
+                        "UPDATE outbox SET state = 'queued', lease_until = NULL, due_at = $2, \
+                                attempts = attempts - 1, updated_at = $3 WHERE id = $1 AND state = 'sending'",
+                    )
+                    .bind(row.id)
+                    .bind(until)
+                    .bind(at)
+                    .execute(&mut tx)
+                    .await
+                    .context("failed to defer a message")?;
+                if n > 0 {
+                    let label = reason.map_or("pair_rate", |r| r.as_str());
+                    counters.push((m::MESSAGES_DEFERRED, "reason", label.into()));
+                    if let (Some(case_id), Some(reason), true) =
+                        (row.case_id, reason, row.is_reminder())
+                    {
+                        mark_quiet(&mut tx, &[case_id], reason, until, at).await?;
+                    }
+                }
+            }
+            Outcome::Release { row } => {
+                release(&mut tx, row.id, at).await?;
+            }
+            Outcome::Halt { row, flag, reason } => {
+                release(&mut tx, row.id, at).await?;
+                halts.push((flag, reason));
+            }
+        }
+    }
+
+    if !sent.is_empty() {
+        write_sent(&mut tx, at, &sent, &mut events, &mut local, &mut counters).await?;
+    }
+    case_log::record(&mut tx, &events).await?;
+    let officer_cases: Vec<i64> = officer_cases
+        .into_iter()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    for chunk in officer_cases.chunks(rows_per_statement(tx.backend(), 1)) {
+        let sql = format!(
+            "UPDATE cases SET status = 'needs_officer', updated_at = $1 \
+             WHERE resolved_at IS NULL AND status IN ('open', 'promised') AND id IN ({})",
+            list_placeholders(chunk.len(), 2)
+        );
+        let mut q = tx.query(&sql).bind(at);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut tx)
+            .await
+            .context("failed to flag cases for an officer")?;
+    }
+    for employer in unreachable {
+        tx.query("UPDATE employers SET contact_invalid_at = $2, updated_at = $2 WHERE id = $1 AND contact_invalid_at IS NULL")
+            .bind(employer)
+            .bind(at)
+            .execute(&mut tx)
+            .await
+            .context("failed to mark a contact unreachable")?;
+    }
+    for (flag, reason) in &halts {
+        set_flag(&mut tx, flag, reason, at).await?;
+    }
+    tx.commit().await?;
+
+    for (flag, reason) in halts {
+        tracing::error!(flag, reason = %reason, "delivery halted: operator action needed (`wa-smile deliver --resume` once fixed)");
+        metrics::counter!(m::OPERATOR_ALERTS, "kind" => flag).increment(1);
+    }
+    for (name, label, value) in counters {
+        metrics::counter!(name, label => value).increment(1);
+    }
+    summary.sent += local.sent;
+    summary.failed += local.failed;
+    summary.retried += local.retried;
+    summary.skipped += local.skipped;
+    Ok(())
+}
+
+async fn release(tx: &mut Tx, id: i64, at: DateTime<Utc>) -> Result<()> {
+    tx.query(
+        "UPDATE outbox SET state = 'queued', lease_until = NULL, attempts = attempts - 1, updated_at = $2 \
+         WHERE id = $1 AND state = 'sending'",
+    )
+    .bind(id)
+    .bind(at)
+    .execute(&mut *tx)
+    .await
+    .context("failed to release a claim")?;
+    Ok(())
+}
+
+type SentRow = (Claimed, String, bool, &'static str);
+
+/// Marks accepted messages sent, many rows a statement.
+async fn write_sent(
+    tx: &mut Tx,
+    at: DateTime<Utc>,
+    sent: &[SentRow],
+    events: &mut Vec<NewEvent>,
+    local: &mut DeliverSummary,
+    counters: &mut Vec<(&'static str, &'static str, String)>,
+) -> Result<()> {
+    const COLS: usize = 3;
+    let mut updated = HashSet::new();
+    for chunk in sent.chunks(rows_per_statement(tx.backend(), COLS)) {
+        let sql = format!(
+            "UPDATE outbox SET state = 'sent', wamid = v.column2, initiated = v.column3, sent_at = ${p}, \
+                    status_at = ${p}, lease_until = NULL, last_error = NULL, updated_at = ${p} \
+             FROM (VALUES {values}) AS v \
+             WHERE outbox.id = v.column1 AND outbox.state = 'sending' RETURNING outbox.id",
+            values = values_placeholders(chunk.len(), COLS, 1),
+            p = chunk.len() * COLS + 1
+        );
+        let mut q = tx.query(&sql);
+        for (row, wamid, initiated, _) in chunk {
+            q = q.bind(row.id).bind(wamid.clone()).bind(*initiated);
+        }
+        for r in q
+            .bind(at)
+            .fetch_all(&mut *tx)
+            .await
+            .context("failed to mark messages sent")?
+        {
+            updated.insert(r.get::<i64>("id")?);
+        }
+    }
+    for (row, wamid, initiated, kind) in sent {
+        if updated.contains(&row.id) {
+            local.sent += 1;
+            counters.push((m::MESSAGES_SENT, "kind", (*kind).to_owned()));
+            if let Some(case_id) = row.case_id {
+                events.push(NewEvent::new(
+                    case_id,
+                    at,
+                    EventKind::MessageSent,
+                    Actor::System,
+                    json!({"outbox_id": row.id, "template": row.message, "kind": kind, "wamid": wamid}),
+                ));
+            }
+        } else {
+            // A status webhook settled the row first (it carried our id in
+            // the callback data): keep its state, add what only we know.
+            tx.query(
+                "UPDATE outbox SET wamid = COALESCE(wamid, $2), initiated = $3, \
+                        sent_at = COALESCE(sent_at, $4), updated_at = $4 WHERE id = $1",
+            )
+            .bind(row.id)
+            .bind(wamid.clone())
+            .bind(*initiated)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .context("failed to record a wamid")?;
+            local.sent += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Outbox rows by state, for the `wa_smile_outbox_depth` gauge.
+pub async fn outbox_depth(db: &Db) -> Result<Vec<(String, i64)>> {
+    db.query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state ORDER BY state")
+        .fetch_all(db)
+        .await
+        .context("failed to count the outbox")?
+        .iter()
+        .map(|r| Ok((r.get("state")?, r.get("n")?)))
+        .collect()
+}
