@@ -690,7 +690,20 @@ impl Pass<'_> {
     }
 
     async fn send_one(&self, p: Prepared, shutdown: watch::Receiver<bool>) -> Outcome {
-        self.d.limiter.acquire().await;
+        // Shutdown does not wait for pacing slots: a message still waiting
+        // for one is released at once.
+        let mut signal = shutdown.clone();
+        let shutting_down = async move {
+            while !*signal.borrow_and_update() {
+                if signal.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = self.d.limiter.acquire() => {}
+            _ = shutting_down => {}
+        }
         // A halt or shutdown while this one waited for its slot.
         if self.stopped(&shutdown) {
             self.d
