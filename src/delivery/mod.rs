@@ -671,6 +671,7 @@ impl Pass<'_> {
                 next = prep.recv(), if open && inflight.len() < self.d.options.concurrency => {
                     match next {
                         Some(p) if self.stopped(&shutdown) => {
+                            self.forget_pair(&p);
                             let _ = out.send(Outcome::Release { row: p.row });
                         }
                         Some(p) => inflight.push(self.send_one(p, shutdown.clone())),
@@ -687,6 +688,15 @@ impl Pass<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Nothing reached the employer: the pair rate holds no claim.
+    fn forget_pair(&self, p: &Prepared) {
+        self.d
+            .pair
+            .lock()
+            .expect("pair map lock")
+            .remove(p.msg.to.as_str());
     }
 
     async fn send_one(&self, p: Prepared, shutdown: watch::Receiver<bool>) -> Outcome {
@@ -706,21 +716,12 @@ impl Pass<'_> {
         }
         // A halt or shutdown while this one waited for its slot.
         if self.stopped(&shutdown) {
-            self.d
-                .pair
-                .lock()
-                .expect("pair map lock")
-                .remove(p.msg.to.as_str());
+            self.forget_pair(&p);
             return Outcome::Release { row: p.row };
         }
         let result = self.d.client.send(&p.msg).await;
         if result.is_err() {
-            // Nothing reached the employer: the pair rate holds no claim.
-            self.d
-                .pair
-                .lock()
-                .expect("pair map lock")
-                .remove(p.msg.to.as_str());
+            self.forget_pair(&p);
         }
         match result {
             Ok(receipt) => Outcome::Sent {
