@@ -238,8 +238,14 @@ async fn set_flag(tx: &mut Tx, name: &'static str, reason: &str, at: DateTime<Ut
 /// halt flag is set.
 pub async fn deliver_due(db: &Db, d: &Deliverer, at: DateTime<Utc>) -> Result<DeliverSummary> {
     let (_tx, rx) = watch::channel(false);
-    run_pass(db, d, at, rx).await
+    run_pass(db, d, at, rx, None).await
 }
+
+/// The longest a worker pass goes on claiming. A pass evaluates everything
+/// at its start instant, so a long backlog (50,000 messages at 80/s is ten
+/// minutes) is worked off in passes of this length: the sending window,
+/// caps and leases stay current.
+const MAX_PASS: Duration = Duration::from_secs(30);
 
 /// The long-running worker for `serve`: a pass every `poll`, until
 /// `shutdown` turns true; then claimed rows not yet sent are released and
@@ -267,7 +273,17 @@ pub async fn run_worker(
             }
             Ok(_) => {
                 warned_halt = false;
-                match run_pass(&db, &d, crate::time::now(), shutdown.clone()).await {
+                let started = std::time::Instant::now();
+                let deadline = tokio::time::Instant::now() + MAX_PASS;
+                match run_pass(
+                    &db,
+                    &d,
+                    crate::time::now(),
+                    shutdown.clone(),
+                    Some(deadline),
+                )
+                .await
+                {
                     Ok(s) if s != DeliverSummary::default() => tracing::info!(
                         sent = s.sent,
                         failed = s.failed,
@@ -277,6 +293,10 @@ pub async fn run_worker(
                     ),
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %format!("{e:#}"), "delivery pass failed"),
+                }
+                // A pass cut short by MAX_PASS left work: go on at once.
+                if started.elapsed() >= MAX_PASS {
+                    continue;
                 }
             }
             Err(e) => tracing::error!(error = %format!("{e:#}"), "cannot read delivery flags"),
@@ -374,6 +394,8 @@ struct Pass<'a> {
     at: DateTime<Utc>,
     /// Set by a halt: no more claims or sends.
     stop: AtomicBool,
+    /// No more claims after this (the worker's passes; see [`MAX_PASS`]).
+    deadline: Option<tokio::time::Instant>,
     /// Claimed rows whose outcome is not written yet.
     outstanding: AtomicUsize,
     tier: Mutex<Tier>,
@@ -393,6 +415,7 @@ async fn run_pass(
     d: &Deliverer,
     at: DateTime<Utc>,
     shutdown: watch::Receiver<bool>,
+    deadline: Option<tokio::time::Instant>,
 ) -> Result<DeliverSummary> {
     let at = crate::time::truncate(at);
     if !halted(db).await?.is_empty() {
@@ -405,6 +428,7 @@ async fn run_pass(
         d,
         at,
         stop: AtomicBool::new(false),
+        deadline,
         outstanding: AtomicUsize::new(0),
         tier: Mutex::new(tier),
     };
@@ -434,7 +458,11 @@ impl Pass<'_> {
         shutdown: watch::Receiver<bool>,
     ) -> Result<()> {
         loop {
-            if self.stopped(&shutdown) {
+            if self.stopped(&shutdown)
+                || self
+                    .deadline
+                    .is_some_and(|d| tokio::time::Instant::now() >= d)
+            {
                 return Ok(());
             }
             let rows = claim(self.db, self.at, self.d.options.batch, self.d.options.lease).await?;
