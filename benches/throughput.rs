@@ -29,6 +29,7 @@ pub async fn run(
     if let Some(server) = postgres {
         backends.push(("postgres", super::recreate_pg(&server).await?));
     }
+    let mut over = false;
     for (name, url) in backends {
         let db = Db::connect(&url, 8).await?;
         db.migrate().await?;
@@ -47,9 +48,10 @@ pub async fn run(
             "[{name}] messages_per_second=80: {sent} sent in {secs:.1}s = {:.1} msg/s; max sent in any 1 s window: {max_1s} (limit 80)",
             sent as f64 / secs
         );
-        anyhow::ensure!(max_1s <= 80, "pacing exceeded 80 in one second");
+        over |= max_1s > 80;
         db.close().await;
     }
+    anyhow::ensure!(!over, "pacing exceeded 80 in one second");
     Ok(())
 }
 

@@ -1224,3 +1224,77 @@ async fn the_simulator_answers_like_meta_and_posts_signed_statuses() {
         .collect();
     assert_eq!(statuses, ["sent", "delivered", "read"]);
 }
+
+#[tokio::test]
+async fn shutting_the_worker_down_releases_claims_that_were_not_sent() {
+    let t = testing::sqlite().await.unwrap();
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(MESSAGES_PATH))
+        .respond_with(accept())
+        .mount(&server)
+        .await;
+    // One message a second: most of the batch waits for a pacing slot.
+    // The worker runs at the wall clock: a window open all week, no holidays.
+    let holidays = tempfile::NamedTempFile::new().unwrap();
+    let holidays_path = holidays.path().display().to_string();
+    let config = config(
+        &server,
+        &[
+            ("WA_SMILE__WHATSAPP__MESSAGES_PER_SECOND", "1"),
+            ("WA_SMILE__SCHEDULE__WINDOW_START", "00:00"),
+            ("WA_SMILE__SCHEDULE__WINDOW_END", "23:59"),
+            (
+                "WA_SMILE__SCHEDULE__WINDOW_DAYS",
+                "Mon,Tue,Wed,Thu,Fri,Sat,Sun",
+            ),
+            ("WA_SMILE__CALENDAR__HOLIDAYS_FILE", holidays_path.as_str()),
+        ],
+    );
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let (_, _, id) = overdue(
+            &t.db,
+            &format!("{:08}", 40 + i),
+            &format!("62812345678{i:02}"),
+            500_000_000,
+        )
+        .await;
+        ids.push(id);
+    }
+    // Due now, whenever now is.
+    t.db.query("UPDATE outbox SET due_at = $1")
+        .bind(at(AT))
+        .execute(&t.db)
+        .await
+        .unwrap();
+    let d = Arc::new(deliverer(&config));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(delivery::run_worker(
+        t.db.clone(),
+        d,
+        std::time::Duration::from_secs(60),
+        stopped,
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    stop.send(true).unwrap();
+    worker.await.unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "did not wait for slots"
+    );
+    let mut states = Vec::new();
+    for id in ids {
+        let r = row(&t.db, id).await;
+        states.push((r.state, r.attempts));
+    }
+    let sent = states.iter().filter(|s| s.0 == "sent").count();
+    assert!((1..5).contains(&sent), "{states:?}");
+    assert!(
+        states
+            .iter()
+            .all(|s| s == &("sent".to_owned(), 1) || s == &("queued".to_owned(), 0)),
+        "claims released unattempted: {states:?}"
+    );
+}

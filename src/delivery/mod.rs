@@ -238,8 +238,14 @@ async fn set_flag(tx: &mut Tx, name: &'static str, reason: &str, at: DateTime<Ut
 /// halt flag is set.
 pub async fn deliver_due(db: &Db, d: &Deliverer, at: DateTime<Utc>) -> Result<DeliverSummary> {
     let (_tx, rx) = watch::channel(false);
-    run_pass(db, d, at, rx).await
+    run_pass(db, d, at, rx, None).await
 }
+
+/// The longest a worker pass goes on claiming. A pass evaluates everything
+/// at its start instant, so a long backlog (50,000 messages at 80/s is ten
+/// minutes) is worked off in passes of this length: the sending window,
+/// caps and leases stay current.
+const MAX_PASS: Duration = Duration::from_secs(30);
 
 /// The long-running worker for `serve`: a pass every `poll`, until
 /// `shutdown` turns true; then claimed rows not yet sent are released and
@@ -267,7 +273,17 @@ pub async fn run_worker(
             }
             Ok(_) => {
                 warned_halt = false;
-                match run_pass(&db, &d, crate::time::now(), shutdown.clone()).await {
+                let started = std::time::Instant::now();
+                let deadline = tokio::time::Instant::now() + MAX_PASS;
+                match run_pass(
+                    &db,
+                    &d,
+                    crate::time::now(),
+                    shutdown.clone(),
+                    Some(deadline),
+                )
+                .await
+                {
                     Ok(s) if s != DeliverSummary::default() => tracing::info!(
                         sent = s.sent,
                         failed = s.failed,
@@ -277,6 +293,10 @@ pub async fn run_worker(
                     ),
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %format!("{e:#}"), "delivery pass failed"),
+                }
+                // A pass cut short by MAX_PASS left work: go on at once.
+                if started.elapsed() >= MAX_PASS {
+                    continue;
                 }
             }
             Err(e) => tracing::error!(error = %format!("{e:#}"), "cannot read delivery flags"),
@@ -374,6 +394,8 @@ struct Pass<'a> {
     at: DateTime<Utc>,
     /// Set by a halt: no more claims or sends.
     stop: AtomicBool,
+    /// No more claims after this (the worker's passes; see [`MAX_PASS`]).
+    deadline: Option<tokio::time::Instant>,
     /// Claimed rows whose outcome is not written yet.
     outstanding: AtomicUsize,
     tier: Mutex<Tier>,
@@ -393,6 +415,7 @@ async fn run_pass(
     d: &Deliverer,
     at: DateTime<Utc>,
     shutdown: watch::Receiver<bool>,
+    deadline: Option<tokio::time::Instant>,
 ) -> Result<DeliverSummary> {
     let at = crate::time::truncate(at);
     if !halted(db).await?.is_empty() {
@@ -405,6 +428,7 @@ async fn run_pass(
         d,
         at,
         stop: AtomicBool::new(false),
+        deadline,
         outstanding: AtomicUsize::new(0),
         tier: Mutex::new(tier),
     };
@@ -434,7 +458,11 @@ impl Pass<'_> {
         shutdown: watch::Receiver<bool>,
     ) -> Result<()> {
         loop {
-            if self.stopped(&shutdown) {
+            if self.stopped(&shutdown)
+                || self
+                    .deadline
+                    .is_some_and(|d| tokio::time::Instant::now() >= d)
+            {
                 return Ok(());
             }
             let rows = claim(self.db, self.at, self.d.options.batch, self.d.options.lease).await?;
@@ -671,6 +699,7 @@ impl Pass<'_> {
                 next = prep.recv(), if open && inflight.len() < self.d.options.concurrency => {
                     match next {
                         Some(p) if self.stopped(&shutdown) => {
+                            self.forget_pair(&p);
                             let _ = out.send(Outcome::Release { row: p.row });
                         }
                         Some(p) => inflight.push(self.send_one(p, shutdown.clone())),
@@ -689,25 +718,38 @@ impl Pass<'_> {
         Ok(())
     }
 
+    /// Nothing reached the employer: the pair rate holds no claim.
+    fn forget_pair(&self, p: &Prepared) {
+        self.d
+            .pair
+            .lock()
+            .expect("pair map lock")
+            .remove(p.msg.to.as_str());
+    }
+
     async fn send_one(&self, p: Prepared, shutdown: watch::Receiver<bool>) -> Outcome {
-        self.d.limiter.acquire().await;
+        // Shutdown does not wait for pacing slots: a message still waiting
+        // for one is released at once.
+        let mut signal = shutdown.clone();
+        let shutting_down = async move {
+            while !*signal.borrow_and_update() {
+                if signal.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = self.d.limiter.acquire() => {}
+            _ = shutting_down => {}
+        }
         // A halt or shutdown while this one waited for its slot.
         if self.stopped(&shutdown) {
-            self.d
-                .pair
-                .lock()
-                .expect("pair map lock")
-                .remove(p.msg.to.as_str());
+            self.forget_pair(&p);
             return Outcome::Release { row: p.row };
         }
         let result = self.d.client.send(&p.msg).await;
         if result.is_err() {
-            // Nothing reached the employer: the pair rate holds no claim.
-            self.d
-                .pair
-                .lock()
-                .expect("pair map lock")
-                .remove(p.msg.to.as_str());
+            self.forget_pair(&p);
         }
         match result {
             Ok(receipt) => Outcome::Sent {
