@@ -14,6 +14,8 @@ pub mod http;
 pub mod import;
 pub mod ledger;
 pub mod messages;
+pub mod payments;
+pub mod replies;
 pub mod scan;
 pub mod serve;
 pub mod store;

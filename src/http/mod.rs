@@ -1,6 +1,7 @@
 //! The HTTP server: feature routers merged in one place.
 
 mod health;
+pub mod webhooks;
 
 use crate::config::Config;
 use crate::store::Db;
@@ -25,6 +26,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // Merged after the 1 MB limit: webhooks carry their own (2 MB).
+        .merge(webhooks::router())
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
