@@ -733,8 +733,7 @@ fn decide(
     // pause has run out without a payment record goes to an officer.
     if let Some(c) = case {
         let promise_over = c.promised_date.is_none_or(|d| d < local_today);
-        let claim_lapsed =
-            c.payment_claimed_at.is_some() && c.paused_until.is_none_or(|u| u <= at);
+        let claim_lapsed = c.payment_claimed_at.is_some() && c.paused_until.is_none_or(|u| u <= at);
         if (status == CaseStatus::Promised && promise_over)
             || (claim_lapsed && matches!(status, CaseStatus::Open | CaseStatus::Promised))
         {

@@ -74,8 +74,7 @@ async fn whatsapp(State(state): State<AppState>, headers: HeaderMap, body: Bytes
             return (StatusCode::BAD_REQUEST, "body is not a JSON object").into_response();
         }
     };
-    match crate::replies::record_events(&state.db, &state.config, &events, crate::time::now())
-        .await
+    match crate::replies::record_events(&state.db, &state.config, &events, crate::time::now()).await
     {
         Ok(_) => StatusCode::OK.into_response(),
         Err(e) => {
@@ -91,7 +90,9 @@ async fn payment_callback(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let token = headers.get("x-callback-token").and_then(|v| v.to_str().ok());
+    let token = headers
+        .get("x-callback-token")
+        .and_then(|v| v.to_str().ok());
     if !payments::token_matches(state.config.payments.callback_token.expose_secret(), token) {
         tracing::warn!("payment callback with a wrong or missing token refused");
         return StatusCode::UNAUTHORIZED.into_response();

@@ -27,7 +27,9 @@ pub enum CallbackError {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallbackOutcome {
-    Recorded { case_resolved: bool },
+    Recorded {
+        case_resolved: bool,
+    },
     Duplicate,
     UnknownReference,
     AmountMismatch,
@@ -76,7 +78,9 @@ pub async fn handle_callback(
 ) -> Result<CallbackOutcome, CallbackError> {
     let now = crate::time::truncate(now);
     if !body.is_object() {
-        return Err(CallbackError::Invalid("the body is not a JSON object".into()));
+        return Err(CallbackError::Invalid(
+            "the body is not a JSON object".into(),
+        ));
     }
     let reference = text(body, "external_id")
         .ok_or_else(|| CallbackError::Invalid("external_id is missing".into()))?;
@@ -114,7 +118,10 @@ pub async fn handle_callback(
         return Ok(CallbackOutcome::Duplicate);
     };
     let callback_id: i64 = fresh.get("id")?;
-    let outcome = apply(&mut tx, config, &reference, &status, paid, paid_at, body, now).await?;
+    let outcome = apply(
+        &mut tx, config, &reference, &status, paid, paid_at, body, now,
+    )
+    .await?;
     tx.query("UPDATE payment_callbacks SET outcome = $2 WHERE id = $1")
         .bind(callback_id)
         .bind(outcome.as_str())
@@ -146,9 +153,23 @@ async fn apply(
         .context("failed to find the payment link")?;
     let Some(link) = link else {
         if status == "PAID" || status == "SETTLED" {
-            exception(tx, reference, "unknown_reference", None, None, None, paid, body, now).await?;
+            exception(
+                tx,
+                reference,
+                "unknown_reference",
+                None,
+                None,
+                None,
+                paid,
+                body,
+                now,
+            )
+            .await?;
         }
-        tracing::warn!(reference, "payment callback for an unknown reference kept for an officer");
+        tracing::warn!(
+            reference,
+            "payment callback for an unknown reference kept for an officer"
+        );
         return Ok(CallbackOutcome::UnknownReference);
     };
     let case_id: i64 = link.get("case_id")?;
@@ -156,12 +177,14 @@ async fn apply(
     let expected: i64 = link.get("amount_minor")?;
     let provider: String = link.get("provider")?;
     if status != "PAID" && status != "SETTLED" {
-        tx.query("UPDATE payment_links SET status = $2 WHERE reference = $1 AND status = 'pending'")
-            .bind(reference.to_owned())
-            .bind(status.to_ascii_lowercase())
-            .execute(&mut *tx)
-            .await
-            .context("failed to note the link's status")?;
+        tx.query(
+            "UPDATE payment_links SET status = $2 WHERE reference = $1 AND status = 'pending'",
+        )
+        .bind(reference.to_owned())
+        .bind(status.to_ascii_lowercase())
+        .execute(&mut *tx)
+        .await
+        .context("failed to note the link's status")?;
         return Ok(CallbackOutcome::NotPaid);
     }
     if link.get::<String>("status")? == "paid" {
@@ -175,7 +198,18 @@ async fn apply(
         expected
     };
     if paid.map(|p| p.minor()) != Some(expected_paid) {
-        exception(tx, reference, "amount_mismatch", Some(case_id), Some(employer_id), Some(expected_paid), paid, body, now).await?;
+        exception(
+            tx,
+            reference,
+            "amount_mismatch",
+            Some(case_id),
+            Some(employer_id),
+            Some(expected_paid),
+            paid,
+            body,
+            now,
+        )
+        .await?;
         case_log::record(
             tx,
             &[NewEvent::new(
@@ -240,8 +274,10 @@ async fn apply(
     if resolved {
         // Queued after the resolution, which cancels the case's queued rows.
         let party = outgoing::load_party(tx, employer_id, Some(case_id)).await?;
-        let ctx = outgoing::message_context(tx, config, &party, Bills::SinceCaseOpened, now).await?;
-        let window = outgoing::window_open(party.case.as_ref().and_then(|c| c.last_inbound_at), now);
+        let ctx =
+            outgoing::message_context(tx, config, &party, Bills::SinceCaseOpened, now).await?;
+        let window =
+            outgoing::window_open(party.case.as_ref().and_then(|c| c.last_inbound_at), now);
         outgoing::queue(
             tx,
             config,

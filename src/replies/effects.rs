@@ -96,10 +96,8 @@ pub(crate) async fn apply(
     }
     // Free-form replies only inside the window, and only while the
     // employer's message is fresh (a late redelivery is not answered).
-    let window = outgoing::window_open(
-        party.case.as_ref().and_then(|c| c.last_inbound_at),
-        now,
-    ) && outgoing::window_open(Some(reply.received_at), now);
+    let window = outgoing::window_open(party.case.as_ref().and_then(|c| c.last_inbound_at), now)
+        && outgoing::window_open(Some(reply.received_at), now);
     let key = |name: &str| format!("reply:{}:{name}", reply.wamid);
     let local_today = reply.received_at.with_timezone(&party.tz).date_naive();
 
@@ -117,13 +115,23 @@ pub(crate) async fn apply(
                 .context("failed to record the opt-out")?;
             if changed > 0 {
                 tx.audit(
-                    AuditEntry::new(now, "employer", "employer.opt_out", format!("employer:{employer_id}"))
-                        .before(json!({"opted_out_at": null}))
-                        .after(json!({"opted_out_at": now, "wamid": reply.wamid})),
+                    AuditEntry::new(
+                        now,
+                        "employer",
+                        "employer.opt_out",
+                        format!("employer:{employer_id}"),
+                    )
+                    .before(json!({"opted_out_at": null}))
+                    .after(json!({"opted_out_at": now, "wamid": reply.wamid})),
                 );
                 outgoing::cancel_queued(tx, employer_id, false, "opted_out", now).await?;
                 if let Some(case_id) = open_case {
-                    events.push(event(case_id, now, EventKind::OptedOut, json!({"wamid": reply.wamid})));
+                    events.push(event(
+                        case_id,
+                        now,
+                        EventKind::OptedOut,
+                        json!({"wamid": reply.wamid}),
+                    ));
                     flag_officer(tx, case_id, "opted_out", now).await?;
                 }
                 // The one confirmation; every later message is refused by
@@ -132,7 +140,18 @@ pub(crate) async fn apply(
                 let ctx = outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
                 case_log::record(tx, &events).await?;
                 events.clear();
-                outgoing::queue(tx, config, &party, &ctx, "opt_out_confirmed", key("opt_out_confirmed"), Some(reply.wamid), window, now).await?;
+                outgoing::queue(
+                    tx,
+                    config,
+                    &party,
+                    &ctx,
+                    "opt_out_confirmed",
+                    key("opt_out_confirmed"),
+                    Some(reply.wamid),
+                    window,
+                    now,
+                )
+                .await?;
             }
         }
         (Intent::WrongNumber, _) => {
@@ -148,14 +167,24 @@ pub(crate) async fn apply(
                 .context("failed to mark the contact invalid")?;
             if changed > 0 {
                 tx.audit(
-                    AuditEntry::new(now, "employer", "employer.contact_invalid", format!("employer:{employer_id}"))
-                        .before(json!({"contact_invalid_at": null}))
-                        .after(json!({"contact_invalid_at": now, "wamid": reply.wamid})),
+                    AuditEntry::new(
+                        now,
+                        "employer",
+                        "employer.contact_invalid",
+                        format!("employer:{employer_id}"),
+                    )
+                    .before(json!({"contact_invalid_at": null}))
+                    .after(json!({"contact_invalid_at": now, "wamid": reply.wamid})),
                 );
                 outgoing::cancel_queued(tx, employer_id, false, "wrong_number", now).await?;
             }
             if let Some(case_id) = open_case {
-                events.push(event(case_id, now, EventKind::WrongNumber, json!({"wamid": reply.wamid})));
+                events.push(event(
+                    case_id,
+                    now,
+                    EventKind::WrongNumber,
+                    json!({"wamid": reply.wamid}),
+                ));
                 flag_officer(tx, case_id, "wrong_number", now).await?;
             }
             // Whoever answered is not the employer: nothing is sent back.
@@ -176,35 +205,75 @@ pub(crate) async fn apply(
                 flag_officer(tx, case_id, "promise_beyond_horizon", now).await?;
                 case_log::record(tx, &events).await?;
                 events.clear();
-                holding_reply(tx, config, &party, &key("officer_will_contact"), reply.wamid, window, now).await?;
+                holding_reply(
+                    tx,
+                    config,
+                    &party,
+                    &key("officer_will_contact"),
+                    reply.wamid,
+                    window,
+                    now,
+                )
+                .await?;
             }
             Some(d) => {
                 record_promise(tx, case_id, d, now).await?;
-                events.push(event(case_id, now, EventKind::PromiseToPay, json!({"promised_date": d.to_string(), "wamid": reply.wamid})));
+                events.push(event(
+                    case_id,
+                    now,
+                    EventKind::PromiseToPay,
+                    json!({"promised_date": d.to_string(), "wamid": reply.wamid}),
+                ));
                 outgoing::cancel_queued(tx, employer_id, true, "promised", now).await?;
-                let mut ctx = outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
+                let mut ctx =
+                    outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
                 ctx.promised_date = Some(d);
                 case_log::record(tx, &events).await?;
                 events.clear();
-                outgoing::queue(tx, config, &party, &ctx, "promise_confirmed", key("promise_confirmed"), Some(reply.wamid), window, now).await?;
+                outgoing::queue(
+                    tx,
+                    config,
+                    &party,
+                    &ctx,
+                    "promise_confirmed",
+                    key("promise_confirmed"),
+                    Some(reply.wamid),
+                    window,
+                    now,
+                )
+                .await?;
             }
             None => {
                 // No promise_to_pay event until a date is given.
-                tx.query("UPDATE cases SET promise_date_asked_at = $2, updated_at = $2 WHERE id = $1")
-                    .bind(case_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .context("failed to note the date question")?;
+                tx.query(
+                    "UPDATE cases SET promise_date_asked_at = $2, updated_at = $2 WHERE id = $1",
+                )
+                .bind(case_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .context("failed to note the date question")?;
                 let ctx = outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
                 case_log::record(tx, &events).await?;
                 events.clear();
-                outgoing::queue(tx, config, &party, &ctx, "ask_promise_date", key("ask_promise_date"), Some(reply.wamid), window, now).await?;
+                outgoing::queue(
+                    tx,
+                    config,
+                    &party,
+                    &ctx,
+                    "ask_promise_date",
+                    key("ask_promise_date"),
+                    Some(reply.wamid),
+                    window,
+                    now,
+                )
+                .await?;
             }
         },
         (Intent::AlreadyPaid, Some(case_id)) => {
             let calendar = config.calendar();
-            let last_day = calendar.add_working_days(local_today, config.policy.paid_claim_pause_working_days);
+            let last_day =
+                calendar.add_working_days(local_today, config.policy.paid_claim_pause_working_days);
             let until = local_midnight_after(last_day, party.tz);
             tx.query(
                 "UPDATE cases SET paused_until = $2, payment_claimed_at = $3, quiet_reason = 'paused', \
@@ -217,18 +286,46 @@ pub(crate) async fn apply(
             .execute(&mut *tx)
             .await
             .context("failed to pause the case for a payment claim")?;
-            events.push(event(case_id, now, EventKind::PaymentClaimed, json!({"paused_until": until, "wamid": reply.wamid})));
+            events.push(event(
+                case_id,
+                now,
+                EventKind::PaymentClaimed,
+                json!({"paused_until": until, "wamid": reply.wamid}),
+            ));
             outgoing::cancel_queued(tx, employer_id, true, "payment_claimed", now).await?;
             let ctx = outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
             case_log::record(tx, &events).await?;
             events.clear();
-            outgoing::queue(tx, config, &party, &ctx, "payment_claim_ack", key("payment_claim_ack"), Some(reply.wamid), window, now).await?;
+            outgoing::queue(
+                tx,
+                config,
+                &party,
+                &ctx,
+                "payment_claim_ack",
+                key("payment_claim_ack"),
+                Some(reply.wamid),
+                window,
+                now,
+            )
+            .await?;
         }
         (Intent::PaymentLinkRequest, Some(case_id)) => match &reply.link {
             Some(Ok(Some(link))) => {
-                let mut ctx = outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
+                let mut ctx =
+                    outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
                 ctx.payment_link = Some(link.url.clone());
-                let queued = outgoing::queue(tx, config, &party, &ctx, "payment_link", key("payment_link"), Some(reply.wamid), window, now).await?;
+                let queued = outgoing::queue(
+                    tx,
+                    config,
+                    &party,
+                    &ctx,
+                    "payment_link",
+                    key("payment_link"),
+                    Some(reply.wamid),
+                    window,
+                    now,
+                )
+                .await?;
                 events.push(event(
                     case_id,
                     now,
@@ -242,15 +339,40 @@ pub(crate) async fn apply(
                 let ctx = outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
                 case_log::record(tx, &events).await?;
                 events.clear();
-                outgoing::queue(tx, config, &party, &ctx, "amount_breakdown", key("amount_breakdown"), Some(reply.wamid), window, now).await?;
+                outgoing::queue(
+                    tx,
+                    config,
+                    &party,
+                    &ctx,
+                    "amount_breakdown",
+                    key("amount_breakdown"),
+                    Some(reply.wamid),
+                    window,
+                    now,
+                )
+                .await?;
             }
             Some(Err(e)) => {
                 tracing::warn!(error = %format!("{e:#}"), case_id, "payment link could not be made");
-                events.push(event(case_id, now, EventKind::OfficerRequested, json!({"reason": "payment_link_failed"})));
+                events.push(event(
+                    case_id,
+                    now,
+                    EventKind::OfficerRequested,
+                    json!({"reason": "payment_link_failed"}),
+                ));
                 flag_officer(tx, case_id, "payment_link_failed", now).await?;
                 case_log::record(tx, &events).await?;
                 events.clear();
-                holding_reply(tx, config, &party, &key("officer_will_contact"), reply.wamid, window, now).await?;
+                holding_reply(
+                    tx,
+                    config,
+                    &party,
+                    &key("officer_will_contact"),
+                    reply.wamid,
+                    window,
+                    now,
+                )
+                .await?;
             }
             None => {}
         },
@@ -258,7 +380,18 @@ pub(crate) async fn apply(
             let ctx = outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
             case_log::record(tx, &events).await?;
             events.clear();
-            outgoing::queue(tx, config, &party, &ctx, "amount_breakdown", key("amount_breakdown"), Some(reply.wamid), window, now).await?;
+            outgoing::queue(
+                tx,
+                config,
+                &party,
+                &ctx,
+                "amount_breakdown",
+                key("amount_breakdown"),
+                Some(reply.wamid),
+                window,
+                now,
+            )
+            .await?;
         }
         (Intent::Acknowledgement, Some(_)) => {}
         (
@@ -271,18 +404,34 @@ pub(crate) async fn apply(
             Some(case_id),
         ) => {
             let (kind, reason) = match intent {
-                Intent::InstallmentRequest => (EventKind::InstallmentRequested, "installment_requested"),
+                Intent::InstallmentRequest => {
+                    (EventKind::InstallmentRequested, "installment_requested")
+                }
                 Intent::Dispute => (EventKind::DisputeRaised, "dispute_raised"),
                 Intent::OfficerRequest => (EventKind::OfficerRequested, "officer_requested"),
                 Intent::Complaint => (EventKind::OfficerRequested, "complaint"),
                 Intent::Question => (EventKind::OfficerRequested, "question"),
                 _ => (EventKind::OfficerRequested, "unrecognised_reply"),
             };
-            events.push(event(case_id, now, kind, json!({"reason": reason, "wamid": reply.wamid})));
+            events.push(event(
+                case_id,
+                now,
+                kind,
+                json!({"reason": reason, "wamid": reply.wamid}),
+            ));
             flag_officer(tx, case_id, reason, now).await?;
             case_log::record(tx, &events).await?;
             events.clear();
-            holding_reply(tx, config, &party, &key("officer_will_contact"), reply.wamid, window, now).await?;
+            holding_reply(
+                tx,
+                config,
+                &party,
+                &key("officer_will_contact"),
+                reply.wamid,
+                window,
+                now,
+            )
+            .await?;
         }
     }
     case_log::record(tx, &events).await
@@ -367,7 +516,18 @@ async fn holding_reply(
         return Ok(());
     }
     let ctx = outgoing::message_context(tx, config, party, Bills::Unpaid, at).await?;
-    outgoing::queue(tx, config, party, &ctx, "officer_will_contact", key.to_owned(), Some(wamid), window, at).await?;
+    outgoing::queue(
+        tx,
+        config,
+        party,
+        &ctx,
+        "officer_will_contact",
+        key.to_owned(),
+        Some(wamid),
+        window,
+        at,
+    )
+    .await?;
     Ok(())
 }
 

@@ -74,8 +74,13 @@ pub async fn record_events(
             }
             WebhookEvent::Error { error, .. } => {
                 metrics::counter!("webhooks_received_total", "kind" => "error").increment(1);
-                store_other(db, "error", &json!({"code": error.code, "title": error.title}), now)
-                    .await?;
+                store_other(
+                    db,
+                    "error",
+                    &json!({"code": error.code, "title": error.title}),
+                    now,
+                )
+                .await?;
                 out.other += 1;
             }
             WebhookEvent::OtherField { field } => {
@@ -127,10 +132,7 @@ async fn store_statuses<'a>(
                 .bind(s.error.as_ref().and_then(|e| e.title.clone()))
                 .bind(now);
         }
-        let rows = q
-            .fetch_all(db)
-            .await
-            .context("failed to store statuses")?;
+        let rows = q.fetch_all(db).await.context("failed to store statuses")?;
         let new: std::collections::HashSet<(String, String)> = rows
             .iter()
             .map(|r| Ok((r.get::<String>("wamid")?, r.get::<String>("status")?)))
@@ -162,7 +164,12 @@ pub async fn status_sink(_db: &Db, _status: &StatusUpdate) -> Result<bool> {
     Ok(false)
 }
 
-async fn store_other(db: &Db, kind: &str, detail: &serde_json::Value, now: DateTime<Utc>) -> Result<()> {
+async fn store_other(
+    db: &Db,
+    kind: &str,
+    detail: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<()> {
     db.query("INSERT INTO webhook_other (kind, detail, created_at) VALUES ($1, $2, $3)")
         .bind(kind.to_owned())
         .bind(detail.to_string())
@@ -299,10 +306,11 @@ async fn record_inbound(
     now: DateTime<Utc>,
 ) -> Result<Inbound> {
     // Meta's ids carry no '+'; an id that does not parse is still stored.
-    let wa_id = m
-        .from
-        .as_deref()
-        .map(|f| WaId::from_meta(f).map(|w| w.as_str().to_owned()).unwrap_or_else(|_| f.to_owned()));
+    let wa_id = m.from.as_deref().map(|f| {
+        WaId::from_meta(f)
+            .map(|w| w.as_str().to_owned())
+            .unwrap_or_else(|_| f.to_owned())
+    });
     let button_case = m
         .payload()
         .and_then(conversation::intent_for_button)

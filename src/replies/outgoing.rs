@@ -6,8 +6,8 @@ use crate::case_log::{Actor, EventKind, NewEvent};
 use crate::config::{parse_zone, Config};
 use crate::domain::{Money, Period};
 use crate::messages::{BillLine, Catalog, MessageContext};
-use crate::whatsapp::MessageContent;
 use crate::store::Tx;
+use crate::whatsapp::MessageContent;
 use anyhow::{anyhow, Context, Result};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -49,7 +49,8 @@ pub struct CaseRow {
     pub last_inbound_at: Option<DateTime<Utc>>,
 }
 
-const PARTY_SQL: &str = "SELECT e.id, e.npp, e.name, e.contact_name, e.branch, e.wa_id, e.timezone, \
+const PARTY_SQL: &str =
+    "SELECT e.id, e.npp, e.name, e.contact_name, e.branch, e.wa_id, e.timezone, \
             e.opted_out_at, e.contact_invalid_at, \
             c.id AS case_id, c.status, c.opened_at, c.resolved_at, c.promised_date, \
             c.promise_date_asked_at, c.last_inbound_at \
@@ -225,7 +226,10 @@ pub async fn queue(
             MessageContent::interactive(catalog.interactive(name, ctx)?),
         )
     } else {
-        ("text", MessageContent::text(catalog.render_text(name, ctx)?))
+        (
+            "text",
+            MessageContent::text(catalog.render_text(name, ctx)?),
+        )
     };
     let case_id = party.case.as_ref().map(|c| c.id);
     let body = json!({
