@@ -1,4 +1,5 @@
-//! Scale benchmark: `cargo run --release --bin wa-smile-bench -- scale`.
+//! Benchmarks: `cargo run --release --bin wa-smile-bench -- scale` (import
+//! and scan at scale) and `-- webhooks` (signed status webhooks over HTTP).
 //!
 //! Generates employers and bills (a share of them overdue), imports them
 //! through the real CSV import, then runs the overdue scan twice — each scan
@@ -15,6 +16,8 @@ use wa_smile::demo::{self, Synthetic};
 use wa_smile::import::{import_csv, ImportContext, Kind, Options};
 use wa_smile::scan::{self, ScanContext};
 use wa_smile::store::Db;
+
+mod webhooks;
 
 #[derive(Parser)]
 struct Args {
@@ -40,6 +43,24 @@ enum Cmd {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Signed status webhooks over loopback HTTP: throughput, then latency at a fixed rate.
+    Webhooks {
+        /// Status webhooks for the throughput phase.
+        #[arg(long, default_value_t = 20_000)]
+        count: usize,
+        /// Concurrent keep-alive connections in the throughput phase.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Requests a second in the latency phase.
+        #[arg(long, default_value_t = 1_000)]
+        rate: u32,
+        /// Length of the latency phase.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Also run on PostgreSQL (server URL; a bench database is created).
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// (internal) run one scan and print its figures as JSON.
     ScanChild { url: String, at: String },
 }
@@ -51,6 +72,21 @@ const SCAN_AT: &str = "2026-03-03T03:00:00Z";
 async fn main() -> Result<()> {
     match Args::parse().command {
         Cmd::ScanChild { url, at } => scan_child(&url, &at).await,
+        Cmd::Webhooks {
+            count,
+            concurrency,
+            rate,
+            seconds,
+            postgres,
+        } => {
+            let opts = webhooks::Options {
+                count,
+                concurrency,
+                rate,
+                seconds,
+            };
+            webhooks::run(&opts, postgres.as_deref()).await
+        }
         Cmd::Scale {
             employers,
             bills_per_employer,

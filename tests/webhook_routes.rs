@@ -813,6 +813,33 @@ async fn the_payments_import_path_resolves_cases_too() {
     }
 }
 
+#[tokio::test]
+async fn replies_with_absurd_timestamps_are_stored_without_harm() {
+    for app in apps().await {
+        let (_, case_id) = seeded(&app).await;
+        for (i, ts) in ["8000000000000", "-8000000000000", "0", "4102444800"]
+            .iter()
+            .enumerate()
+        {
+            let mut body = text(&format!("wamid.T{i}"), "kami bayar besok");
+            body["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = json!(ts);
+            assert_eq!(
+                post_json(&app, &body).await,
+                StatusCode::OK,
+                "{ts} on {}",
+                app.t.name
+            );
+        }
+        assert_eq!(
+            count(app.db(), "SELECT COUNT(*) AS n FROM inbound_messages").await,
+            4
+        );
+        assert!(kinds(app.db(), case_id)
+            .await
+            .contains(&"reply_received".to_owned()));
+    }
+}
+
 mod fuzz {
     use super::*;
     use proptest::prelude::*;

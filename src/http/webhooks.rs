@@ -4,15 +4,17 @@
 
 use super::AppState;
 use crate::payments::{self, CallbackError};
+use crate::replies::StatusQueue;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
+use std::sync::Arc;
 use tower_http::limit::RequestBodyLimitLayer;
 
 /// Meta batches up to 1,000 updates in one call; 2 MB holds that with room.
@@ -22,6 +24,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/webhooks/whatsapp", get(verify).post(whatsapp))
         .route("/webhooks/payments", post(payment_callback))
+        // One status queue per router: concurrent webhooks share commits.
+        .layer(Extension(Arc::new(StatusQueue::new())))
         .layer(RequestBodyLimitLayer::new(MAX_WEBHOOK_BYTES))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_WEBHOOK_BYTES))
 }
@@ -56,7 +60,12 @@ async fn verify(
     }
 }
 
-async fn whatsapp(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn whatsapp(
+    State(state): State<AppState>,
+    Extension(queue): Extension<Arc<StatusQueue>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let signature = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());
@@ -74,8 +83,8 @@ async fn whatsapp(State(state): State<AppState>, headers: HeaderMap, body: Bytes
             return (StatusCode::BAD_REQUEST, "body is not a JSON object").into_response();
         }
     };
-    match crate::replies::record_events(&state.db, &state.config, &events, crate::time::now()).await
-    {
+    let now = crate::time::now();
+    match crate::replies::record_events_with(&state.db, &state.config, &queue, &events, now).await {
         Ok(_) => StatusCode::OK.into_response(),
         Err(e) => {
             // Not stored: a 5xx makes Meta deliver it again later.

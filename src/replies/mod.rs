@@ -18,6 +18,7 @@ use crate::webhook::{InboundMessage, MessageKind, StatusUpdate, WebhookEvent};
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
+use std::collections::HashSet;
 
 /// What one webhook call recorded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -37,20 +38,33 @@ pub async fn record_events(
     events: &[WebhookEvent],
     now: DateTime<Utc>,
 ) -> Result<Recorded> {
+    record_events_with(db, config, &StatusQueue::new(), events, now).await
+}
+
+/// `record_events` with a shared [`StatusQueue`] (the HTTP route keeps one
+/// so concurrent webhooks share commits).
+pub async fn record_events_with(
+    db: &Db,
+    config: &Config,
+    queue: &StatusQueue,
+    events: &[WebhookEvent],
+    now: DateTime<Utc>,
+) -> Result<Recorded> {
     let now = crate::time::truncate(now);
     let mut out = Recorded::default();
-    let statuses: Vec<&StatusUpdate> = events
+    let statuses: Vec<StatusUpdate> = events
         .iter()
         .filter_map(|e| match e {
-            WebhookEvent::Status(s) => Some(s),
+            WebhookEvent::Status(s) => Some(s.clone()),
             _ => None,
         })
         .collect();
     if !statuses.is_empty() {
-        let fresh = store_statuses(db, &statuses, now).await?;
+        let n = statuses.len();
+        let fresh = queue.store(db, statuses, now).await?;
         out.statuses = fresh.len() as u64;
-        out.duplicate_statuses = (statuses.len() - fresh.len()) as u64;
-        for s in fresh {
+        out.duplicate_statuses = (n - fresh.len()) as u64;
+        for s in &fresh {
             metrics::counter!("webhooks_received_total", "kind" => "status").increment(1);
             if let Err(e) = status_sink(db, s).await {
                 // The status is stored; only its effect on the outbox waits.
@@ -98,53 +112,126 @@ pub async fn record_events(
     Ok(out)
 }
 
-/// Stores statuses once per (wamid, status) in one statement; returns the
-/// ones not seen before.
-async fn store_statuses<'a>(
+/// Group commit for status webhooks. Each request queues its statuses and
+/// waits for the writer lock; whoever holds it writes everything queued so
+/// far in one transaction and hands every waiting request its result. So a
+/// burst of webhooks costs one commit (one fsync) per batch instead of one
+/// per request, and on SQLite writers never spin in the busy handler.
+#[derive(Default)]
+pub struct StatusQueue {
+    pending: std::sync::Mutex<Vec<Waiting>>,
+    writer: tokio::sync::Mutex<()>,
+}
+
+type Waiting = (
+    Vec<StatusUpdate>,
+    tokio::sync::oneshot::Sender<Result<Vec<StatusUpdate>, String>>,
+);
+
+impl StatusQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores `statuses` (once per (wamid, status), durably) and returns
+    /// the ones not seen before.
+    pub async fn store(
+        &self,
+        db: &Db,
+        statuses: Vec<StatusUpdate>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StatusUpdate>> {
+        use tokio::sync::oneshot::error::TryRecvError;
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        self.lock_pending().push((statuses, tx));
+        let _writer = self.writer.lock().await;
+        match rx.try_recv() {
+            Ok(r) => return r.map_err(anyhow::Error::msg),
+            // A writer took our statuses and was cancelled or failed.
+            Err(TryRecvError::Closed) => anyhow::bail!("status batch was not written"),
+            Err(TryRecvError::Empty) => {}
+        }
+        let batch = std::mem::take(&mut *self.lock_pending());
+        let all: Vec<&StatusUpdate> = batch.iter().flat_map(|(s, _)| s.iter()).collect();
+        let written = write_statuses(db, &all, now).await;
+        for (statuses, reply) in batch {
+            let r = match &written {
+                Ok(fresh) => Ok(statuses.into_iter().filter(|s| claim(fresh, s)).collect()),
+                Err(e) => Err(format!("{e:#}")),
+            };
+            let _ = reply.send(r);
+        }
+        rx.try_recv()
+            .map_err(|_| anyhow::anyhow!("status batch lost its own result"))?
+            .map_err(anyhow::Error::msg)
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
+        // The vector stays consistent even if a holder panicked.
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The first request of a batch naming a new (wamid, status) gets it.
+fn claim(fresh: &std::sync::Mutex<HashSet<(String, String)>>, s: &StatusUpdate) -> bool {
+    fresh
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&(s.wamid.clone(), status_name(s).to_owned()))
+}
+
+/// Inserts statuses in one transaction; returns the (wamid, status) pairs
+/// that were new.
+async fn write_statuses(
     db: &Db,
-    statuses: &[&'a StatusUpdate],
+    statuses: &[&StatusUpdate],
     now: DateTime<Utc>,
-) -> Result<Vec<&'a StatusUpdate>> {
+) -> Result<std::sync::Mutex<HashSet<(String, String)>>> {
     const COLS: usize = 8;
-    let mut fresh = Vec::new();
-    // A batch may name the same (wamid, status) twice; the database keeps
-    // one and RETURNING tells which were new.
-    for chunk in statuses.chunks(crate::store::rows_per_statement(db.backend(), COLS)) {
-        let mut seen = std::collections::HashSet::new();
-        let chunk: Vec<&&StatusUpdate> = chunk
-            .iter()
-            .filter(|s| seen.insert((s.wamid.as_str(), status_name(s))))
-            .collect();
+    let mut seen = HashSet::new();
+    let unique: Vec<&StatusUpdate> = statuses
+        .iter()
+        .filter(|s| seen.insert((s.wamid.as_str(), status_name(s))))
+        .copied()
+        .collect();
+    let mut fresh = HashSet::new();
+    let mut tx = db.begin().await?;
+    for chunk in unique.chunks(crate::store::rows_per_statement(db.backend(), COLS)) {
         let sql = format!(
             "INSERT INTO webhook_statuses (wamid, status, at, recipient, callback_data, error_code, error_title, created_at) \
              VALUES {} ON CONFLICT (wamid, status) DO NOTHING RETURNING wamid, status",
             values_placeholders(chunk.len(), COLS, 1)
         );
-        let mut q = db.query(&sql);
-        for s in &chunk {
+        let mut q = tx.query(&sql);
+        for s in chunk {
             q = q
                 .bind(s.wamid.clone())
                 .bind(status_name(s).to_owned())
-                .bind(crate::time::truncate(s.timestamp))
+                .bind(sane_instant(s.timestamp, now))
                 .bind(s.recipient.clone())
                 .bind(s.callback_data.clone())
                 .bind(s.error.as_ref().and_then(|e| e.code))
                 .bind(s.error.as_ref().and_then(|e| e.title.clone()))
                 .bind(now);
         }
-        let rows = q.fetch_all(db).await.context("failed to store statuses")?;
-        let new: std::collections::HashSet<(String, String)> = rows
-            .iter()
-            .map(|r| Ok((r.get::<String>("wamid")?, r.get::<String>("status")?)))
-            .collect::<Result<_>>()?;
-        fresh.extend(
-            chunk
-                .into_iter()
-                .filter(|s| new.contains(&(s.wamid.clone(), status_name(s).to_owned())))
-                .copied(),
-        );
+        for r in q
+            .fetch_all(&mut tx)
+            .await
+            .context("failed to store statuses")?
+        {
+            fresh.insert((r.get::<String>("wamid")?, r.get::<String>("status")?));
+        }
     }
-    Ok(fresh)
+    tx.commit().await?;
+    Ok(std::sync::Mutex::new(fresh))
+}
+
+/// A sender-claimed instant within ten years before `now` and no later
+/// than `now`: what is stored and acted on. Timestamps are Meta's claim, and
+/// values near chrono's limits break date arithmetic (and PostgreSQL's
+/// range) while meaning nothing.
+fn sane_instant(t: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+    crate::time::truncate(t.clamp(now - chrono::Duration::days(3650), now))
 }
 
 /// The status as stored: the known name, else what Meta sent (lower case).
@@ -326,7 +413,9 @@ async fn record_inbound(
     let mut understood = None;
     if let Some((employer_id, case_id)) = matched {
         let tz = employer_zone(db, employer_id).await?;
-        let (u, _) = understand(m, tz);
+        let mut sane = m.clone();
+        sane.timestamp = sane_instant(m.timestamp, now);
+        let (u, _) = understand(&sane, tz);
         if u.intent == Some(Intent::PaymentLinkRequest) {
             if let Some(case_id) = case_id {
                 if !already_stored(db, &m.wamid).await? {
@@ -363,7 +452,7 @@ async fn record_inbound(
         .bind(m.context_id.clone())
         .bind(intent.map(Intent::as_str))
         .bind(promised)
-        .bind(crate::time::truncate(m.timestamp))
+        .bind(sane_instant(m.timestamp, now))
         .bind(now)
         .fetch_optional(&mut tx)
         .await
@@ -384,10 +473,13 @@ async fn record_inbound(
         return Ok(Inbound::Unmatched);
     };
     let (understood, _tz) = understood.expect("understood for every matched sender");
+    // The timestamp is the sender's claim: kept as sent, but acted on only
+    // within sane bounds (date arithmetic near chrono's limits panics).
+    let received_at = sane_instant(m.timestamp, now);
     let reply = effects::Reply {
         wamid: &m.wamid,
         text: m.text(),
-        received_at: crate::time::truncate(m.timestamp),
+        received_at: crate::time::truncate(received_at),
         understood,
         link,
     };
@@ -413,7 +505,7 @@ async fn record_inbound(
             .bind(m.payload().map(str::to_owned))
             .bind(m.context_id.clone())
             .bind(intent.map(Intent::as_str))
-            .bind(crate::time::truncate(m.timestamp))
+            .bind(sane_instant(m.timestamp, now))
             .bind(now)
             .bind(reason)
             .execute(db)
