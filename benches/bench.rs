@@ -1,11 +1,13 @@
 //! Benchmarks: `cargo run --release --bin wa-smile-bench -- scale` (import
 //! and scan at scale) and `-- webhooks` (signed status webhooks over HTTP).
 //!
-//! Generates employers and bills (a share of them overdue), imports them
+//! `scale` generates employers and bills (a share of them overdue), imports them
 //! through the real CSV import, then runs the overdue scan twice — each scan
 //! in a child process, so the peak RSS reported is the scan's own. Runs on
 //! SQLite, and on PostgreSQL when `--postgres URL` is given (a database
 //! named `wa_smile_bench` is dropped and recreated there).
+//!
+//! `webhooks` is described in `benches/webhooks.rs`.
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
