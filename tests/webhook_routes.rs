@@ -571,6 +571,51 @@ async fn opting_out_is_confirmed_once_and_silences_the_number() {
         let k = kinds(db, case_id).await;
         assert_eq!(k.iter().filter(|k| *k == "opted_out").count(), 1);
         assert_eq!(case_row(db, case_id).await.0, "needs_officer");
+        // The scan keeps the number quiet and says why.
+        let ctx = ScanContext::from_config(&app.config).unwrap();
+        scan::run(db, &ctx, Utc::now() + Duration::days(8))
+            .await
+            .unwrap();
+        let quiet: Option<String> = db
+            .query("SELECT quiet_reason FROM cases WHERE id = $1")
+            .bind(case_id)
+            .fetch_one(db)
+            .await
+            .unwrap()
+            .get("quiet_reason")
+            .unwrap();
+        assert_eq!(quiet.as_deref(), Some("opted_out"));
+        assert_eq!(
+            count_for(db, "SELECT COUNT(*) AS n FROM outbox WHERE employer_id = $1 AND state = 'queued' AND message <> 'opt_out_confirmed'", employer).await,
+            0
+        );
+    }
+}
+
+#[tokio::test]
+async fn opting_out_silences_every_employer_on_the_number() {
+    for app in apps().await {
+        let (employer, _) = seeded(&app).await;
+        let db = app.db();
+        let other: i64 = db
+            .query(
+                "INSERT INTO employers (npp, name, branch, wa_id, contact_name, timezone, created_at, updated_at) \
+                 VALUES ('87654321', 'PT Saudara', 'PKU', $1, '', 'Asia/Jakarta', $2, $2) RETURNING id",
+            )
+            .bind(PHONE.to_owned())
+            .bind(Utc::now())
+            .fetch_one(db)
+            .await
+            .unwrap()
+            .get("id")
+            .unwrap();
+        post_json(&app, &text("wamid.Y1", "jangan kirim lagi")).await;
+        for id in [employer, other] {
+            assert_eq!(
+                count_for(db, "SELECT COUNT(*) AS n FROM employers WHERE id = $1 AND opted_out_at IS NOT NULL", id).await,
+                1
+            );
+        }
     }
 }
 

@@ -134,6 +134,11 @@ pub(crate) async fn apply(
                     ));
                     flag_officer(tx, case_id, "opted_out", now).await?;
                 }
+                // The number opted out, not only this employer: any other
+                // employer on the same number is silenced too.
+                if let Some(wa_id) = party.wa_id.clone() {
+                    opt_out_others(tx, &wa_id, employer_id, reply.wamid, now, &mut events).await?;
+                }
                 // The one confirmation; every later message is refused by
                 // `outgoing::queue` because the employer is now opted out.
                 party.opted_out = true;
@@ -435,6 +440,60 @@ pub(crate) async fn apply(
         }
     }
     case_log::record(tx, &events).await
+}
+
+/// Opts out the other employers sharing the number, each with its audit
+/// row, cancelled messages and (for an open case) an event and officer flag.
+async fn opt_out_others(
+    tx: &mut Tx,
+    wa_id: &str,
+    employer_id: i64,
+    wamid: &str,
+    now: DateTime<Utc>,
+    events: &mut Vec<NewEvent>,
+) -> Result<()> {
+    let others = tx
+        .query(
+            "UPDATE employers SET opted_out_at = $2, updated_at = $2 \
+             WHERE wa_id = $1 AND id <> $3 AND opted_out_at IS NULL RETURNING id",
+        )
+        .bind(wa_id.to_owned())
+        .bind(now)
+        .bind(employer_id)
+        .fetch_all(&mut *tx)
+        .await
+        .context("failed to opt out the number's other employers")?;
+    for r in others {
+        let other: i64 = r.get("id")?;
+        tx.audit(
+            AuditEntry::new(
+                now,
+                "employer",
+                "employer.opt_out",
+                format!("employer:{other}"),
+            )
+            .before(json!({"opted_out_at": null}))
+            .after(json!({"opted_out_at": now, "wamid": wamid, "shared_number": true})),
+        );
+        outgoing::cancel_queued(tx, other, false, "opted_out", now).await?;
+        let case = tx
+            .query("SELECT id FROM cases WHERE employer_id = $1 AND resolved_at IS NULL")
+            .bind(other)
+            .fetch_optional(&mut *tx)
+            .await
+            .context("failed to read a sharing employer's case")?;
+        if let Some(c) = case {
+            let case_id: i64 = c.get("id")?;
+            events.push(event(
+                case_id,
+                now,
+                EventKind::OptedOut,
+                json!({"wamid": wamid, "shared_number": true}),
+            ));
+            flag_officer(tx, case_id, "opted_out", now).await?;
+        }
+    }
+    Ok(())
 }
 
 fn event(case_id: i64, at: DateTime<Utc>, kind: EventKind, data: serde_json::Value) -> NewEvent {
