@@ -1000,3 +1000,44 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn classify_prints_what_the_webhook_would_make_of_a_reply() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wa-smile"))
+            .args(args)
+            .env_remove("WA_SMILE_CONFIG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let v = run(&[
+        "classify",
+        "--at",
+        "2026-03-03T03:00:00Z",
+        "besok kami bayar",
+    ]);
+    assert_eq!(
+        v,
+        json!({"intent": "promise_to_pay", "promised_date": "2026-03-04"})
+    );
+    let v = run(&[
+        "classify",
+        "--at",
+        "2026-03-03T16:30:00Z",
+        "--timezone",
+        "Asia/Jayapura",
+        "stop",
+    ]);
+    assert_eq!(v, json!({"intent": "opt_out", "promised_date": null}));
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_wa-smile"))
+        .args(["classify", "--timezone", "Mars/Base", "halo"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
