@@ -1,11 +1,14 @@
-//! Benchmarks: `cargo run --release --bin wa-smile-bench -- scale` and
-//! `… -- throughput` (the delivery worker against the built-in simulator).
+//! Benchmarks: `cargo run --release --bin wa-smile-bench -- scale` (import
+//! and scan at scale), `-- throughput` (the delivery worker against the
+//! built-in simulator) and `-- webhooks` (signed status webhooks over HTTP).
 //!
-//! Generates employers and bills (a share of them overdue), imports them
+//! `scale` generates employers and bills (a share of them overdue), imports them
 //! through the real CSV import, then runs the overdue scan twice — each scan
 //! in a child process, so the peak RSS reported is the scan's own. Runs on
 //! SQLite, and on PostgreSQL when `--postgres URL` is given (a database
 //! named `wa_smile_bench` is dropped and recreated there).
+//!
+//! `webhooks` is described in `benches/webhooks.rs`.
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -16,6 +19,9 @@ use wa_smile::demo::{self, Synthetic};
 use wa_smile::import::{import_csv, ImportContext, Kind, Options};
 use wa_smile::scan::{self, ScanContext};
 use wa_smile::store::Db;
+
+mod throughput;
+mod webhooks;
 
 #[derive(Parser)]
 struct Args {
@@ -56,6 +62,24 @@ enum Cmd {
         #[arg(long)]
         postgres: Option<String>,
     },
+    /// Signed status webhooks over loopback HTTP: throughput, then latency at a fixed rate.
+    Webhooks {
+        /// Status webhooks for the throughput phase.
+        #[arg(long, default_value_t = 20_000)]
+        count: usize,
+        /// Concurrent keep-alive connections in the throughput phase.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Requests a second in the latency phase.
+        #[arg(long, default_value_t = 1_000)]
+        rate: u32,
+        /// Length of the latency phase.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Also run on PostgreSQL (server URL; a bench database is created).
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// (internal) run one scan and print its figures as JSON.
     ScanChild { url: String, at: String },
 }
@@ -73,6 +97,21 @@ async fn main() -> Result<()> {
             latency_ms,
             postgres,
         } => throughput::run(messages, paced_messages, latency_ms, postgres).await,
+        Cmd::Webhooks {
+            count,
+            concurrency,
+            rate,
+            seconds,
+            postgres,
+        } => {
+            let opts = webhooks::Options {
+                count,
+                concurrency,
+                rate,
+                seconds,
+            };
+            webhooks::run(&opts, postgres.as_deref()).await
+        }
         Cmd::Scale {
             employers,
             bills_per_employer,
@@ -116,8 +155,6 @@ async fn main() -> Result<()> {
         }
     }
 }
-
-mod throughput;
 
 async fn recreate_pg(server: &str) -> Result<String> {
     use sqlx::Connection;

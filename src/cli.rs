@@ -87,6 +87,18 @@ pub enum Command {
         #[command(subcommand)]
         command: CaseCommand,
     },
+    /// What the bot would make of an employer's reply: one JSON line
+    /// `{"intent": …, "promised_date": "YYYY-MM-DD" | null}`.
+    Classify {
+        /// When the reply was received (RFC 3339); relative dates resolve against it.
+        #[arg(long, value_parser = parse_at)]
+        at: Option<DateTime<Utc>>,
+        /// The employer's IANA time zone (default `schedule.timezone`).
+        #[arg(long, value_name = "ZONE")]
+        timezone: Option<String>,
+        /// The reply's text.
+        text: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -248,6 +260,18 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 }
                 Err(ImportError::Failed(e)) => return Err(e.into()),
             }
+        }
+        Command::Classify { at, timezone, text } => {
+            let tz = match timezone {
+                Some(z) => crate::config::parse_zone(&z)
+                    .map_err(|e| Failure::invalid(vec![format!("--timezone: {e}")]))?,
+                None => config.timezone().map_err(anyhow::Error::msg)?,
+            };
+            let c = crate::conversation::classify(&text, at.unwrap_or_else(crate::time::now), tz);
+            println!(
+                "{}",
+                serde_json::json!({"intent": c.intent.as_str(), "promised_date": c.promised_date.map(|d| d.to_string())})
+            );
         }
         Command::Scan { at, json } => {
             let db = connect().await?;

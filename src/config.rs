@@ -73,6 +73,27 @@ pub struct PaymentsConfig {
     pub provider: String,
     pub link_template: String,
     pub callback_token: SecretString,
+    /// Xendit's API root; tests point it at a local mock.
+    #[serde(default = "default_xendit_api_base")]
+    pub xendit_api_base: String,
+    /// Secret: the Xendit secret API key (basic auth user name).
+    #[serde(default = "empty_secret")]
+    pub xendit_secret_key: SecretString,
+    /// How long a payment link stays valid; an unexpired one is reused.
+    #[serde(default = "default_link_validity_hours")]
+    pub link_validity_hours: u32,
+}
+
+fn default_xendit_api_base() -> String {
+    "https://api.xendit.co".to_owned()
+}
+
+fn empty_secret() -> SecretString {
+    SecretString::from(String::new())
+}
+
+fn default_link_validity_hours() -> u32 {
+    72
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -299,6 +320,14 @@ impl Config {
                 "static" | "xendit" => Ok(()),
                 other => Err(format!("`{other}` must be \"static\" or \"xendit\"")),
             },
+        );
+        check(
+            "payments.xendit_api_base",
+            url_like(&self.payments.xendit_api_base),
+        );
+        check(
+            "payments.link_validity_hours",
+            positive(self.payments.link_validity_hours as i64),
         );
         check(
             "policy.late_fee_percent_per_month",

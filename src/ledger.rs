@@ -135,6 +135,11 @@ pub async fn record_payments(
     let employers: Vec<i64> = touched.into_iter().collect();
     settle_bills(tx, &employers, actor, at).await?;
     log_on_open_cases(tx, &new, at).await?;
+    // Every payment path resolves the cases it paid off, here, so an import,
+    // the API and a gateway callback cannot disagree about a case.
+    for employer_id in &employers {
+        crate::scan::resolve_if_settled(tx, *employer_id, at).await?;
+    }
     Ok(counts)
 }
 

@@ -16,6 +16,8 @@ pub mod import;
 pub mod ledger;
 pub mod messages;
 pub mod metrics;
+pub mod payments;
+pub mod replies;
 pub mod scan;
 pub mod serve;
 pub mod simulator;

@@ -174,6 +174,8 @@ struct OpenCase {
     promised_date: Option<NaiveDate>,
     quiet_reason: Option<String>,
     next_action_at: Option<DateTime<Utc>>,
+    /// Set while an "already paid" claim awaits its payment record.
+    payment_claimed_at: Option<DateTime<Utc>>,
 }
 
 struct OutboxRow {
@@ -271,7 +273,7 @@ async fn scan_chunk(
         "SELECT e.id, e.timezone, e.wa_id, e.opted_out_at, e.contact_invalid_at, \
                 a.n, a.owed, a.oldest, \
                 c.id AS case_id, c.status, c.stage, c.paused_until, c.promised_date, \
-                c.quiet_reason, c.next_action_at, \
+                c.quiet_reason, c.next_action_at, c.payment_claimed_at, \
                 o.id AS cur_id, o.state AS cur_state, o.due_at AS cur_due_at \
          FROM (SELECT b.employer_id, COUNT(*) AS n, \
                       CAST(SUM(b.amount_minor - b.paid_minor) AS BIGINT) AS owed, \
@@ -390,6 +392,7 @@ async fn scan_chunk(
                     promised_date: r.get("promised_date")?,
                     quiet_reason: r.get("quiet_reason")?,
                     next_action_at: r.get("next_action_at")?,
+                    payment_claimed_at: r.get("payment_claimed_at")?,
                 };
                 let current = Stage::from_str(&c.stage).map_err(anyhow::Error::msg)?;
                 let current_row = match r.get::<Option<i64>>("cur_id")? {
@@ -559,7 +562,30 @@ async fn scan_chunk(
                 Actor::System,
                 data,
             ));
-        } else if c.status != d.status.as_str() && d.status == CaseStatus::NeedsOfficer {
+        }
+        let flagged = c.status != d.status.as_str() && d.status == CaseStatus::NeedsOfficer;
+        if flagged && c.status == CaseStatus::Promised.as_str() {
+            // The promised day has passed unpaid: recorded, an officer
+            // follows up, and reminders resume.
+            events.push(NewEvent::new(
+                c.id,
+                at,
+                EventKind::PromiseBroken,
+                Actor::System,
+                json!({"promised_date": c.promised_date.map(|d| d.to_string())}),
+            ));
+        } else if flagged && c.payment_claimed_at.is_some() {
+            events.push(NewEvent::new(
+                c.id,
+                at,
+                EventKind::OfficerRequested,
+                Actor::System,
+                json!({
+                    "reason": "payment_claim_unconfirmed",
+                    "claimed_at": c.payment_claimed_at,
+                }),
+            ));
+        } else if flagged && c.stage == d.stage.as_str() {
             events.push(NewEvent::new(
                 c.id,
                 at,
@@ -704,6 +730,17 @@ fn decide(
     let entered = old_stage != Some(stage);
 
     let mut status = old_status;
+    // A promise whose day has passed is broken; an "already paid" whose
+    // pause has run out without a payment record goes to an officer.
+    if let Some(c) = case {
+        let promise_over = c.promised_date.is_none_or(|d| d < local_today);
+        let claim_lapsed = c.payment_claimed_at.is_some() && c.paused_until.is_none_or(|u| u <= at);
+        if (status == CaseStatus::Promised && promise_over)
+            || (claim_lapsed && matches!(status, CaseStatus::Open | CaseStatus::Promised))
+        {
+            status = CaseStatus::NeedsOfficer;
+        }
+    }
     if stage == Stage::Escalated {
         status = CaseStatus::Escalated;
     } else if stage == Stage::Warning && entered && status == CaseStatus::Open {
@@ -924,6 +961,29 @@ async fn resolve_case(tx: &mut Tx, case_id: i64, status: &str, at: DateTime<Utc>
     if changed == 0 {
         return Ok(false);
     }
+    let mut events = Vec::new();
+    if status == CaseStatus::Promised.as_str() {
+        let row = tx
+            .query(
+                "SELECT c.promised_date, e.timezone FROM cases c \
+                 JOIN employers e ON e.id = c.employer_id WHERE c.id = $1",
+            )
+            .bind(case_id)
+            .fetch_one(&mut *tx)
+            .await
+            .context("failed to read the case's promise")?;
+        let promised: Option<NaiveDate> = row.get("promised_date")?;
+        let tz = parse_zone(&row.get::<String>("timezone")?).unwrap_or(chrono_tz::Asia::Jakarta);
+        if let Some(d) = promised.filter(|d| *d >= at.with_timezone(&tz).date_naive()) {
+            events.push(NewEvent::new(
+                case_id,
+                at,
+                EventKind::PromiseKept,
+                Actor::System,
+                json!({"promised_date": d.to_string()}),
+            ));
+        }
+    }
     let cancelled = tx
         .query(
             "UPDATE outbox SET state = 'cancelled', updated_at = $2 \
@@ -934,13 +994,13 @@ async fn resolve_case(tx: &mut Tx, case_id: i64, status: &str, at: DateTime<Utc>
         .fetch_all(&mut *tx)
         .await
         .context("failed to cancel the resolved case's messages")?;
-    let mut events = vec![NewEvent::new(
+    events.push(NewEvent::new(
         case_id,
         at,
         EventKind::CaseResolved,
         Actor::System,
         json!({"reason": "paid", "status_before": status}),
-    )];
+    ));
     let mut skipped: Vec<(i64, String)> = cancelled
         .iter()
         .map(|r| Ok((r.get::<i64>("id")?, r.get::<String>("message")?)))

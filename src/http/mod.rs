@@ -2,6 +2,7 @@
 
 mod health;
 mod metrics;
+pub mod webhooks;
 
 use crate::config::Config;
 use crate::store::Db;
@@ -27,6 +28,8 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(metrics::router())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // Merged after the 1 MB limit: webhooks carry their own (2 MB).
+        .merge(webhooks::router())
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),

@@ -1,0 +1,124 @@
+//! `GET`/`POST /webhooks/whatsapp` (Meta) and `POST /webhooks/payments`
+//! (the payment gateway). Signatures and tokens are checked before anything
+//! is parsed or stored; a verified body is stored, then answered 200.
+
+use super::AppState;
+use crate::payments::{self, CallbackError};
+use crate::replies::StatusQueue;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use tower_http::limit::RequestBodyLimitLayer;
+
+/// Meta batches up to 1,000 updates in one call; 2 MB holds that with room.
+pub const MAX_WEBHOOK_BYTES: usize = 2 * 1024 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/webhooks/whatsapp", get(verify).post(whatsapp))
+        .route("/webhooks/payments", post(payment_callback))
+        // One status queue per router: concurrent webhooks share commits.
+        .layer(Extension(Arc::new(StatusQueue::new())))
+        .layer(RequestBodyLimitLayer::new(MAX_WEBHOOK_BYTES))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_WEBHOOK_BYTES))
+}
+
+#[derive(Debug, Deserialize)]
+struct Handshake {
+    #[serde(rename = "hub.mode")]
+    mode: Option<String>,
+    #[serde(rename = "hub.verify_token")]
+    verify_token: Option<String>,
+    #[serde(rename = "hub.challenge")]
+    challenge: Option<String>,
+}
+
+/// Meta's subscription handshake: echo the challenge when the token matches.
+async fn verify(
+    State(state): State<AppState>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let q = Handshake {
+        mode: q.get("hub.mode").cloned(),
+        verify_token: q.get("hub.verify_token").cloned(),
+        challenge: q.get("hub.challenge").cloned(),
+    };
+    let configured = state.config.whatsapp.verify_token.expose_secret();
+    if q.mode.as_deref() == Some("subscribe")
+        && payments::token_matches(configured, q.verify_token.as_deref())
+    {
+        (StatusCode::OK, q.challenge.unwrap_or_default()).into_response()
+    } else {
+        StatusCode::FORBIDDEN.into_response()
+    }
+}
+
+async fn whatsapp(
+    State(state): State<AppState>,
+    Extension(queue): Extension<Arc<StatusQueue>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let signature = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
+    let secret = state.config.whatsapp.app_secret.expose_secret().as_bytes();
+    if let Err(e) = crate::webhook::verify_signature(secret, &body, signature) {
+        metrics::counter!("webhooks_rejected_total", "reason" => "signature").increment(1);
+        tracing::warn!(reason = %e, "webhook refused");
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let events = match crate::webhook::parse_events(&body) {
+        Ok(events) => events,
+        Err(e) => {
+            metrics::counter!("webhooks_rejected_total", "reason" => "not_json").increment(1);
+            tracing::warn!(reason = %e, "signed webhook is not a JSON object");
+            return (StatusCode::BAD_REQUEST, "body is not a JSON object").into_response();
+        }
+    };
+    let now = crate::time::now();
+    match crate::replies::record_events_with(&state.db, &state.config, &queue, &events, now).await {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(e) => {
+            // Not stored: a 5xx makes Meta deliver it again later.
+            tracing::error!(error = %format!("{e:#}"), "failed to store a webhook");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}
+
+async fn payment_callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let token = headers
+        .get("x-callback-token")
+        .and_then(|v| v.to_str().ok());
+    if !payments::token_matches(state.config.payments.callback_token.expose_secret(), token) {
+        tracing::warn!("payment callback with a wrong or missing token refused");
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let value: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => return (StatusCode::BAD_REQUEST, "body is not JSON").into_response(),
+    };
+    metrics::counter!("webhooks_received_total", "kind" => "payment").increment(1);
+    match payments::handle_callback(&state.db, &state.config, &value, crate::time::now()).await {
+        Ok(outcome) => (StatusCode::OK, Json(json!({"outcome": outcome}))).into_response(),
+        Err(CallbackError::Invalid(reason)) => {
+            (StatusCode::BAD_REQUEST, Json(json!({"error": reason}))).into_response()
+        }
+        Err(CallbackError::Failed(e)) => {
+            tracing::error!(error = %format!("{e:#}"), "failed to record a payment callback");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}

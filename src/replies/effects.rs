@@ -1,0 +1,601 @@
+//! What each intent does to a case: events, status, employer flags and the
+//! reply queued for the delivery worker. Everything happens in the caller's
+//! transaction, together with the stored inbound message.
+
+use super::outgoing::{self, Bills, Party};
+use super::Understood;
+use crate::audit::AuditEntry;
+use crate::case_log::{self, Actor, EventKind, NewEvent};
+use crate::config::Config;
+use crate::conversation::{self, Intent};
+use crate::payments::PaymentLink;
+use crate::store::Tx;
+use anyhow::{Context, Result};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use serde_json::json;
+
+/// A reply as the effects see it.
+pub(crate) struct Reply<'a> {
+    pub wamid: &'a str,
+    pub text: Option<&'a str>,
+    pub received_at: DateTime<Utc>,
+    pub understood: Understood,
+    /// For a payment-link request: the link made before the transaction
+    /// (`None` when none was attempted).
+    pub link: Option<Result<Option<PaymentLink>>>,
+}
+
+/// How long an unanswered "on which date?" keeps a bare date meaning a promise.
+const DATE_QUESTION_DAYS: i64 = 7;
+
+pub(crate) async fn apply(
+    tx: &mut Tx,
+    config: &Config,
+    employer_id: i64,
+    case_id: Option<i64>,
+    reply: &Reply<'_>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mut party = outgoing::load_party(tx, employer_id, case_id).await?;
+    let Some(mut intent) = reply.understood.intent else {
+        return Ok(());
+    };
+    let mut promised_date = reply.understood.promised_date;
+
+    // After "on which date?", a reply that only names a day ("tgl 10",
+    // "jumat depan") completes the promise.
+    if let (Some(c), Some(text)) = (&party.case, reply.text) {
+        let asked = c
+            .promise_date_asked_at
+            .is_some_and(|t| reply.received_at < t + Duration::days(DATE_QUESTION_DAYS));
+        let open_ended = matches!(
+            intent,
+            Intent::PromiseToPay | Intent::Unknown | Intent::Acknowledgement | Intent::Question
+        );
+        if asked && open_ended && promised_date.is_none() {
+            let again =
+                conversation::classify(&format!("akan bayar {text}"), reply.received_at, party.tz);
+            if again.intent == Intent::PromiseToPay && again.promised_date.is_some() {
+                intent = Intent::PromiseToPay;
+                promised_date = again.promised_date;
+            }
+        }
+    }
+
+    // Opening the 24-hour window: the employer's latest message counts.
+    if let Some(c) = &mut party.case {
+        tx.query(
+            "UPDATE cases SET last_inbound_at = $2 \
+             WHERE id = $1 AND (last_inbound_at IS NULL OR last_inbound_at < $2)",
+        )
+        .bind(c.id)
+        .bind(reply.received_at)
+        .execute(&mut *tx)
+        .await
+        .context("failed to record the reply time on the case")?;
+        if c.last_inbound_at.is_none_or(|t| t < reply.received_at) {
+            c.last_inbound_at = Some(reply.received_at);
+        }
+    }
+    let open_case = party.case.as_ref().filter(|c| !c.resolved).map(|c| c.id);
+    let mut events = Vec::new();
+    if let Some(case_id) = open_case {
+        events.push(NewEvent::new(
+            case_id,
+            now,
+            EventKind::ReplyReceived,
+            Actor::Employer,
+            json!({
+                "intent": intent.as_str(),
+                "text": reply.text,
+                "wamid": reply.wamid,
+                "promised_date": promised_date.map(|d| d.to_string()),
+                "button": reply.understood.button,
+            }),
+        ));
+    }
+    // Free-form replies only inside the window, and only while the
+    // employer's message is fresh (a late redelivery is not answered).
+    let window = outgoing::window_open(party.case.as_ref().and_then(|c| c.last_inbound_at), now)
+        && outgoing::window_open(Some(reply.received_at), now);
+    let key = |name: &str| format!("reply:{}:{name}", reply.wamid);
+    let local_today = reply.received_at.with_timezone(&party.tz).date_naive();
+
+    match (intent, open_case) {
+        (Intent::OptOut, _) => {
+            let changed = tx
+                .query(
+                    "UPDATE employers SET opted_out_at = $2, updated_at = $2 \
+                     WHERE id = $1 AND opted_out_at IS NULL",
+                )
+                .bind(employer_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .context("failed to record the opt-out")?;
+            if changed > 0 {
+                tx.audit(
+                    AuditEntry::new(
+                        now,
+                        "employer",
+                        "employer.opt_out",
+                        format!("employer:{employer_id}"),
+                    )
+                    .before(json!({"opted_out_at": null}))
+                    .after(json!({"opted_out_at": now, "wamid": reply.wamid})),
+                );
+                outgoing::cancel_queued(tx, employer_id, false, "opted_out", now).await?;
+                if let Some(case_id) = open_case {
+                    events.push(event(
+                        case_id,
+                        now,
+                        EventKind::OptedOut,
+                        json!({"wamid": reply.wamid}),
+                    ));
+                    flag_officer(tx, case_id, "opted_out", now).await?;
+                }
+                // The number opted out, not only this employer: any other
+                // employer on the same number is silenced too.
+                if let Some(wa_id) = party.wa_id.clone() {
+                    opt_out_others(tx, &wa_id, employer_id, reply.wamid, now, &mut events).await?;
+                }
+                // The one confirmation; every later message is refused by
+                // `outgoing::queue` because the employer is now opted out.
+                party.opted_out = true;
+                let ctx = outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
+                case_log::record(tx, &events).await?;
+                events.clear();
+                outgoing::queue(
+                    tx,
+                    config,
+                    &party,
+                    &ctx,
+                    "opt_out_confirmed",
+                    key("opt_out_confirmed"),
+                    Some(reply.wamid),
+                    window,
+                    now,
+                )
+                .await?;
+            }
+        }
+        (Intent::WrongNumber, _) => {
+            let changed = tx
+                .query(
+                    "UPDATE employers SET contact_invalid_at = $2, updated_at = $2 \
+                     WHERE id = $1 AND contact_invalid_at IS NULL",
+                )
+                .bind(employer_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .context("failed to mark the contact invalid")?;
+            if changed > 0 {
+                tx.audit(
+                    AuditEntry::new(
+                        now,
+                        "employer",
+                        "employer.contact_invalid",
+                        format!("employer:{employer_id}"),
+                    )
+                    .before(json!({"contact_invalid_at": null}))
+                    .after(json!({"contact_invalid_at": now, "wamid": reply.wamid})),
+                );
+                outgoing::cancel_queued(tx, employer_id, false, "wrong_number", now).await?;
+            }
+            if let Some(case_id) = open_case {
+                events.push(event(
+                    case_id,
+                    now,
+                    EventKind::WrongNumber,
+                    json!({"wamid": reply.wamid}),
+                ));
+                flag_officer(tx, case_id, "wrong_number", now).await?;
+            }
+            // Whoever answered is not the employer: nothing is sent back.
+        }
+        (_, None) => {
+            // No open case: the reply is stored with its employer, and there
+            // is nothing owed to act on.
+        }
+        (Intent::PromiseToPay, Some(case_id)) => match promised_date {
+            Some(d) if (d - local_today).num_days() > config.policy.promise_horizon_days => {
+                events.push(event(
+                    case_id,
+                    now,
+                    EventKind::OfficerRequested,
+                    json!({"reason": "promise_beyond_horizon", "promised_date": d.to_string(),
+                           "horizon_days": config.policy.promise_horizon_days}),
+                ));
+                flag_officer(tx, case_id, "promise_beyond_horizon", now).await?;
+                case_log::record(tx, &events).await?;
+                events.clear();
+                holding_reply(
+                    tx,
+                    config,
+                    &party,
+                    &key("officer_will_contact"),
+                    reply.wamid,
+                    window,
+                    now,
+                )
+                .await?;
+            }
+            Some(d) => {
+                record_promise(tx, case_id, d, now).await?;
+                events.push(event(
+                    case_id,
+                    now,
+                    EventKind::PromiseToPay,
+                    json!({"promised_date": d.to_string(), "wamid": reply.wamid}),
+                ));
+                outgoing::cancel_queued(tx, employer_id, true, "promised", now).await?;
+                let mut ctx =
+                    outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
+                ctx.promised_date = Some(d);
+                case_log::record(tx, &events).await?;
+                events.clear();
+                outgoing::queue(
+                    tx,
+                    config,
+                    &party,
+                    &ctx,
+                    "promise_confirmed",
+                    key("promise_confirmed"),
+                    Some(reply.wamid),
+                    window,
+                    now,
+                )
+                .await?;
+            }
+            None => {
+                // No promise_to_pay event until a date is given.
+                tx.query(
+                    "UPDATE cases SET promise_date_asked_at = $2, updated_at = $2 WHERE id = $1",
+                )
+                .bind(case_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .context("failed to note the date question")?;
+                let ctx = outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
+                case_log::record(tx, &events).await?;
+                events.clear();
+                outgoing::queue(
+                    tx,
+                    config,
+                    &party,
+                    &ctx,
+                    "ask_promise_date",
+                    key("ask_promise_date"),
+                    Some(reply.wamid),
+                    window,
+                    now,
+                )
+                .await?;
+            }
+        },
+        (Intent::AlreadyPaid, Some(case_id)) => {
+            let calendar = config.calendar();
+            let last_day =
+                calendar.add_working_days(local_today, config.policy.paid_claim_pause_working_days);
+            let until = local_midnight_after(last_day, party.tz);
+            tx.query(
+                "UPDATE cases SET paused_until = $2, payment_claimed_at = $3, quiet_reason = 'paused', \
+                        next_action_at = $2, updated_at = $3 \
+                 WHERE id = $1 AND (paused_until IS NULL OR paused_until < $2)",
+            )
+            .bind(case_id)
+            .bind(until)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .context("failed to pause the case for a payment claim")?;
+            events.push(event(
+                case_id,
+                now,
+                EventKind::PaymentClaimed,
+                json!({"paused_until": until, "wamid": reply.wamid}),
+            ));
+            outgoing::cancel_queued(tx, employer_id, true, "payment_claimed", now).await?;
+            let ctx = outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
+            case_log::record(tx, &events).await?;
+            events.clear();
+            outgoing::queue(
+                tx,
+                config,
+                &party,
+                &ctx,
+                "payment_claim_ack",
+                key("payment_claim_ack"),
+                Some(reply.wamid),
+                window,
+                now,
+            )
+            .await?;
+        }
+        (Intent::PaymentLinkRequest, Some(case_id)) => match &reply.link {
+            Some(Ok(Some(link))) => {
+                let mut ctx =
+                    outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
+                ctx.payment_link = Some(link.url.clone());
+                let queued = outgoing::queue(
+                    tx,
+                    config,
+                    &party,
+                    &ctx,
+                    "payment_link",
+                    key("payment_link"),
+                    Some(reply.wamid),
+                    window,
+                    now,
+                )
+                .await?;
+                events.push(event(
+                    case_id,
+                    now,
+                    EventKind::PaymentLinkSent,
+                    json!({"reference": link.reference, "url": link.url, "amount": link.amount,
+                           "expires_at": link.expires_at, "reused": !link.created, "outbox_id": queued}),
+                ));
+            }
+            Some(Ok(None)) => {
+                // Nothing owed right now: the breakdown says so.
+                let ctx = outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
+                case_log::record(tx, &events).await?;
+                events.clear();
+                outgoing::queue(
+                    tx,
+                    config,
+                    &party,
+                    &ctx,
+                    "amount_breakdown",
+                    key("amount_breakdown"),
+                    Some(reply.wamid),
+                    window,
+                    now,
+                )
+                .await?;
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %format!("{e:#}"), case_id, "payment link could not be made");
+                events.push(event(
+                    case_id,
+                    now,
+                    EventKind::OfficerRequested,
+                    json!({"reason": "payment_link_failed"}),
+                ));
+                flag_officer(tx, case_id, "payment_link_failed", now).await?;
+                case_log::record(tx, &events).await?;
+                events.clear();
+                holding_reply(
+                    tx,
+                    config,
+                    &party,
+                    &key("officer_will_contact"),
+                    reply.wamid,
+                    window,
+                    now,
+                )
+                .await?;
+            }
+            None => {}
+        },
+        (Intent::AmountInquiry, Some(_)) => {
+            let ctx = outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
+            case_log::record(tx, &events).await?;
+            events.clear();
+            outgoing::queue(
+                tx,
+                config,
+                &party,
+                &ctx,
+                "amount_breakdown",
+                key("amount_breakdown"),
+                Some(reply.wamid),
+                window,
+                now,
+            )
+            .await?;
+        }
+        (Intent::Acknowledgement, Some(_)) => {}
+        (
+            Intent::InstallmentRequest
+            | Intent::Dispute
+            | Intent::OfficerRequest
+            | Intent::Complaint
+            | Intent::Question
+            | Intent::Unknown,
+            Some(case_id),
+        ) => {
+            let (kind, reason) = match intent {
+                Intent::InstallmentRequest => {
+                    (EventKind::InstallmentRequested, "installment_requested")
+                }
+                Intent::Dispute => (EventKind::DisputeRaised, "dispute_raised"),
+                Intent::OfficerRequest => (EventKind::OfficerRequested, "officer_requested"),
+                Intent::Complaint => (EventKind::OfficerRequested, "complaint"),
+                Intent::Question => (EventKind::OfficerRequested, "question"),
+                _ => (EventKind::OfficerRequested, "unrecognised_reply"),
+            };
+            events.push(event(
+                case_id,
+                now,
+                kind,
+                json!({"reason": reason, "wamid": reply.wamid}),
+            ));
+            flag_officer(tx, case_id, reason, now).await?;
+            case_log::record(tx, &events).await?;
+            events.clear();
+            holding_reply(
+                tx,
+                config,
+                &party,
+                &key("officer_will_contact"),
+                reply.wamid,
+                window,
+                now,
+            )
+            .await?;
+        }
+    }
+    case_log::record(tx, &events).await
+}
+
+/// Opts out the other employers sharing the number, each with its audit
+/// row, cancelled messages and (for an open case) an event and officer flag.
+async fn opt_out_others(
+    tx: &mut Tx,
+    wa_id: &str,
+    employer_id: i64,
+    wamid: &str,
+    now: DateTime<Utc>,
+    events: &mut Vec<NewEvent>,
+) -> Result<()> {
+    let others = tx
+        .query(
+            "UPDATE employers SET opted_out_at = $2, updated_at = $2 \
+             WHERE wa_id = $1 AND id <> $3 AND opted_out_at IS NULL RETURNING id",
+        )
+        .bind(wa_id.to_owned())
+        .bind(now)
+        .bind(employer_id)
+        .fetch_all(&mut *tx)
+        .await
+        .context("failed to opt out the number's other employers")?;
+    for r in others {
+        let other: i64 = r.get("id")?;
+        tx.audit(
+            AuditEntry::new(
+                now,
+                "employer",
+                "employer.opt_out",
+                format!("employer:{other}"),
+            )
+            .before(json!({"opted_out_at": null}))
+            .after(json!({"opted_out_at": now, "wamid": wamid, "shared_number": true})),
+        );
+        outgoing::cancel_queued(tx, other, false, "opted_out", now).await?;
+        let case = tx
+            .query("SELECT id FROM cases WHERE employer_id = $1 AND resolved_at IS NULL")
+            .bind(other)
+            .fetch_optional(&mut *tx)
+            .await
+            .context("failed to read a sharing employer's case")?;
+        if let Some(c) = case {
+            let case_id: i64 = c.get("id")?;
+            events.push(event(
+                case_id,
+                now,
+                EventKind::OptedOut,
+                json!({"wamid": wamid, "shared_number": true}),
+            ));
+            flag_officer(tx, case_id, "opted_out", now).await?;
+        }
+    }
+    Ok(())
+}
+
+fn event(case_id: i64, at: DateTime<Utc>, kind: EventKind, data: serde_json::Value) -> NewEvent {
+    let actor = match kind {
+        EventKind::OfficerRequested | EventKind::PromiseBroken => Actor::System,
+        _ => Actor::Employer,
+    };
+    NewEvent::new(case_id, at, kind, actor, data)
+}
+
+/// The case goes to an officer with `reason` as what the bot is waiting
+/// for; an escalated case already is an officer's and keeps its status.
+async fn flag_officer(tx: &mut Tx, case_id: i64, reason: &str, at: DateTime<Utc>) -> Result<()> {
+    let quiet = match reason {
+        "opted_out" => "opted_out",
+        "wrong_number" => "wrong_number",
+        _ => "awaiting_officer",
+    };
+    tx.query(
+        "UPDATE cases SET status = CASE WHEN status = 'escalated' THEN status ELSE 'needs_officer' END, \
+                quiet_reason = CASE WHEN status = 'escalated' THEN quiet_reason ELSE $2 END, \
+                updated_at = $3 \
+         WHERE id = $1 AND resolved_at IS NULL",
+    )
+    .bind(case_id)
+    .bind(quiet)
+    .bind(at)
+    .execute(&mut *tx)
+    .await
+    .with_context(|| format!("failed to hand the case to an officer ({reason})"))?;
+    Ok(())
+}
+
+/// A dated promise: the case waits until the day (an escalated case stays
+/// with its officer but the promise is noted).
+async fn record_promise(tx: &mut Tx, case_id: i64, d: NaiveDate, at: DateTime<Utc>) -> Result<()> {
+    tx.query(
+        "UPDATE cases SET status = CASE WHEN status = 'escalated' THEN status ELSE 'promised' END, \
+                promised_date = $2, promise_date_asked_at = NULL, \
+                quiet_reason = CASE WHEN status = 'escalated' THEN quiet_reason ELSE 'promised' END, \
+                next_action_at = NULL, updated_at = $3 \
+         WHERE id = $1 AND resolved_at IS NULL",
+    )
+    .bind(case_id)
+    .bind(d)
+    .bind(at)
+    .execute(&mut *tx)
+    .await
+    .context("failed to record the promise")?;
+    Ok(())
+}
+
+/// "An officer will contact you", at most once a day per case so a chatty
+/// thread does not get the same holding text after every line.
+#[allow(clippy::too_many_arguments)]
+async fn holding_reply(
+    tx: &mut Tx,
+    config: &Config,
+    party: &Party,
+    key: &str,
+    wamid: &str,
+    window: bool,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let Some(case_id) = party.case.as_ref().map(|c| c.id) else {
+        return Ok(());
+    };
+    let recent = tx
+        .query(
+            "SELECT 1 AS one FROM outbox WHERE case_id = $1 AND message = 'officer_will_contact' \
+               AND created_at > $2 AND state NOT IN ('cancelled', 'skipped', 'failed')",
+        )
+        .bind(case_id)
+        .bind(at - Duration::hours(24))
+        .fetch_optional(&mut *tx)
+        .await
+        .context("failed to look for a recent holding reply")?;
+    if recent.is_some() {
+        return Ok(());
+    }
+    let ctx = outgoing::message_context(tx, config, party, Bills::Unpaid, at).await?;
+    outgoing::queue(
+        tx,
+        config,
+        party,
+        &ctx,
+        "officer_will_contact",
+        key.to_owned(),
+        Some(wamid),
+        window,
+        at,
+    )
+    .await?;
+    Ok(())
+}
+
+/// 00:00 local time on the day after `day`, as an instant.
+fn local_midnight_after(day: NaiveDate, tz: chrono_tz::Tz) -> DateTime<Utc> {
+    let next = day.succ_opt().unwrap_or(day);
+    let midnight = next.and_hms_opt(0, 0, 0).expect("midnight exists");
+    tz.from_local_datetime(&midnight)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| Utc.from_utc_datetime(&midnight))
+}

@@ -1,0 +1,605 @@
+//! What the WhatsApp webhook records, and what each employer reply does.
+//!
+//! Statuses are stored once per (message, status) and handed to
+//! [`status_sink`]; inbound messages are stored once per wamid and, in the
+//! same transaction, matched to their employer and case, classified, and
+//! acted on (`effects`). A message from a number no employer has is kept
+//! (`unmatched_inbound`) for officers.
+
+mod effects;
+pub mod outgoing;
+
+use crate::config::Config;
+use crate::conversation::{self, Intent};
+use crate::domain::WaId;
+use crate::payments::{self, PaymentLink, Provider};
+use crate::store::{values_placeholders, Db};
+use crate::webhook::{InboundMessage, MessageKind, StatusUpdate, WebhookEvent};
+use anyhow::{Context, Result};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::json;
+use std::collections::HashSet;
+
+/// What one webhook call recorded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recorded {
+    pub messages: u64,
+    pub duplicate_messages: u64,
+    pub unmatched: u64,
+    pub statuses: u64,
+    pub duplicate_statuses: u64,
+    pub other: u64,
+}
+
+/// Records every event of one verified webhook body.
+pub async fn record_events(
+    db: &Db,
+    config: &Config,
+    events: &[WebhookEvent],
+    now: DateTime<Utc>,
+) -> Result<Recorded> {
+    record_events_with(db, config, &StatusQueue::new(), events, now).await
+}
+
+/// `record_events` with a shared [`StatusQueue`] (the HTTP route keeps one
+/// so concurrent webhooks share commits).
+pub async fn record_events_with(
+    db: &Db,
+    config: &Config,
+    queue: &StatusQueue,
+    events: &[WebhookEvent],
+    now: DateTime<Utc>,
+) -> Result<Recorded> {
+    let now = crate::time::truncate(now);
+    let mut out = Recorded::default();
+    let statuses: Vec<StatusUpdate> = events
+        .iter()
+        .filter_map(|e| match e {
+            WebhookEvent::Status(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    if !statuses.is_empty() {
+        let n = statuses.len();
+        let fresh = queue.store(db, statuses, now).await?;
+        out.statuses = fresh.len() as u64;
+        out.duplicate_statuses = (n - fresh.len()) as u64;
+        for s in &fresh {
+            metrics::counter!("webhooks_received_total", "kind" => "status").increment(1);
+            if let Err(e) = status_sink(db, s).await {
+                // The status is stored; only its effect on the outbox waits.
+                tracing::error!(error = %format!("{e:#}"), "status sink failed");
+            }
+        }
+    }
+    for e in events {
+        match e {
+            WebhookEvent::Status(_) => {}
+            WebhookEvent::InboundMessage(m) => {
+                metrics::counter!("webhooks_received_total", "kind" => "message").increment(1);
+                match record_inbound(db, config, m, now).await? {
+                    Inbound::Duplicate => out.duplicate_messages += 1,
+                    Inbound::Unmatched => {
+                        out.messages += 1;
+                        out.unmatched += 1;
+                    }
+                    Inbound::Handled => out.messages += 1,
+                }
+            }
+            WebhookEvent::Error { error, .. } => {
+                metrics::counter!("webhooks_received_total", "kind" => "error").increment(1);
+                store_other(
+                    db,
+                    "error",
+                    &json!({"code": error.code, "title": error.title}),
+                    now,
+                )
+                .await?;
+                out.other += 1;
+            }
+            WebhookEvent::OtherField { field } => {
+                metrics::counter!("webhooks_received_total", "kind" => "other").increment(1);
+                store_other(db, "other_field", &json!({"field": field}), now).await?;
+                out.other += 1;
+            }
+            WebhookEvent::Invalid { what, reason } => {
+                metrics::counter!("webhooks_received_total", "kind" => "invalid").increment(1);
+                store_other(db, "invalid", &json!({"what": what, "reason": reason}), now).await?;
+                out.other += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Group commit for status webhooks. Each request queues its statuses and
+/// waits for the writer lock; whoever holds it writes everything queued so
+/// far in one transaction and hands every waiting request its result. So a
+/// burst of webhooks costs one commit (one fsync) per batch instead of one
+/// per request, and on SQLite writers never spin in the busy handler.
+#[derive(Default)]
+pub struct StatusQueue {
+    pending: std::sync::Mutex<Vec<Waiting>>,
+    writer: tokio::sync::Mutex<()>,
+}
+
+type Waiting = (
+    Vec<StatusUpdate>,
+    tokio::sync::oneshot::Sender<Result<Vec<StatusUpdate>, String>>,
+);
+
+impl StatusQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores `statuses` (once per (wamid, status), durably) and returns
+    /// the ones not seen before.
+    pub async fn store(
+        &self,
+        db: &Db,
+        statuses: Vec<StatusUpdate>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StatusUpdate>> {
+        use tokio::sync::oneshot::error::TryRecvError;
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        self.lock_pending().push((statuses, tx));
+        let _writer = self.writer.lock().await;
+        match rx.try_recv() {
+            Ok(r) => return r.map_err(anyhow::Error::msg),
+            // A writer took our statuses and was cancelled or failed.
+            Err(TryRecvError::Closed) => anyhow::bail!("status batch was not written"),
+            Err(TryRecvError::Empty) => {}
+        }
+        let batch = std::mem::take(&mut *self.lock_pending());
+        let all: Vec<&StatusUpdate> = batch.iter().flat_map(|(s, _)| s.iter()).collect();
+        let written = write_statuses(db, &all, now).await;
+        for (statuses, reply) in batch {
+            let r = match &written {
+                Ok(fresh) => Ok(statuses.into_iter().filter(|s| claim(fresh, s)).collect()),
+                Err(e) => Err(format!("{e:#}")),
+            };
+            let _ = reply.send(r);
+        }
+        rx.try_recv()
+            .map_err(|_| anyhow::anyhow!("status batch lost its own result"))?
+            .map_err(anyhow::Error::msg)
+    }
+
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
+        // The vector stays consistent even if a holder panicked.
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The first request of a batch naming a new (wamid, status) gets it.
+fn claim(fresh: &std::sync::Mutex<HashSet<(String, String)>>, s: &StatusUpdate) -> bool {
+    fresh
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&(s.wamid.clone(), status_name(s).to_owned()))
+}
+
+/// Inserts statuses in one transaction; returns the (wamid, status) pairs
+/// that were new.
+async fn write_statuses(
+    db: &Db,
+    statuses: &[&StatusUpdate],
+    now: DateTime<Utc>,
+) -> Result<std::sync::Mutex<HashSet<(String, String)>>> {
+    const COLS: usize = 8;
+    let mut seen = HashSet::new();
+    let unique: Vec<&StatusUpdate> = statuses
+        .iter()
+        .filter(|s| seen.insert((s.wamid.as_str(), status_name(s))))
+        .copied()
+        .collect();
+    let mut fresh = HashSet::new();
+    let mut tx = db.begin().await?;
+    for chunk in unique.chunks(crate::store::rows_per_statement(db.backend(), COLS)) {
+        let sql = format!(
+            "INSERT INTO webhook_statuses (wamid, status, at, recipient, callback_data, error_code, error_title, created_at) \
+             VALUES {} ON CONFLICT (wamid, status) DO NOTHING RETURNING wamid, status",
+            values_placeholders(chunk.len(), COLS, 1)
+        );
+        let mut q = tx.query(&sql);
+        for s in chunk {
+            q = q
+                .bind(s.wamid.clone())
+                .bind(status_name(s).to_owned())
+                .bind(sane_instant(s.timestamp, now))
+                .bind(s.recipient.clone())
+                .bind(s.callback_data.clone())
+                .bind(s.error.as_ref().and_then(|e| e.code))
+                .bind(s.error.as_ref().and_then(|e| e.title.clone()))
+                .bind(now);
+        }
+        for r in q
+            .fetch_all(&mut tx)
+            .await
+            .context("failed to store statuses")?
+        {
+            fresh.insert((r.get::<String>("wamid")?, r.get::<String>("status")?));
+        }
+    }
+    tx.commit().await?;
+    Ok(std::sync::Mutex::new(fresh))
+}
+
+/// A sender-claimed instant within ten years before `now` and no later
+/// than `now`: what is stored and acted on. Timestamps are Meta's claim, and
+/// values near chrono's limits break date arithmetic (and PostgreSQL's
+/// range) while meaning nothing.
+fn sane_instant(t: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+    crate::time::truncate(t.clamp(now - chrono::Duration::days(3650), now))
+}
+
+/// The status as stored: the known name, else what Meta sent (lower case).
+fn status_name(s: &StatusUpdate) -> &str {
+    match s.status {
+        crate::webhook::DeliveryStatus::Unknown => s.raw_status.as_deref().unwrap_or("unknown"),
+        known => known.as_str(),
+    }
+}
+
+/// Applies a stored status to its outbox row through the delivery module
+/// (monotonic: a late `sent` never overwrites `read`; `message_delivered` /
+/// `message_read` / `message_failed` events), then marks it applied
+/// (`webhook_statuses.sunk_at`). A status that fails here stays stored with
+/// `sunk_at` empty. Returns whether an outbox row changed.
+pub async fn status_sink(db: &Db, status: &StatusUpdate) -> Result<bool> {
+    use crate::delivery::{record_status, MessageStatus, StatusUpdate as Settle};
+    use crate::webhook::DeliveryStatus;
+    let kind = match status.status {
+        DeliveryStatus::Sent => MessageStatus::Sent,
+        DeliveryStatus::Delivered => MessageStatus::Delivered,
+        DeliveryStatus::Read | DeliveryStatus::Played => MessageStatus::Read,
+        DeliveryStatus::Failed => MessageStatus::Failed,
+        // Kept in webhook_statuses for officers; nothing to settle.
+        DeliveryStatus::Unknown => return Ok(false),
+    };
+    let error = status.error.as_ref().and_then(|e| {
+        let title = e
+            .title
+            .clone()
+            .or_else(|| e.message.clone())
+            .unwrap_or_default();
+        e.code.map(|code| (code, title))
+    });
+    let changed = record_status(
+        db,
+        Settle {
+            wamid: status.wamid.clone(),
+            status: kind,
+            // The same clamp the stored row got: sender timestamps are untrusted.
+            timestamp: sane_instant(status.timestamp, crate::time::now()),
+            recipient: status.recipient.clone(),
+            callback_data: status
+                .callback_data
+                .as_deref()
+                .and_then(|c| c.trim().parse().ok()),
+            error,
+        },
+    )
+    .await?;
+    db.query("UPDATE webhook_statuses SET sunk_at = $1 WHERE wamid = $2 AND status = $3")
+        .bind(crate::time::now())
+        .bind(status.wamid.clone())
+        .bind(status_name(status).to_owned())
+        .execute(db)
+        .await
+        .context("failed to mark a status applied")?;
+    Ok(changed)
+}
+
+async fn store_other(
+    db: &Db,
+    kind: &str,
+    detail: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    db.query("INSERT INTO webhook_other (kind, detail, created_at) VALUES ($1, $2, $3)")
+        .bind(kind.to_owned())
+        .bind(detail.to_string())
+        .bind(now)
+        .execute(db)
+        .await
+        .context("failed to store a webhook event")?;
+    Ok(())
+}
+
+enum Inbound {
+    Duplicate,
+    Unmatched,
+    Handled,
+}
+
+/// What a reply asks for, before effects.
+#[derive(Debug, Clone)]
+pub(crate) struct Understood {
+    pub intent: Option<Intent>,
+    pub promised_date: Option<NaiveDate>,
+    /// Came from a button tap rather than typed text.
+    pub button: bool,
+}
+
+/// Classifies an inbound message: a button payload maps straight to its
+/// intent; text (or a caption) goes through `conversation::classify`.
+fn understand(m: &InboundMessage, tz: chrono_tz::Tz) -> (Understood, Option<i64>) {
+    if let Some((intent, case_id)) = m.payload().and_then(conversation::intent_for_button) {
+        return (
+            Understood {
+                intent: Some(intent),
+                promised_date: None,
+                button: true,
+            },
+            case_id,
+        );
+    }
+    if let Some(text) = m.text().filter(|t| !t.trim().is_empty()) {
+        let c = conversation::classify(text, m.timestamp, tz);
+        return (
+            Understood {
+                intent: Some(c.intent),
+                promised_date: c.promised_date,
+                button: false,
+            },
+            None,
+        );
+    }
+    let intent = match &m.kind {
+        MessageKind::Reaction { .. } => Some(Intent::Acknowledgement),
+        // A photo or file without a caption is often a transfer receipt:
+        // a person has to look at it.
+        MessageKind::Image(_)
+        | MessageKind::Document(_)
+        | MessageKind::Audio(_)
+        | MessageKind::Video(_) => Some(Intent::Unknown),
+        _ => None,
+    };
+    (
+        Understood {
+            intent,
+            promised_date: None,
+            button: false,
+        },
+        None,
+    )
+}
+
+/// The sender's employer and case: the case a button names when it is the
+/// sender's, else the employer's open case (an employer with an open case
+/// first when several share the number).
+async fn match_sender(
+    db: &Db,
+    wa_id: &str,
+    button_case: Option<i64>,
+) -> Result<Option<(i64, Option<i64>)>> {
+    if let Some(case_id) = button_case {
+        if let Some(r) = db
+            .query(
+                "SELECT c.employer_id, c.id FROM cases c JOIN employers e ON e.id = c.employer_id \
+                 WHERE c.id = $1 AND e.wa_id = $2 AND c.resolved_at IS NULL",
+            )
+            .bind(case_id)
+            .bind(wa_id.to_owned())
+            .fetch_optional(db)
+            .await
+            .context("failed to match the button's case")?
+        {
+            return Ok(Some((r.get("employer_id")?, Some(r.get("id")?))));
+        }
+    }
+    let r = db
+        .query(
+            "SELECT e.id, c.id AS case_id FROM employers e \
+             LEFT JOIN cases c ON c.employer_id = e.id AND c.resolved_at IS NULL \
+             WHERE e.wa_id = $1 ORDER BY (c.id IS NULL), e.id LIMIT 1",
+        )
+        .bind(wa_id.to_owned())
+        .fetch_optional(db)
+        .await
+        .context("failed to match the sender")?;
+    match r {
+        None => Ok(None),
+        Some(r) => Ok(Some((r.get("id")?, r.get("case_id")?))),
+    }
+}
+
+fn kind_name(k: &MessageKind) -> String {
+    match k {
+        MessageKind::Text { .. } => "text".into(),
+        MessageKind::Button { .. } => "button".into(),
+        MessageKind::ButtonReply { .. } => "button_reply".into(),
+        MessageKind::ListReply { .. } => "list_reply".into(),
+        MessageKind::Image(_) => "image".into(),
+        MessageKind::Document(_) => "document".into(),
+        MessageKind::Audio(_) => "audio".into(),
+        MessageKind::Video(_) => "video".into(),
+        MessageKind::Sticker(_) => "sticker".into(),
+        MessageKind::Location(_) => "location".into(),
+        MessageKind::Reaction { .. } => "reaction".into(),
+        MessageKind::System(_) => "system".into(),
+        MessageKind::Unsupported { .. } => "unsupported".into(),
+        MessageKind::Other { type_name } => {
+            format!("other:{}", type_name.as_deref().unwrap_or("unknown"))
+        }
+    }
+}
+
+async fn record_inbound(
+    db: &Db,
+    config: &Config,
+    m: &InboundMessage,
+    now: DateTime<Utc>,
+) -> Result<Inbound> {
+    // Meta's ids carry no '+'; an id that does not parse is still stored.
+    let wa_id = m.from.as_deref().map(|f| {
+        WaId::from_meta(f)
+            .map(|w| w.as_str().to_owned())
+            .unwrap_or_else(|_| f.to_owned())
+    });
+    let button_case = m
+        .payload()
+        .and_then(conversation::intent_for_button)
+        .and_then(|(_, c)| c);
+    let matched = match &wa_id {
+        Some(w) => match_sender(db, w, button_case).await?,
+        None => None,
+    };
+
+    // A payment link may need the provider's API: made before the write
+    // transaction so no lock is held across a network call.
+    let mut link: Option<Result<Option<PaymentLink>>> = None;
+    let mut understood = None;
+    if let Some((employer_id, case_id)) = matched {
+        let tz = employer_zone(db, employer_id).await?;
+        let mut sane = m.clone();
+        sane.timestamp = sane_instant(m.timestamp, now);
+        let (u, _) = understand(&sane, tz);
+        if u.intent == Some(Intent::PaymentLinkRequest) {
+            if let Some(case_id) = case_id {
+                if !already_stored(db, &m.wamid).await? {
+                    link = Some(match Provider::from_config(config) {
+                        Ok(provider) => {
+                            payments::ensure_link(db, config, &provider, case_id, now).await
+                        }
+                        Err(e) => Err(e),
+                    });
+                }
+            }
+        }
+        understood = Some((u, tz));
+    }
+
+    let mut tx = db.begin().await?;
+    let (intent, promised) = understood
+        .as_ref()
+        .map_or((None, None), |(u, _)| (u.intent, u.promised_date));
+    let inserted = tx
+        .query(
+            "INSERT INTO inbound_messages (wamid, wa_id, user_id, employer_id, case_id, kind, body, payload, context_wamid, intent, promised_date, received_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             ON CONFLICT (wamid) DO NOTHING RETURNING id",
+        )
+        .bind(m.wamid.clone())
+        .bind(wa_id.clone())
+        .bind(m.user_id.clone())
+        .bind(matched.map(|(e, _)| e))
+        .bind(matched.and_then(|(_, c)| c))
+        .bind(kind_name(&m.kind))
+        .bind(m.text().map(str::to_owned))
+        .bind(m.payload().map(str::to_owned))
+        .bind(m.context_id.clone())
+        .bind(intent.map(Intent::as_str))
+        .bind(promised)
+        .bind(sane_instant(m.timestamp, now))
+        .bind(now)
+        .fetch_optional(&mut tx)
+        .await
+        .context("failed to store an inbound message")?;
+    let Some(row) = inserted else {
+        tx.rollback().await?;
+        return Ok(Inbound::Duplicate);
+    };
+    let inbound_id: i64 = row.get("id")?;
+    let Some((employer_id, case_id)) = matched else {
+        tx.commit().await?;
+        let sender = wa_id
+            .as_deref()
+            .and_then(|w| WaId::from_meta(w).ok())
+            .map(|w| w.masked())
+            .unwrap_or_default();
+        tracing::info!(%sender, "reply from a number with no employer kept for officers");
+        return Ok(Inbound::Unmatched);
+    };
+    let (understood, _tz) = understood.expect("understood for every matched sender");
+    // The timestamp is the sender's claim: kept as sent, but acted on only
+    // within sane bounds (date arithmetic near chrono's limits panics).
+    let received_at = sane_instant(m.timestamp, now);
+    let reply = effects::Reply {
+        wamid: &m.wamid,
+        text: m.text(),
+        received_at: crate::time::truncate(received_at),
+        understood,
+        link,
+    };
+    match effects::apply(&mut tx, config, employer_id, case_id, &reply, now).await {
+        Ok(()) => tx.commit().await?,
+        Err(e) => {
+            // Nothing of the effects is kept, but the message is: an officer
+            // sees it with the reason, and Meta is not asked to redeliver.
+            tx.rollback().await?;
+            let reason = format!("{e:#}");
+            tracing::error!(error = %reason, inbound_id, "could not act on a reply");
+            db.query(
+                "INSERT INTO inbound_messages (wamid, wa_id, user_id, employer_id, case_id, kind, body, payload, context_wamid, intent, received_at, created_at, error) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (wamid) DO NOTHING",
+            )
+            .bind(m.wamid.clone())
+            .bind(wa_id)
+            .bind(m.user_id.clone())
+            .bind(employer_id)
+            .bind(case_id)
+            .bind(kind_name(&m.kind))
+            .bind(m.text().map(str::to_owned))
+            .bind(m.payload().map(str::to_owned))
+            .bind(m.context_id.clone())
+            .bind(intent.map(Intent::as_str))
+            .bind(sane_instant(m.timestamp, now))
+            .bind(now)
+            .bind(reason)
+            .execute(db)
+            .await
+            .context("failed to keep a reply whose effects failed")?;
+        }
+    }
+    Ok(Inbound::Handled)
+}
+
+async fn employer_zone(db: &Db, employer_id: i64) -> Result<chrono_tz::Tz> {
+    let zone: String = db
+        .query("SELECT timezone FROM employers WHERE id = $1")
+        .bind(employer_id)
+        .fetch_one(db)
+        .await
+        .context("failed to read the employer's zone")?
+        .get("timezone")?;
+    Ok(crate::config::parse_zone(&zone).unwrap_or(chrono_tz::Asia::Jakarta))
+}
+
+async fn already_stored(db: &Db, wamid: &str) -> Result<bool> {
+    Ok(db
+        .query("SELECT 1 AS one FROM inbound_messages WHERE wamid = $1")
+        .bind(wamid.to_owned())
+        .fetch_optional(db)
+        .await
+        .context("failed to check for a redelivered message")?
+        .is_some())
+}
+
+/// Replies from numbers no employer has, newest first, for officers.
+pub async fn unmatched(db: &Db, limit: i64) -> Result<Vec<serde_json::Value>> {
+    let rows = db
+        .query(
+            "SELECT id, wamid, wa_id, kind, body, payload, received_at FROM unmatched_inbound \
+             ORDER BY received_at DESC, id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(db)
+        .await
+        .context("failed to list unmatched replies")?;
+    rows.iter()
+        .map(|r| {
+            Ok(json!({
+                "id": r.get::<i64>("id")?,
+                "wamid": r.get::<String>("wamid")?,
+                "wa_id": r.get::<Option<String>>("wa_id")?,
+                "kind": r.get::<String>("kind")?,
+                "text": r.get::<Option<String>>("body")?,
+                "payload": r.get::<Option<String>>("payload")?,
+                "received_at": r.get::<DateTime<Utc>>("received_at")?,
+            }))
+        })
+        .collect()
+}

@@ -1,0 +1,1043 @@
+//! The webhook routes end to end, through the real router, on both
+//! backends: Meta's signed webhooks (handshake, signatures, redelivery,
+//! statuses, every reply's effect on the case) and the payment gateway's
+//! callback (one payment however often it is retried, exceptions kept for
+//! an officer).
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tower::ServiceExt;
+use wa_smile::config::Config;
+use wa_smile::http::{router, AppState};
+use wa_smile::scan::{self, ScanContext};
+use wa_smile::store::Db;
+use wa_smile::testing::{self, TestDb};
+use wa_smile::webhook::sign;
+
+const SECRET: &str = "app-secret-for-tests";
+const VERIFY: &str = "verify-me";
+const CALLBACK: &str = "callback-token";
+const PHONE: &str = "6281234567890";
+
+struct App {
+    t: TestDb,
+    config: Arc<Config>,
+    router: Router,
+}
+
+impl App {
+    fn db(&self) -> &Db {
+        &self.t.db
+    }
+}
+
+fn config_with(extra: &[(&str, &str)]) -> Config {
+    let mut env = vec![
+        (
+            "WA_SMILE__WHATSAPP__APP_SECRET".to_owned(),
+            SECRET.to_owned(),
+        ),
+        (
+            "WA_SMILE__WHATSAPP__VERIFY_TOKEN".to_owned(),
+            VERIFY.to_owned(),
+        ),
+        (
+            "WA_SMILE__PAYMENTS__CALLBACK_TOKEN".to_owned(),
+            CALLBACK.to_owned(),
+        ),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Config::from_sources(None, env).unwrap()
+}
+
+fn app_on(t: TestDb, config: Config) -> App {
+    let config = Arc::new(config);
+    let router = router(AppState {
+        db: t.db.clone(),
+        config: config.clone(),
+    });
+    App { t, config, router }
+}
+
+async fn apps() -> Vec<App> {
+    testing::all()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| app_on(t, config_with(&[])))
+        .collect()
+}
+
+async fn send(app: &App, req: Request<Body>) -> (StatusCode, String) {
+    let resp = app.router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+async fn post_signed(app: &App, body: &[u8]) -> StatusCode {
+    let req = Request::post("/webhooks/whatsapp")
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", sign(SECRET.as_bytes(), body))
+        .body(Body::from(body.to_vec()))
+        .unwrap();
+    send(app, req).await.0
+}
+
+async fn post_json(app: &App, body: &Value) -> StatusCode {
+    post_signed(app, body.to_string().as_bytes()).await
+}
+
+fn envelope(value: Value) -> Value {
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [
+        {"field": "messages", "value": value}
+    ]}]})
+}
+
+fn message(wamid: &str, from: &str, at: DateTime<Utc>, body: Value) -> Value {
+    let mut m = json!({"from": from, "id": wamid, "timestamp": at.timestamp().to_string()});
+    for (k, v) in body.as_object().unwrap() {
+        m[k] = v.clone();
+    }
+    envelope(json!({
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "6281100000000", "phone_number_id": "PNID"},
+        "contacts": [{"profile": {"name": "Sari"}, "wa_id": from}],
+        "messages": [m],
+    }))
+}
+
+fn text(wamid: &str, t: &str) -> Value {
+    message(
+        wamid,
+        PHONE,
+        Utc::now(),
+        json!({"type": "text", "text": {"body": t}}),
+    )
+}
+
+fn button(wamid: &str, payload: &str) -> Value {
+    message(
+        wamid,
+        PHONE,
+        Utc::now(),
+        json!({"type": "button", "button": {"payload": payload, "text": "tap"}}),
+    )
+}
+
+fn status(wamid: &str, s: &str) -> Value {
+    envelope(json!({
+        "messaging_product": "whatsapp",
+        "metadata": {"phone_number_id": "PNID"},
+        "statuses": [{"id": wamid, "status": s, "timestamp": Utc::now().timestamp().to_string(),
+                      "recipient_id": PHONE, "biz_opaque_callback_data": "1"}],
+    }))
+}
+
+/// An employer with two overdue bills (Rp1.500.000 each, 10 and 40 days
+/// late... the oldest sets the stage) and the case the scan opens for it.
+async fn seeded(app: &App) -> (i64, i64) {
+    let db = app.db();
+    let now = Utc::now();
+    let employer: i64 = db
+        .query(
+            "INSERT INTO employers (npp, name, branch, wa_id, contact_name, timezone, created_at, updated_at) \
+             VALUES ('12345678', 'PT Maju Jaya', 'PKU', $1, 'Ibu Sari', 'Asia/Jakarta', $2, $2) RETURNING id",
+        )
+        .bind(PHONE.to_owned())
+        .bind(now - Duration::days(90))
+        .fetch_one(db)
+        .await
+        .unwrap()
+        .get("id")
+        .unwrap();
+    let today = now.date_naive();
+    for (period, days) in [("2025-01", 12), ("2025-02", 9)] {
+        db.query(
+            "INSERT INTO bills (employer_id, period, amount_minor, due_date, created_at, updated_at) \
+             VALUES ($1, $2, 150000000, $3, $4, $4)",
+        )
+        .bind(employer)
+        .bind(period.to_owned())
+        .bind(today - Duration::days(days))
+        .bind(now - Duration::days(60))
+        .execute(db)
+        .await
+        .unwrap();
+    }
+    let ctx = ScanContext::from_config(&app.config).unwrap();
+    scan::run(db, &ctx, now).await.unwrap();
+    let case_id: i64 = db
+        .query("SELECT id FROM cases WHERE employer_id = $1")
+        .bind(employer)
+        .fetch_one(db)
+        .await
+        .unwrap()
+        .get("id")
+        .unwrap();
+    (employer, case_id)
+}
+
+async fn count(db: &Db, sql: &str) -> i64 {
+    db.query(sql).fetch_one(db).await.unwrap().get("n").unwrap()
+}
+
+async fn count_for(db: &Db, sql: &str, id: i64) -> i64 {
+    db.query(sql)
+        .bind(id)
+        .fetch_one(db)
+        .await
+        .unwrap()
+        .get("n")
+        .unwrap()
+}
+
+async fn events(db: &Db, case_id: i64) -> Vec<(String, Value)> {
+    wa_smile::case_log::for_case(db, case_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.kind, e.data))
+        .collect()
+}
+
+async fn kinds(db: &Db, case_id: i64) -> Vec<String> {
+    events(db, case_id).await.into_iter().map(|e| e.0).collect()
+}
+
+async fn case_row(db: &Db, case_id: i64) -> (String, Option<NaiveDate>, Option<DateTime<Utc>>) {
+    let r = db
+        .query("SELECT status, promised_date, paused_until FROM cases WHERE id = $1")
+        .bind(case_id)
+        .fetch_one(db)
+        .await
+        .unwrap();
+    (
+        r.get("status").unwrap(),
+        r.get("promised_date").unwrap(),
+        r.get("paused_until").unwrap(),
+    )
+}
+
+/// The auto-replies queued for the case: (message, kind, body).
+async fn replies(db: &Db, employer_id: i64) -> Vec<(String, String, Value)> {
+    db.query(
+        "SELECT message, kind, body FROM outbox WHERE employer_id = $1 \
+         AND idempotency_key NOT LIKE 'case:%:stage:%' AND state = 'queued' ORDER BY id",
+    )
+    .bind(employer_id)
+    .fetch_all(db)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        let body: String = r.get("body").unwrap();
+        (
+            r.get("message").unwrap(),
+            r.get("kind").unwrap(),
+            serde_json::from_str(&body).unwrap(),
+        )
+    })
+    .collect()
+}
+
+fn names(r: &[(String, String, Value)]) -> Vec<&str> {
+    r.iter().map(|x| x.0.as_str()).collect()
+}
+
+#[tokio::test]
+async fn the_verification_handshake_echoes_the_challenge_only_for_the_right_token() {
+    for app in apps().await {
+        let get = |q: &str| {
+            Request::get(format!("/webhooks/whatsapp?{q}"))
+                .body(Body::empty())
+                .unwrap()
+        };
+        let (s, body) = send(
+            &app,
+            get("hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1158201444"),
+        )
+        .await;
+        assert_eq!((s, body.as_str()), (StatusCode::OK, "1158201444"));
+        let (s, _) = send(
+            &app,
+            get("hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1"),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let (s, _) = send(&app, get("hub.verify_token=verify-me&hub.challenge=1")).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+}
+
+#[tokio::test]
+async fn unsigned_or_badly_signed_webhooks_are_rejected_and_record_nothing() {
+    for app in apps().await {
+        let body = status("wamid.A", "delivered").to_string();
+        let unsigned = Request::post("/webhooks/whatsapp")
+            .body(Body::from(body.clone()))
+            .unwrap();
+        assert_eq!(send(&app, unsigned).await.0, StatusCode::UNAUTHORIZED);
+        let wrong = Request::post("/webhooks/whatsapp")
+            .header(
+                "x-hub-signature-256",
+                sign(b"another secret", body.as_bytes()),
+            )
+            .body(Body::from(body.clone()))
+            .unwrap();
+        assert_eq!(send(&app, wrong).await.0, StatusCode::UNAUTHORIZED);
+        let garbage = Request::post("/webhooks/whatsapp")
+            .header("x-hub-signature-256", "sha256=zz")
+            .body(Body::from(text("wamid.B", "halo").to_string()))
+            .unwrap();
+        assert_eq!(send(&app, garbage).await.0, StatusCode::UNAUTHORIZED);
+        let db = app.db();
+        assert_eq!(
+            count(db, "SELECT COUNT(*) AS n FROM webhook_statuses").await,
+            0
+        );
+        assert_eq!(
+            count(db, "SELECT COUNT(*) AS n FROM inbound_messages").await,
+            0
+        );
+    }
+}
+
+#[tokio::test]
+async fn signed_bodies_that_are_not_json_objects_get_400_and_oversized_bodies_413() {
+    for app in apps().await {
+        assert_eq!(
+            post_signed(&app, b"{not json").await,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(post_signed(&app, b"[1,2,3]").await, StatusCode::BAD_REQUEST);
+        let huge = vec![b' '; 10 * 1024 * 1024];
+        assert_eq!(
+            post_signed(&app, &huge).await,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        // Unknown fields and event types are fine.
+        let odd = json!({"object": "whatsapp_business_account", "entry": [{"changes": [
+            {"field": "account_update", "value": {"event": "X"}}]}], "new": true});
+        assert_eq!(post_json(&app, &odd).await, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn statuses_are_stored_once_per_message_and_status() {
+    for app in apps().await {
+        for _ in 0..3 {
+            assert_eq!(
+                post_json(&app, &status("wamid.S1", "delivered")).await,
+                StatusCode::OK
+            );
+        }
+        assert_eq!(
+            post_json(&app, &status("wamid.S1", "read")).await,
+            StatusCode::OK
+        );
+        // One batch naming the same status twice.
+        let mut batch = status("wamid.S2", "sent");
+        let s = batch["entry"][0]["changes"][0]["value"]["statuses"][0].clone();
+        batch["entry"][0]["changes"][0]["value"]["statuses"] = json!([s.clone(), s]);
+        assert_eq!(post_json(&app, &batch).await, StatusCode::OK);
+        assert_eq!(
+            count(app.db(), "SELECT COUNT(*) AS n FROM webhook_statuses").await,
+            3,
+            "{}",
+            app.t.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_redelivered_reply_is_recorded_and_acted_on_once() {
+    for app in apps().await {
+        let (employer, case_id) = seeded(&app).await;
+        let body = text("wamid.R1", "berapa total tunggakan kami?");
+        for _ in 0..3 {
+            assert_eq!(post_json(&app, &body).await, StatusCode::OK);
+        }
+        let db = app.db();
+        assert_eq!(
+            count(db, "SELECT COUNT(*) AS n FROM inbound_messages").await,
+            1
+        );
+        let k = kinds(db, case_id).await;
+        assert_eq!(k.iter().filter(|k| *k == "reply_received").count(), 1);
+        let r = replies(db, employer).await;
+        assert_eq!(names(&r), ["amount_breakdown"], "{}", app.t.name);
+        assert_eq!(r[0].2["in_reply_to"], "wamid.R1");
+        let last: Option<DateTime<Utc>> = db
+            .query("SELECT last_inbound_at FROM cases WHERE id = $1")
+            .bind(case_id)
+            .fetch_one(db)
+            .await
+            .unwrap()
+            .get("last_inbound_at")
+            .unwrap();
+        assert!(last.is_some(), "the reply opens the 24-hour window");
+    }
+}
+
+#[tokio::test]
+async fn a_reply_from_an_unknown_number_is_kept_for_officers() {
+    for app in apps().await {
+        let body = message(
+            "wamid.U1",
+            "6289999999999",
+            Utc::now(),
+            json!({"type": "text", "text": {"body": "ini siapa ya?"}}),
+        );
+        assert_eq!(post_json(&app, &body).await, StatusCode::OK);
+        let list = wa_smile::replies::unmatched(app.db(), 10).await.unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0]["wamid"], "wamid.U1");
+        assert_eq!(list[0]["text"], "ini siapa ya?");
+    }
+}
+
+#[tokio::test]
+async fn a_dated_promise_pauses_reminders_and_is_confirmed_in_words() {
+    for app in apps().await {
+        let (employer, case_id) = seeded(&app).await;
+        assert_eq!(
+            post_json(&app, &text("wamid.P1", "besok kami bayar")).await,
+            StatusCode::OK
+        );
+        let db = app.db();
+        let tomorrow = (Utc::now() + Duration::hours(7))
+            .date_naive()
+            .succ_opt()
+            .unwrap();
+        let (status, promised, _) = case_row(db, case_id).await;
+        assert_eq!((status.as_str(), promised), ("promised", Some(tomorrow)));
+        let ev = events(db, case_id).await;
+        let reply = ev.iter().find(|e| e.0 == "reply_received").unwrap();
+        assert_eq!(reply.1["intent"], "promise_to_pay");
+        assert_eq!(reply.1["wamid"], "wamid.P1");
+        let promise = ev.iter().find(|e| e.0 == "promise_to_pay").unwrap();
+        assert_eq!(promise.1["promised_date"], tomorrow.to_string());
+        let r = replies(db, employer).await;
+        assert_eq!(names(&r), ["promise_confirmed"]);
+        assert_eq!(r[0].1, "interactive");
+        // Queued stage reminders are cancelled with a reason.
+        assert_eq!(
+            count_for(db, "SELECT COUNT(*) AS n FROM outbox WHERE case_id = $1 AND state = 'queued' AND idempotency_key LIKE 'case:%:stage:%'", case_id).await,
+            0
+        );
+
+        // The scan keeps quiet until the day, and the day after it the
+        // promise is broken: an officer looks, reminders resume.
+        let ctx = ScanContext::from_config(&app.config).unwrap();
+        scan::run(db, &ctx, Utc::now()).await.unwrap();
+        assert_eq!(case_row(db, case_id).await.0, "promised");
+        scan::run(db, &ctx, Utc::now() + Duration::days(3))
+            .await
+            .unwrap();
+        assert_eq!(case_row(db, case_id).await.0, "needs_officer");
+        assert!(kinds(db, case_id)
+            .await
+            .contains(&"promise_broken".to_owned()));
+    }
+}
+
+#[tokio::test]
+async fn a_promise_beyond_the_horizon_goes_to_an_officer() {
+    for app in apps().await {
+        let (employer, case_id) = seeded(&app).await;
+        post_json(&app, &text("wamid.H1", "kami bayar 3 bulan lagi")).await;
+        let db = app.db();
+        assert_eq!(case_row(db, case_id).await.0, "needs_officer");
+        let k = kinds(db, case_id).await;
+        assert!(!k.contains(&"promise_to_pay".to_owned()));
+        assert!(k.contains(&"officer_requested".to_owned()));
+        assert_eq!(
+            names(&replies(db, employer).await),
+            ["officer_will_contact"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_promise_without_a_date_asks_for_one_and_records_it_when_given() {
+    for app in apps().await {
+        let (employer, case_id) = seeded(&app).await;
+        post_json(&app, &text("wamid.D1", "nanti kami bayar")).await;
+        let db = app.db();
+        assert!(!kinds(db, case_id)
+            .await
+            .contains(&"promise_to_pay".to_owned()));
+        assert_eq!(case_row(db, case_id).await.0, "open");
+        assert_eq!(names(&replies(db, employer).await), ["ask_promise_date"]);
+        post_json(&app, &text("wamid.D2", "besok")).await;
+        let k = kinds(db, case_id).await;
+        assert_eq!(k.iter().filter(|k| *k == "promise_to_pay").count(), 1);
+        assert_eq!(case_row(db, case_id).await.0, "promised");
+    }
+}
+
+#[tokio::test]
+async fn already_paid_pauses_reminders_then_an_officer_looks() {
+    for app in apps().await {
+        let (employer, case_id) = seeded(&app).await;
+        let payload = format!("PAID:{case_id}");
+        assert_eq!(
+            post_json(&app, &button("wamid.C1", &payload)).await,
+            StatusCode::OK
+        );
+        let db = app.db();
+        let (status, _, paused) = case_row(db, case_id).await;
+        assert_eq!(status, "open");
+        let paused = paused.expect("paused until");
+        assert!(paused > Utc::now() + Duration::days(2) && paused < Utc::now() + Duration::days(8));
+        assert!(kinds(db, case_id)
+            .await
+            .contains(&"payment_claimed".to_owned()));
+        assert_eq!(names(&replies(db, employer).await), ["payment_claim_ack"]);
+
+        let ctx = ScanContext::from_config(&app.config).unwrap();
+        scan::run(db, &ctx, Utc::now() + Duration::days(1))
+            .await
+            .unwrap();
+        assert_eq!(case_row(db, case_id).await.0, "open");
+        scan::run(db, &ctx, Utc::now() + Duration::days(10))
+            .await
+            .unwrap();
+        assert_eq!(case_row(db, case_id).await.0, "needs_officer");
+        let ev = events(db, case_id).await;
+        assert!(ev
+            .iter()
+            .any(|e| e.0 == "officer_requested" && e.1["reason"] == "payment_claim_unconfirmed"));
+    }
+}
+
+#[tokio::test]
+async fn officer_intents_hand_the_case_over_with_an_honest_holding_reply() {
+    for app in apps().await {
+        let (employer, case_id) = seeded(&app).await;
+        post_json(
+            &app,
+            &text(
+                "wamid.O1",
+                "tagihan ini salah, kami sudah tidak punya karyawan",
+            ),
+        )
+        .await;
+        post_json(&app, &text("wamid.O2", "kami mau cicil")).await;
+        let db = app.db();
+        assert_eq!(case_row(db, case_id).await.0, "needs_officer");
+        let k = kinds(db, case_id).await;
+        assert!(k.contains(&"dispute_raised".to_owned()));
+        assert!(k.contains(&"installment_requested".to_owned()));
+        // One holding reply a day, not one per line.
+        assert_eq!(
+            names(&replies(db, employer).await),
+            ["officer_will_contact"]
+        );
+        post_json(&app, &text("wamid.O3", "ok terima kasih")).await;
+        assert_eq!(
+            kinds(db, case_id).await.last().map(String::as_str),
+            Some("reply_received")
+        );
+    }
+}
+
+#[tokio::test]
+async fn opting_out_is_confirmed_once_and_silences_the_number() {
+    for app in apps().await {
+        let (employer, case_id) = seeded(&app).await;
+        post_json(&app, &text("wamid.X1", "stop")).await;
+        post_json(&app, &button("wamid.X2", "STOP")).await;
+        post_json(&app, &text("wamid.X3", "berapa total tunggakan kami?")).await;
+        let db = app.db();
+        assert_eq!(names(&replies(db, employer).await), ["opt_out_confirmed"]);
+        assert_eq!(
+            count_for(
+                db,
+                "SELECT COUNT(*) AS n FROM employers WHERE id = $1 AND opted_out_at IS NOT NULL",
+                employer
+            )
+            .await,
+            1
+        );
+        let k = kinds(db, case_id).await;
+        assert_eq!(k.iter().filter(|k| *k == "opted_out").count(), 1);
+        assert_eq!(case_row(db, case_id).await.0, "needs_officer");
+        // The scan keeps the number quiet and says why.
+        let ctx = ScanContext::from_config(&app.config).unwrap();
+        scan::run(db, &ctx, Utc::now() + Duration::days(8))
+            .await
+            .unwrap();
+        let quiet: Option<String> = db
+            .query("SELECT quiet_reason FROM cases WHERE id = $1")
+            .bind(case_id)
+            .fetch_one(db)
+            .await
+            .unwrap()
+            .get("quiet_reason")
+            .unwrap();
+        assert_eq!(quiet.as_deref(), Some("opted_out"));
+        assert_eq!(
+            count_for(db, "SELECT COUNT(*) AS n FROM outbox WHERE employer_id = $1 AND state = 'queued' AND message <> 'opt_out_confirmed'", employer).await,
+            0
+        );
+    }
+}
+
+#[tokio::test]
+async fn opting_out_silences_every_employer_on_the_number() {
+    for app in apps().await {
+        let (employer, _) = seeded(&app).await;
+        let db = app.db();
+        let other: i64 = db
+            .query(
+                "INSERT INTO employers (npp, name, branch, wa_id, contact_name, timezone, created_at, updated_at) \
+                 VALUES ('87654321', 'PT Saudara', 'PKU', $1, '', 'Asia/Jakarta', $2, $2) RETURNING id",
+            )
+            .bind(PHONE.to_owned())
+            .bind(Utc::now())
+            .fetch_one(db)
+            .await
+            .unwrap()
+            .get("id")
+            .unwrap();
+        post_json(&app, &text("wamid.Y1", "jangan kirim lagi")).await;
+        for id in [employer, other] {
+            assert_eq!(
+                count_for(db, "SELECT COUNT(*) AS n FROM employers WHERE id = $1 AND opted_out_at IS NOT NULL", id).await,
+                1
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_number_marks_the_contact_invalid_and_gets_no_reply() {
+    for app in apps().await {
+        let (employer, case_id) = seeded(&app).await;
+        post_json(
+            &app,
+            &text("wamid.W1", "salah nomor, ini bukan kantor PT itu"),
+        )
+        .await;
+        let db = app.db();
+        assert_eq!(
+            count_for(db, "SELECT COUNT(*) AS n FROM employers WHERE id = $1 AND contact_invalid_at IS NOT NULL", employer).await,
+            1
+        );
+        assert!(kinds(db, case_id)
+            .await
+            .contains(&"wrong_number".to_owned()));
+        assert_eq!(case_row(db, case_id).await.0, "needs_officer");
+        assert!(replies(db, employer).await.is_empty());
+    }
+}
+
+async fn callback(app: &App, token: Option<&str>, body: &Value) -> (StatusCode, String) {
+    let mut req = Request::post("/webhooks/payments").header("content-type", "application/json");
+    if let Some(t) = token {
+        req = req.header("x-callback-token", t);
+    }
+    send(app, req.body(Body::from(body.to_string())).unwrap()).await
+}
+
+async fn link_for(app: &App, employer: i64, case_id: i64, wamid: &str) -> (String, String) {
+    let payload = format!("PAY_LINK:{case_id}");
+    assert_eq!(
+        post_json(app, &button(wamid, &payload)).await,
+        StatusCode::OK
+    );
+    let db = app.db();
+    let r = db
+        .query("SELECT reference, url FROM payment_links WHERE case_id = $1 ORDER BY id DESC")
+        .bind(case_id)
+        .fetch_one(db)
+        .await
+        .unwrap();
+    let sent = replies(db, employer).await;
+    assert!(names(&sent).contains(&"payment_link"));
+    (r.get("reference").unwrap(), r.get("url").unwrap())
+}
+
+#[tokio::test]
+async fn a_payment_link_is_sent_and_its_callback_pays_resolves_and_thanks_once() {
+    for app in apps().await {
+        let (employer, case_id) = seeded(&app).await;
+        let (reference, url) = link_for(&app, employer, case_id, "wamid.L1").await;
+        assert_eq!(
+            url,
+            format!("https://bayar.example/iuran/12345678?ref={reference}")
+        );
+        let db = app.db();
+        let sent = events(db, case_id).await;
+        let ev = sent.iter().find(|e| e.0 == "payment_link_sent").unwrap();
+        assert_eq!(ev.1["reference"], reference.as_str());
+        let body = &replies(db, employer).await[0].2;
+        assert!(
+            body.to_string().contains(&url),
+            "the link is in the message"
+        );
+        // Asking again reuses the unexpired link.
+        let (again, _) = link_for(&app, employer, case_id, "wamid.L2").await;
+        assert_eq!(again, reference);
+
+        let paid = json!({"id": "inv-1", "external_id": reference, "status": "PAID",
+                          "paid_amount": 3000000, "paid_at": Utc::now().to_rfc3339()});
+        assert_eq!(
+            callback(&app, Some("nope"), &paid).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            callback(&app, None, &paid).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(count(db, "SELECT COUNT(*) AS n FROM payments").await, 0);
+        for _ in 0..2 {
+            assert_eq!(
+                callback(&app, Some(CALLBACK), &paid).await.0,
+                StatusCode::OK
+            );
+        }
+        assert_eq!(
+            count(
+                db,
+                "SELECT COUNT(*) AS n FROM payments WHERE source = 'callback'"
+            )
+            .await,
+            2,
+            "one payment per bill the link covered"
+        );
+        assert_eq!(
+            count_for(
+                db,
+                "SELECT COUNT(*) AS n FROM bills WHERE employer_id = $1 AND settled_at IS NULL",
+                employer
+            )
+            .await,
+            0
+        );
+        let k = kinds(db, case_id).await;
+        assert_eq!(k.iter().filter(|k| *k == "payment_received").count(), 2);
+        assert!(k.contains(&"case_resolved".to_owned()));
+        assert_eq!(case_row(db, case_id).await.0, "resolved");
+        assert_eq!(names(&replies(db, employer).await), ["payment_thanks"]);
+    }
+}
+
+#[tokio::test]
+async fn a_kept_promise_is_recorded_when_the_payment_arrives_in_time() {
+    for app in apps().await {
+        let (employer, case_id) = seeded(&app).await;
+        post_json(&app, &text("wamid.K1", "besok kami bayar")).await;
+        let (reference, _) = link_for(&app, employer, case_id, "wamid.K2").await;
+        let paid = json!({"external_id": reference, "status": "PAID", "paid_amount": "3000000.00"});
+        assert_eq!(
+            callback(&app, Some(CALLBACK), &paid).await.0,
+            StatusCode::OK
+        );
+        let k = kinds(app.db(), case_id).await;
+        let kept = k
+            .iter()
+            .position(|k| k == "promise_kept")
+            .expect("promise kept");
+        let resolved = k.iter().position(|k| k == "case_resolved").unwrap();
+        assert!(kept < resolved);
+    }
+}
+
+#[tokio::test]
+async fn mismatched_amounts_and_unknown_references_are_kept_for_an_officer() {
+    for app in apps().await {
+        let (employer, case_id) = seeded(&app).await;
+        let (reference, _) = link_for(&app, employer, case_id, "wamid.M1").await;
+        let short = json!({"external_id": reference, "status": "PAID", "paid_amount": 1000000});
+        assert_eq!(
+            callback(&app, Some(CALLBACK), &short).await.0,
+            StatusCode::OK
+        );
+        let unknown = json!({"external_id": "NOT-OURS-1", "status": "PAID", "paid_amount": 5});
+        assert_eq!(
+            callback(&app, Some(CALLBACK), &unknown).await.0,
+            StatusCode::OK
+        );
+        let db = app.db();
+        assert_eq!(count(db, "SELECT COUNT(*) AS n FROM payments").await, 0);
+        assert_eq!(
+            count(
+                db,
+                "SELECT COUNT(*) AS n FROM payment_exceptions WHERE reason = 'amount_mismatch'"
+            )
+            .await,
+            1
+        );
+        assert_eq!(
+            count(
+                db,
+                "SELECT COUNT(*) AS n FROM payment_exceptions WHERE reason = 'unknown_reference'"
+            )
+            .await,
+            1
+        );
+        assert_eq!(case_row(db, case_id).await.0, "needs_officer");
+        let ev = events(db, case_id).await;
+        assert!(ev
+            .iter()
+            .any(|e| e.0 == "officer_requested" && e.1["reason"] == "payment_amount_mismatch"));
+        assert_eq!(
+            callback(&app, Some(CALLBACK), &json!({"status": "PAID"}))
+                .await
+                .0,
+            StatusCode::BAD_REQUEST
+        );
+    }
+}
+
+#[tokio::test]
+async fn xendit_links_are_invoices_created_over_http() {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/invoices"))
+        // base64("xnd_test_key:")
+        .and(header("authorization", "Basic eG5kX3Rlc3Rfa2V5Og=="))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "inv-42", "invoice_url": "https://checkout.xendit.co/web/inv-42",
+            "expiry_date": (Utc::now() + Duration::hours(24)).to_rfc3339(),
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let base = server.uri();
+    let config = config_with(&[
+        ("WA_SMILE__PAYMENTS__PROVIDER", "xendit"),
+        ("WA_SMILE__PAYMENTS__XENDIT_API_BASE", base.as_str()),
+        ("WA_SMILE__PAYMENTS__XENDIT_SECRET_KEY", "xnd_test_key"),
+    ]);
+    let app = app_on(testing::sqlite().await.unwrap(), config);
+    let (employer, case_id) = seeded(&app).await;
+    let (reference, url) = link_for(&app, employer, case_id, "wamid.XL1").await;
+    assert_eq!(url, "https://checkout.xendit.co/web/inv-42");
+    let (again, _) = link_for(&app, employer, case_id, "wamid.XL2").await;
+    assert_eq!(again, reference, "an unexpired invoice is reused");
+    let requests = server.received_requests().await.unwrap();
+    let sent: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(sent["external_id"], reference.as_str());
+    assert_eq!(sent["amount"], 3000000);
+}
+
+#[tokio::test]
+async fn the_payments_import_path_resolves_cases_too() {
+    for app in apps().await {
+        let (employer, case_id) = seeded(&app).await;
+        let db = app.db();
+        let mut tx = db.begin().await.unwrap();
+        let payments: Vec<_> = ["2025-01", "2025-02"]
+            .iter()
+            .map(|p| wa_smile::ledger::NewPayment {
+                employer_id: employer,
+                period: wa_smile::domain::Period::parse(p).unwrap(),
+                amount: wa_smile::domain::Money::from_minor(150000000),
+                paid_at: Utc::now(),
+                reference: format!("SMILE-{p}"),
+            })
+            .collect();
+        wa_smile::ledger::record_payments(&mut tx, &payments, "import", "test", Utc::now())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(case_row(db, case_id).await.0, "resolved");
+    }
+}
+
+#[tokio::test]
+async fn replies_with_absurd_timestamps_are_stored_without_harm() {
+    for app in apps().await {
+        let (_, case_id) = seeded(&app).await;
+        for (i, ts) in ["8000000000000", "-8000000000000", "0", "4102444800"]
+            .iter()
+            .enumerate()
+        {
+            let mut body = text(&format!("wamid.T{i}"), "kami bayar besok");
+            body["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = json!(ts);
+            assert_eq!(
+                post_json(&app, &body).await,
+                StatusCode::OK,
+                "{ts} on {}",
+                app.t.name
+            );
+        }
+        assert_eq!(
+            count(app.db(), "SELECT COUNT(*) AS n FROM inbound_messages").await,
+            4
+        );
+        assert!(kinds(app.db(), case_id)
+            .await
+            .contains(&"reply_received".to_owned()));
+    }
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            "[a-z0-9 ._:+-]{0,12}".prop_map(Value::from),
+            prop_oneof![
+                Just("messages"),
+                Just("statuses"),
+                Just("entry"),
+                Just("changes"),
+                Just("value"),
+                Just("text"),
+                Just("button"),
+                Just("interactive"),
+                Just("1700000000"),
+                Just(PHONE),
+                Just("delivered"),
+                Just("STOP"),
+                Just("PAY_LINK:1")
+            ]
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(5, 64, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("object".to_owned()),
+                        Just("entry".to_owned()),
+                        Just("changes".to_owned()),
+                        Just("field".to_owned()),
+                        Just("value".to_owned()),
+                        Just("messages".to_owned()),
+                        Just("statuses".to_owned()),
+                        Just("contacts".to_owned()),
+                        Just("id".to_owned()),
+                        Just("from".to_owned()),
+                        Just("timestamp".to_owned()),
+                        Just("type".to_owned()),
+                        Just("text".to_owned()),
+                        Just("body".to_owned()),
+                        Just("status".to_owned()),
+                        Just("button".to_owned()),
+                        Just("payload".to_owned()),
+                        Just("errors".to_owned()),
+                        "[a-z_]{1,8}",
+                    ],
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn runtime() -> &'static (tokio::runtime::Runtime, App) {
+        static RT: std::sync::OnceLock<(tokio::runtime::Runtime, App)> = std::sync::OnceLock::new();
+        RT.get_or_init(|| {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let app = rt.block_on(async {
+                let app = app_on(testing::sqlite().await.unwrap(), config_with(&[]));
+                seeded(&app).await;
+                app
+            });
+            (rt, app)
+        })
+    }
+
+    fn assert_no_server_error(body: Vec<u8>) -> Result<(), TestCaseError> {
+        let (rt, app) = runtime();
+        let status = rt.block_on(post_signed(app, &body));
+        prop_assert!(!status.is_server_error(), "got {status}");
+        prop_assert!(
+            status == StatusCode::OK || status == StatusCode::BAD_REQUEST,
+            "got {status}"
+        );
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_signed_bytes_never_cause_a_server_error(body in prop::collection::vec(any::<u8>(), 0..512)) {
+            assert_no_server_error(body)?;
+        }
+
+        #[test]
+        fn arbitrary_signed_json_never_causes_a_server_error(v in arb_json()) {
+            assert_no_server_error(v.to_string().into_bytes())?;
+        }
+
+        #[test]
+        fn arbitrary_message_shapes_never_cause_a_server_error(m in arb_json(), id in "[a-z0-9.]{1,10}") {
+            let mut msg = json!({"from": PHONE, "id": format!("wamid.{id}"), "timestamp": Utc::now().timestamp().to_string()});
+            if let Value::Object(o) = m {
+                for (k, v) in o { msg[k] = v; }
+            }
+            let body = envelope(json!({"messages": [msg], "statuses": [msg.clone()]}));
+            assert_no_server_error(body.to_string().into_bytes())?;
+        }
+    }
+}
+
+#[test]
+fn classify_prints_what_the_webhook_would_make_of_a_reply() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wa-smile"))
+            .args(args)
+            .env_remove("WA_SMILE_CONFIG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let v = run(&[
+        "classify",
+        "--at",
+        "2026-03-03T03:00:00Z",
+        "besok kami bayar",
+    ]);
+    assert_eq!(
+        v,
+        json!({"intent": "promise_to_pay", "promised_date": "2026-03-04"})
+    );
+    let v = run(&[
+        "classify",
+        "--at",
+        "2026-03-03T16:30:00Z",
+        "--timezone",
+        "Asia/Jayapura",
+        "stop",
+    ]);
+    assert_eq!(v, json!({"intent": "opt_out", "promised_date": null}));
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_wa-smile"))
+        .args(["classify", "--timezone", "Mars/Base", "halo"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
