@@ -649,6 +649,20 @@ impl Pass<'_> {
         as_template: bool,
     ) -> Result<(MessageContent, &'static str), String> {
         let body: serde_json::Value = serde_json::from_str(&row.body).unwrap_or(json!({}));
+        // A reply queued finished (a confirmation with the promised date, a
+        // payment link) is sent exactly as queued — re-rendering it from the
+        // case could lose what the reply carried. Once the 24-hour window has
+        // closed, only a template may go, so free-form content falls through
+        // to the catalog's template form below.
+        if let Some(queued) = body
+            .get("content")
+            .and_then(|c| serde_json::from_value::<MessageContent>(c.clone()).ok())
+        {
+            if !as_template || matches!(queued, MessageContent::Template { .. }) {
+                let kind = queued.kind();
+                return Ok((queued, kind));
+            }
+        }
         // Literal text queued as such (`{"text": …}`), or, for a row with no
         // case to render from, the `content` it was queued with.
         let literal = body.get("text").and_then(|t| t.as_str()).or_else(|| {

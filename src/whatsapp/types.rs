@@ -76,8 +76,8 @@ impl OutgoingMessage {
 }
 
 /// What a message carries; serialises as `"type": …` plus the object of that
-/// type.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// type. Deserialisable so a reply can be queued in the outbox finished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum MessageContent {
     Template { template: TemplateMessage },
@@ -101,6 +101,15 @@ impl MessageContent {
 
     pub fn interactive(interactive: Interactive) -> Self {
         MessageContent::Interactive { interactive }
+    }
+
+    /// The Cloud API `type` of this content.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MessageContent::Template { .. } => "template",
+            MessageContent::Text { .. } => "text",
+            MessageContent::Interactive { .. } => "interactive",
+        }
     }
 }
 
