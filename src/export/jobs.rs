@@ -150,7 +150,7 @@ impl ExportJobs {
             .copied()
             .collect();
         let mut v: Vec<JobStatus> = ids.into_iter().filter_map(|id| self.status(id)).collect();
-        v.sort_by(|a, b| b.id.cmp(&a.id));
+        v.sort_by_key(|s| std::cmp::Reverse(s.id));
         v
     }
 

@@ -181,6 +181,41 @@ impl ExportRequest {
     }
 }
 
+/// The query string of the export routes (`?from=&to=&format=&branch=`),
+/// for `axum::extract::Query`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExportQuery {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// Default JSON.
+    #[serde(default)]
+    pub format: Option<ExportFormat>,
+    #[serde(default)]
+    pub branch: Option<String>,
+}
+
+impl ExportQuery {
+    /// The request for `kind`, by `actor`. A branch-scoped caller (`scope`
+    /// Some) always gets its own branch, whatever the query asks; a national
+    /// one gets the branch it asks for, or all.
+    pub fn into_request(
+        self,
+        kind: ExportKind,
+        actor: impl Into<String>,
+        scope: Option<String>,
+    ) -> ExportRequest {
+        let branch = scope.or(self.branch);
+        ExportRequest::new(
+            kind,
+            self.format.unwrap_or(ExportFormat::Json),
+            self.from,
+            self.to,
+            actor,
+        )
+        .branch(branch)
+    }
+}
+
 /// The filters fixed at export time, so the same rows can be re-derived.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Filters {
