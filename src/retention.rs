@@ -8,6 +8,9 @@
 //! [`PERSONAL_KEYS`], at any depth. Kept, always: amounts, dates and times,
 //! NPPs, periods, payment references, case ids, event kinds, intents,
 //! promised dates, stages, statuses, error codes, actors, and every hash.
+//! The keys in [`PHONE_KEYS`] (`from`, `to`, …) are redacted only where
+//! their value looks like a phone number, so an export's `from`/`to` dates
+//! in the audit log stay.
 //!
 //! # What `apply` does, at `at`
 //! With `cutoff = at - retention.personal_data_days`:
@@ -47,9 +50,6 @@ pub const PERSONAL_KEYS: &[&str] = &[
     "wa_id",
     "wa_phone",
     "phone",
-    "recipient",
-    "from",
-    "to",
     "text",
     "body",
     "caption",
@@ -60,6 +60,18 @@ pub const PERSONAL_KEYS: &[&str] = &[
     "address",
     "email",
 ];
+
+/// JSON keys that hold a phone number in webhook and send payloads but mean
+/// something else elsewhere (an export's `from`/`to` dates): their values are
+/// redacted only when they look like a phone number.
+pub const PHONE_KEYS: &[&str] = &["from", "to", "recipient", "recipient_id"];
+
+/// `+62…`, `62…`, `08…`: 8 to 15 digits, optionally after a `+`.
+fn looks_like_phone(v: &Value) -> bool {
+    let Value::String(s) = v else { return false };
+    let digits = s.strip_prefix('+').unwrap_or(s);
+    (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+}
 
 /// What replaces a personal value.
 pub const REDACTED: &str = "[redacted]";
@@ -82,6 +94,9 @@ pub fn redact_value(v: &mut Value) -> bool {
                         *val = Value::String(REDACTED.to_owned());
                         changed = true;
                     }
+                } else if PHONE_KEYS.contains(&k.as_str()) && looks_like_phone(val) {
+                    *val = Value::String(REDACTED.to_owned());
+                    changed = true;
                 } else {
                     changed |= redact_value(val);
                 }

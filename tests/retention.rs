@@ -207,14 +207,16 @@ async fn old_personal_data_is_redacted_and_the_chain_still_verifies() {
 fn redaction_keeps_everything_but_personal_values() {
     let mut v = serde_json::json!({
         "name": "PT X", "wa_id": "628123", "amount": "100.00", "npp": "00012345",
-        "nested": [{"text": "halo", "promised_date": "2026-03-05"}], "contact_name": ""
+        "nested": [{"text": "halo", "promised_date": "2026-03-05"}], "contact_name": "",
+        "from": "6281234567890", "filters": {"from": "2026-03-01", "to": "2026-03-31"}
     });
     assert!(retention::redact_value(&mut v));
     assert_eq!(
         v,
         serde_json::json!({
             "name": "[redacted]", "wa_id": "[redacted]", "amount": "100.00", "npp": "00012345",
-            "nested": [{"text": "[redacted]", "promised_date": "2026-03-05"}], "contact_name": ""
+            "nested": [{"text": "[redacted]", "promised_date": "2026-03-05"}], "contact_name": "",
+            "from": "[redacted]", "filters": {"from": "2026-03-01", "to": "2026-03-31"}
         })
     );
     assert!(!retention::redact_value(&mut v));

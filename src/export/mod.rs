@@ -667,3 +667,42 @@ pub async fn json_rows(db: &Db, req: &ExportRequest) -> Result<Vec<serde_json::V
     produce(db, &filters, &policy, &mut c, &mut tokio::io::sink()).await?;
     Ok(c.rows)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_a_spreadsheet_would_evaluate_are_neutralised() {
+        for s in ["=1+1", "+62812", "-2", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(neutralise(s), format!("'{s}"));
+        }
+        for s in ["PT Maju", "0812", "", "'quoted", "Rp 1.000"] {
+            assert_eq!(neutralise(s), s);
+        }
+    }
+
+    #[test]
+    fn canonical_texts() {
+        assert_eq!(
+            Cell::Money(Money::from_minor(125_000_050)).canonical(),
+            "1250000.50"
+        );
+        assert_eq!(Cell::Money(Money::from_rupiah(7)).canonical(), "7.00");
+        let t: DateTime<Utc> = "2026-03-02T17:30:05.9Z".parse().unwrap();
+        // 17:30 UTC is 00:30 WIB the next day; seconds truncated.
+        assert_eq!(Cell::DateTime(wib(t)).canonical(), "2026-03-03 00:30:05");
+        let f = Filters {
+            kind: ExportKind::Audit,
+            from: "2026-03-01".parse().unwrap(),
+            to: "2026-03-31".parse().unwrap(),
+            branch: None,
+            as_of: t,
+            max_audit_seq: 0,
+            max_event_id: 0,
+        };
+        let (a, b) = f.range_utc();
+        assert_eq!(a.to_rfc3339(), "2026-02-28T17:00:00+00:00");
+        assert_eq!(b.to_rfc3339(), "2026-03-31T17:00:00+00:00");
+    }
+}

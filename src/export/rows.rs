@@ -201,11 +201,11 @@ fn case_cells(r: &Row) -> Result<Vec<Cell>> {
     )
     .map(Cell::Money)
     .unwrap_or(Cell::Empty);
-    let status = str_field(&data, &["status"]).or_else(|| {
-        kind.strip_prefix("message_")
-            .map(str::to_owned)
-            .filter(|_| kind != "message_skipped")
-    });
+    // Only message events have a message status (a case's `status` in
+    // other events' data is the case's).
+    let status = kind
+        .strip_prefix("message_")
+        .map(|suffix| str_field(&data, &["status"]).unwrap_or_else(|| suffix.to_owned()));
     let meta_error = match (
         str_field(&data, &["error_code", "code"]),
         str_field(&data, &["error", "error_title", "title"]),
