@@ -65,6 +65,8 @@ enum Cmd {
         out: PathBuf,
         format: String,
     },
+    /// (internal) verify one export against its manifest and the database.
+    VerifyChild { url: String, file: PathBuf },
 }
 
 /// The instant every run scans at: a Tuesday 10:00 WIB, inside the window.
@@ -75,6 +77,7 @@ async fn main() -> Result<()> {
     match Args::parse().command {
         Cmd::ScanChild { url, at } => scan_child(&url, &at).await,
         Cmd::ExportChild { url, out, format } => export_child(&url, &out, &format).await,
+        Cmd::VerifyChild { url, file } => verify_child(&url, &file).await,
         Cmd::Export {
             rows,
             postgres,
@@ -113,6 +116,20 @@ async fn main() -> Result<()> {
                     );
                     println!(
                         "[{name}] export {format}: {}",
+                        String::from_utf8_lossy(&out.stdout).trim()
+                    );
+                    let out = std::process::Command::new(std::env::current_exe()?)
+                        .args(["verify-child", &url])
+                        .arg(&out_file)
+                        .output()
+                        .context("failed to run the verify child")?;
+                    anyhow::ensure!(
+                        out.status.success(),
+                        "verification failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    println!(
+                        "[{name}] audit verify --export {format}: {}",
                         String::from_utf8_lossy(&out.stdout).trim()
                     );
                 }
@@ -310,6 +327,21 @@ async fn export_child(url: &str, out: &Path, format: &str) -> Result<()> {
         secs,
         m.row_count as f64 / secs,
         size / 1_048_576,
+        peak_rss_kb() / 1024
+    );
+    Ok(())
+}
+
+async fn verify_child(url: &str, file: &Path) -> Result<()> {
+    let config = Config::from_sources(None, Vec::new()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let db = Db::connect(url, 4).await?;
+    let t = Instant::now();
+    let v = wa_smile::export::verify_export(&db, file, None, &config.policy()).await?;
+    anyhow::ensure!(v.ok(), "{:?}", v.problems);
+    println!(
+        "{} rows checked against the manifest and the database in {:.1}s, peak RSS {} MB",
+        v.rows_in_file,
+        t.elapsed().as_secs_f64(),
         peak_rss_kb() / 1024
     );
     Ok(())

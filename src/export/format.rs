@@ -368,3 +368,116 @@ fn canonical_from_xlsx(d: &calamine::Data, ty: ColType) -> String {
         (other, _) => other.to_string(),
     }
 }
+
+/// An export file reduced to what verification needs, streamed for CSV: a
+/// SHA-256 per data row and its first cell, and the hash over all rows.
+pub(crate) struct FileDigest {
+    pub format: super::ExportFormat,
+    pub header: Vec<String>,
+    pub row_digests: Vec<[u8; 32]>,
+    pub keys: Vec<String>,
+    pub data_sha256: String,
+    pub manifest: Option<Manifest>,
+    /// XLSX rows (already in memory from the workbook reader).
+    xlsx_rows: Option<Vec<Vec<String>>>,
+}
+
+fn row_digest(cells: &[String]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(super::canonical_line(cells)).into()
+}
+
+impl FileDigest {
+    /// The file's data row `i` (0-based), read again.
+    pub fn row(&self, path: &Path, i: usize) -> Option<Vec<String>> {
+        if let Some(rows) = &self.xlsx_rows {
+            return rows.get(i).cloned();
+        }
+        let f = std::fs::File::open(path).ok()?;
+        let mut r = csv_reader(std::io::BufReader::new(f));
+        r.records()
+            .nth(i + 1)?
+            .ok()
+            .map(|rec| rec.iter().map(str::to_owned).collect())
+    }
+}
+
+fn csv_reader<R: std::io::Read>(r: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(r)
+}
+
+/// Digests an export file (CSV streamed; XLSX through the workbook reader).
+pub(crate) fn digest_export(path: &Path, kind: Option<ExportKind>) -> Result<FileDigest> {
+    use sha2::Digest;
+    let mut magic = [0u8; 4];
+    {
+        use std::io::Read;
+        let mut f =
+            std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let _ = f.read(&mut magic)?;
+    }
+    let mut all = sha2::Sha256::new();
+    if &magic == b"PK\x03\x04" {
+        let read = read_xlsx(path, kind)?;
+        all.update(super::canonical_line(&read.header));
+        let mut row_digests = Vec::with_capacity(read.rows.len());
+        let mut keys = Vec::with_capacity(read.rows.len());
+        for r in &read.rows {
+            all.update(super::canonical_line(r));
+            row_digests.push(row_digest(r));
+            keys.push(r.first().cloned().unwrap_or_default());
+        }
+        return Ok(FileDigest {
+            format: read.format,
+            header: read.header,
+            row_digests,
+            keys,
+            data_sha256: hex::encode(all.finalize()),
+            manifest: read.manifest,
+            xlsx_rows: Some(read.rows),
+        });
+    }
+    let f = std::fs::File::open(path)?;
+    let mut buf = std::io::BufReader::with_capacity(256 * 1024, f);
+    {
+        use std::io::BufRead;
+        if buf.fill_buf()?.starts_with("\u{feff}".as_bytes()) {
+            buf.consume(3);
+        }
+    }
+    let mut r = csv_reader(buf);
+    let mut header = None;
+    let (mut row_digests, mut keys) = (Vec::new(), Vec::new());
+    let mut rec = csv::StringRecord::new();
+    while r.read_record(&mut rec).context("the CSV is malformed")? {
+        let cells: Vec<String> = rec.iter().map(str::to_owned).collect();
+        all.update(super::canonical_line(&cells));
+        if header.is_none() {
+            header = Some(cells);
+            continue;
+        }
+        row_digests.push(row_digest(&cells));
+        keys.push(cells.into_iter().next().unwrap_or_default());
+    }
+    let header = header.ok_or_else(|| anyhow!("{} is empty", path.display()))?;
+    let side = super::sidecar_path(path);
+    let manifest = match std::fs::read(&side) {
+        Ok(b) => Some(
+            serde_json::from_slice(&b)
+                .with_context(|| format!("{} is not a manifest", side.display()))?,
+        ),
+        Err(_) => None,
+    };
+    Ok(FileDigest {
+        format: super::ExportFormat::Csv,
+        header,
+        row_digests,
+        keys,
+        data_sha256: hex::encode(all.finalize()),
+        manifest,
+        xlsx_rows: None,
+    })
+}

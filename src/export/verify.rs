@@ -2,14 +2,14 @@
 //! manifest offline, then against the database.
 
 use super::{
-    canonical_line, header_line, produce, read_export, Cell, Consumer, ExportFormat, ExportKind,
-    Hashing, Manifest,
+    format::{digest_export, FileDigest},
+    header_line, produce, Cell, Consumer, ExportFormat, ExportKind, Hashing, Manifest,
 };
 use crate::domain::Policy;
 use crate::store::Db;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The outcome of checking one export. `problems` is empty when the export
 /// is intact and matches the database.
@@ -27,10 +27,11 @@ impl ExportVerification {
     }
 }
 
-/// Compares re-derived rows with the file's rows, in order.
+/// Compares re-derived rows with the file's rows (by digest), in order.
 struct Compare {
     kind: ExportKind,
-    file: Vec<Vec<String>>,
+    file: FileDigest,
+    path: PathBuf,
     at: usize,
     first_difference: Option<String>,
 }
@@ -45,26 +46,37 @@ impl Consumer for Compare {
         let canon: Vec<String> = cells.iter().map(Cell::canonical).collect();
         let key = canon.first().cloned().unwrap_or_default();
         let first_col = self.kind.columns()[0].name;
-        match self.file.get(i) {
+        let digest: [u8; 32] = Sha256::digest(super::canonical_line(&canon)).into();
+        match self.file.row_digests.get(i) {
             None => {
                 self.first_difference = Some(format!(
                     "the database has a row the export lacks ({first_col} {key}, after the export's last row {i})"
                 ));
             }
-            Some(f) if *f != canon => {
-                let fkey = f.first().cloned().unwrap_or_default();
-                if fkey != key {
+            Some(d) if *d != digest => {
+                let fkey = &self.file.keys[i];
+                if *fkey != key {
                     self.first_difference = Some(format!(
                         "data row {} is {first_col} {fkey} in the export but {first_col} {key} in the database (a row was removed or added)",
                         i + 1
                     ));
                 } else {
-                    let col = f
-                        .iter()
-                        .zip(&canon)
-                        .position(|(a, b)| a != b)
-                        .map(|c| self.kind.columns().get(c).map_or("?", |c| c.name))
-                        .unwrap_or("(column count)");
+                    let col = self
+                        .file
+                        .row(&self.path, i)
+                        .and_then(|f| {
+                            f.iter()
+                                .zip(&canon)
+                                .position(|(a, b)| a != b)
+                                .or((f.len() != canon.len()).then_some(f.len().min(canon.len())))
+                        })
+                        .map(|c| {
+                            self.kind
+                                .columns()
+                                .get(c)
+                                .map_or("(extra column)", |c| c.name)
+                        })
+                        .unwrap_or("(unknown)");
                     self.first_difference = Some(format!(
                         "data row {} ({first_col} {key}) differs from the database in column `{col}`",
                         i + 1
@@ -96,14 +108,14 @@ pub async fn verify_export(
         ),
         None => None,
     };
-    let read = read_export(file, given.as_ref().map(|m| m.kind))?;
+    let read = digest_export(file, given.as_ref().map(|m| m.kind))?;
     let mut v = ExportVerification {
         kind: None,
-        rows_in_file: read.rows.len() as u64,
+        rows_in_file: read.row_digests.len() as u64,
         rows_in_database: 0,
         problems: Vec::new(),
     };
-    let Some(m) = given.or(read.manifest) else {
+    let Some(m) = given.or(read.manifest.clone()) else {
         v.problems.push(format!(
             "no manifest for {} (expected {} or a Manifest sheet)",
             file.display(),
@@ -133,12 +145,7 @@ pub async fn verify_export(
             v.rows_in_file, m.row_count
         ));
     }
-    let mut h = Sha256::new();
-    h.update(canonical_line(&header_line(m.kind)));
-    for r in &read.rows {
-        h.update(canonical_line(r));
-    }
-    if hex::encode(h.finalize()) != m.data_sha256 {
+    if read.data_sha256 != m.data_sha256 {
         v.problems.push(
             "the data's SHA-256 differs from the manifest's data_sha256 (rows were changed, added or removed)"
                 .to_owned(),
@@ -148,7 +155,8 @@ pub async fn verify_export(
     let mut cmp = Hashing::new(
         Compare {
             kind: m.kind,
-            file: read.rows,
+            file: read,
+            path: file.to_path_buf(),
             at: 0,
             first_difference: None,
         },
