@@ -172,8 +172,8 @@ impl XlsxOut {
     }
 
     /// Closes the data sheet (autofilter over what was written), adds the
-    /// manifest sheet and returns the workbook's bytes.
-    pub fn finish(mut self, m: &Manifest) -> Result<Vec<u8>> {
+    /// manifest sheet and writes the workbook to a temporary file.
+    pub fn finish(mut self, m: &Manifest) -> Result<std::fs::File> {
         let cols = self.kind.columns().len() as u16;
         let ws = self.wb.worksheet_from_index(0).map_err(xlsx)?;
         ws.autofilter(0, 0, self.row, cols - 1).map_err(xlsx)?;
@@ -202,7 +202,13 @@ impl XlsxOut {
             ms.write_string(i as u32 + 1, 0, *k).map_err(xlsx)?;
             ms.write_string(i as u32 + 1, 1, v).map_err(xlsx)?;
         }
-        self.wb.save_to_buffer().map_err(xlsx)
+        let mut f = tempfile::tempfile().context("cannot create a temporary file")?;
+        self.wb
+            .save_to_writer(std::io::BufWriter::new(&mut f))
+            .map_err(xlsx)?;
+        use std::io::Seek;
+        f.rewind()?;
+        Ok(f)
     }
 }
 

@@ -458,7 +458,7 @@ pub(crate) fn default_policy() -> Policy {
 
 /// Writes an export to `out`, streaming, and audits it. Returns the manifest
 /// (for CSV it lacks `file_sha256`, which only a file writer can know: the
-/// caller's bytes are the file). XLSX is assembled in a temporary file and
+/// caller's bytes are the file). XLSX is assembled in temporary files and
 /// copied to `out` at the end (the format is a zip).
 pub async fn write_export<W: AsyncWrite + Unpin + Send>(
     db: &Db,
@@ -488,10 +488,10 @@ pub async fn write_export<W: AsyncWrite + Unpin + Send>(
             let m = manifest(req, filters, &head, c.rows, c.digest(), now);
             let xlsx = c.inner;
             let embedded = m.clone();
-            let bytes = tokio::task::spawn_blocking(move || xlsx.finish(&embedded))
+            let file = tokio::task::spawn_blocking(move || xlsx.finish(&embedded))
                 .await
                 .context("the XLSX writer panicked")??;
-            out.write_all(&bytes).await?;
+            tokio::io::copy(&mut tokio::fs::File::from_std(file), out).await?;
             out.flush().await?;
             m
         }
