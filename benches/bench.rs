@@ -93,7 +93,11 @@ async fn main() -> Result<()> {
             }
             let mut targets = vec![("sqlite", format!("sqlite://{}", sqlite.display()))];
             if let Some(server) = postgres {
-                targets.push(("postgres", recreate_pg(&server).await?));
+                // Its own database, so it never collides with `scale`.
+                targets.push((
+                    "postgres",
+                    recreate_pg_named(&server, "wa_smile_bench_export").await?,
+                ));
             }
             for (name, url) in targets {
                 seed_audit(name, &url, rows).await?;
@@ -181,18 +185,23 @@ async fn main() -> Result<()> {
 }
 
 async fn recreate_pg(server: &str) -> Result<String> {
+    recreate_pg_named(server, "wa_smile_bench").await
+}
+
+/// Drops and recreates database `name` on `server`; returns its URL.
+async fn recreate_pg_named(server: &str, name: &str) -> Result<String> {
     use sqlx::Connection;
     let mut admin = sqlx::PgConnection::connect(server)
         .await
         .context("cannot reach PostgreSQL")?;
-    sqlx::query("DROP DATABASE IF EXISTS wa_smile_bench")
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
         .execute(&mut admin)
         .await?;
-    sqlx::query("CREATE DATABASE wa_smile_bench")
+    sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut admin)
         .await?;
     let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(server);
-    Ok(format!("{base}/wa_smile_bench"))
+    Ok(format!("{base}/{name}"))
 }
 
 async fn run_backend(name: &str, url: &str, emp_csv: &Path, bill_csv: &Path) -> Result<()> {
