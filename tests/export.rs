@@ -478,3 +478,71 @@ async fn the_http_body_streams_the_same_csv() {
         assert_eq!(resp.headers()["content-type"], "application/json");
     }
 }
+
+#[tokio::test]
+async fn the_cli_exports_and_verify_exits_1_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let db = Db::connect(&url, 2).await.unwrap();
+    db.migrate().await.unwrap();
+    two_branches(&db).await;
+    db.close().await;
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wa-smile"))
+            .args(args)
+            .env("WA_SMILE__DATABASE__URL", &url)
+            .env("WA_SMILE__LOG__LEVEL", "error")
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    for format in ["csv", "xlsx"] {
+        let out = format!("cases.{format}");
+        let o = run(&[
+            "export",
+            "cases",
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-03-31",
+            "--branch",
+            "DUMAI",
+            "--format",
+            format,
+            "--out",
+            &out,
+            "--actor",
+            "user:auditor",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = run(&["audit", "verify", "--export", &out]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    assert!(dir.path().join("cases.csv.manifest.json").exists());
+    let p = dir.path().join("cases.csv");
+    let text = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, text.replacen("DUMAI", "PEKANBARU", 1)).unwrap();
+    let o = run(&["audit", "verify", "--export", "cases.csv"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("column `branch`"), "{err}");
+    // Bad input is exit 2.
+    let o = run(&[
+        "export",
+        "audit",
+        "--from",
+        "2026-03-31",
+        "--to",
+        "2026-03-01",
+        "--format",
+        "csv",
+        "--out",
+        "x.csv",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}
