@@ -1,6 +1,7 @@
 //! Benchmarks: `cargo run --release --bin wa-smile-bench -- scale` (import
 //! and scan at scale), `-- throughput` (the delivery worker against the
-//! built-in simulator) and `-- webhooks` (signed status webhooks over HTTP).
+//! built-in simulator), `-- webhooks` (signed status webhooks over HTTP) and
+//! `-- export` (1M audit rows to CSV in a child process; time and peak RSS).
 //!
 //! `scale` generates employers and bills (a share of them overdue), imports them
 //! through the real CSV import, then runs the overdue scan twice — each scan
@@ -82,6 +83,29 @@ enum Cmd {
     },
     /// (internal) run one scan and print its figures as JSON.
     ScanChild { url: String, at: String },
+    /// Seed audit rows (a valid chain), then export them all to CSV in a
+    /// child process and report its time and peak RSS.
+    Export {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// Also run on PostgreSQL (server URL; a bench database is created).
+        #[arg(long)]
+        postgres: Option<String>,
+        /// Where to keep the SQLite database and the export.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Also export XLSX (slower; the sheet limit is 1,048,575 rows).
+        #[arg(long)]
+        xlsx: bool,
+    },
+    /// (internal) run one export and print its figures.
+    ExportChild {
+        url: String,
+        out: PathBuf,
+        format: String,
+    },
+    /// (internal) verify one export against its manifest and the database.
+    VerifyChild { url: String, file: PathBuf },
 }
 
 /// The instant every run scans at: a Tuesday 10:00 WIB, inside the window.
@@ -111,6 +135,70 @@ async fn main() -> Result<()> {
                 seconds,
             };
             webhooks::run(&opts, postgres.as_deref()).await
+        }
+        Cmd::ExportChild { url, out, format } => export_child(&url, &out, &format).await,
+        Cmd::VerifyChild { url, file } => verify_child(&url, &file).await,
+        Cmd::Export {
+            rows,
+            postgres,
+            dir,
+            xlsx,
+        } => {
+            let tmp = tempfile::tempdir()?;
+            let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
+            std::fs::create_dir_all(&dir)?;
+            let sqlite = dir.join("export-bench.db");
+            for ext in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{ext}", sqlite.display()));
+            }
+            let mut targets = vec![("sqlite", format!("sqlite://{}", sqlite.display()))];
+            if let Some(server) = postgres {
+                // Its own database, so it never collides with `scale`.
+                targets.push((
+                    "postgres",
+                    recreate_pg_named(&server, "wa_smile_bench_export").await?,
+                ));
+            }
+            for (name, url) in targets {
+                seed_audit(name, &url, rows).await?;
+                let mut formats = vec!["csv"];
+                if xlsx {
+                    formats.push("xlsx");
+                }
+                for format in formats {
+                    let out_file = dir.join(format!("audit-{name}.{format}"));
+                    let out = std::process::Command::new(std::env::current_exe()?)
+                        .args(["export-child", &url])
+                        .arg(&out_file)
+                        .arg(format)
+                        .output()
+                        .context("failed to run the export child")?;
+                    anyhow::ensure!(
+                        out.status.success(),
+                        "export failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    println!(
+                        "[{name}] export {format}: {}",
+                        String::from_utf8_lossy(&out.stdout).trim()
+                    );
+                    let out = std::process::Command::new(std::env::current_exe()?)
+                        .args(["verify-child", &url])
+                        .arg(&out_file)
+                        .output()
+                        .context("failed to run the verify child")?;
+                    anyhow::ensure!(
+                        out.status.success(),
+                        "verification failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    println!(
+                        "[{name}] audit verify --export {format}: {}",
+                        String::from_utf8_lossy(&out.stdout).trim()
+                    );
+                }
+            }
+            Ok(())
         }
         Cmd::Scale {
             employers,
@@ -157,18 +245,23 @@ async fn main() -> Result<()> {
 }
 
 async fn recreate_pg(server: &str) -> Result<String> {
+    recreate_pg_named(server, "wa_smile_bench").await
+}
+
+/// Drops and recreates database `name` on `server`; returns its URL.
+async fn recreate_pg_named(server: &str, name: &str) -> Result<String> {
     use sqlx::Connection;
     let mut admin = sqlx::PgConnection::connect(server)
         .await
         .context("cannot reach PostgreSQL")?;
-    sqlx::query("DROP DATABASE IF EXISTS wa_smile_bench")
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
         .execute(&mut admin)
         .await?;
-    sqlx::query("CREATE DATABASE wa_smile_bench")
+    sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut admin)
         .await?;
     let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(server);
-    Ok(format!("{base}/wa_smile_bench"))
+    Ok(format!("{base}/{name}"))
 }
 
 async fn run_backend(name: &str, url: &str, emp_csv: &Path, bill_csv: &Path) -> Result<()> {
@@ -235,6 +328,90 @@ async fn scan_child(url: &str, at: &str) -> Result<()> {
         s.cases_updated,
         s.cases_resolved,
         s.messages_queued
+    );
+    Ok(())
+}
+
+/// Appends `rows` audit rows through the real chain writer, in
+/// transactions of 50,000 (flushed every 5,000), spread over Jan–Mar 2026.
+async fn seed_audit(name: &str, url: &str, rows: usize) -> Result<()> {
+    use wa_smile::audit::AuditEntry;
+    let db = Db::connect(url, 4).await?;
+    db.migrate().await?;
+    let t = Instant::now();
+    let start: chrono::DateTime<chrono::Utc> = "2026-01-01T00:00:00Z".parse()?;
+    let step = chrono::Duration::seconds((90 * 86_400 / rows.max(1)) as i64)
+        .max(chrono::Duration::milliseconds(1));
+    let mut written = 0usize;
+    while written < rows {
+        let n = (rows - written).min(50_000);
+        let mut tx = db.begin().await?;
+        for i in written..written + n {
+            let npp = format!("{:08}", i % 200_000);
+            tx.audit(
+                AuditEntry::new(
+                    start + step * i as i32,
+                    "import:employers.csv",
+                    "employer.update",
+                    format!("employer:{npp}"),
+                )
+                .before(serde_json::json!({"name": format!("PT Sinar Jaya {i}"), "branch": "PEKANBARU", "wa_id": "6281234567890", "contact_name": "Ibu Sari", "timezone": "Asia/Jakarta"}))
+                .after(serde_json::json!({"name": format!("PT Sinar Jaya Abadi {i}"), "branch": "PEKANBARU", "wa_id": "6281234567890", "contact_name": "Ibu Sari", "timezone": "Asia/Jakarta"})),
+            );
+            tx.flush_audit_if_large().await?;
+        }
+        tx.commit().await?;
+        written += n;
+    }
+    println!(
+        "[{name}] seeded {rows} audit rows in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    db.close().await;
+    Ok(())
+}
+
+async fn export_child(url: &str, out: &Path, format: &str) -> Result<()> {
+    use wa_smile::export::{export_to_file, ExportFormat, ExportKind, ExportRequest};
+    let db = Db::connect(url, 4).await?;
+    let format = if format == "xlsx" {
+        ExportFormat::Xlsx
+    } else {
+        ExportFormat::Csv
+    };
+    let req = ExportRequest::new(
+        ExportKind::Audit,
+        format,
+        "2026-01-01".parse()?,
+        "2026-12-31".parse()?,
+        "bench",
+    );
+    let t = Instant::now();
+    let m = export_to_file(&db, &req, out, None).await?;
+    let secs = t.elapsed().as_secs_f64();
+    let size = std::fs::metadata(out)?.len();
+    println!(
+        "{} rows in {:.1}s ({:.0} rows/s), {} MB file, peak RSS {} MB",
+        m.row_count,
+        secs,
+        m.row_count as f64 / secs,
+        size / 1_048_576,
+        peak_rss_kb() / 1024
+    );
+    Ok(())
+}
+
+async fn verify_child(url: &str, file: &Path) -> Result<()> {
+    let config = Config::from_sources(None, Vec::new()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let db = Db::connect(url, 4).await?;
+    let t = Instant::now();
+    let v = wa_smile::export::verify_export(&db, file, None, &config.policy()).await?;
+    anyhow::ensure!(v.ok(), "{:?}", v.problems);
+    println!(
+        "{} rows checked against the manifest and the database in {:.1}s, peak RSS {} MB",
+        v.rows_in_file,
+        t.elapsed().as_secs_f64(),
+        peak_rss_kb() / 1024
     );
     Ok(())
 }

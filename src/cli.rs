@@ -99,12 +99,64 @@ pub enum Command {
         /// The reply's text.
         text: String,
     },
+    /// Write an export (with its manifest) for supervisors and auditors.
+    Export {
+        #[arg(value_enum)]
+        kind: crate::export::ExportKind,
+        /// First day included (YYYY-MM-DD, WIB).
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Last day included (YYYY-MM-DD, WIB).
+        #[arg(long)]
+        to: chrono::NaiveDate,
+        /// Only this branch's employers and cases.
+        #[arg(long)]
+        branch: Option<String>,
+        #[arg(long, value_enum)]
+        format: CliExportFormat,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Who is exporting, as recorded in the audit log (default `cli:$USER`).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Data retention (UU PDP).
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CliExportFormat {
+    Csv,
+    Xlsx,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Redact personal data older than the configured retention periods.
+    Apply {
+        /// Evaluate at this instant (RFC 3339) instead of now.
+        #[arg(long, value_parser = parse_at)]
+        at: Option<DateTime<Utc>>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute the hash chain; exit 1 naming the first broken row.
-    Verify,
+    /// Recompute the hash chain; exit 1 naming the first broken row. With
+    /// --export, also check an export against its manifest and the database.
+    Verify {
+        /// An export file (CSV or XLSX) to check.
+        #[arg(long, value_name = "FILE")]
+        export: Option<PathBuf>,
+        /// The manifest (default: FILE.manifest.json, or the XLSX's Manifest sheet).
+        #[arg(long, value_name = "FILE", requires = "export")]
+        manifest: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -368,7 +420,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             println!("{text}");
         }
         Command::Audit {
-            command: AuditCommand::Verify,
+            command: AuditCommand::Verify { export, manifest },
         } => {
             let db = connect().await?;
             let v = crate::audit::verify(&db).await?;
@@ -383,6 +435,82 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                         lines: vec![format!("audit chain broken at row {seq}: {why}")],
                     });
                 }
+            }
+            if let Some(file) = export {
+                let r =
+                    crate::export::verify_export(&db, &file, manifest.as_deref(), &config.policy())
+                        .await?;
+                if !r.ok() {
+                    let mut lines: Vec<String> = r
+                        .problems
+                        .iter()
+                        .map(|p| format!("{}: {p}", file.display()))
+                        .collect();
+                    lines.push(format!("{}: export verification failed", file.display()));
+                    return Err(Failure { code: 1, lines });
+                }
+                println!(
+                    "export {} intact: {} row(s) match its manifest and the database",
+                    file.display(),
+                    r.rows_in_file
+                );
+            }
+        }
+        Command::Export {
+            kind,
+            from,
+            to,
+            branch,
+            format,
+            out,
+            actor,
+        } => {
+            let format = match format {
+                CliExportFormat::Csv => crate::export::ExportFormat::Csv,
+                CliExportFormat::Xlsx => crate::export::ExportFormat::Xlsx,
+            };
+            let actor = actor.unwrap_or_else(|| {
+                format!(
+                    "cli:{}",
+                    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+                )
+            });
+            let req = crate::export::ExportRequest::new(kind, format, from, to, actor)
+                .branch(branch)
+                .policy(config.policy());
+            req.validate()
+                .map_err(|e| Failure::invalid(vec![format!("error: {e}")]))?;
+            let db = connect().await?;
+            db.migrate().await?;
+            let m = crate::export::export_to_file(&db, &req, &out, None).await?;
+            println!(
+                "export {}: {} row(s) to {} (data sha256 {}, audit head {})",
+                kind.as_str(),
+                m.row_count,
+                out.display(),
+                m.data_sha256,
+                m.audit_head_seq
+            );
+        }
+        Command::Retention {
+            command: RetentionCommand::Apply { at, json },
+        } => {
+            let db = connect().await?;
+            db.migrate().await?;
+            let s = crate::retention::apply(
+                &db,
+                &config.retention,
+                at.unwrap_or_else(crate::time::now),
+                "system:retention",
+            )
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string(&s).expect("serialisable"));
+            } else {
+                println!(
+                    "retention: redacted {} audit row(s), {} case event(s), {} outbox message(s), {} employer contact(s)",
+                    s.audit_rows, s.case_events, s.outbox_rows, s.employers
+                );
             }
         }
         Command::Case {

@@ -27,6 +27,21 @@ pub struct Config {
     pub calendar: CalendarConfig,
     pub log: LogConfig,
     pub messages: MessagesConfig,
+    pub retention: RetentionConfig,
+}
+
+/// How long personal data is kept (UU PDP); `wa-smile retention apply`
+/// redacts what is older. See `crate::retention`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days after which reply texts, message bodies, names and WhatsApp
+    /// numbers in the case log, the outbox and the audit payloads are
+    /// redacted.
+    pub personal_data_days: u32,
+    /// Days after the resolution of an employer's last case after which its
+    /// contact (contact name, WhatsApp number) is cleared, if no case is open.
+    pub resolved_contact_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -258,6 +273,14 @@ impl Config {
         check(
             "database.max_connections",
             positive(self.database.max_connections as i64),
+        );
+        check(
+            "retention.personal_data_days",
+            positive(i64::from(self.retention.personal_data_days)),
+        );
+        check(
+            "retention.resolved_contact_days",
+            positive(i64::from(self.retention.resolved_contact_days)),
         );
         check(
             "server.bind",
