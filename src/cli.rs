@@ -61,6 +61,16 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Admin UI logins.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// API bearer tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Cases.
     Case {
         #[command(subcommand)]
@@ -72,6 +82,33 @@ pub enum Command {
 pub enum AuditCommand {
     /// Recompute the hash chain; exit 1 naming the first broken row.
     Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a login; the password is read from stdin (one line).
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_parser = ["officer", "supervisor", "admin"])]
+        role: String,
+        /// The branch an officer or supervisor works in.
+        #[arg(long)]
+        branch: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API bearer token and print it once (only its hash is kept).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = ["supervisor", "admin"])]
+        role: String,
+        #[arg(long)]
+        branch: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -244,6 +281,38 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     });
                 }
             }
+        }
+        Command::User {
+            command:
+                UserCommand::Add {
+                    username,
+                    role,
+                    branch,
+                },
+        } => {
+            let role: crate::accounts::Role = role.parse().map_err(|e| Failure::invalid(vec![format!("error: {e}")]))?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| anyhow::anyhow!("cannot read the password from stdin: {e}"))?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let db = connect().await?;
+            db.migrate().await?;
+            crate::accounts::add_user(&db, &username, password, role, branch.as_deref())
+                .await
+                .map_err(|e| Failure::invalid(vec![format!("error: {e:#}")]))?;
+            println!("user {username} created ({role})");
+        }
+        Command::Token {
+            command: TokenCommand::Create { name, role, branch },
+        } => {
+            let role: crate::accounts::Role = role.parse().map_err(|e| Failure::invalid(vec![format!("error: {e}")]))?;
+            let db = connect().await?;
+            db.migrate().await?;
+            let token = crate::accounts::create_token(&db, &name, role, branch.as_deref())
+                .await
+                .map_err(|e| Failure::invalid(vec![format!("error: {e:#}")]))?;
+            println!("{token}");
         }
         Command::Case {
             command: CaseCommand::Show { npp, json },

@@ -20,7 +20,11 @@ pub async fn run(config: Arc<Config>, db: Db, listener: TcpListener) -> Result<(
         db: db.clone(),
         config: config.clone(),
     });
-    axum::serve(listener, app)
+    // The peer address feeds the per-client login throttle.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("HTTP server failed")?;
