@@ -310,7 +310,7 @@ async fn employer_names_and_replies_are_rendered_as_text() {
             assert!(body.contains("&lt;script&gt;") || uri.starts_with("/cases?q"), "{uri}");
         }
         let page = c.get(&format!("/cases/{}", s.case_a)).await.body;
-        assert!(page.contains("&lt;b&gt;bold&lt;/b&gt;"), "{page}");
+        assert!(page.contains("&lt;img src=x onerror=alert(&#x27;reply&#x27;)&gt;&lt;b&gt;bold&lt;&#x2f;b&gt;"), "{page}");
         // The search box echoes the query escaped, attribute-safe.
         let r = c.get("/cases?q=%22%3E%3Cscript%3Ex").await.body;
         assert!(!r.contains("\"><script>x"));

@@ -49,7 +49,7 @@ fn scope_sql(scope: Option<&str>, first: usize) -> String {
 
 async fn grouped(db: &Db, scope: Option<&str>, key: &str) -> anyhow::Result<Vec<Line>> {
     let sql = format!(
-        "SELECT {key} AS k, COUNT(*) AS n, COALESCE(SUM(c.arrears_minor), 0) AS a FROM cases c \
+        "SELECT {key} AS k, COUNT(*) AS n, CAST(COALESCE(SUM(c.arrears_minor), 0) AS BIGINT) AS a FROM cases c \
          WHERE c.resolved_at IS NULL{} GROUP BY {key} ORDER BY {key}",
         scope_sql(scope, 1)
     );
@@ -102,7 +102,7 @@ pub async fn page(
     let age_sql = format!(
         "SELECT CASE WHEN c.oldest_due_date >= $1 THEN '0–30' WHEN c.oldest_due_date >= $2 THEN '31–60' \
                      WHEN c.oldest_due_date >= $3 THEN '61–90' ELSE '> 90' END AS k, \
-                COUNT(*) AS n, COALESCE(SUM(c.arrears_minor), 0) AS a \
+                COUNT(*) AS n, CAST(COALESCE(SUM(c.arrears_minor), 0) AS BIGINT) AS a \
          FROM cases c WHERE c.resolved_at IS NULL{} GROUP BY 1 ORDER BY 1",
         scope_sql(scope, 4)
     );
@@ -185,7 +185,7 @@ pub async fn page(
     // Money paid in the period by employers who had been sent a reminder
     // before paying.
     let paid_sql = format!(
-        "SELECT COALESCE(SUM(p.amount_minor), 0) AS a, COUNT(*) AS n FROM payments p \
+        "SELECT CAST(COALESCE(SUM(p.amount_minor), 0) AS BIGINT) AS a, COUNT(*) AS n FROM payments p \
          WHERE p.paid_at >= $1 AND p.paid_at < $2 AND EXISTS (\
            SELECT 1 FROM cases c JOIN case_events ev ON ev.case_id = c.id \
            WHERE c.employer_id = p.employer_id AND ev.kind = 'message_sent' AND ev.at < p.paid_at{})",
