@@ -142,6 +142,26 @@ pub async fn seed(db: &Db) -> Seeded {
     }
 }
 
+/// `n` more employers of branch A with overdue bills, then a scan.
+pub async fn seed_more(db: &Db, n: usize) {
+    const A: [&str; 8] = ["Sinar", "Maju", "Riau", "Berkah", "Karya", "Samudra", "Cahaya", "Tunas"];
+    const B: [&str; 8] = ["Abadi", "Mandiri", "Sejahtera", "Lancar", "Sentosa", "Makmur", "Perkasa", "Prima"];
+    const P: [&str; 3] = ["PT", "CV", "UD"];
+    for i in 0..n {
+        let name = format!("{} {} {}", P[i % 3], A[i % 8], B[(i / 8 + i) % 8]);
+        let wa = (i % 7 != 0).then(|| format!("62812{:08}", 3000 + i));
+        let id = employer(db, &format!("3{:07}", i), &name, BRANCH_A, wa.as_deref()).await;
+        let months = 1 + (i % 4) as i64;
+        for m in 0..months {
+            let period = format!("2026-{:02}", 1 + m);
+            let amount = 150_000_00 + (i as i64 * 7_919 % 400) * 25_000_00;
+            bill(db, id, &period, amount, 5 + (months - m) * 25 + (i as i64 % 9)).await;
+        }
+    }
+    let ctx = wa_smile::scan::ScanContext::from_config(&config()).unwrap();
+    wa_smile::scan::run(db, &ctx, wa_smile::time::now()).await.unwrap();
+}
+
 /// A response, read whole.
 pub struct Resp {
     pub status: StatusCode,

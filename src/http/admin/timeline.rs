@@ -176,7 +176,7 @@ pub fn build(events: &[Event]) -> Vec<Item> {
                 "event",
                 label(other).to_owned(),
                 str_of(d, &["reason", "text", "note", "assignee", "until", "stage", "to"])
-                    .map(str::to_owned),
+                    .map(|v| label(v).to_owned()),
             ),
         };
         items.push(item);
@@ -241,7 +241,14 @@ pub fn register_filters(env: &mut Environment<'static>) {
             other => label(other).to_owned(),
         }
     });
-    env.add_filter("quiet", |v: String| -> String { label(&v).to_owned() });
+    env.add_filter("quiet", |v: String| -> String {
+        match v.as_str() {
+            "escalated" => "dieskalasi ke petugas".to_owned(),
+            "paused" => "dijeda petugas".to_owned(),
+            "promised" => "menunggu janji bayar".to_owned(),
+            other => label(other).to_owned(),
+        }
+    });
     // RFC 3339 instants in WIB, as officers in the branch read them.
     env.add_filter("dt", |v: Value| -> String {
         let Some(s) = v.as_str() else { return String::new() };
