@@ -170,12 +170,7 @@ pub async fn add_user(
 }
 
 /// Creates an API token and returns it; only its hash is stored.
-pub async fn create_token(
-    db: &Db,
-    name: &str,
-    role: Role,
-    branch: Option<&str>,
-) -> Result<String> {
+pub async fn create_token(db: &Db, name: &str, role: Role, branch: Option<&str>) -> Result<String> {
     if role == Role::Officer {
         bail!("API tokens are for supervisor or admin roles");
     }
@@ -221,7 +216,10 @@ pub async fn token_principal(db: &Db, token: &str) -> Result<Option<Principal>> 
     row.map(|r| {
         Ok(Principal {
             name: format!("token:{}", r.get::<String>("name")?),
-            role: r.get::<String>("role")?.parse().map_err(anyhow::Error::msg)?,
+            role: r
+                .get::<String>("role")?
+                .parse()
+                .map_err(anyhow::Error::msg)?,
             branch: r.get("branch")?,
         })
     })
@@ -232,7 +230,9 @@ pub async fn token_principal(db: &Db, token: &str) -> Result<Option<Principal>> 
 #[derive(Debug)]
 pub enum Login {
     /// The session cookie value (give it to the browser; never store it).
-    Ok { cookie: String },
+    Ok {
+        cookie: String,
+    },
     Invalid,
     Throttled,
 }
@@ -321,7 +321,10 @@ pub async fn session(db: &Db, cookie: &str) -> Result<Option<Session>> {
         Ok(Session {
             principal: Principal {
                 name: r.get("username")?,
-                role: r.get::<String>("role")?.parse().map_err(anyhow::Error::msg)?,
+                role: r
+                    .get::<String>("role")?
+                    .parse()
+                    .map_err(anyhow::Error::msg)?,
                 branch: r.get("branch")?,
             },
             csrf_token: r.get("csrf_token")?,
@@ -359,10 +362,8 @@ pub async fn usernames(db: &Db, branch: Option<&str>) -> Result<Vec<String>> {
 /// Constant-time string comparison for CSRF tokens.
 pub fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
 }
-

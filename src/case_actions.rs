@@ -17,16 +17,37 @@ pub const MAX_TEXT: usize = 4000;
 
 #[derive(Debug, Clone)]
 pub enum Action {
-    Note { text: String },
-    Assign { assignee: Option<String> },
-    Pause { until: NaiveDate },
+    Note {
+        text: String,
+    },
+    Assign {
+        assignee: Option<String>,
+    },
+    Pause {
+        until: NaiveDate,
+    },
     Resume,
-    Promise { date: NaiveDate, note: String },
-    Dispute { reason: String },
-    Resolve { reason: String },
-    SendTemplate { message: String },
-    SendText { text: String },
-    Contact { wa_phone: String, contact_name: String, consent: bool },
+    Promise {
+        date: NaiveDate,
+        note: String,
+    },
+    Dispute {
+        reason: String,
+    },
+    Resolve {
+        reason: String,
+    },
+    SendTemplate {
+        message: String,
+    },
+    SendText {
+        text: String,
+    },
+    Contact {
+        wa_phone: String,
+        contact_name: String,
+        consent: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +112,9 @@ async fn read(tx: &mut Tx, case_id: i64) -> Result<Option<CaseRow>> {
             .parse()
             .unwrap_or(chrono_tz::Asia::Jakarta),
         opted_out: r.get::<Option<DateTime<Utc>>>("opted_out_at")?.is_some(),
-        contact_invalid: r.get::<Option<DateTime<Utc>>>("contact_invalid_at")?.is_some(),
+        contact_invalid: r
+            .get::<Option<DateTime<Utc>>>("contact_invalid_at")?
+            .is_some(),
         last_inbound_at: r.get("last_inbound_at")?,
         assignee: r.get("assignee")?,
         contact_name: r.get("contact_name")?,
@@ -139,7 +162,9 @@ pub async fn apply(
             event(EventKind::NoteAdded, json!({"text": t}))
         }
         Action::Assign { assignee } => {
-            let assignee = assignee.map(|a| a.trim().to_owned()).filter(|a| !a.is_empty());
+            let assignee = assignee
+                .map(|a| a.trim().to_owned())
+                .filter(|a| !a.is_empty());
             if let Some(a) = &assignee {
                 let known = tx
                     .query("SELECT 1 AS x FROM users WHERE username = $1 AND disabled_at IS NULL")
@@ -220,7 +245,10 @@ pub async fn apply(
             .bind(now)
             .execute(&mut tx)
             .await?;
-            event(EventKind::DisputeRaised, json!({"reason": reason, "previous_status": c.status}))
+            event(
+                EventKind::DisputeRaised,
+                json!({"reason": reason, "previous_status": c.status}),
+            )
         }
         Action::Resolve { reason } => {
             let reason = text(&reason, "the reason")?;
@@ -239,15 +267,31 @@ pub async fn apply(
                 .bind(now)
                 .execute(&mut tx)
                 .await?;
-            event(EventKind::CaseResolved, json!({"reason": reason, "previous_status": c.status}))
+            event(
+                EventKind::CaseResolved,
+                json!({"reason": reason, "previous_status": c.status}),
+            )
         }
         Action::SendTemplate { message } => {
-            if !templates.iter().any(|t| *t == message) {
+            if !templates.contains(&message) {
                 return reject(format!("unknown message `{message}`"));
             }
             let wa = sendable(&c)?;
-            let id = queue(&mut tx, case_id, &c, &wa, &message, "template", json!({"case_id": case_id, "manual": true}), now).await?;
-            event(EventKind::MessageQueued, json!({"outbox_id": id, "message": message, "manual": true}))
+            let id = queue(
+                &mut tx,
+                case_id,
+                &c,
+                &wa,
+                &message,
+                "template",
+                json!({"case_id": case_id, "manual": true}),
+                now,
+            )
+            .await?;
+            event(
+                EventKind::MessageQueued,
+                json!({"outbox_id": id, "message": message, "manual": true}),
+            )
         }
         Action::SendText { text: t } => {
             let t = text(&t, "the message")?;
@@ -255,10 +299,27 @@ pub async fn apply(
                 return reject("the 24-hour window is closed: only approved templates may be sent");
             }
             let wa = sendable(&c)?;
-            let id = queue(&mut tx, case_id, &c, &wa, "free_text", "text", json!({"case_id": case_id, "text": t}), now).await?;
-            event(EventKind::MessageQueued, json!({"outbox_id": id, "message": "free_text", "text": t, "manual": true}))
+            let id = queue(
+                &mut tx,
+                case_id,
+                &c,
+                &wa,
+                "free_text",
+                "text",
+                json!({"case_id": case_id, "text": t}),
+                now,
+            )
+            .await?;
+            event(
+                EventKind::MessageQueued,
+                json!({"outbox_id": id, "message": "free_text", "text": t, "manual": true}),
+            )
         }
-        Action::Contact { wa_phone, contact_name, consent } => {
+        Action::Contact {
+            wa_phone,
+            contact_name,
+            consent,
+        } => {
             let wa = match wa_phone.trim() {
                 "" => None,
                 raw => Some(WaId::parse(raw).map_err(|e| ActionError::Rejected(e.0))?),

@@ -4,11 +4,13 @@
 //! index walk, not an aggregate over every bill.
 
 use crate::domain::{CaseStatus, Money};
-use crate::store::{Db, Query};
+use crate::store::{Backend, Db, Query};
 use anyhow::Result;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 pub const PER_PAGE: i64 = 50;
+/// Up to this many matches, a page is filtered first and sorted after.
+const SMALL_RESULT: i64 = 5_000;
 
 #[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
 #[serde(default)]
@@ -70,7 +72,6 @@ pub struct Page {
 struct Where {
     clauses: Vec<String>,
     binds: Vec<Bind>,
-    needs_employer: bool,
 }
 
 enum Bind {
@@ -118,22 +119,69 @@ fn like_pattern(q: &str) -> String {
     s
 }
 
-fn build(
-    scope: Option<&str>,
-    f: &Filter,
+/// Hints to SQLite's planner that a filter matches few rows (its
+/// statistics cannot tell, e.g. for a column that is mostly NULL);
+/// PostgreSQL's statistics know.
+fn rare(backend: Backend, clause: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!("likelihood({clause}, 0.001)"),
+        Backend::Postgres => clause.to_owned(),
+    }
+}
+
+/// Employer ids matching the search text, when there are few enough to
+/// list in the query (`None`: too many; search with a subquery).
+async fn matching_employers(db: &Db, q: &str, branch: Option<&str>) -> Result<Option<Vec<i64>>> {
+    const MAX_IDS: usize = 10_000;
+    // A case's branch is its employer's, so a branch narrows the employers
+    // as well as the cases. One sequential pass over the employers beats
+    // the branch index here, whose rows are scattered over the table.
+    let sql = format!(
+        "SELECT id FROM employers WHERE {}(LOWER(name) LIKE $1 ESCAPE '\\' OR LOWER(npp) LIKE $1 ESCAPE '\\') LIMIT {}",
+        if branch.is_some() { "branch || '' = $2 AND " } else { "" },
+        MAX_IDS + 1
+    );
+    let mut query = db.query(&sql).bind(like_pattern(q));
+    if let Some(b) = branch {
+        query = query.bind(b.to_owned());
+    }
+    let rows = query.fetch_all(db).await?;
+    if rows.len() > MAX_IDS {
+        return Ok(None);
+    }
+    rows.iter()
+        .map(|r| r.get("id"))
+        .collect::<Result<_>>()
+        .map(Some)
+}
+
+struct Ctx<'a> {
+    backend: Backend,
+    scope: Option<&'a str>,
     today: NaiveDate,
     now: DateTime<Utc>,
-    with_status: bool,
-) -> Where {
+    /// The search's employers, when listed (see `matching_employers`).
+    employers: Option<&'a [i64]>,
+}
+
+fn build(ctx: &Ctx, f: &Filter, with_status: bool, for_count: bool) -> Where {
+    let (scope, today, now, backend) = (ctx.scope, ctx.today, ctx.now, ctx.backend);
     let mut w = Where {
         clauses: Vec::new(),
         binds: Vec::new(),
-        needs_employer: false,
     };
     // A confined caller's own branch always wins over the filter; asking
     // for another branch simply finds nothing.
     if let Some(b) = scope {
-        w.push("c.branch = $?", Bind::Text(b.to_owned()));
+        // With a short list of searched employers, that list is the index
+        // to use; `|| ''` keeps the planners from preferring the branch's
+        // (which would read every case of the branch).
+        let clause = if ctx.employers.is_some() {
+            "c.branch || '' = $?"
+        } else {
+            "c.branch = $?"
+        };
+        w.push(clause, Bind::Text(b.to_owned()));
     }
     if !f.branch.is_empty() {
         w.push("c.branch = $?", Bind::Text(f.branch.clone()));
@@ -149,30 +197,53 @@ fn build(
         w.push("c.stage = $?", Bind::Text(f.stage.clone()));
     }
     if f.assignee == "-" {
-        w.clauses.push("c.assignee IS NULL".into());
+        // Most cases are unassigned. Counting reads the assignee index; a
+        // page is written so that no index is chosen for it and the sort
+        // order's index is walked instead, stopping after one page.
+        w.clauses.push(if for_count {
+            "c.assignee IS NULL".into()
+        } else {
+            "COALESCE(c.assignee, '') = ''".into()
+        });
     } else if !f.assignee.is_empty() {
         w.push("c.assignee = $?", Bind::Text(f.assignee.clone()));
     }
     if f.promise_due_today {
-        w.push("c.promised_date = $?", Bind::Date(today));
+        w.push(&rare(backend, "c.promised_date = $?"), Bind::Date(today));
     }
     if f.promise_broken {
-        w.clauses.push(
-            "EXISTS (SELECT 1 FROM case_events ev WHERE ev.kind = 'promise_broken' AND ev.case_id = c.id)"
-                .into(),
-        );
+        w.clauses.push(rare(
+            backend,
+            "c.id IN (SELECT ev.case_id FROM case_events ev WHERE ev.kind = 'promise_broken')",
+        ));
     }
     if f.window_open {
-        w.push("c.last_inbound_at > $?", Bind::Time(now - Duration::hours(24)));
+        w.push(
+            "c.last_inbound_at > $?",
+            Bind::Time(now - Duration::hours(24)),
+        );
     }
     let q = f.q.trim();
     if !q.is_empty() {
-        w.needs_employer = true;
-        let n = w.binds.len() + 1;
-        w.clauses.push(format!(
-            "(LOWER(e.name) LIKE ${n} ESCAPE '\\' OR LOWER(e.npp) LIKE ${n} ESCAPE '\\')"
-        ));
-        w.binds.push(Bind::Text(like_pattern(q)));
+        // Employers first: the matching names' cases are then looked up by
+        // employer id, instead of testing every case's employer.
+        match ctx.employers {
+            Some([]) => w.clauses.push("1 = 0".into()),
+            Some(ids) => {
+                let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+                w.clauses.push(rare(
+                    backend,
+                    &format!("c.employer_id IN ({})", list.join(",")),
+                ));
+            }
+            None => {
+                let n = w.binds.len() + 1;
+                w.clauses.push(format!(
+                    "c.employer_id IN (SELECT id FROM employers WHERE LOWER(name) LIKE ${n} ESCAPE '\\' OR LOWER(npp) LIKE ${n} ESCAPE '\\')"
+                ));
+                w.binds.push(Bind::Text(like_pattern(q)));
+            }
+        }
     }
     w
 }
@@ -186,16 +257,25 @@ pub async fn list(
     now: DateTime<Utc>,
 ) -> Result<Page> {
     let page = f.page.max(1);
+    let ids = match f.q.trim() {
+        "" => None,
+        q => {
+            let branch = scope.or(Some(f.branch.as_str()).filter(|b| !b.is_empty()));
+            matching_employers(db, q, branch).await?
+        }
+    };
+    let ctx = Ctx {
+        backend: db.backend(),
+        scope,
+        today,
+        now,
+        employers: ids.as_deref(),
+    };
     // Counts per status, under every other filter: one grouped scan that
     // also gives the page total, so the list costs two queries.
-    let cw = build(scope, f, today, now, false);
-    let join = if cw.needs_employer {
-        " JOIN employers e ON e.id = c.employer_id"
-    } else {
-        ""
-    };
+    let cw = build(&ctx, f, false, true);
     let count_sql = format!(
-        "SELECT c.status, COUNT(*) AS n FROM cases c{join}{} GROUP BY c.status",
+        "SELECT c.status, COUNT(*) AS n FROM cases c{} GROUP BY c.status",
         cw.sql()
     );
     let mut by_status = std::collections::HashMap::new();
@@ -204,25 +284,48 @@ pub async fn list(
     }
     let counts: Vec<(String, i64)> = CaseStatus::ALL
         .iter()
-        .map(|s| (s.as_str().to_owned(), by_status.get(s.as_str()).copied().unwrap_or(0)))
+        .map(|s| {
+            (
+                s.as_str().to_owned(),
+                by_status.get(s.as_str()).copied().unwrap_or(0),
+            )
+        })
         .collect();
     let total = match f.status.as_str() {
-        "" => counts.iter().filter(|(s, _)| s != "resolved").map(|(_, n)| n).sum(),
+        "" => counts
+            .iter()
+            .filter(|(s, _)| s != "resolved")
+            .map(|(_, n)| n)
+            .sum(),
         "all" => counts.iter().map(|(_, n)| n).sum(),
         s => by_status.get(s).copied().unwrap_or(0),
     };
 
-    let w = build(scope, f, today, now, true);
+    let w = build(&ctx, f, true, false);
     let order = match f.sort {
         Sort::Arrears => "c.arrears_minor DESC, c.id DESC",
         Sort::DaysOverdue => "c.oldest_due_date ASC, c.id ASC",
         Sort::LastActivity => "c.last_activity_at DESC, c.id DESC",
     };
+    // The page's ids from `cases` alone, then employers for those 50 rows.
+    // A large result walks the sort order's index and stops after the page;
+    // a small one (known from the counts) is filtered first and then sorted
+    // — the `LIMIT` on the inner query keeps the planners from merging the
+    // two and walking the whole index for a handful of rows.
+    let inner = if total <= SMALL_RESULT {
+        format!(
+            "SELECT * FROM (SELECT * FROM cases c{} LIMIT {}) c",
+            w.sql(),
+            SMALL_RESULT * 2
+        )
+    } else {
+        format!("SELECT * FROM cases c{}", w.sql())
+    };
     let sql = format!(
         "SELECT c.id, e.npp, e.name, c.branch, c.status, c.stage, c.assignee, c.arrears_minor, \
                 c.oldest_due_date, c.last_activity_at, c.promised_date, c.quiet_reason, c.last_inbound_at \
-         FROM cases c JOIN employers e ON e.id = c.employer_id{} ORDER BY {order} LIMIT {PER_PAGE} OFFSET {}",
-        w.sql(),
+         FROM ({inner} ORDER BY {order} LIMIT {PER_PAGE} OFFSET {}) c \
+         JOIN employers e ON e.id = c.employer_id ORDER BY {order}",
         (page - 1) * PER_PAGE
     );
     let window_from = now - Duration::hours(24);
@@ -260,7 +363,9 @@ pub async fn list(
 /// The branch of a case, to check a caller's access before anything else.
 pub async fn case_branch(db: &Db, case_id: i64) -> Result<Option<String>> {
     let row = db
-        .query("SELECT e.branch FROM cases c JOIN employers e ON e.id = c.employer_id WHERE c.id = $1")
+        .query(
+            "SELECT e.branch FROM cases c JOIN employers e ON e.id = c.employer_id WHERE c.id = $1",
+        )
         .bind(case_id)
         .fetch_optional(db)
         .await?;
@@ -275,4 +380,17 @@ pub async fn branches(db: &Db) -> Result<Vec<String>> {
         .iter()
         .map(|r| r.get("branch"))
         .collect()
+}
+
+/// Refreshes SQLite's planner statistics. Without them SQLite cannot tell
+/// a filter matching ten cases from one matching all of them, and walks a
+/// sort index through 200,000 rows for a handful; PostgreSQL's autovacuum
+/// keeps its own. Bounded by `analysis_limit`, so it takes well under a
+/// second at 200,000 cases.
+pub async fn analyze(db: &Db) -> Result<()> {
+    if db.backend() == crate::store::Backend::Sqlite {
+        db.query("PRAGMA analysis_limit = 2000").execute(db).await?;
+        db.query("ANALYZE").execute(db).await?;
+    }
+    Ok(())
 }

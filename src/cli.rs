@@ -290,7 +290,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     branch,
                 },
         } => {
-            let role: crate::accounts::Role = role.parse().map_err(|e| Failure::invalid(vec![format!("error: {e}")]))?;
+            let role: crate::accounts::Role = role
+                .parse()
+                .map_err(|e| Failure::invalid(vec![format!("error: {e}")]))?;
             let mut password = String::new();
             std::io::stdin()
                 .read_line(&mut password)
@@ -306,7 +308,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Token {
             command: TokenCommand::Create { name, role, branch },
         } => {
-            let role: crate::accounts::Role = role.parse().map_err(|e| Failure::invalid(vec![format!("error: {e}")]))?;
+            let role: crate::accounts::Role = role
+                .parse()
+                .map_err(|e| Failure::invalid(vec![format!("error: {e}")]))?;
             let db = connect().await?;
             db.migrate().await?;
             let token = crate::accounts::create_token(&db, &name, role, branch.as_deref())

@@ -13,6 +13,10 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 /// Runs until a shutdown signal. `listener` lets tests and the demo bind
 /// port 0 and learn the address first.
 pub async fn run(config: Arc<Config>, db: Db, listener: TcpListener) -> Result<()> {
+    // Planner statistics for the admin case list (SQLite); not fatal.
+    if let Err(e) = crate::caselist::analyze(&db).await {
+        tracing::warn!(error = %format!("{e:#}"), "ANALYZE failed");
+    }
     let mut scheduler = start_scheduler(&config, &db).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
@@ -25,9 +29,9 @@ pub async fn run(config: Arc<Config>, db: Db, listener: TcpListener) -> Result<(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server failed")?;
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("HTTP server failed")?;
     tracing::info!("shutting down");
     scheduler
         .shutdown()

@@ -88,18 +88,19 @@ async fn an_officer_logs_in_filters_opens_a_case_and_adds_a_note() {
             .expect("chromedriver starts"),
     );
     let profile = tempfile::tempdir().unwrap();
-    let caps: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
-        "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--window-size=1366,900",
-                format!("--user-data-dir={}", profile.path().display()),
-            ]
-        }
-    }))
-    .unwrap();
+    let caps: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_value(serde_json::json!({
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1366,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        }))
+        .unwrap();
     let webdriver = format!("http://127.0.0.1:{port}");
     let mut client = None;
     for _ in 0..50 {
@@ -122,13 +123,31 @@ async fn an_officer_logs_in_filters_opens_a_case_and_adds_a_note() {
     let result: Result<(), fantoccini::error::CmdError> = async {
         b.goto(&format!("{base}/cases")).await?;
         // Not logged in: the login form.
-        b.wait().at_most(wait).for_element(Locator::Css("input[name=username]")).await?;
-        b.find(Locator::Css("input[name=username]")).await?.send_keys("officer_a").await?;
-        b.find(Locator::Css("input[name=password]")).await?.send_keys(PASSWORD).await?;
-        b.find(Locator::Css("button[type=submit]")).await?.click().await?;
-        b.wait().at_most(wait).for_element(Locator::Css("table.list")).await?;
+        b.wait()
+            .at_most(wait)
+            .for_element(Locator::Css("input[name=username]"))
+            .await?;
+        b.find(Locator::Css("input[name=username]"))
+            .await?
+            .send_keys("officer_a")
+            .await?;
+        b.find(Locator::Css("input[name=password]"))
+            .await?
+            .send_keys(PASSWORD)
+            .await?;
+        b.find(Locator::Css("button[type=submit]"))
+            .await?
+            .click()
+            .await?;
+        b.wait()
+            .at_most(wait)
+            .for_element(Locator::Css("table.list"))
+            .await?;
         let body = b.find(Locator::Css("body")).await?.text().await?;
-        assert!(body.contains("10000001") && !body.contains("20000001"), "{body}");
+        assert!(
+            body.contains("10000001") && !body.contains("20000001"),
+            "{body}"
+        );
         // The XSS name is shown as text, no script ran (no alert open).
         assert!(body.contains("<script>alert('name')</script>"));
         assert!(b.get_alert_text().await.is_err());
@@ -138,20 +157,46 @@ async fn an_officer_logs_in_filters_opens_a_case_and_adds_a_note() {
         // Filter: search by name.
         let q = b.find(Locator::Css("input[name=q]")).await?;
         q.send_keys("Sinar").await?;
-        b.find(Locator::Css("#filters button[type=submit]")).await?.click().await?;
-        let text = poll_text(&b, "table.list tbody", |t| t.contains("10000002") && !t.contains("10000001")).await;
-        assert!(text.contains("10000002") && !text.contains("10000001"), "{text}");
-        std::fs::write(artifacts().join("case-list-filtered.png"), b.screenshot().await?).unwrap();
+        b.find(Locator::Css("#filters button[type=submit]"))
+            .await?
+            .click()
+            .await?;
+        let text = poll_text(&b, "table.list tbody", |t| {
+            t.contains("10000002") && !t.contains("10000001")
+        })
+        .await;
+        assert!(
+            text.contains("10000002") && !text.contains("10000001"),
+            "{text}"
+        );
+        std::fs::write(
+            artifacts().join("case-list-filtered.png"),
+            b.screenshot().await?,
+        )
+        .unwrap();
 
         // Open the XSS-named case directly, add a note.
         b.goto(&format!("{base}/cases/{}", s.case_a)).await?;
-        b.wait().at_most(wait).for_element(Locator::Css("#note-text")).await?;
-        b.find(Locator::Css("#note-text")).await?
+        b.wait()
+            .at_most(wait)
+            .for_element(Locator::Css("#note-text"))
+            .await?;
+        b.find(Locator::Css("#note-text"))
+            .await?
             .send_keys("Sudah ditelepon; PIC janji transfer Jumat <b>ini</b>")
             .await?;
-        b.find(Locator::Css("#note-form button")).await?.click().await?;
-        let tl = poll_text(&b, "ol.timeline", |t| t.contains("PIC janji transfer Jumat <b>ini</b>")).await;
-        assert!(tl.contains("PIC janji transfer Jumat <b>ini</b>"), "the note appears in the timeline, as text: {tl}");
+        b.find(Locator::Css("#note-form button"))
+            .await?
+            .click()
+            .await?;
+        let tl = poll_text(&b, "ol.timeline", |t| {
+            t.contains("PIC janji transfer Jumat <b>ini</b>")
+        })
+        .await;
+        assert!(
+            tl.contains("PIC janji transfer Jumat <b>ini</b>"),
+            "the note appears in the timeline, as text: {tl}"
+        );
         assert!(b.get_alert_text().await.is_err());
         std::fs::write(artifacts().join("case-page.png"), b.screenshot().await?).unwrap();
         Ok(())

@@ -82,7 +82,7 @@ CREATE TRIGGER cases_list_bill_update AFTER UPDATE OF amount_minor, paid_minor, 
     WHERE employer_id = NEW.employer_id AND resolved_at IS NULL;
 END;
 
-CREATE TRIGGER cases_list_branch AFTER UPDATE OF branch ON employers BEGIN
+CREATE TRIGGER cases_list_branch_moved AFTER UPDATE OF branch ON employers BEGIN
     UPDATE cases SET branch = NEW.branch WHERE employer_id = NEW.id;
 END;
 
@@ -102,9 +102,17 @@ UPDATE cases SET
 CREATE INDEX cases_list_arrears ON cases (arrears_minor, id);
 CREATE INDEX cases_list_oldest_due ON cases (oldest_due_date, id);
 CREATE INDEX cases_list_activity ON cases (last_activity_at, id);
-CREATE INDEX cases_list_branch ON cases (branch, status, arrears_minor);
+-- An officer's list is one branch's: each sort also has a per-branch index.
+CREATE INDEX cases_list_branch ON cases (branch, status, employer_id);
+CREATE INDEX cases_list_branch_arrears ON cases (branch, arrears_minor, id);
+CREATE INDEX cases_list_branch_oldest_due ON cases (branch, oldest_due_date, id);
+CREATE INDEX cases_list_branch_activity ON cases (branch, last_activity_at, id);
 CREATE INDEX cases_list_status ON cases (status, arrears_minor);
-CREATE INDEX cases_list_assignee ON cases (assignee);
-CREATE INDEX cases_list_promised ON cases (promised_date);
-CREATE INDEX cases_list_inbound ON cases (last_inbound_at);
+-- Counting by status under a filter reads these indexes, not the table.
+CREATE INDEX cases_list_assignee ON cases (assignee, status);
+CREATE INDEX cases_list_stage ON cases (stage, status);
+CREATE INDEX cases_list_promised ON cases (promised_date, status);
+CREATE INDEX cases_list_inbound ON cases (last_inbound_at, status);
 CREATE INDEX case_events_kind ON case_events (kind, case_id);
+-- Search finds employers first, then their cases by employer id.
+CREATE INDEX cases_employer ON cases (employer_id);

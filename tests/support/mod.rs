@@ -18,7 +18,8 @@ use wa_smile::store::Db;
 pub const PASSWORD: &str = "rahasia-sekali-123";
 pub const BRANCH_A: &str = "PEKANBARU";
 pub const BRANCH_B: &str = "DUMAI";
-pub const XSS_NAME: &str = "PT <script>alert('name')</script> \"Jaya\" & <img src=x onerror=alert(1)>";
+pub const XSS_NAME: &str =
+    "PT <script>alert('name')</script> \"Jaya\" & <img src=x onerror=alert(1)>";
 pub const XSS_REPLY: &str = "<img src=x onerror=alert('reply')><b>bold</b>";
 
 pub fn config() -> Config {
@@ -90,12 +91,26 @@ pub async fn case_of(db: &Db, npp: &str) -> i64 {
 /// `officer_a`, `officer_b`, `super_a` (supervisor of A), `admin`.
 pub async fn seed(db: &Db) -> Seeded {
     let a = employer(db, "10000001", XSS_NAME, BRANCH_A, Some("6281234567001")).await;
-    bill(db, a, "2026-01", 1_250_000_00, 40).await;
-    bill(db, a, "2026-02", 1_300_000_00, 10).await;
-    let a2 = employer(db, "10000002", "CV Sinar Maju", BRANCH_A, Some("6281234567002")).await;
-    bill(db, a2, "2026-02", 500_000_00, 20).await;
-    let b = employer(db, "20000001", "PT Dumai Sentosa", BRANCH_B, Some("6281234567003")).await;
-    bill(db, b, "2026-02", 900_000_00, 20).await;
+    bill(db, a, "2026-01", 125_000_000, 40).await;
+    bill(db, a, "2026-02", 130_000_000, 10).await;
+    let a2 = employer(
+        db,
+        "10000002",
+        "CV Sinar Maju",
+        BRANCH_A,
+        Some("6281234567002"),
+    )
+    .await;
+    bill(db, a2, "2026-02", 50_000_000, 20).await;
+    let b = employer(
+        db,
+        "20000001",
+        "PT Dumai Sentosa",
+        BRANCH_B,
+        Some("6281234567003"),
+    )
+    .await;
+    bill(db, b, "2026-02", 90_000_000, 20).await;
     let ctx = wa_smile::scan::ScanContext::from_config(&config()).unwrap();
     wa_smile::scan::run(db, &ctx, wa_smile::time::now())
         .await
@@ -131,7 +146,9 @@ pub async fn seed(db: &Db) -> Seeded {
         ("super_a", Role::Supervisor, Some(BRANCH_A)),
         ("admin", Role::Admin, None),
     ] {
-        accounts::add_user(db, u, PASSWORD, role, branch).await.unwrap();
+        accounts::add_user(db, u, PASSWORD, role, branch)
+            .await
+            .unwrap();
     }
     Seeded {
         case_a,
@@ -144,8 +161,19 @@ pub async fn seed(db: &Db) -> Seeded {
 
 /// `n` more employers of branch A with overdue bills, then a scan.
 pub async fn seed_more(db: &Db, n: usize) {
-    const A: [&str; 8] = ["Sinar", "Maju", "Riau", "Berkah", "Karya", "Samudra", "Cahaya", "Tunas"];
-    const B: [&str; 8] = ["Abadi", "Mandiri", "Sejahtera", "Lancar", "Sentosa", "Makmur", "Perkasa", "Prima"];
+    const A: [&str; 8] = [
+        "Sinar", "Maju", "Riau", "Berkah", "Karya", "Samudra", "Cahaya", "Tunas",
+    ];
+    const B: [&str; 8] = [
+        "Abadi",
+        "Mandiri",
+        "Sejahtera",
+        "Lancar",
+        "Sentosa",
+        "Makmur",
+        "Perkasa",
+        "Prima",
+    ];
     const P: [&str; 3] = ["PT", "CV", "UD"];
     for i in 0..n {
         let name = format!("{} {} {}", P[i % 3], A[i % 8], B[(i / 8 + i) % 8]);
@@ -154,12 +182,21 @@ pub async fn seed_more(db: &Db, n: usize) {
         let months = 1 + (i % 4) as i64;
         for m in 0..months {
             let period = format!("2026-{:02}", 1 + m);
-            let amount = 150_000_00 + (i as i64 * 7_919 % 400) * 25_000_00;
-            bill(db, id, &period, amount, 5 + (months - m) * 25 + (i as i64 % 9)).await;
+            let amount = 15_000_000 + (i as i64 * 7_919 % 400) * 2_500_000;
+            bill(
+                db,
+                id,
+                &period,
+                amount,
+                5 + (months - m) * 25 + (i as i64 % 9),
+            )
+            .await;
         }
     }
     let ctx = wa_smile::scan::ScanContext::from_config(&config()).unwrap();
-    wa_smile::scan::run(db, &ctx, wa_smile::time::now()).await.unwrap();
+    wa_smile::scan::run(db, &ctx, wa_smile::time::now())
+        .await
+        .unwrap();
 }
 
 /// A response, read whole.
@@ -205,8 +242,7 @@ impl Client {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
                 .join("; ");
-            req.headers_mut()
-                .insert(header::COOKIE, c.parse().unwrap());
+            req.headers_mut().insert(header::COOKIE, c.parse().unwrap());
         }
         let res = self.app.clone().oneshot(req).await.unwrap();
         let status = res.status();
@@ -229,7 +265,8 @@ impl Client {
     }
 
     pub async fn get(&mut self, uri: &str) -> Resp {
-        self.send(Request::get(uri).body(Body::empty()).unwrap()).await
+        self.send(Request::get(uri).body(Body::empty()).unwrap())
+            .await
     }
 
     pub async fn post_form(&mut self, uri: &str, fields: &[(&str, &str)]) -> Resp {
@@ -248,7 +285,11 @@ impl Client {
         let csrf = csrf_field(&page.body);
         self.post_form(
             "/login",
-            &[("csrf", &csrf), ("username", username), ("password", password)],
+            &[
+                ("csrf", &csrf),
+                ("username", username),
+                ("password", password),
+            ],
         )
         .await
     }

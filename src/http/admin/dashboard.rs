@@ -148,7 +148,10 @@ pub async fn page(
                 let i = match out.iter().position(|f| f.key == k) {
                     Some(i) => i,
                     None => {
-                        out.push(Flow { key: k, ..Flow::default() });
+                        out.push(Flow {
+                            key: k,
+                            ..Flow::default()
+                        });
                         out.len() - 1
                     }
                 };
@@ -170,7 +173,10 @@ pub async fn page(
     };
     let flow_branch = flow("c.branch").await?;
     let flow_officer = flow("c.assignee").await?;
-    let mut total = Flow { key: "Total".into(), ..Flow::default() };
+    let mut total = Flow {
+        key: "Total".into(),
+        ..Flow::default()
+    };
     for f in &flow_branch {
         total.promise_to_pay += f.promise_to_pay;
         total.promise_kept += f.promise_kept;

@@ -36,8 +36,14 @@ pub fn router() -> Router<AppState> {
         .route("/cases/{id}", get(views::case_page))
         .route("/cases/{id}/actions/{action}", post(views::case_action))
         .route("/dashboard", get(dashboard::page))
-        .route("/static/admin.css", get(|| async { asset("text/css; charset=utf-8", CSS) }))
-        .route("/static/htmx.min.js", get(|| async { asset("text/javascript; charset=utf-8", HTMX) }))
+        .route(
+            "/static/admin.css",
+            get(|| async { asset("text/css; charset=utf-8", CSS) }),
+        )
+        .route(
+            "/static/htmx.min.js",
+            get(|| async { asset("text/javascript; charset=utf-8", HTMX) }),
+        )
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -59,12 +65,30 @@ pub fn templates() -> &'static Environment<'static> {
         crate::messages::filters::register(&mut env);
         timeline::register_filters(&mut env);
         for (name, src) in [
-            ("admin/base.html", include_str!("../../../templates/admin/base.html")),
-            ("admin/login.html", include_str!("../../../templates/admin/login.html")),
-            ("admin/cases.html", include_str!("../../../templates/admin/cases.html")),
-            ("admin/case.html", include_str!("../../../templates/admin/case.html")),
-            ("admin/dashboard.html", include_str!("../../../templates/admin/dashboard.html")),
-            ("admin/error.html", include_str!("../../../templates/admin/error.html")),
+            (
+                "admin/base.html",
+                include_str!("../../../templates/admin/base.html"),
+            ),
+            (
+                "admin/login.html",
+                include_str!("../../../templates/admin/login.html"),
+            ),
+            (
+                "admin/cases.html",
+                include_str!("../../../templates/admin/cases.html"),
+            ),
+            (
+                "admin/case.html",
+                include_str!("../../../templates/admin/case.html"),
+            ),
+            (
+                "admin/dashboard.html",
+                include_str!("../../../templates/admin/dashboard.html"),
+            ),
+            (
+                "admin/error.html",
+                include_str!("../../../templates/admin/error.html"),
+            ),
         ] {
             env.add_template(name, src).expect("admin templates parse");
         }
@@ -79,9 +103,7 @@ pub fn ser<T: serde::Serialize>(v: &T) -> minijinja::Value {
 
 /// Renders `name` with `ctx` as an HTML response.
 pub fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Response {
-    let html = templates()
-        .get_template(name)
-        .and_then(|t| t.render(ctx));
+    let html = templates().get_template(name).and_then(|t| t.render(ctx));
     match html {
         Ok(body) => (
             status,
@@ -234,9 +256,17 @@ async fn login_submit(
             let h = res.headers_mut();
             h.append(
                 header::SET_COOKIE,
-                set_cookie(&state, SESSION_COOKIE, &cookie, accounts::SESSION_TTL.num_seconds()),
+                set_cookie(
+                    &state,
+                    SESSION_COOKIE,
+                    &cookie,
+                    accounts::SESSION_TTL.num_seconds(),
+                ),
             );
-            h.append(header::SET_COOKIE, set_cookie(&state, LOGIN_CSRF_COOKIE, "", 0));
+            h.append(
+                header::SET_COOKIE,
+                set_cookie(&state, LOGIN_CSRF_COOKIE, "", 0),
+            );
             Ok(res)
         }
         Login::Invalid => Ok(login_page(
@@ -264,7 +294,9 @@ async fn logout(
     }
     let mut res = Redirect::to("/login").into_response();
     *res.status_mut() = StatusCode::SEE_OTHER;
-    res.headers_mut()
-        .append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, "", 0));
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, SESSION_COOKIE, "", 0),
+    );
     Ok(res)
 }

@@ -35,7 +35,17 @@ fn outbox_id(d: &Json) -> Option<i64> {
 }
 
 fn failure_of(d: &Json) -> Option<String> {
-    let reason = str_of(d, &["reason", "error", "title", "error_title", "message_text", "details"]);
+    let reason = str_of(
+        d,
+        &[
+            "reason",
+            "error",
+            "title",
+            "error_title",
+            "message_text",
+            "details",
+        ],
+    );
     let code = d
         .get("code")
         .or_else(|| d.get("error_code"))
@@ -73,7 +83,9 @@ fn actor_label(actor: &str) -> String {
 pub fn build(events: &[Event]) -> Vec<Item> {
     let mut state: HashMap<i64, (&'static str, Option<String>)> = HashMap::new();
     for e in events {
-        let Some(id) = outbox_id(&e.data) else { continue };
+        let Some(id) = outbox_id(&e.data) else {
+            continue;
+        };
         let s: &'static str = match e.kind.as_str() {
             "message_queued" => "queued",
             "message_sent" => "sent",
@@ -135,27 +147,38 @@ pub fn build(events: &[Event]) -> Vec<Item> {
                     });
                 it.state = Some(s);
                 it.failure = f.or_else(|| {
-                    (s == "skipped").then(|| str_of(d, &["reason"]).map(str::to_owned)).flatten()
+                    (s == "skipped")
+                        .then(|| str_of(d, &["reason"]).map(str::to_owned))
+                        .flatten()
                 });
                 it
             }
             "reply_received" => {
                 let mut it = base(
                     "in",
-                    str_of(d, &["intent"]).map(label).unwrap_or("Balasan").to_owned(),
+                    str_of(d, &["intent"])
+                        .map(label)
+                        .unwrap_or("Balasan")
+                        .to_owned(),
                     str_of(d, &["text", "body", "button_text"]).map(str::to_owned),
                 );
                 it.actor = "Pemberi kerja".into();
                 it
             }
-            "note_added" => base("note", "Catatan".into(), str_of(d, &["text"]).map(str::to_owned)),
+            "note_added" => base(
+                "note",
+                "Catatan".into(),
+                str_of(d, &["text"]).map(str::to_owned),
+            ),
             "promise_to_pay" => base(
                 "event",
                 format!(
                     "Janji bayar: {}",
                     str_of(d, &["promised_date"]).unwrap_or("tanpa tanggal")
                 ),
-                str_of(d, &["note"]).filter(|n| !n.is_empty()).map(str::to_owned),
+                str_of(d, &["note"])
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned),
             ),
             "payment_link_sent" => {
                 let mut it = base("event", "Tautan pembayaran dikirim".into(), None);
@@ -168,15 +191,20 @@ pub fn build(events: &[Event]) -> Vec<Item> {
                 "event",
                 format!(
                     "Pembayaran diterima{}",
-                    str_of(d, &["period"]).map(|p| format!(" — periode {p}")).unwrap_or_default()
+                    str_of(d, &["period"])
+                        .map(|p| format!(" — periode {p}"))
+                        .unwrap_or_default()
                 ),
                 str_of(d, &["amount"]).map(|a| format!("Rp {a}")),
             ),
             other => base(
                 "event",
                 label(other).to_owned(),
-                str_of(d, &["reason", "text", "note", "assignee", "until", "stage", "to"])
-                    .map(|v| label(v).to_owned()),
+                str_of(
+                    d,
+                    &["reason", "text", "note", "assignee", "until", "stage", "to"],
+                )
+                .map(|v| label(v).to_owned()),
             ),
         };
         items.push(item);
@@ -251,7 +279,9 @@ pub fn register_filters(env: &mut Environment<'static>) {
     });
     // RFC 3339 instants in WIB, as officers in the branch read them.
     env.add_filter("dt", |v: Value| -> String {
-        let Some(s) = v.as_str() else { return String::new() };
+        let Some(s) = v.as_str() else {
+            return String::new();
+        };
         match DateTime::parse_from_rfc3339(s) {
             Ok(t) => t
                 .with_timezone(&chrono_tz::Asia::Jakarta)
@@ -261,7 +291,9 @@ pub fn register_filters(env: &mut Environment<'static>) {
         }
     });
     env.add_filter("time", |v: Value| -> String {
-        let Some(s) = v.as_str() else { return String::new() };
+        let Some(s) = v.as_str() else {
+            return String::new();
+        };
         match DateTime::parse_from_rfc3339(s) {
             Ok(t) => t
                 .with_timezone(&chrono_tz::Asia::Jakarta)
@@ -274,7 +306,7 @@ pub fn register_filters(env: &mut Environment<'static>) {
         let s = v.abs().to_string();
         let mut out = String::new();
         for (i, c) in s.chars().enumerate() {
-            if i > 0 && (s.len() - i) % 3 == 0 {
+            if i > 0 && (s.len() - i).is_multiple_of(3) {
                 out.push('.');
             }
             out.push(c);

@@ -163,25 +163,34 @@ fn date(form: &HashMap<String, String>, name: &str) -> Result<NaiveDate, ActionE
         .map_err(|_| ActionError::Rejected("enter a date (YYYY-MM-DD)".into()))
 }
 
-fn parse_action(
-    action: &str,
-    form: &HashMap<String, String>,
-) -> Result<Action, ActionError> {
+fn parse_action(action: &str, form: &HashMap<String, String>) -> Result<Action, ActionError> {
     Ok(match action {
-        "note" => Action::Note { text: field(form, "text").to_owned() },
+        "note" => Action::Note {
+            text: field(form, "text").to_owned(),
+        },
         "assign" => Action::Assign {
             assignee: Some(field(form, "assignee").to_owned()).filter(|a| !a.is_empty()),
         },
-        "pause" => Action::Pause { until: date(form, "until")? },
+        "pause" => Action::Pause {
+            until: date(form, "until")?,
+        },
         "resume" => Action::Resume,
         "promise" => Action::Promise {
             date: date(form, "date")?,
             note: field(form, "note").to_owned(),
         },
-        "dispute" => Action::Dispute { reason: field(form, "reason").to_owned() },
-        "resolve" => Action::Resolve { reason: field(form, "reason").to_owned() },
-        "template" => Action::SendTemplate { message: field(form, "message").to_owned() },
-        "text" => Action::SendText { text: field(form, "text").to_owned() },
+        "dispute" => Action::Dispute {
+            reason: field(form, "reason").to_owned(),
+        },
+        "resolve" => Action::Resolve {
+            reason: field(form, "reason").to_owned(),
+        },
+        "template" => Action::SendTemplate {
+            message: field(form, "message").to_owned(),
+        },
+        "text" => Action::SendText {
+            text: field(form, "text").to_owned(),
+        },
         "contact" => Action::Contact {
             wa_phone: field(form, "wa_phone").to_owned(),
             contact_name: field(form, "contact_name").to_owned(),
@@ -204,21 +213,42 @@ pub async fn case_action(
     let result = match parse_action(&action, &form) {
         Ok(Action::Assign { assignee: Some(a) }) if who.branch_scope().is_some() => {
             // A branch user assigns within the branch only.
-            let branch = caselist::case_branch(&state.db, id).await?.unwrap_or_default();
+            let branch = caselist::case_branch(&state.db, id)
+                .await?
+                .unwrap_or_default();
             let allowed = crate::accounts::usernames(&state.db, Some(&branch)).await?;
             if allowed.contains(&a) {
-                case_actions::apply(&state.db, id, who, Action::Assign { assignee: Some(a) }, template_names(), crate::time::now()).await
+                case_actions::apply(
+                    &state.db,
+                    id,
+                    who,
+                    Action::Assign { assignee: Some(a) },
+                    template_names(),
+                    crate::time::now(),
+                )
+                .await
             } else {
-                Err(ActionError::Rejected(format!("`{a}` is not a user of this branch")))
+                Err(ActionError::Rejected(format!(
+                    "`{a}` is not a user of this branch"
+                )))
             }
         }
-        Ok(a) => case_actions::apply(&state.db, id, who, a, template_names(), crate::time::now()).await,
+        Ok(a) => {
+            case_actions::apply(&state.db, id, who, a, template_names(), crate::time::now()).await
+        }
         Err(e) => Err(e),
     };
     match result {
         Ok(()) => Ok(Redirect::to(&format!("/cases/{id}#timeline")).into_response()),
         Err(ActionError::Rejected(why)) => {
-            case_page_with(&state, &user, id, StatusCode::UNPROCESSABLE_ENTITY, Some(why)).await
+            case_page_with(
+                &state,
+                &user,
+                id,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(why),
+            )
+            .await
         }
         Err(e) => Err(PageError(e.into())),
     }

@@ -141,13 +141,17 @@ fn rows_from_json(body: &[u8]) -> Result<Vec<HashMap<String, String>>, AppError>
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| AppError::BadRequest(format!("the body is not JSON: {e}")))?;
     let Value::Array(items) = value else {
-        return Err(AppError::BadRequest("the body must be a JSON array of rows".into()));
+        return Err(AppError::BadRequest(
+            "the body must be a JSON array of rows".into(),
+        ));
     };
     let mut rows = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let Value::Object(map) = item else {
-            errors.push(json!({"row": i + 1, "column": "*", "reason": "a row must be a JSON object"}));
+            errors.push(
+                json!({"row": i + 1, "column": "*", "reason": "a row must be a JSON object"}),
+            );
             continue;
         };
         let mut row = HashMap::new();
@@ -249,9 +253,9 @@ async fn post_scan(
     State(state): State<AppState>,
     ApiCaller(who): ApiCaller,
 ) -> Result<Json<Value>, AppError> {
-    // A scan covers every branch, so only admins may start one... CONTRACT
-    // says supervisor/admin; a branch supervisor runs the same global scan,
-    // which is idempotent and only does what the scheduler would.
+    // CONTRACT allows supervisors too. The scan is global, but it only does
+    // what the next scheduled run would do (it is idempotent), so a branch
+    // supervisor starting it early changes no other branch's outcome.
     if !who.is_supervisor() {
         return Err(AppError::Forbidden);
     }
