@@ -10,6 +10,10 @@
 //! named `wa_smile_bench` is dropped and recreated there).
 //!
 //! `webhooks` is described in `benches/webhooks.rs`.
+//! `caselist` seeds the same way (200,000 employers by default), then times
+//! the admin case list's queries — each filter and sort an officer uses —
+//! against the 100 ms per page budget:
+//! `cargo run --release --bin wa-smile-bench -- caselist`.
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -80,6 +84,27 @@ enum Cmd {
         /// Also run on PostgreSQL (server URL; a bench database is created).
         #[arg(long)]
         postgres: Option<String>,
+    },
+    /// Seed at scale, scan, then time the case list's queries.
+    Caselist {
+        #[arg(long, default_value_t = 200_000)]
+        employers: usize,
+        #[arg(long, default_value_t = 5)]
+        bills_per_employer: usize,
+        #[arg(long, default_value_t = 30)]
+        overdue: u32,
+        /// Also run on PostgreSQL (server URL; a bench database is created).
+        #[arg(long)]
+        postgres: Option<String>,
+        /// Where to keep the generated files and the SQLite database.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Reuse the database already seeded in `--dir` (SQLite only).
+        #[arg(long)]
+        reuse: bool,
+        /// Timed runs per query (the median and the worst are reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
     },
     /// (internal) run one scan and print its figures as JSON.
     ScanChild { url: String, at: String },
@@ -200,6 +225,49 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Caselist {
+            employers,
+            bills_per_employer,
+            overdue,
+            postgres,
+            dir,
+            reuse,
+            runs,
+        } => {
+            let tmp = tempfile::tempdir()?;
+            let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
+            std::fs::create_dir_all(&dir)?;
+            let sqlite = dir.join("caselist.db");
+            let sqlite_url = format!("sqlite://{}", sqlite.display());
+            let spec = Synthetic {
+                employers,
+                bills_per_employer,
+                overdue_percent: overdue,
+                at: SCAN_AT.parse()?,
+                seed: 42,
+            };
+            let mut targets = vec![("sqlite", sqlite_url.clone())];
+            if !(reuse && sqlite.exists()) || postgres.is_some() {
+                let (emp_csv, bill_csv) = demo::write_csv(&dir, &spec)?;
+                if !(reuse && sqlite.exists()) {
+                    for ext in ["", "-wal", "-shm"] {
+                        let _ = std::fs::remove_file(format!("{}{ext}", sqlite.display()));
+                    }
+                    seed_and_scan("sqlite", &sqlite_url, &emp_csv, &bill_csv).await?;
+                }
+                if let Some(server) = &postgres {
+                    let url = recreate_pg(server).await?;
+                    seed_and_scan("postgres", &url, &emp_csv, &bill_csv).await?;
+                    targets.push(("postgres", url));
+                }
+            }
+            let mut ok = true;
+            for (name, url) in targets {
+                ok &= time_caselist(name, &url, runs).await?;
+            }
+            anyhow::ensure!(ok, "some case list queries took longer than 100 ms");
+            Ok(())
+        }
         Cmd::Scale {
             employers,
             bills_per_employer,
@@ -265,6 +333,26 @@ async fn recreate_pg_named(server: &str, name: &str) -> Result<String> {
 }
 
 async fn run_backend(name: &str, url: &str, emp_csv: &Path, bill_csv: &Path) -> Result<()> {
+    run_import(name, url, emp_csv, bill_csv).await?;
+    for label in ["first scan", "second scan (no change)"] {
+        let out = std::process::Command::new(std::env::current_exe()?)
+            .args(["scan-child", url, SCAN_AT])
+            .output()
+            .context("failed to run the scan child")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "scan failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!(
+            "[{name}] {label}: {}",
+            String::from_utf8_lossy(&out.stdout).trim()
+        );
+    }
+    Ok(())
+}
+
+async fn run_import(name: &str, url: &str, emp_csv: &Path, bill_csv: &Path) -> Result<()> {
     let config = Config::from_sources(None, Vec::new()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let db = Db::connect(url, 4).await?;
     db.migrate().await?;
@@ -295,21 +383,6 @@ async fn run_backend(name: &str, url: &str, emp_csv: &Path, bill_csv: &Path) -> 
         );
     }
     db.close().await;
-    for label in ["first scan", "second scan (no change)"] {
-        let out = std::process::Command::new(std::env::current_exe()?)
-            .args(["scan-child", url, SCAN_AT])
-            .output()
-            .context("failed to run the scan child")?;
-        anyhow::ensure!(
-            out.status.success(),
-            "scan failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        println!(
-            "[{name}] {label}: {}",
-            String::from_utf8_lossy(&out.stdout).trim()
-        );
-    }
     Ok(())
 }
 
@@ -426,4 +499,147 @@ fn peak_rss_kb() -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+async fn seed_and_scan(name: &str, url: &str, emp_csv: &Path, bill_csv: &Path) -> Result<()> {
+    run_import(name, url, emp_csv, bill_csv).await?;
+    let config = Config::from_sources(None, Vec::new()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let db = Db::connect(url, 4).await?;
+    let t = Instant::now();
+    let s = scan::run(&db, &ScanContext::from_config(&config)?, SCAN_AT.parse()?).await?;
+    println!(
+        "[{name}] scan: {} cases opened in {:.1}s",
+        s.cases_opened,
+        t.elapsed().as_secs_f64()
+    );
+    db.close().await;
+    Ok(())
+}
+
+/// Times each list query an officer's clicks produce; true when every
+/// page came back within the 100 ms budget.
+async fn time_caselist(name: &str, url: &str, runs: usize) -> Result<bool> {
+    use wa_smile::caselist::{self, Filter, Sort};
+    let db = Db::connect(url, 4).await?;
+    db.migrate().await?;
+    // What `serve` does at start.
+    let t = Instant::now();
+    caselist::analyze(&db).await?;
+    println!(
+        "[{name}] planner statistics in {:.2}s",
+        t.elapsed().as_secs_f64()
+    );
+    // The scan's instant, so that "today" matches the seeded data.
+    let now: chrono::DateTime<chrono::Utc> = SCAN_AT.parse()?;
+    let today = now.with_timezone(&chrono_tz::Asia::Jakarta).date_naive();
+    let f = |edit: &dyn Fn(&mut Filter)| {
+        let mut f = Filter::default();
+        edit(&mut f);
+        f
+    };
+    let cases: Vec<(&str, Option<&str>, Filter)> = vec![
+        ("admin: all open, by arrears", None, f(&|_| {})),
+        (
+            "admin: by days overdue",
+            None,
+            f(&|f| f.sort = Sort::DaysOverdue),
+        ),
+        (
+            "admin: by last activity",
+            None,
+            f(&|f| f.sort = Sort::LastActivity),
+        ),
+        ("admin: page 200", None, f(&|f| f.page = 200)),
+        (
+            "admin: status needs_officer",
+            None,
+            f(&|f| f.status = "needs_officer".into()),
+        ),
+        (
+            "admin: stage warning, by overdue",
+            None,
+            f(&|f| {
+                f.stage = "warning".into();
+                f.sort = Sort::DaysOverdue;
+            }),
+        ),
+        (
+            "admin: everything incl. resolved",
+            None,
+            f(&|f| f.status = "all".into()),
+        ),
+        (
+            "admin: search name `sinar maju`",
+            None,
+            f(&|f| f.q = "sinar maju".into()),
+        ),
+        (
+            "admin: search NPP prefix",
+            None,
+            f(&|f| f.q = "0001234".into()),
+        ),
+        ("admin: unassigned", None, f(&|f| f.assignee = "-".into())),
+        (
+            "admin: promise due today",
+            None,
+            f(&|f| f.promise_due_today = true),
+        ),
+        (
+            "admin: promise broken",
+            None,
+            f(&|f| f.promise_broken = true),
+        ),
+        (
+            "admin: 24-hour window open",
+            None,
+            f(&|f| f.window_open = true),
+        ),
+        (
+            "officer (Medan): open, by arrears",
+            Some("Medan"),
+            f(&|_| {}),
+        ),
+        (
+            "officer (Medan): by days overdue",
+            Some("Medan"),
+            f(&|f| f.sort = Sort::DaysOverdue),
+        ),
+        (
+            "officer (Medan): by last activity",
+            Some("Medan"),
+            f(&|f| f.sort = Sort::LastActivity),
+        ),
+        (
+            "officer (Medan): search",
+            Some("Medan"),
+            f(&|f| f.q = "jaya".into()),
+        ),
+    ];
+    let mut ok = true;
+    println!("[{name}] case list, {runs} runs each (median / worst):");
+    for (label, scope, filter) in &cases {
+        let mut times = Vec::with_capacity(runs);
+        let mut total = 0;
+        // One untimed run warms the cache as a working server's would be.
+        caselist::list(&db, *scope, filter, today, now).await?;
+        for _ in 0..runs {
+            let t = Instant::now();
+            let page = caselist::list(&db, *scope, filter, today, now).await?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            total = page.total;
+        }
+        times.sort_by(|a, b| a.total_cmp(b));
+        let (median, worst) = (times[times.len() / 2], times[times.len() - 1]);
+        let pass = worst < 100.0;
+        ok &= pass;
+        println!(
+            "  {:<38} {:>8.1} ms / {:>8.1} ms  ({total} cases){}",
+            label,
+            median,
+            worst,
+            if pass { "" } else { "  OVER BUDGET" }
+        );
+    }
+    db.close().await;
+    Ok(ok)
 }

@@ -82,6 +82,16 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Admin UI logins.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// API bearer tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Cases.
     Case {
         #[command(subcommand)]
@@ -156,6 +166,33 @@ pub enum AuditCommand {
         /// The manifest (default: FILE.manifest.json, or the XLSX's Manifest sheet).
         #[arg(long, value_name = "FILE", requires = "export")]
         manifest: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a login; the password is read from stdin (one line).
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_parser = ["officer", "supervisor", "admin"])]
+        role: String,
+        /// The branch an officer or supervisor works in.
+        #[arg(long)]
+        branch: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API bearer token and print it once (only its hash is kept).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = ["supervisor", "admin"])]
+        role: String,
+        #[arg(long)]
+        branch: Option<String>,
     },
 }
 
@@ -512,6 +549,42 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     s.audit_rows, s.case_events, s.outbox_rows, s.employers
                 );
             }
+        }
+        Command::User {
+            command:
+                UserCommand::Add {
+                    username,
+                    role,
+                    branch,
+                },
+        } => {
+            let role: crate::accounts::Role = role
+                .parse()
+                .map_err(|e| Failure::invalid(vec![format!("error: {e}")]))?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| anyhow::anyhow!("cannot read the password from stdin: {e}"))?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let db = connect().await?;
+            db.migrate().await?;
+            crate::accounts::add_user(&db, &username, password, role, branch.as_deref())
+                .await
+                .map_err(|e| Failure::invalid(vec![format!("error: {e:#}")]))?;
+            println!("user {username} created ({role})");
+        }
+        Command::Token {
+            command: TokenCommand::Create { name, role, branch },
+        } => {
+            let role: crate::accounts::Role = role
+                .parse()
+                .map_err(|e| Failure::invalid(vec![format!("error: {e}")]))?;
+            let db = connect().await?;
+            db.migrate().await?;
+            let token = crate::accounts::create_token(&db, &name, role, branch.as_deref())
+                .await
+                .map_err(|e| Failure::invalid(vec![format!("error: {e:#}")]))?;
+            println!("{token}");
         }
         Command::Case {
             command: CaseCommand::Show { npp, json },

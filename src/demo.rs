@@ -219,6 +219,9 @@ pub async fn run(config: Config, data: Option<PathBuf>) -> Result<()> {
             println!("  {} {name}", r.wamid);
         }
     }
+    // A login for the tour; the password is random and shown once.
+    let password = crate::accounts::random_secret()[..16].to_owned();
+    crate::accounts::add_user(&db, "admin", &password, crate::accounts::Role::Admin, None).await?;
     let listener = tokio::net::TcpListener::bind(&config.server.bind)
         .await
         .with_context(|| {
@@ -229,6 +232,7 @@ pub async fn run(config: Config, data: Option<PathBuf>) -> Result<()> {
         })?;
     let addr = listener.local_addr()?;
     println!("serving on http://{addr} — try http://{addr}/readyz ; Ctrl-C to stop");
+    println!("admin UI: http://{addr}/cases — log in as `admin` with password {password}");
     println!(
         "inspect a case: wa-smile case show 00000001 (with WA_SMILE__DATABASE__URL={})",
         config.database.url

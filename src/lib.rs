@@ -2,8 +2,11 @@
 //! contribution arrears. The binary (`src/main.rs`) is a thin CLI over this
 //! library.
 
+pub mod accounts;
 pub mod audit;
+pub mod case_actions;
 pub mod case_log;
+pub mod caselist;
 pub mod cases;
 pub mod cli;
 pub mod config;

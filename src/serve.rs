@@ -30,6 +30,10 @@ pub async fn run(config: Arc<Config>, db: Db, listener: TcpListener) -> Result<(
         DELIVERY_POLL,
         worker_stop,
     ));
+    // Planner statistics for the admin case list (SQLite); not fatal.
+    if let Err(e) = crate::caselist::analyze(&db).await {
+        tracing::warn!(error = %format!("{e:#}"), "ANALYZE failed");
+    }
     let mut scheduler = start_scheduler(&config, &db).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
@@ -37,10 +41,14 @@ pub async fn run(config: Arc<Config>, db: Db, listener: TcpListener) -> Result<(
         db: db.clone(),
         config: config.clone(),
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("HTTP server failed")?;
+    // The peer address feeds the per-client login throttle.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("HTTP server failed")?;
     tracing::info!("shutting down");
     // In-flight sends finish; claimed rows not yet sent are released.
     let _ = stop_worker.send(true);

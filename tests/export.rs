@@ -2,6 +2,7 @@
 //! manifests that catch edits, the export as an audit event, background
 //! jobs.
 
+#[path = "export_support/mod.rs"]
 mod support;
 
 use calamine::{open_workbook, Data, Reader, Xlsx};

@@ -123,6 +123,51 @@ pub async fn import_csv(
     Ok(counts)
 }
 
+/// Validates and imports rows held in memory (the JSON API's arrays of CSV
+/// rows), through the same validator and writers as a file: any invalid row
+/// means nothing is written. A row's `line` in errors is its 1-based
+/// position in the array.
+pub async fn import_rows(
+    db: &Db,
+    ctx: &ImportContext,
+    kind: Kind,
+    rows: &[HashMap<String, String>],
+    dry_run: bool,
+) -> Result<Counts, ImportError> {
+    let employers = match kind {
+        Kind::Employers => HashMap::new(),
+        Kind::Bills | Kind::Payments => employer_ids(db).await?,
+    };
+    fn raw(i: usize, r: &HashMap<String, String>) -> RawRow<'_> {
+        RawRow {
+            line: i as u64 + 1,
+            cells: r.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+        }
+    }
+    let mut validator = Validator::new(kind, ctx, &employers);
+    for (i, r) in rows.iter().enumerate() {
+        validator.check(&raw(i, r));
+    }
+    validator.finish(Vec::new())?;
+    let mut tx = db.begin().await?;
+    let mut counts = Counts::default();
+    let mut batch = Batch::default();
+    for (n, (i, r)) in rows.iter().enumerate().enumerate() {
+        batch.push(kind, ctx, &employers, &raw(i, r))?;
+        if (n + 1) % CHUNK == 0 {
+            counts.add(batch.write(&mut tx, ctx).await?);
+            batch.clear();
+        }
+    }
+    counts.add(batch.write(&mut tx, ctx).await?);
+    if dry_run {
+        tx.rollback().await?;
+    } else {
+        tx.commit().await.context("failed to commit the import")?;
+    }
+    Ok(counts)
+}
+
 /// Validated rows of one chunk, ready to write.
 #[derive(Default)]
 struct Batch {
@@ -183,7 +228,13 @@ impl Batch {
             return write::upsert_bills(tx, &self.bills, &ctx.actor, at).await;
         }
         if !self.payments.is_empty() {
-            return ledger::record_payments(tx, &self.payments, "import", &ctx.actor, at).await;
+            // CONTRACT's payment sources: the JSON API's actors are `api:…`.
+            let source = if ctx.actor.starts_with("api:") {
+                "api"
+            } else {
+                "import"
+            };
+            return ledger::record_payments(tx, &self.payments, source, &ctx.actor, at).await;
         }
         Ok(Counts::default())
     }

@@ -1,205 +1,337 @@
-//! Seeding shared by the export and retention tests: two branches, each
-//! with an employer, bills, a payment, a case with its case log, and the
-//! audit rows the real writers produce for them.
+//! Shared by the admin/API tests and the browser test: a seeded database
+//! with two branches, users of every role, and an in-process client that
+//! keeps cookies.
 #![allow(dead_code)]
 
-use chrono::{DateTime, NaiveDate, Utc};
-use serde_json::json;
-use wa_smile::audit::AuditEntry;
-use wa_smile::case_log::{self, Actor, EventKind, NewEvent};
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use chrono::{DateTime, Duration, Utc};
+use http_body_util::BodyExt;
+use std::sync::Arc;
+use tower::ServiceExt;
+use wa_smile::accounts::{self, Role};
+use wa_smile::config::Config;
+use wa_smile::http::{self, AppState};
 use wa_smile::store::Db;
 
-pub fn at(s: &str) -> DateTime<Utc> {
-    s.parse().unwrap()
+pub const PASSWORD: &str = "rahasia-sekali-123";
+pub const BRANCH_A: &str = "PEKANBARU";
+pub const BRANCH_B: &str = "DUMAI";
+pub const XSS_NAME: &str =
+    "PT <script>alert('name')</script> \"Jaya\" & <img src=x onerror=alert(1)>";
+pub const XSS_REPLY: &str = "<img src=x onerror=alert('reply')><b>bold</b>";
+
+pub fn config() -> Config {
+    Config::from_sources(None, Vec::<(String, String)>::new()).unwrap()
 }
 
-pub fn day(s: &str) -> NaiveDate {
-    s.parse().unwrap()
+pub fn app(db: &Db) -> Router {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    }
+    http::router(AppState {
+        db: db.clone(),
+        config: Arc::new(config()),
+    })
 }
 
 pub struct Seeded {
-    pub npp: String,
-    pub employer_id: i64,
-    pub case_id: i64,
-    pub reference: String,
+    /// Branch A's case (employer name is an XSS payload).
+    pub case_a: i64,
+    /// Another case of branch A, with an open 24-hour window.
+    pub case_a2: i64,
+    pub case_b: i64,
+    pub npp_a: String,
+    pub npp_b: String,
 }
 
-pub const PHONE: &str = "6281234567890";
-pub const REPLY: &str = "Besok kami bayar ya pak, hubungi Ibu Sari 081234567890";
+async fn employer(db: &Db, npp: &str, name: &str, branch: &str, wa: Option<&str>) -> i64 {
+    let at = Utc::now() - Duration::days(400);
+    db.query(
+        "INSERT INTO employers (npp, name, branch, wa_id, contact_name, timezone, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'Ibu Sari', 'Asia/Jakarta', $5, $5) RETURNING id",
+    )
+    .bind(npp.to_owned())
+    .bind(name.to_owned())
+    .bind(branch.to_owned())
+    .bind(wa.map(str::to_owned))
+    .bind(at)
+    .fetch_one(db)
+    .await
+    .unwrap()
+    .get("id")
+    .unwrap()
+}
 
-/// One employer of `branch` with a bill, a payment and a case whose log is
-/// written at `when` (an RFC 3339 instant) and the following minutes.
-pub async fn seed(db: &Db, npp: &str, name: &str, branch: &str, when: &str) -> Seeded {
-    let t0 = at(when);
-    let employer_id: i64 = db
-        .query(
-            "INSERT INTO employers (npp, name, branch, wa_id, contact_name, timezone, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'Ibu Sari', 'Asia/Jakarta', $5, $5) RETURNING id",
-        )
-        .bind(npp.to_owned())
-        .bind(name.to_owned())
-        .bind(branch.to_owned())
-        .bind(PHONE.to_owned())
-        .bind(t0)
-        .fetch_one(db)
+async fn bill(db: &Db, employer_id: i64, period: &str, amount_minor: i64, days_overdue: i64) {
+    let due = (Utc::now() - Duration::days(days_overdue)).date_naive();
+    db.query(
+        "INSERT INTO bills (employer_id, period, amount_minor, due_date, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(employer_id)
+    .bind(period.to_owned())
+    .bind(amount_minor)
+    .bind(due)
+    .bind(Utc::now())
+    .execute(db)
+    .await
+    .unwrap();
+}
+
+pub async fn case_of(db: &Db, npp: &str) -> i64 {
+    wa_smile::cases::case_id_for_npp(db, npp)
         .await
         .unwrap()
-        .get("id")
-        .unwrap();
-    db.query(
-        "INSERT INTO bills (employer_id, period, amount_minor, paid_minor, due_date, created_at, updated_at) \
-         VALUES ($1, '2026-01', 125000050, 50000000, $2, $3, $3)",
-    )
-    .bind(employer_id)
-    .bind(day("2026-02-16"))
-    .bind(t0)
-    .execute(db)
-    .await
-    .unwrap();
-    let reference = format!("REF-{npp}");
-    db.query(
-        "INSERT INTO payments (reference, employer_id, period, amount_minor, paid_at, source, created_at) \
-         VALUES ($1, $2, '2026-01', 50000000, $3, 'import', $3)",
-    )
-    .bind(reference.clone())
-    .bind(employer_id)
-    .bind(t0)
-    .execute(db)
-    .await
-    .unwrap();
-    let case_id: i64 = db
-        .query(
-            "INSERT INTO cases (employer_id, status, stage, opened_at, updated_at) \
-             VALUES ($1, 'promised', 'reminder_1', $2, $2) RETURNING id",
-        )
-        .bind(employer_id)
-        .bind(t0)
-        .fetch_one(db)
-        .await
         .unwrap()
-        .get("id")
-        .unwrap();
-    db.query(
-        "INSERT INTO outbox (case_id, employer_id, idempotency_key, message, kind, wa_id, body, state, due_at, created_at, updated_at, sent_at) \
-         VALUES ($1, $2, $3, 'reminder_1', 'text', $4, $5, 'sent', $6, $6, $6, $6)",
-    )
-    .bind(case_id)
-    .bind(employer_id)
-    .bind(format!("case:{case_id}:test"))
-    .bind(PHONE.to_owned())
-    .bind(json!({"text": {"body": format!("Yth. Ibu Sari, tagihan {name}")}, "to": PHONE}).to_string())
-    .bind(t0)
-    .execute(db)
-    .await
-    .unwrap();
+}
 
+/// Two branches, three cases, a reply with markup, and users:
+/// `officer_a`, `officer_b`, `super_a` (supervisor of A), `admin`.
+pub async fn seed(db: &Db) -> Seeded {
+    let a = employer(db, "10000001", XSS_NAME, BRANCH_A, Some("6281234567001")).await;
+    bill(db, a, "2026-01", 125_000_000, 40).await;
+    bill(db, a, "2026-02", 130_000_000, 10).await;
+    let a2 = employer(
+        db,
+        "10000002",
+        "CV Sinar Maju",
+        BRANCH_A,
+        Some("6281234567002"),
+    )
+    .await;
+    bill(db, a2, "2026-02", 50_000_000, 20).await;
+    let b = employer(
+        db,
+        "20000001",
+        "PT Dumai Sentosa",
+        BRANCH_B,
+        Some("6281234567003"),
+    )
+    .await;
+    bill(db, b, "2026-02", 90_000_000, 20).await;
+    let ctx = wa_smile::scan::ScanContext::from_config(&config()).unwrap();
+    wa_smile::scan::run(db, &ctx, wa_smile::time::now())
+        .await
+        .unwrap();
+    let case_a = case_of(db, "10000001").await;
+    let case_a2 = case_of(db, "10000002").await;
+    let case_b = case_of(db, "20000001").await;
+    // An employer's reply with markup in it, and an open window on case a2.
+    let now = wa_smile::time::now();
     let mut tx = db.begin().await.unwrap();
-    tx.audit(
-        AuditEntry::new(t0, "import:employers.csv", "employer.insert", format!("employer:{npp}"))
-            .after(json!({"name": name, "branch": branch, "wa_id": PHONE, "contact_name": "Ibu Sari", "timezone": "Asia/Jakarta"})),
-    );
-    tx.audit(
-        AuditEntry::new(
-            t0,
-            "import:bills.csv",
-            "bill.insert",
-            format!("bill:{npp}:2026-01"),
-        )
-        .after(json!({"amount": "1250000.50", "due_date": "2026-02-16"})),
-    );
-    tx.audit(
-        AuditEntry::new(
-            t0,
-            "import:payments.csv",
-            "payment.insert",
-            format!("payment:{reference}"),
-        )
-        .after(json!({"employer_id": employer_id, "amount": "500000.00", "reference": reference})),
-    );
-    tx.audit(
-        AuditEntry::new(
-            t0,
-            "system",
-            "bill.settlement",
-            format!("bill:{employer_id}:2026-01"),
-        )
-        .after(json!({"paid": "500000.00"})),
-    );
-    let m = |n: i64| t0 + chrono::Duration::minutes(n);
-    let events = vec![
-        NewEvent::new(
-            case_id,
-            m(0),
-            EventKind::CaseOpened,
-            Actor::System,
-            json!({"stage": "reminder_1"}),
-        ),
-        NewEvent::new(
-            case_id,
-            m(1),
-            EventKind::MessageSent,
-            Actor::System,
-            json!({"outbox_id": 1, "wamid": "wamid.X"}),
-        ),
-        NewEvent::new(
-            case_id,
-            m(2),
-            EventKind::MessageDelivered,
-            Actor::System,
-            json!({"wamid": "wamid.X"}),
-        ),
-        NewEvent::new(
-            case_id,
-            m(3),
-            EventKind::MessageRead,
-            Actor::System,
-            json!({"wamid": "wamid.X"}),
-        ),
-        NewEvent::new(
-            case_id,
-            m(4),
-            EventKind::ReplyReceived,
-            Actor::Employer,
-            json!({"intent": "promise_to_pay", "text": REPLY, "from": PHONE}),
-        ),
-        NewEvent::new(
-            case_id,
-            m(5),
-            EventKind::PromiseToPay,
-            Actor::Employer,
-            json!({"promised_date": "2026-03-05"}),
-        ),
-        NewEvent::new(
-            case_id,
-            m(6),
-            EventKind::MessageFailed,
-            Actor::System,
-            json!({"error_code": 131026, "error": "Message undeliverable"}),
-        ),
-        NewEvent::new(
-            case_id,
-            m(7),
-            EventKind::PaymentReceived,
-            Actor::System,
-            json!({"amount": "500000.00", "reference": reference}),
-        ),
-    ];
-    case_log::record(&mut tx, &events).await.unwrap();
+    wa_smile::case_log::record(
+        &mut tx,
+        &[wa_smile::case_log::NewEvent::new(
+            case_a,
+            now,
+            wa_smile::case_log::EventKind::ReplyReceived,
+            wa_smile::case_log::Actor::Employer,
+            serde_json::json!({"intent": "question", "text": XSS_REPLY}),
+        )],
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
+    db.query("UPDATE cases SET last_inbound_at = $2 WHERE id = $1")
+        .bind(case_a2)
+        .bind(now - Duration::hours(2))
+        .execute(db)
+        .await
+        .unwrap();
+    for (u, role, branch) in [
+        ("officer_a", Role::Officer, Some(BRANCH_A)),
+        ("officer_b", Role::Officer, Some(BRANCH_B)),
+        ("super_a", Role::Supervisor, Some(BRANCH_A)),
+        ("admin", Role::Admin, None),
+    ] {
+        accounts::add_user(db, u, PASSWORD, role, branch)
+            .await
+            .unwrap();
+    }
     Seeded {
-        npp: npp.to_owned(),
-        employer_id,
-        case_id,
-        reference,
+        case_a,
+        case_a2,
+        case_b,
+        npp_a: "10000001".into(),
+        npp_b: "20000001".into(),
     }
 }
 
-/// An audit row with no branch (a user change).
-pub async fn user_row(db: &Db, when: &str) {
-    let mut tx = db.begin().await.unwrap();
-    tx.audit(
-        AuditEntry::new(at(when), "admin", "user.add", "user:siti")
-            .after(json!({"role": "supervisor"})),
-    );
-    tx.commit().await.unwrap();
+/// `n` more employers of branch A with overdue bills, then a scan.
+pub async fn seed_more(db: &Db, n: usize) {
+    const A: [&str; 8] = [
+        "Sinar", "Maju", "Riau", "Berkah", "Karya", "Samudra", "Cahaya", "Tunas",
+    ];
+    const B: [&str; 8] = [
+        "Abadi",
+        "Mandiri",
+        "Sejahtera",
+        "Lancar",
+        "Sentosa",
+        "Makmur",
+        "Perkasa",
+        "Prima",
+    ];
+    const P: [&str; 3] = ["PT", "CV", "UD"];
+    for i in 0..n {
+        let name = format!("{} {} {}", P[i % 3], A[i % 8], B[(i / 8 + i) % 8]);
+        let wa = (i % 7 != 0).then(|| format!("62812{:08}", 3000 + i));
+        let id = employer(db, &format!("3{:07}", i), &name, BRANCH_A, wa.as_deref()).await;
+        let months = 1 + (i % 4) as i64;
+        for m in 0..months {
+            let period = format!("2026-{:02}", 1 + m);
+            let amount = 15_000_000 + (i as i64 * 7_919 % 400) * 2_500_000;
+            bill(
+                db,
+                id,
+                &period,
+                amount,
+                5 + (months - m) * 25 + (i as i64 % 9),
+            )
+            .await;
+        }
+    }
+    let ctx = wa_smile::scan::ScanContext::from_config(&config()).unwrap();
+    wa_smile::scan::run(db, &ctx, wa_smile::time::now())
+        .await
+        .unwrap();
+}
+
+/// A response, read whole.
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// An in-process browser: sends requests with `oneshot` and keeps cookies.
+pub struct Client {
+    pub app: Router,
+    pub cookies: Vec<(String, String)>,
+}
+
+impl Client {
+    pub fn new(db: &Db) -> Self {
+        Client {
+            app: app(db),
+            cookies: Vec::new(),
+        }
+    }
+
+    pub async fn send(&mut self, req: Request<Body>) -> Resp {
+        let mut req = req;
+        if !self.cookies.is_empty() {
+            let c = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            req.headers_mut().insert(header::COOKIE, c.parse().unwrap());
+        }
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        for v in headers.get_all(header::SET_COOKIE) {
+            let v = v.to_str().unwrap();
+            let (kv, _) = v.split_once(';').unwrap_or((v, ""));
+            let (k, val) = kv.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != k);
+            if !val.is_empty() {
+                self.cookies.push((k.to_owned(), val.to_owned()));
+            }
+        }
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        Resp {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    pub async fn get(&mut self, uri: &str) -> Resp {
+        self.send(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+    }
+
+    pub async fn post_form(&mut self, uri: &str, fields: &[(&str, &str)]) -> Resp {
+        let body = form(fields);
+        self.send(
+            Request::post(uri)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn login(&mut self, username: &str, password: &str) -> Resp {
+        let page = self.get("/login").await;
+        let csrf = csrf_field(&page.body);
+        self.post_form(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("username", username),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+
+    /// Logs in and returns the session's CSRF token (from a page's form).
+    pub async fn login_ok(&mut self, username: &str) -> String {
+        let r = self.login(username, PASSWORD).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "login failed: {}", r.body);
+        let page = self.get("/cases").await;
+        assert_eq!(page.status, StatusCode::OK);
+        csrf_field(&page.body)
+    }
+}
+
+pub fn form(fields: &[(&str, &str)]) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in fields {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
+
+pub fn csrf_field(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let i = html.find(marker).expect("a csrf field") + marker.len();
+    html[i..i + 64].to_owned()
+}
+
+pub fn api(uri: &str, method: &str, token: Option<&str>, body: Option<&str>) -> Request<Body> {
+    let mut b = Request::builder().uri(uri).method(method);
+    if let Some(t) = token {
+        b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    match body {
+        Some(json) => b
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(json.to_owned()))
+            .unwrap(),
+        None => b.body(Body::empty()).unwrap(),
+    }
+}
+
+pub fn now() -> DateTime<Utc> {
+    wa_smile::time::now()
 }

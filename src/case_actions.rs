@@ -1,0 +1,407 @@
+//! What an officer can do to a case, from the admin UI (and later the API).
+//! Each action is one transaction that changes the case and records a case
+//! event (which also writes the audit row).
+
+use crate::accounts::Principal;
+use crate::audit::AuditEntry;
+use crate::case_log::{self, EventKind, NewEvent};
+use crate::domain::WaId;
+use crate::store::{Db, Tx};
+use anyhow::Result;
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use serde_json::json;
+
+/// Longest note or free-text message accepted.
+pub const MAX_TEXT: usize = 4000;
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Note {
+        text: String,
+    },
+    Assign {
+        assignee: Option<String>,
+    },
+    Pause {
+        until: NaiveDate,
+    },
+    Resume,
+    Promise {
+        date: NaiveDate,
+        note: String,
+    },
+    Dispute {
+        reason: String,
+    },
+    Resolve {
+        reason: String,
+    },
+    SendTemplate {
+        message: String,
+    },
+    SendText {
+        text: String,
+    },
+    Contact {
+        wa_phone: String,
+        contact_name: String,
+        consent: bool,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// The request makes no sense for this case now (shown to the officer).
+    #[error("{0}")]
+    Rejected(String),
+    #[error("case not found")]
+    NotFound,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+fn reject<T>(why: impl Into<String>) -> Result<T, ActionError> {
+    Err(ActionError::Rejected(why.into()))
+}
+
+fn text(s: &str, what: &str) -> Result<String, ActionError> {
+    let t = s.trim();
+    if t.is_empty() {
+        return reject(format!("{what} must not be empty"));
+    }
+    if t.chars().count() > MAX_TEXT {
+        return reject(format!("{what} is longer than {MAX_TEXT} characters"));
+    }
+    Ok(t.to_owned())
+}
+
+struct CaseRow {
+    employer_id: i64,
+    status: String,
+    resolved: bool,
+    wa_id: Option<String>,
+    tz: Tz,
+    opted_out: bool,
+    contact_invalid: bool,
+    last_inbound_at: Option<DateTime<Utc>>,
+    assignee: Option<String>,
+    contact_name: String,
+}
+
+async fn read(tx: &mut Tx, case_id: i64) -> Result<Option<CaseRow>> {
+    let Some(r) = tx
+        .query(
+            "SELECT c.employer_id, c.status, c.resolved_at, c.last_inbound_at, c.assignee, \
+                    e.wa_id, e.timezone, e.opted_out_at, e.contact_invalid_at, e.contact_name \
+             FROM cases c JOIN employers e ON e.id = c.employer_id WHERE c.id = $1",
+        )
+        .bind(case_id)
+        .fetch_optional(&mut *tx)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(CaseRow {
+        employer_id: r.get("employer_id")?,
+        status: r.get("status")?,
+        resolved: r.get::<Option<DateTime<Utc>>>("resolved_at")?.is_some(),
+        wa_id: r.get("wa_id")?,
+        tz: r
+            .get::<String>("timezone")?
+            .parse()
+            .unwrap_or(chrono_tz::Asia::Jakarta),
+        opted_out: r.get::<Option<DateTime<Utc>>>("opted_out_at")?.is_some(),
+        contact_invalid: r
+            .get::<Option<DateTime<Utc>>>("contact_invalid_at")?
+            .is_some(),
+        last_inbound_at: r.get("last_inbound_at")?,
+        assignee: r.get("assignee")?,
+        contact_name: r.get("contact_name")?,
+    }))
+}
+
+/// Start of `d` in `tz`, as UTC.
+fn local_midnight(tz: Tz, d: NaiveDate) -> DateTime<Utc> {
+    tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight exists"))
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("valid")))
+}
+
+/// Whether the 24-hour customer-service window is open at `now`.
+pub fn window_open(last_inbound_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    last_inbound_at.is_some_and(|t| now < t + Duration::hours(24))
+}
+
+/// Applies `action` to case `case_id` as `who`, at `now`. `templates` are
+/// the message names an officer may send.
+pub async fn apply(
+    db: &Db,
+    case_id: i64,
+    who: &Principal,
+    action: Action,
+    templates: &[String],
+    now: DateTime<Utc>,
+) -> Result<(), ActionError> {
+    let mut tx = db.begin().await?;
+    let Some(c) = read(&mut tx, case_id).await? else {
+        return Err(ActionError::NotFound);
+    };
+    let actor = who.actor();
+    let event = |kind: EventKind, data: serde_json::Value| {
+        NewEvent::new(case_id, now, kind, actor.clone(), data)
+    };
+    let changes_state = !matches!(action, Action::Note { .. } | Action::Assign { .. });
+    if c.resolved && changes_state {
+        return reject("the case is resolved");
+    }
+    let ev = match action {
+        Action::Note { text: t } => {
+            let t = text(&t, "the note")?;
+            event(EventKind::NoteAdded, json!({"text": t}))
+        }
+        Action::Assign { assignee } => {
+            let assignee = assignee
+                .map(|a| a.trim().to_owned())
+                .filter(|a| !a.is_empty());
+            if let Some(a) = &assignee {
+                let known = tx
+                    .query("SELECT 1 AS x FROM users WHERE username = $1 AND disabled_at IS NULL")
+                    .bind(a.clone())
+                    .fetch_optional(&mut tx)
+                    .await?;
+                if known.is_none() {
+                    return reject(format!("no user `{a}`"));
+                }
+            }
+            tx.query("UPDATE cases SET assignee = $2, updated_at = $3 WHERE id = $1")
+                .bind(case_id)
+                .bind(assignee.clone())
+                .bind(now)
+                .execute(&mut tx)
+                .await?;
+            event(
+                EventKind::Assigned,
+                json!({"assignee": assignee, "previous": c.assignee}),
+            )
+        }
+        Action::Pause { until } => {
+            let until_at = local_midnight(c.tz, until);
+            if until_at <= now {
+                return reject("pause until a future date");
+            }
+            tx.query(
+                "UPDATE cases SET paused_until = $2, quiet_reason = 'paused', next_action_at = $2, updated_at = $3 WHERE id = $1",
+            )
+            .bind(case_id)
+            .bind(until_at)
+            .bind(now)
+            .execute(&mut tx)
+            .await?;
+            event(EventKind::Paused, json!({"until": until}))
+        }
+        Action::Resume => {
+            tx.query(
+                "UPDATE cases SET paused_until = NULL, \
+                 quiet_reason = CASE WHEN quiet_reason = 'paused' THEN NULL ELSE quiet_reason END, \
+                 next_action_at = CASE WHEN quiet_reason = 'paused' THEN $2 ELSE next_action_at END, \
+                 updated_at = $2 WHERE id = $1",
+            )
+            .bind(case_id)
+            .bind(now)
+            .execute(&mut tx)
+            .await?;
+            event(EventKind::Resumed, json!({}))
+        }
+        Action::Promise { date, note } => {
+            let today = now.with_timezone(&c.tz).date_naive();
+            if date < today {
+                return reject("the promised date is in the past");
+            }
+            let next = local_midnight(c.tz, date + Duration::days(1));
+            tx.query(
+                "UPDATE cases SET status = 'promised', promised_date = $2, quiet_reason = 'promised', \
+                 next_action_at = $3, updated_at = $4 WHERE id = $1",
+            )
+            .bind(case_id)
+            .bind(date)
+            .bind(next)
+            .bind(now)
+            .execute(&mut tx)
+            .await?;
+            let note = note.trim().to_owned();
+            event(
+                EventKind::PromiseToPay,
+                json!({"promised_date": date, "source": "phone_call", "note": note}),
+            )
+        }
+        Action::Dispute { reason } => {
+            let reason = text(&reason, "the reason")?;
+            tx.query(
+                "UPDATE cases SET status = 'needs_officer', quiet_reason = 'awaiting_officer', updated_at = $2 WHERE id = $1",
+            )
+            .bind(case_id)
+            .bind(now)
+            .execute(&mut tx)
+            .await?;
+            event(
+                EventKind::DisputeRaised,
+                json!({"reason": reason, "previous_status": c.status}),
+            )
+        }
+        Action::Resolve { reason } => {
+            let reason = text(&reason, "the reason")?;
+            tx.query(
+                "UPDATE cases SET status = 'resolved', resolved_at = $2, resolution = $3, quiet_reason = NULL, \
+                 next_action_at = NULL, updated_at = $2 WHERE id = $1",
+            )
+            .bind(case_id)
+            .bind(now)
+            .bind(format!("officer: {reason}"))
+            .execute(&mut tx)
+            .await?;
+            // Nothing queued for a closed case may still go out.
+            tx.query("UPDATE outbox SET state = 'cancelled', updated_at = $2 WHERE case_id = $1 AND state = 'queued'")
+                .bind(case_id)
+                .bind(now)
+                .execute(&mut tx)
+                .await?;
+            event(
+                EventKind::CaseResolved,
+                json!({"reason": reason, "previous_status": c.status}),
+            )
+        }
+        Action::SendTemplate { message } => {
+            if !templates.contains(&message) {
+                return reject(format!("unknown message `{message}`"));
+            }
+            let wa = sendable(&c)?;
+            let id = queue(
+                &mut tx,
+                case_id,
+                &c,
+                &wa,
+                &message,
+                "template",
+                json!({"case_id": case_id, "manual": true}),
+                now,
+            )
+            .await?;
+            event(
+                EventKind::MessageQueued,
+                json!({"outbox_id": id, "message": message, "manual": true}),
+            )
+        }
+        Action::SendText { text: t } => {
+            let t = text(&t, "the message")?;
+            if !window_open(c.last_inbound_at, now) {
+                return reject("the 24-hour window is closed: only approved templates may be sent");
+            }
+            let wa = sendable(&c)?;
+            let id = queue(
+                &mut tx,
+                case_id,
+                &c,
+                &wa,
+                "free_text",
+                "text",
+                json!({"case_id": case_id, "text": t}),
+                now,
+            )
+            .await?;
+            event(
+                EventKind::MessageQueued,
+                json!({"outbox_id": id, "message": "free_text", "text": t, "manual": true}),
+            )
+        }
+        Action::Contact {
+            wa_phone,
+            contact_name,
+            consent,
+        } => {
+            let wa = match wa_phone.trim() {
+                "" => None,
+                raw => Some(WaId::parse(raw).map_err(|e| ActionError::Rejected(e.0))?),
+            };
+            let name = contact_name.trim().to_owned();
+            if wa.is_none() && name.is_empty() && !consent {
+                return reject("enter a new number, a contact name or record consent");
+            }
+            let new_wa = wa.as_ref().map(|w| w.as_str().to_owned());
+            tx.query(
+                "UPDATE employers SET \
+                   wa_id = COALESCE($2, wa_id), \
+                   contact_invalid_at = CASE WHEN $2 IS NULL THEN contact_invalid_at ELSE NULL END, \
+                   contact_name = CASE WHEN $3 = '' THEN contact_name ELSE $3 END, \
+                   opted_out_at = CASE WHEN $4 = 1 THEN NULL ELSE opted_out_at END, \
+                   updated_at = $5 WHERE id = $1",
+            )
+            .bind(c.employer_id)
+            .bind(new_wa.clone())
+            .bind(name.clone())
+            .bind(i64::from(consent))
+            .bind(now)
+            .execute(&mut tx)
+            .await?;
+            tx.audit(
+                AuditEntry::new(now, actor.to_string(), "employer.contact_updated", format!("employer:{}", c.employer_id))
+                    .before(json!({"wa_id": c.wa_id, "contact_name": c.contact_name, "opted_out": c.opted_out, "contact_invalid": c.contact_invalid}))
+                    .after(json!({"wa_id": new_wa.clone().or(c.wa_id.clone()), "contact_name": if name.is_empty() { c.contact_name.clone() } else { name.clone() }, "consent": consent})),
+            );
+            event(
+                EventKind::ContactUpdated,
+                json!({"new_number": new_wa.is_some(), "contact_name": name, "consent": consent}),
+            )
+        }
+    };
+    case_log::record(&mut tx, &[ev]).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn sendable(c: &CaseRow) -> Result<String, ActionError> {
+    if c.opted_out {
+        return reject("the employer opted out: record consent first");
+    }
+    if c.contact_invalid {
+        return reject("the number is marked invalid: record a new contact first");
+    }
+    match &c.wa_id {
+        Some(w) => Ok(w.clone()),
+        None => reject("the employer has no WhatsApp number"),
+    }
+}
+
+/// Queues one manual outbox row, due now; the delivery worker sends it
+/// within the sending window.
+#[allow(clippy::too_many_arguments)]
+async fn queue(
+    tx: &mut Tx,
+    case_id: i64,
+    c: &CaseRow,
+    wa_id: &str,
+    message: &str,
+    kind: &str,
+    body: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    let key = format!("case:{case_id}:manual:{}", crate::accounts::random_secret());
+    let id = tx
+        .query(
+            "INSERT INTO outbox (case_id, employer_id, idempotency_key, message, kind, wa_id, body, state, due_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8, $8) RETURNING id",
+        )
+        .bind(case_id)
+        .bind(c.employer_id)
+        .bind(key)
+        .bind(message.to_owned())
+        .bind(kind.to_owned())
+        .bind(wa_id.to_owned())
+        .bind(body.to_string())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .get("id")?;
+    Ok(id)
+}

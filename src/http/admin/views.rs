@@ -1,0 +1,255 @@
+//! The case list, the case page and the case actions.
+
+use super::{render, ser, timeline, PageError, User};
+use crate::case_actions::{self, Action, ActionError};
+use crate::caselist::{self, Filter};
+use crate::http::error::AppError;
+use crate::http::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use chrono::{Duration, NaiveDate};
+use minijinja::context;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// Message templates an officer may send by hand.
+fn template_names() -> &'static [String] {
+    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
+    NAMES.get_or_init(|| match crate::messages::Catalog::load() {
+        Ok(c) => {
+            let mut v: Vec<String> = c.names().map(str::to_owned).collect();
+            v.sort();
+            v
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "message catalog failed to load");
+            Vec::new()
+        }
+    })
+}
+
+/// Query string of the current filters with another page or sort, for
+/// links; built here so templates never assemble URLs from raw input.
+fn query_with(f: &Filter, page: i64) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in [
+        ("status", f.status.as_str()),
+        ("stage", f.stage.as_str()),
+        ("branch", f.branch.as_str()),
+        ("assignee", f.assignee.as_str()),
+        ("q", f.q.as_str()),
+    ] {
+        if !v.is_empty() {
+            s.append_pair(k, v);
+        }
+    }
+    for (k, on) in [
+        ("promise_due_today", f.promise_due_today),
+        ("promise_broken", f.promise_broken),
+        ("window_open", f.window_open),
+    ] {
+        if on {
+            s.append_pair(k, "true");
+        }
+    }
+    let sort = match f.sort {
+        caselist::Sort::Arrears => "arrears",
+        caselist::Sort::DaysOverdue => "days_overdue",
+        caselist::Sort::LastActivity => "last_activity",
+    };
+    s.append_pair("sort", sort);
+    s.append_pair("page", &page.to_string());
+    s.finish()
+}
+
+pub async fn case_list(
+    State(state): State<AppState>,
+    user: User,
+    Query(filter): Query<Filter>,
+) -> Result<Response, PageError> {
+    let who = user.principal();
+    let now = crate::time::now();
+    let today = now.with_timezone(&state.tz()).date_naive();
+    let started = std::time::Instant::now();
+    let page = caselist::list(&state.db, who.branch_scope(), &filter, today, now).await?;
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let branches = match who.branch_scope() {
+        None => caselist::branches(&state.db).await?,
+        Some(b) => vec![b.to_owned()],
+    };
+    let assignees = crate::accounts::usernames(&state.db, who.branch_scope()).await?;
+    let active: i64 = page
+        .counts
+        .iter()
+        .filter(|(s, _)| s != "resolved")
+        .map(|(_, n)| n)
+        .sum();
+    let prev = (page.page > 1).then(|| query_with(&filter, page.page - 1));
+    let next = (page.page < page.pages).then(|| query_with(&filter, page.page + 1));
+    Ok(render(
+        StatusCode::OK,
+        "admin/cases.html",
+        context! {
+            user => ser(who), csrf => user.0.csrf_token.clone(), nav => "cases",
+            f => ser(&filter), page => ser(&page), branches => branches, assignees => assignees,
+            active => active, prev => prev, next => next, elapsed_ms => elapsed_ms,
+            statuses => ["open", "promised", "needs_officer", "escalated", "resolved"],
+            stages => ["reminder_1", "reminder_2", "reminder_3", "warning", "escalated"],
+        },
+    ))
+}
+
+/// The case id, if the caller may see it; another branch's case is "not
+/// found", so guessing ids reveals nothing.
+async fn visible(state: &AppState, user: &User, id: &str) -> Result<i64, AppError> {
+    let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
+    let branch = caselist::case_branch(&state.db, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if !user.principal().may_see_branch(&branch) {
+        return Err(AppError::NotFound);
+    }
+    Ok(id)
+}
+
+async fn case_page_with(
+    state: &AppState,
+    user: &User,
+    id: i64,
+    status: StatusCode,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let now = crate::time::now();
+    let view = crate::cases::load(&state.db, &state.config.policy(), id, now)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let items = timeline::build(&view.events);
+    let window_until = view
+        .last_inbound_at
+        .map(|t| t + Duration::hours(24))
+        .filter(|t| *t > now);
+    let assignees =
+        crate::accounts::usernames(&state.db, Some(view.employer.branch.as_str())).await?;
+    let today = now.with_timezone(&state.tz()).date_naive();
+    Ok(render(
+        status,
+        "admin/case.html",
+        context! {
+            user => ser(user.principal()), csrf => user.0.csrf_token.clone(), nav => "cases",
+            c => ser(&view), timeline => ser(&items), window_until => ser(&window_until),
+            assignees => assignees, templates => ser(&template_names()), error => error,
+            today => today.to_string(), resolved => view.resolved_at.is_some(),
+        },
+    ))
+}
+
+pub async fn case_page(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id = visible(&state, &user, &id).await?;
+    case_page_with(&state, &user, id, StatusCode::OK, None).await
+}
+
+fn field<'a>(form: &'a HashMap<String, String>, name: &str) -> &'a str {
+    form.get(name).map(String::as_str).unwrap_or("")
+}
+
+fn date(form: &HashMap<String, String>, name: &str) -> Result<NaiveDate, ActionError> {
+    NaiveDate::parse_from_str(field(form, name).trim(), "%Y-%m-%d")
+        .map_err(|_| ActionError::Rejected("enter a date (YYYY-MM-DD)".into()))
+}
+
+fn parse_action(action: &str, form: &HashMap<String, String>) -> Result<Action, ActionError> {
+    Ok(match action {
+        "note" => Action::Note {
+            text: field(form, "text").to_owned(),
+        },
+        "assign" => Action::Assign {
+            assignee: Some(field(form, "assignee").to_owned()).filter(|a| !a.is_empty()),
+        },
+        "pause" => Action::Pause {
+            until: date(form, "until")?,
+        },
+        "resume" => Action::Resume,
+        "promise" => Action::Promise {
+            date: date(form, "date")?,
+            note: field(form, "note").to_owned(),
+        },
+        "dispute" => Action::Dispute {
+            reason: field(form, "reason").to_owned(),
+        },
+        "resolve" => Action::Resolve {
+            reason: field(form, "reason").to_owned(),
+        },
+        "template" => Action::SendTemplate {
+            message: field(form, "message").to_owned(),
+        },
+        "text" => Action::SendText {
+            text: field(form, "text").to_owned(),
+        },
+        "contact" => Action::Contact {
+            wa_phone: field(form, "wa_phone").to_owned(),
+            contact_name: field(form, "contact_name").to_owned(),
+            consent: field(form, "consent") == "true",
+        },
+        _ => return Err(ActionError::NotFound),
+    })
+}
+
+pub async fn case_action(
+    State(state): State<AppState>,
+    user: User,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    user.check_csrf(&headers, &form)?;
+    let id = visible(&state, &user, &id).await?;
+    let who = user.principal();
+    let result = match parse_action(&action, &form) {
+        Ok(Action::Assign { assignee: Some(a) }) if who.branch_scope().is_some() => {
+            // A branch user assigns within the branch only.
+            let branch = caselist::case_branch(&state.db, id)
+                .await?
+                .unwrap_or_default();
+            let allowed = crate::accounts::usernames(&state.db, Some(&branch)).await?;
+            if allowed.contains(&a) {
+                case_actions::apply(
+                    &state.db,
+                    id,
+                    who,
+                    Action::Assign { assignee: Some(a) },
+                    template_names(),
+                    crate::time::now(),
+                )
+                .await
+            } else {
+                Err(ActionError::Rejected(format!(
+                    "`{a}` is not a user of this branch"
+                )))
+            }
+        }
+        Ok(a) => {
+            case_actions::apply(&state.db, id, who, a, template_names(), crate::time::now()).await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Ok(Redirect::to(&format!("/cases/{id}#timeline")).into_response()),
+        Err(ActionError::Rejected(why)) => {
+            case_page_with(
+                &state,
+                &user,
+                id,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(why),
+            )
+            .await
+        }
+        Err(e) => Err(PageError(e.into())),
+    }
+}

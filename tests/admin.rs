@@ -1,0 +1,449 @@
+//! The officers' admin UI over HTTP, on both backends: login and sessions,
+//! branch boundaries (by URL guessing too), CSRF, login throttling, case
+//! actions, and untrusted text rendered inert.
+
+mod support;
+
+use axum::http::StatusCode;
+use support::*;
+use wa_smile::testing;
+
+#[tokio::test]
+async fn pages_need_a_login_and_answer_with_security_headers() {
+    for t in testing::all().await.unwrap() {
+        let s = seed(&t.db).await;
+        let mut c = Client::new(&t.db);
+        for uri in ["/", "/cases", &format!("/cases/{}", s.case_a), "/dashboard"] {
+            let r = c.get(uri).await;
+            assert!(r.status.is_redirection(), "{} {uri}: {}", t.name, r.status);
+            let to = r.location();
+            assert!(
+                to == "/login" || (uri == "/" && to == "/cases"),
+                "{uri} → {to}"
+            );
+        }
+        let r = c.get("/login").await;
+        assert_eq!(r.status, StatusCode::OK);
+        let csp = r.headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"));
+        assert_eq!(r.headers["x-content-type-options"], "nosniff");
+        assert!(r.headers.contains_key("referrer-policy"));
+        assert!(c.get("/static/htmx.min.js").await.body.contains("htmx"));
+    }
+}
+
+#[tokio::test]
+async fn login_sets_a_safe_cookie_and_logout_ends_the_session() {
+    for t in testing::all().await.unwrap() {
+        seed(&t.db).await;
+        let mut c = Client::new(&t.db);
+        let r = c.login("officer_a", PASSWORD).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", t.name);
+        let cookie = r
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .find(|v| v.starts_with("wa_smile_session="))
+            .unwrap();
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+        assert!(
+            !cookie.contains("Secure"),
+            "http public_url: no Secure flag"
+        );
+        let page = c.get("/cases").await;
+        assert_eq!(page.status, StatusCode::OK);
+        let csrf = csrf_field(&page.body);
+        // Logout without the token is refused; with it the session is gone.
+        assert_eq!(
+            c.post_form("/logout", &[]).await.status,
+            StatusCode::FORBIDDEN
+        );
+        let r = c.post_form("/logout", &[("csrf", &csrf)]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        assert!(c.get("/cases").await.status.is_redirection());
+    }
+}
+
+#[tokio::test]
+async fn secure_cookie_flag_when_public_url_is_https() {
+    let t = testing::sqlite().await.unwrap();
+    seed(&t.db).await;
+    let mut config = config();
+    config.server.public_url = "https://smile.example".into();
+    let app = wa_smile::http::router(wa_smile::http::AppState {
+        db: t.db.clone(),
+        config: std::sync::Arc::new(config),
+    });
+    let mut c = Client {
+        app,
+        cookies: Vec::new(),
+    };
+    let r = c.login("officer_a", PASSWORD).await;
+    let cookies: Vec<_> = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        cookies.iter().all(|c| c.contains("; Secure")),
+        "{cookies:?}"
+    );
+}
+
+#[tokio::test]
+async fn wrong_passwords_are_throttled_even_for_the_right_one_afterwards() {
+    for t in testing::all().await.unwrap() {
+        seed(&t.db).await;
+        let mut c = Client::new(&t.db);
+        for _ in 0..5 {
+            let r = c.login("officer_a", "salah-salah-salah").await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", t.name);
+            assert!(r.body.contains("salah"));
+        }
+        let r = c.login("officer_a", PASSWORD).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(!c.cookies.iter().any(|(k, _)| k == "wa_smile_session"));
+        // Another user from the same place is not locked out by that.
+        assert_eq!(
+            c.login("officer_b", PASSWORD).await.status,
+            StatusCode::SEE_OTHER
+        );
+    }
+}
+
+#[tokio::test]
+async fn login_without_its_csrf_token_is_refused() {
+    let t = testing::sqlite().await.unwrap();
+    seed(&t.db).await;
+    let mut c = Client::new(&t.db);
+    let r = c
+        .post_form(
+            "/login",
+            &[("username", "officer_a"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn an_officer_sees_and_acts_on_their_own_branch_only() {
+    for t in testing::all().await.unwrap() {
+        let s = seed(&t.db).await;
+        let mut c = Client::new(&t.db);
+        let csrf = c.login_ok("officer_a").await;
+        let list = c.get("/cases").await;
+        assert!(
+            list.body.contains("10000001") && list.body.contains("10000002"),
+            "{}",
+            t.name
+        );
+        assert!(!list.body.contains("20000001") && !list.body.contains("Dumai Sentosa"));
+        // Asking for branch B by filter finds nothing.
+        let r = c.get(&format!("/cases?branch={BRANCH_B}&status=all")).await;
+        assert!(!r.body.contains("20000001"));
+        // Guessing B's case id: not found, for reading and for every action.
+        assert_eq!(
+            c.get(&format!("/cases/{}", s.case_b)).await.status,
+            StatusCode::NOT_FOUND
+        );
+        for action in ["note", "resolve", "pause", "assign", "template", "contact"] {
+            let r = c
+                .post_form(
+                    &format!("/cases/{}/actions/{action}", s.case_b),
+                    &[
+                        ("csrf", &csrf),
+                        ("text", "x"),
+                        ("reason", "x"),
+                        ("until", "2030-01-01"),
+                    ],
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{action}");
+        }
+        let events = wa_smile::case_log::for_case(&t.db, s.case_b).await.unwrap();
+        assert!(events.iter().all(|e| !e.actor.starts_with("officer:")));
+        // Nor the dashboard, which is for supervisors.
+        assert_eq!(c.get("/dashboard").await.status, StatusCode::FORBIDDEN);
+        assert_eq!(c.get("/cases/99999").await.status, StatusCode::NOT_FOUND);
+        assert_eq!(c.get("/cases/abc").await.status, StatusCode::NOT_FOUND);
+
+        // The admin sees both branches; the supervisor gets the dashboard.
+        let mut admin = Client::new(&t.db);
+        admin.login_ok("admin").await;
+        let all = admin.get("/cases").await;
+        assert!(all.body.contains("20000001") && all.body.contains("10000001"));
+        assert_eq!(
+            admin.get(&format!("/cases/{}", s.case_b)).await.status,
+            StatusCode::OK
+        );
+        let mut sup = Client::new(&t.db);
+        sup.login_ok("super_a").await;
+        let d = sup.get("/dashboard").await;
+        assert_eq!(d.status, StatusCode::OK);
+        assert!(!d.body.contains(BRANCH_B));
+    }
+}
+
+#[tokio::test]
+async fn state_changes_without_the_csrf_token_are_refused() {
+    for t in testing::all().await.unwrap() {
+        let s = seed(&t.db).await;
+        let mut c = Client::new(&t.db);
+        let csrf = c.login_ok("officer_a").await;
+        let uri = format!("/cases/{}/actions/note", s.case_a);
+        for fields in [
+            vec![("text", "tanpa token")],
+            vec![("text", "salah"), ("csrf", "0000")],
+        ] {
+            let r = c.post_form(&uri, &fields).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", t.name);
+        }
+        // Another session's token does not work either.
+        let mut other = Client::new(&t.db);
+        let other_csrf = other.login_ok("officer_a").await;
+        assert_ne!(other_csrf, csrf);
+        let r = c
+            .post_form(&uri, &[("text", "x"), ("csrf", &other_csrf)])
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        let events = wa_smile::case_log::for_case(&t.db, s.case_a).await.unwrap();
+        assert!(!events.iter().any(|e| e.kind == "note_added"));
+        // The htmx header carries it as well as the field.
+        let r = c
+            .send(
+                axum::http::Request::post(&uri)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .header("x-csrf-token", &csrf)
+                    .body(axum::body::Body::from("text=lewat+header"))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+    }
+}
+
+#[tokio::test]
+async fn case_actions_are_recorded_in_the_case_log_and_the_audit_trail() {
+    for t in testing::all().await.unwrap() {
+        let s = seed(&t.db).await;
+        let mut c = Client::new(&t.db);
+        let csrf = c.login_ok("officer_a").await;
+        let act = |a: &str| format!("/cases/{}/actions/{a}", s.case_a);
+        let future = (now() + chrono::Duration::days(5)).date_naive().to_string();
+        let steps: Vec<(&str, Vec<(&str, &str)>)> = vec![
+            ("note", vec![("text", "Sudah ditelepon, PIC minta rincian")]),
+            ("assign", vec![("assignee", "officer_a")]),
+            ("pause", vec![("until", &future)]),
+            ("resume", vec![]),
+            ("promise", vec![("date", &future), ("note", "via telepon")]),
+            ("template", vec![("message", "reminder_1")]),
+            (
+                "contact",
+                vec![
+                    ("wa_phone", "081299998888"),
+                    ("contact_name", "Bapak Budi"),
+                    ("consent", "true"),
+                ],
+            ),
+            ("dispute", vec![("reason", "Karyawan sudah keluar")]),
+            (
+                "resolve",
+                vec![("reason", "Dibayar langsung di kantor cabang")],
+            ),
+        ];
+        for (a, mut fields) in steps {
+            fields.push(("csrf", &csrf));
+            let r = c.post_form(&act(a), &fields).await;
+            assert_eq!(
+                r.status,
+                StatusCode::SEE_OTHER,
+                "{} {a}: {}",
+                t.name,
+                r.body
+            );
+        }
+        let kinds: Vec<String> = wa_smile::case_log::for_case(&t.db, s.case_a)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.actor == "officer:officer_a")
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "note_added",
+                "assigned",
+                "paused",
+                "resumed",
+                "promise_to_pay",
+                "message_queued",
+                "contact_updated",
+                "dispute_raised",
+                "case_resolved"
+            ],
+            "{}",
+            t.name
+        );
+        let audit =
+            t.db.query("SELECT COUNT(*) AS n FROM audit_log WHERE actor = 'officer:officer_a'")
+                .fetch_one(&t.db)
+                .await
+                .unwrap()
+                .get::<i64>("n")
+                .unwrap();
+        assert!(audit >= 10, "{audit}");
+        assert!(wa_smile::audit::verify(&t.db)
+            .await
+            .unwrap()
+            .broken
+            .is_none());
+        let row = t
+            .db
+            .query("SELECT e.wa_id, c.status FROM cases c JOIN employers e ON e.id = c.employer_id WHERE c.id = $1")
+            .bind(s.case_a)
+            .fetch_one(&t.db)
+            .await
+            .unwrap();
+        assert_eq!(row.get::<String>("wa_id").unwrap(), "6281299998888");
+        assert_eq!(row.get::<String>("status").unwrap(), "resolved");
+        // Every queued message of the resolved case was cancelled.
+        let queued: i64 =
+            t.db.query("SELECT COUNT(*) AS n FROM outbox WHERE case_id = $1 AND state = 'queued'")
+                .bind(s.case_a)
+                .fetch_one(&t.db)
+                .await
+                .unwrap()
+                .get("n")
+                .unwrap();
+        assert_eq!(queued, 0);
+        // The note shows in the timeline.
+        let page = c.get(&format!("/cases/{}", s.case_a)).await;
+        assert!(page.body.contains("Sudah ditelepon, PIC minta rincian"));
+    }
+}
+
+#[tokio::test]
+async fn free_text_only_while_the_window_is_open() {
+    for t in testing::all().await.unwrap() {
+        let s = seed(&t.db).await;
+        let mut c = Client::new(&t.db);
+        let csrf = c.login_ok("officer_a").await;
+        let closed = c.get(&format!("/cases/{}", s.case_a)).await;
+        assert!(!closed.body.contains("/actions/text"), "{}", t.name);
+        let r = c
+            .post_form(
+                &format!("/cases/{}/actions/text", s.case_a),
+                &[("csrf", &csrf), ("text", "Halo")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.body.contains("24-hour window is closed"));
+        let open = c.get(&format!("/cases/{}", s.case_a2)).await;
+        assert!(open.body.contains("/actions/text") && open.body.contains("terbuka sampai"));
+        let r = c
+            .post_form(
+                &format!("/cases/{}/actions/text", s.case_a2),
+                &[("csrf", &csrf), ("text", "Halo Bu, rinciannya kami kirim")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        let kind: String =
+            t.db.query("SELECT kind FROM outbox WHERE case_id = $1 AND message = 'free_text'")
+                .bind(s.case_a2)
+                .fetch_one(&t.db)
+                .await
+                .unwrap()
+                .get("kind")
+                .unwrap();
+        assert_eq!(kind, "text");
+    }
+}
+
+#[tokio::test]
+async fn employer_names_and_replies_are_rendered_as_text() {
+    for t in testing::all().await.unwrap() {
+        let s = seed(&t.db).await;
+        let mut c = Client::new(&t.db);
+        let csrf = c.login_ok("officer_a").await;
+        let note = "<script>alert('note')</script>";
+        c.post_form(
+            &format!("/cases/{}/actions/note", s.case_a),
+            &[("csrf", &csrf), ("text", note)],
+        )
+        .await;
+        for uri in [
+            "/cases".to_owned(),
+            format!("/cases/{}", s.case_a),
+            "/cases?q=%3Cscript%3E".to_owned(),
+        ] {
+            let body = c.get(&uri).await.body;
+            for raw in [
+                "<script>alert",
+                "<img src=x",
+                "<b>bold</b>",
+                "onerror=alert",
+            ] {
+                // `onerror=` may only appear inside escaped text, never as
+                // an attribute of a real tag.
+                if raw == "onerror=alert" {
+                    assert!(!body.contains("<img"), "{} {uri}", t.name);
+                } else {
+                    assert!(!body.contains(raw), "{} {uri}: {raw}", t.name);
+                }
+            }
+            assert!(
+                body.contains("&lt;script&gt;") || uri.starts_with("/cases?q"),
+                "{uri}"
+            );
+        }
+        let page = c.get(&format!("/cases/{}", s.case_a)).await.body;
+        assert!(
+            page.contains(
+                "&lt;img src=x onerror=alert(&#x27;reply&#x27;)&gt;&lt;b&gt;bold&lt;&#x2f;b&gt;"
+            ),
+            "{page}"
+        );
+        // The search box echoes the query escaped, attribute-safe.
+        let r = c.get("/cases?q=%22%3E%3Cscript%3Ex").await.body;
+        assert!(!r.contains("\"><script>x"));
+    }
+}
+
+#[tokio::test]
+async fn the_case_list_filters_sorts_and_counts() {
+    for t in testing::all().await.unwrap() {
+        let s = seed(&t.db).await;
+        let mut c = Client::new(&t.db);
+        c.login_ok("admin").await;
+        let r = c.get("/cases?q=sinar").await;
+        assert!(
+            r.body.contains("10000002") && !r.body.contains("10000001"),
+            "{}",
+            t.name
+        );
+        let r = c.get("/cases?q=2000").await;
+        assert!(r.body.contains("20000001") && !r.body.contains("10000002"));
+        let r = c.get("/cases?window_open=true").await;
+        assert!(r.body.contains("10000002") && !r.body.contains("20000001"));
+        let r = c.get("/cases?sort=days_overdue").await;
+        let (a, a2) = (
+            r.body.find("10000001").unwrap(),
+            r.body.find("10000002").unwrap(),
+        );
+        assert!(a < a2, "the 40-day case comes first");
+        let r = c.get("/cases?sort=arrears&status=resolved").await;
+        assert!(r.body.contains("Tidak ada kasus"));
+        assert_eq!(
+            c.get("/cases?sort=bogus").await.status,
+            StatusCode::BAD_REQUEST
+        );
+        let r = c.get(&format!("/cases/{}", s.case_a)).await;
+        assert!(
+            r.body.contains("perkiraan"),
+            "estimated late fees are labelled"
+        );
+    }
+}

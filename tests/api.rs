@@ -1,0 +1,332 @@
+//! The JSON API on both backends: bearer tokens, role and branch rules,
+//! 401/403/404/422 with JSON bodies, the CSV-row imports and the OpenAPI
+//! document matching the routes.
+
+mod support;
+
+use axum::http::StatusCode;
+use serde_json::Value;
+use support::*;
+use wa_smile::accounts::{self, Role};
+use wa_smile::testing;
+
+struct Tokens {
+    admin: String,
+    super_a: String,
+}
+
+async fn tokens(db: &wa_smile::store::Db) -> Tokens {
+    Tokens {
+        admin: accounts::create_token(db, "smile", Role::Admin, None)
+            .await
+            .unwrap(),
+        super_a: accounts::create_token(db, "cabang-a", Role::Supervisor, Some(BRANCH_A))
+            .await
+            .unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn no_or_bad_token_is_401_with_a_json_error() {
+    for t in testing::all().await.unwrap() {
+        seed(&t.db).await;
+        let mut c = Client::new(&t.db);
+        for token in [None, Some("wsk_nope"), Some("")] {
+            let r = c.send(api("/api/v1/cases", "GET", token, None)).await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", t.name);
+            assert_eq!(r.json()["error"]["code"], "unauthorized");
+        }
+        // A session cookie is not an API credential.
+        c.login_ok("admin").await;
+        let r = c.send(api("/api/v1/cases", "GET", None, None)).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn a_branch_token_reads_its_branch_and_gets_403_elsewhere() {
+    for t in testing::all().await.unwrap() {
+        let s = seed(&t.db).await;
+        let k = tokens(&t.db).await;
+        let mut c = Client::new(&t.db);
+        let r = c
+            .send(api("/api/v1/cases", "GET", Some(&k.super_a), None))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", t.name);
+        let list = r.json();
+        let npps: Vec<&str> = list["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["npp"].as_str().unwrap())
+            .collect();
+        assert_eq!(npps.len(), 2);
+        assert!(!npps.contains(&"20000001"));
+        assert_eq!(
+            list["counts"]["open"].as_i64().unwrap()
+                + list["counts"]["needs_officer"].as_i64().unwrap(),
+            2
+        );
+        let forbidden = [
+            format!("/api/v1/cases?branch={BRANCH_B}"),
+            format!("/api/v1/cases/{}", s.case_b),
+            format!("/api/v1/employers/{}/case", s.npp_b),
+        ];
+        for uri in &forbidden {
+            let r = c.send(api(uri, "GET", Some(&k.super_a), None)).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{uri}");
+            assert_eq!(r.json()["error"]["code"], "forbidden");
+        }
+        // Writing another branch's bills is refused, and nothing is written.
+        let body = r#"[{"npp": "20000001", "period": "2026-03", "amount": "100000"}]"#;
+        let r = c
+            .send(api("/api/v1/bills", "POST", Some(&k.super_a), Some(body)))
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        for uri in [
+            "/api/v1/cases/99999",
+            "/api/v1/cases/x",
+            "/api/v1/employers/99999999/case",
+        ] {
+            let r = c.send(api(uri, "GET", Some(&k.admin), None)).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}");
+            assert_eq!(r.json()["error"]["code"], "not_found");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_case_is_the_case_view_with_events_oldest_first() {
+    for t in testing::all().await.unwrap() {
+        let s = seed(&t.db).await;
+        let k = tokens(&t.db).await;
+        let mut c = Client::new(&t.db);
+        let r = c
+            .send(api(
+                &format!("/api/v1/cases/{}", s.case_a),
+                "GET",
+                Some(&k.super_a),
+                None,
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", t.name);
+        let v = r.json();
+        let expected = wa_smile::cases::load(&t.db, &config().policy(), s.case_a, now())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut expected = serde_json::to_value(expected).unwrap();
+        let mut got = v.clone();
+        // Late-fee estimates depend on the day; everything else is exact.
+        for x in [&mut expected, &mut got] {
+            x.as_object_mut().unwrap().remove("totals");
+            for b in x["bills"].as_array_mut().unwrap() {
+                b.as_object_mut().unwrap().remove("late_fee");
+            }
+        }
+        assert_eq!(got, expected);
+        assert_eq!(v["employer"]["npp"], s.npp_a);
+        let ids: Vec<i64> = v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        assert!(v["bills"][0]["late_fee_estimated"].as_bool().unwrap());
+        let r = c
+            .send(api(
+                &format!("/api/v1/employers/{}/case", s.npp_a),
+                "GET",
+                Some(&k.super_a),
+                None,
+            ))
+            .await;
+        assert_eq!(r.json()["id"], s.case_a);
+    }
+}
+
+#[tokio::test]
+async fn bills_and_payments_are_validated_like_the_csv_import() {
+    for t in testing::all().await.unwrap() {
+        let s = seed(&t.db).await;
+        let k = tokens(&t.db).await;
+        let mut c = Client::new(&t.db);
+        let count = |db: wa_smile::store::Db| async move {
+            db.query("SELECT COUNT(*) AS n FROM bills")
+                .fetch_one(&db)
+                .await
+                .unwrap()
+                .get::<i64>("n")
+                .unwrap()
+        };
+        let before = count(t.db.clone()).await;
+        let bad = r#"[
+            {"npp": "10000001", "period": "2026-03", "amount": "100000"},
+            {"npp": "10000001", "period": "2026-13", "amount": "1.234"},
+            {"npp": "99999999", "period": "2026-03", "amount": 5000}
+        ]"#;
+        let r = c
+            .send(api("/api/v1/bills", "POST", Some(&k.super_a), Some(bad)))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}: {}",
+            t.name,
+            r.body
+        );
+        let e = r.json();
+        assert_eq!(e["error"]["code"], "invalid");
+        let details = e["error"]["details"].as_array().unwrap();
+        assert!(
+            details
+                .iter()
+                .any(|d| d["row"] == 2 && d["column"] == "period"),
+            "{details:?}"
+        );
+        assert!(details
+            .iter()
+            .any(|d| d["row"] == 2 && d["column"] == "amount"));
+        assert!(details
+            .iter()
+            .any(|d| d["row"] == 3 && d["column"] == "npp"));
+        assert_eq!(count(t.db.clone()).await, before, "nothing written");
+        for (body, status) in [
+            ("not json", StatusCode::BAD_REQUEST),
+            ("{}", StatusCode::BAD_REQUEST),
+            ("[1]", StatusCode::UNPROCESSABLE_ENTITY),
+        ] {
+            let r = c
+                .send(api("/api/v1/bills", "POST", Some(&k.admin), Some(body)))
+                .await;
+            assert_eq!(r.status, status, "{body}");
+        }
+
+        let good = r#"[{"npp": "10000001", "period": "2026-03", "amount": "100000", "payment_code": "12345678901"}]"#;
+        let r = c
+            .send(api("/api/v1/bills", "POST", Some(&k.super_a), Some(good)))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(
+            r.json(),
+            serde_json::json!({"inserted": 1, "updated": 0, "unchanged": 0})
+        );
+        assert_eq!(count(t.db.clone()).await, before + 1);
+
+        let paid_at = now().to_rfc3339();
+        let pay = format!(
+            r#"[{{"npp": "10000002", "period": "2026-02", "amount": 500000, "paid_at": "{paid_at}", "reference": "API-1"}}]"#
+        );
+        let r = c
+            .send(api(
+                "/api/v1/payments",
+                "POST",
+                Some(&k.super_a),
+                Some(&pay),
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.json()["inserted"], 1);
+        let again = c
+            .send(api(
+                "/api/v1/payments",
+                "POST",
+                Some(&k.super_a),
+                Some(&pay),
+            ))
+            .await;
+        assert_eq!(again.json()["unchanged"], 1);
+        let bad_pay = r#"[{"npp": "10000002", "period": "2026-02", "amount": "x", "paid_at": "kemarin", "reference": ""}]"#;
+        let r = c
+            .send(api(
+                "/api/v1/payments",
+                "POST",
+                Some(&k.super_a),
+                Some(bad_pay),
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let _ = s;
+    }
+}
+
+#[tokio::test]
+async fn scan_runs_for_supervisors_and_returns_its_summary() {
+    for t in testing::all().await.unwrap() {
+        seed(&t.db).await;
+        let k = tokens(&t.db).await;
+        let mut c = Client::new(&t.db);
+        let r = c
+            .send(api("/api/v1/scan", "POST", Some(&k.super_a), None))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}: {}", t.name, r.body);
+        let v = r.json();
+        for key in [
+            "cases_opened",
+            "cases_updated",
+            "cases_resolved",
+            "messages_queued",
+        ] {
+            assert!(v[key].is_u64(), "{key}");
+        }
+        assert_eq!(
+            c.send(api("/api/v1/scan", "POST", None, None)).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
+#[tokio::test]
+async fn officers_cannot_hold_api_tokens() {
+    let t = testing::sqlite().await.unwrap();
+    assert!(
+        accounts::create_token(&t.db, "x", Role::Officer, Some(BRANCH_A))
+            .await
+            .is_err()
+    );
+    assert!(
+        accounts::create_token(&t.db, "x", Role::Supervisor, None)
+            .await
+            .is_err(),
+        "a supervisor token needs a branch"
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_exactly_the_routes() {
+    let t = testing::sqlite().await.unwrap();
+    let mut c = Client::new(&t.db);
+    let r = c.get("/api/v1/openapi.json").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let doc: Value = r.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let mut paths: Vec<(String, String)> = Vec::new();
+    for (p, ops) in doc["paths"].as_object().unwrap() {
+        for m in ops.as_object().unwrap().keys() {
+            paths.push((m.to_uppercase(), p.clone()));
+        }
+    }
+    paths.sort();
+    let mut expected: Vec<(String, String)> = [
+        ("GET", "/api/v1/cases"),
+        ("GET", "/api/v1/cases/{id}"),
+        ("GET", "/api/v1/employers/{npp}/case"),
+        ("GET", "/api/v1/openapi.json"),
+        ("POST", "/api/v1/bills"),
+        ("POST", "/api/v1/payments"),
+        ("POST", "/api/v1/scan"),
+    ]
+    .iter()
+    .map(|(m, p)| (m.to_string(), p.to_string()))
+    .collect();
+    expected.sort();
+    assert_eq!(paths, expected);
+    // Each documented route answers (401 without a token, not 404/405).
+    for (m, p) in &expected {
+        let uri = p.replace("{id}", "1").replace("{npp}", "10000001");
+        let r = c.send(api(&uri, m, None, None)).await;
+        assert_ne!(r.status, StatusCode::NOT_FOUND, "{m} {uri}");
+        assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{m} {uri}");
+    }
+}

@@ -1,0 +1,207 @@
+//! A real browser against the real server: headless Chromium driven through
+//! WebDriver logs in, filters the case list, opens a case, adds a note and
+//! sees it in the timeline. Screenshots of the pages land in `artifacts/`.
+//! Skipped with a notice when `chromedriver` is not installed.
+
+mod support;
+
+use fantoccini::{ClientBuilder, Locator};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use support::*;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// Kills chromedriver (and with it the browser) however the test ends.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn artifacts() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The text of `css` once `done` holds (or after 10 s); htmx swaps the
+/// page under us, so a stale element just means "look again".
+async fn poll_text(b: &fantoccini::Client, css: &str, done: impl Fn(&str) -> bool) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        if let Ok(el) = b.find(Locator::Css(css)).await {
+            if let Ok(t) = el.text().await {
+                if done(&t) {
+                    return t;
+                }
+                last = t;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
+#[tokio::test]
+async fn an_officer_logs_in_filters_opens_a_case_and_adds_a_note() {
+    if !Path::new(CHROMEDRIVER).exists() {
+        eprintln!("notice: {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver); skipping the browser test");
+        return;
+    }
+    let t = wa_smile::testing::sqlite().await.unwrap();
+    let s = seed(&t.db).await;
+    // More cases so the list looks like a branch's, not a fixture's.
+    seed_more(&t.db, 40).await;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = app(&t.db);
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+
+    let port = free_port();
+    let _driver = Driver(
+        Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts"),
+    );
+    let profile = tempfile::tempdir().unwrap();
+    let caps: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_value(serde_json::json!({
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1366,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        }))
+        .unwrap();
+    let webdriver = format!("http://127.0.0.1:{port}");
+    let mut client = None;
+    for _ in 0..50 {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
+            .capabilities(caps.clone())
+            .connect(&webdriver)
+            .await
+        {
+            Ok(c) => {
+                client = Some(c);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    let b = client.expect("chromedriver answers");
+    let wait = Duration::from_secs(10);
+
+    let result: Result<(), fantoccini::error::CmdError> = async {
+        b.goto(&format!("{base}/cases")).await?;
+        // Not logged in: the login form.
+        b.wait()
+            .at_most(wait)
+            .for_element(Locator::Css("input[name=username]"))
+            .await?;
+        b.find(Locator::Css("input[name=username]"))
+            .await?
+            .send_keys("officer_a")
+            .await?;
+        b.find(Locator::Css("input[name=password]"))
+            .await?
+            .send_keys(PASSWORD)
+            .await?;
+        b.find(Locator::Css("button[type=submit]"))
+            .await?
+            .click()
+            .await?;
+        b.wait()
+            .at_most(wait)
+            .for_element(Locator::Css("table.list"))
+            .await?;
+        let body = b.find(Locator::Css("body")).await?.text().await?;
+        assert!(
+            body.contains("10000001") && !body.contains("20000001"),
+            "{body}"
+        );
+        // The XSS name is shown as text, no script ran (no alert open).
+        assert!(body.contains("<script>alert('name')</script>"));
+        assert!(b.get_alert_text().await.is_err());
+        let list_png = b.screenshot().await?;
+        std::fs::write(artifacts().join("case-list.png"), list_png).unwrap();
+
+        // Filter: search by name.
+        let q = b.find(Locator::Css("input[name=q]")).await?;
+        q.send_keys("Sinar").await?;
+        b.find(Locator::Css("#filters button[type=submit]"))
+            .await?
+            .click()
+            .await?;
+        let text = poll_text(&b, "table.list tbody", |t| {
+            t.contains("10000002") && !t.contains("10000001")
+        })
+        .await;
+        assert!(
+            text.contains("10000002") && !text.contains("10000001"),
+            "{text}"
+        );
+        std::fs::write(
+            artifacts().join("case-list-filtered.png"),
+            b.screenshot().await?,
+        )
+        .unwrap();
+
+        // Open the XSS-named case directly, add a note.
+        b.goto(&format!("{base}/cases/{}", s.case_a)).await?;
+        b.wait()
+            .at_most(wait)
+            .for_element(Locator::Css("#note-text"))
+            .await?;
+        b.find(Locator::Css("#note-text"))
+            .await?
+            .send_keys("Sudah ditelepon; PIC janji transfer Jumat <b>ini</b>")
+            .await?;
+        b.find(Locator::Css("#note-form button"))
+            .await?
+            .click()
+            .await?;
+        let tl = poll_text(&b, "ol.timeline", |t| {
+            t.contains("PIC janji transfer Jumat <b>ini</b>")
+        })
+        .await;
+        assert!(
+            tl.contains("PIC janji transfer Jumat <b>ini</b>"),
+            "the note appears in the timeline, as text: {tl}"
+        );
+        assert!(b.get_alert_text().await.is_err());
+        std::fs::write(artifacts().join("case-page.png"), b.screenshot().await?).unwrap();
+        Ok(())
+    }
+    .await;
+    let _ = b.close().await;
+    result.unwrap();
+}
