@@ -163,13 +163,26 @@ pub async fn run(config: Config, data: Option<PathBuf>) -> Result<()> {
     }
     let mut config = config;
     config.database.url = format!("sqlite://{}", db_path.display());
+    // Bound before anything is sent: the simulator's status webhooks may
+    // arrive while the tour is still delivering, and wait in the backlog.
+    let listener = tokio::net::TcpListener::bind(&config.server.bind)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (set WA_SMILE__SERVER__BIND)",
+                config.server.bind
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    // The simulator signs its webhooks with the same app secret the webhook
+    // route checks; a tour without one gets its own random secret.
+    if secrecy::ExposeSecret::expose_secret(&config.whatsapp.app_secret).is_empty() {
+        config.whatsapp.app_secret = crate::accounts::random_secret().into();
+    }
     // The built-in simulator plays the Cloud API, and posts signed status
     // webhooks back to this server.
     let sim_opts = crate::simulator::SimulatorOptions {
-        webhook_url: Some(format!(
-            "{}/webhooks/whatsapp",
-            config.server.public_url.trim_end_matches('/')
-        )),
+        webhook_url: Some(format!("http://{addr}/webhooks/whatsapp")),
         app_secret: secrecy::ExposeSecret::expose_secret(&config.whatsapp.app_secret).to_owned(),
         ..Default::default()
     };
@@ -222,15 +235,6 @@ pub async fn run(config: Config, data: Option<PathBuf>) -> Result<()> {
     // A login for the tour; the password is random and shown once.
     let password = crate::accounts::random_secret()[..16].to_owned();
     crate::accounts::add_user(&db, "admin", &password, crate::accounts::Role::Admin, None).await?;
-    let listener = tokio::net::TcpListener::bind(&config.server.bind)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (set WA_SMILE__SERVER__BIND)",
-                config.server.bind
-            )
-        })?;
-    let addr = listener.local_addr()?;
     println!("serving on http://{addr} — try http://{addr}/readyz ; Ctrl-C to stop");
     println!("admin UI: http://{addr}/cases — log in as `admin` with password {password}");
     println!(

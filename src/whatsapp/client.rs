@@ -70,7 +70,7 @@ impl WhatsappClient {
         let result = self.post(&SendRequest::new(msg)).await;
         match &result {
             Ok(r) => {
-                tracing::info!(kind, to, outbox, wamid = %r.message_id, status = ?r.message_status, "whatsapp message accepted")
+                tracing::debug!(kind, to, outbox, wamid = %r.message_id, status = ?r.message_status, "whatsapp message accepted")
             }
             Err(e) => {
                 tracing::warn!(kind, to, outbox, reason = %e.reason(), class = ?e.class(), error = %e, "whatsapp send failed")
