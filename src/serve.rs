@@ -34,6 +34,10 @@ pub async fn run(config: Arc<Config>, db: Db, listener: TcpListener) -> Result<(
     if let Err(e) = crate::caselist::analyze(&db).await {
         tracing::warn!(error = %format!("{e:#}"), "ANALYZE failed");
     }
+    // Statuses stored but not yet settled when a previous process stopped.
+    if let Err(e) = crate::replies::apply_pending_statuses(&db).await {
+        tracing::warn!(error = %format!("{e:#}"), "settling stored statuses failed");
+    }
     let mut scheduler = start_scheduler(&config, &db).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");

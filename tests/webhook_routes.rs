@@ -1041,3 +1041,62 @@ fn classify_prints_what_the_webhook_would_make_of_a_reply() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// Meta is answered once a status is stored; the status then settles its
+/// outbox row (monotonically) and writes the case event, off the request.
+#[tokio::test]
+async fn a_signed_status_settles_its_outbox_row_after_the_answer() {
+    for app in apps().await {
+        let (employer, case_id) = seeded(&app).await;
+        let db = app.db();
+        let now = Utc::now();
+        db.query(
+            "INSERT INTO outbox (case_id, employer_id, idempotency_key, message, kind, wa_id, body, state, due_at, \
+             attempts, wamid, created_at, updated_at, sent_at) \
+             VALUES ($1, $2, 'e2e:status', 'reminder_1', 'template', $3, '{}', 'sent', $4, 1, 'wamid.E2E', $4, $4, $4)",
+        )
+        .bind(case_id)
+        .bind(employer)
+        .bind(PHONE.to_owned())
+        .bind(now)
+        .execute(db)
+        .await
+        .unwrap();
+        assert_eq!(
+            post_json(&app, &status("wamid.E2E", "read")).await,
+            StatusCode::OK
+        );
+        // A late `delivered` after `read` must not move the row back.
+        assert_eq!(
+            post_json(&app, &status("wamid.E2E", "delivered")).await,
+            StatusCode::OK
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let state: String = db
+                .query("SELECT state FROM outbox WHERE wamid = 'wamid.E2E'")
+                .fetch_one(db)
+                .await
+                .unwrap()
+                .get("state")
+                .unwrap();
+            let pending = count_for(db, "SELECT COUNT(*) AS n FROM webhook_statuses WHERE sunk_at IS NULL AND wamid = 'wamid.E2E' AND 1 = $1", 1).await;
+            if state == "read" && pending == 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: status never settled (state {state}, {pending} pending)",
+                app.t.name
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let reads = count_for(
+            db,
+            "SELECT COUNT(*) AS n FROM case_events WHERE case_id = $1 AND kind = 'message_read'",
+            case_id,
+        )
+        .await;
+        assert_eq!(reads, 1, "{}", app.t.name);
+    }
+}

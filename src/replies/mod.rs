@@ -1,7 +1,7 @@
 //! What the WhatsApp webhook records, and what each employer reply does.
 //!
-//! Statuses are stored once per (message, status) and handed to
-//! [`status_sink`]; inbound messages are stored once per wamid and, in the
+//! Statuses are stored once per (message, status) and settled on their
+//! outbox rows after Meta has its answer ([`apply_pending_statuses`]); inbound messages are stored once per wamid and, in the
 //! same transaction, matched to their employer and case, classified, and
 //! acted on (`effects`). A message from a number no employer has is kept
 //! (`unmatched_inbound`) for officers.
@@ -38,7 +38,10 @@ pub async fn record_events(
     events: &[WebhookEvent],
     now: DateTime<Utc>,
 ) -> Result<Recorded> {
-    record_events_with(db, config, &StatusQueue::new(), events, now).await
+    let recorded = record_events_with(db, config, &StatusQueue::new(), events, now).await?;
+    // Callers outside the HTTP route expect the statuses settled on return.
+    apply_pending_statuses(db).await?;
+    Ok(recorded)
 }
 
 /// `record_events` with a shared [`StatusQueue`] (the HTTP route keeps one
@@ -64,12 +67,12 @@ pub async fn record_events_with(
         let fresh = queue.store(db, statuses, now).await?;
         out.statuses = fresh.len() as u64;
         out.duplicate_statuses = (n - fresh.len()) as u64;
-        for s in &fresh {
-            metrics::counter!("webhooks_received_total", "kind" => "status").increment(1);
-            if let Err(e) = status_sink(db, s).await {
-                // The status is stored; only its effect on the outbox waits.
-                tracing::error!(error = %format!("{e:#}"), "status sink failed");
-            }
+        metrics::counter!("webhooks_received_total", "kind" => "status")
+            .increment(fresh.len() as u64);
+        if !fresh.is_empty() {
+            // Meta is answered once the statuses are stored; settling them
+            // on their outbox rows happens after, off the request path.
+            queue.settle_in_background(db);
         }
     }
     for e in events {
@@ -121,6 +124,9 @@ pub async fn record_events_with(
 pub struct StatusQueue {
     pending: std::sync::Mutex<Vec<Waiting>>,
     writer: tokio::sync::Mutex<()>,
+    /// Whether a task is already settling stored statuses (one at a time:
+    /// on SQLite a second would only wait for the writer).
+    settling: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 type Waiting = (
@@ -131,6 +137,39 @@ type Waiting = (
 impl StatusQueue {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Settles every stored, unapplied status in a background task unless
+    /// one is already running. A status stored while the task finishes is
+    /// picked up by its last look or by the next webhook's task; one left
+    /// by a crash waits for the next webhook (`apply_pending_statuses`).
+    pub fn settle_in_background(&self, db: &Db) {
+        use std::sync::atomic::Ordering;
+        if self
+            .settling
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        let flag = self.settling.clone();
+        let db = db.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = apply_pending_statuses(&db).await {
+                    tracing::error!(error = %format!("{e:#}"), "settling stored statuses failed");
+                }
+                flag.store(false, Ordering::Release);
+                let more = pending_statuses(&db).await.unwrap_or(false);
+                if !more
+                    || flag
+                        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                        .is_err()
+                {
+                    break;
+                }
+            }
+        });
     }
 
     /// Stores `statuses` (once per (wamid, status), durably) and returns
@@ -242,54 +281,76 @@ fn status_name(s: &StatusUpdate) -> &str {
     }
 }
 
-/// Applies a stored status to its outbox row through the delivery module
+/// Whether any stored status still waits to be applied.
+async fn pending_statuses(db: &Db) -> Result<bool> {
+    let row = db
+        .query("SELECT 1 AS one FROM webhook_statuses WHERE sunk_at IS NULL LIMIT 1")
+        .fetch_optional(db)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Applies stored statuses to their outbox rows through the delivery module
 /// (monotonic: a late `sent` never overwrites `read`; `message_delivered` /
-/// `message_read` / `message_failed` events), then marks it applied
-/// (`webhook_statuses.sunk_at`). A status that fails here stays stored with
-/// `sunk_at` empty. Returns whether an outbox row changed.
-pub async fn status_sink(db: &Db, status: &StatusUpdate) -> Result<bool> {
+/// `message_read` / `message_failed` events) and marks each applied
+/// (`webhook_statuses.sunk_at`). A status that fails stays unapplied for the
+/// next pass. Returns how many were applied.
+pub async fn apply_pending_statuses(db: &Db) -> Result<u64> {
     use crate::delivery::{record_status, MessageStatus, StatusUpdate as Settle};
-    use crate::webhook::DeliveryStatus;
-    let kind = match status.status {
-        DeliveryStatus::Sent => MessageStatus::Sent,
-        DeliveryStatus::Delivered => MessageStatus::Delivered,
-        DeliveryStatus::Read | DeliveryStatus::Played => MessageStatus::Read,
-        DeliveryStatus::Failed => MessageStatus::Failed,
-        // Kept in webhook_statuses for officers; nothing to settle.
-        DeliveryStatus::Unknown => return Ok(false),
-    };
-    let error = status.error.as_ref().and_then(|e| {
-        let title = e
-            .title
-            .clone()
-            .or_else(|| e.message.clone())
-            .unwrap_or_default();
-        e.code.map(|code| (code, title))
-    });
-    let changed = record_status(
-        db,
-        Settle {
-            wamid: status.wamid.clone(),
-            status: kind,
-            // The same clamp the stored row got: sender timestamps are untrusted.
-            timestamp: sane_instant(status.timestamp, crate::time::now()),
-            recipient: status.recipient.clone(),
-            callback_data: status
-                .callback_data
-                .as_deref()
-                .and_then(|c| c.trim().parse().ok()),
-            error,
-        },
-    )
-    .await?;
-    db.query("UPDATE webhook_statuses SET sunk_at = $1 WHERE wamid = $2 AND status = $3")
-        .bind(crate::time::now())
-        .bind(status.wamid.clone())
-        .bind(status_name(status).to_owned())
-        .execute(db)
-        .await
-        .context("failed to mark a status applied")?;
-    Ok(changed)
+    const PAGE: i64 = 500;
+    let mut applied = 0u64;
+    let mut failed: std::collections::HashSet<(String, String)> = Default::default();
+    loop {
+        let rows = db
+            .query(
+                "SELECT wamid, status, at, recipient, callback_data, error_code, error_title \
+                 FROM webhook_statuses WHERE sunk_at IS NULL ORDER BY created_at, wamid, status LIMIT $1",
+            )
+            .bind(PAGE + failed.len() as i64)
+            .fetch_all(db)
+            .await
+            .context("failed to read stored statuses")?;
+        let mut progressed = false;
+        for r in &rows {
+            let wamid: String = r.get("wamid")?;
+            let status: String = r.get("status")?;
+            if failed.contains(&(wamid.clone(), status.clone())) {
+                continue;
+            }
+            // Statuses this code does not know (Meta adds some) are kept for
+            // officers and have nothing to settle.
+            if let Some(kind) = MessageStatus::parse(&status) {
+                let callback: Option<String> = r.get("callback_data")?;
+                let code: Option<i64> = r.get("error_code")?;
+                let title: Option<String> = r.get("error_title")?;
+                let settle = Settle {
+                    wamid: wamid.clone(),
+                    status: kind,
+                    timestamp: r.get("at")?,
+                    recipient: r.get("recipient")?,
+                    callback_data: callback.as_deref().and_then(|c| c.trim().parse().ok()),
+                    error: code.map(|c| (c, title.unwrap_or_default())),
+                };
+                if let Err(e) = record_status(db, settle).await {
+                    tracing::error!(error = %format!("{e:#}"), "a stored status could not be settled");
+                    failed.insert((wamid, status));
+                    continue;
+                }
+            }
+            db.query("UPDATE webhook_statuses SET sunk_at = $1 WHERE wamid = $2 AND status = $3")
+                .bind(crate::time::now())
+                .bind(wamid)
+                .bind(status)
+                .execute(db)
+                .await
+                .context("failed to mark a status applied")?;
+            applied += 1;
+            progressed = true;
+        }
+        if !progressed || (rows.len() as i64) < PAGE {
+            return Ok(applied);
+        }
+    }
 }
 
 async fn store_other(
