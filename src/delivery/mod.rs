@@ -30,7 +30,7 @@ mod status;
 
 pub use context::{load_many as load_contexts, load_one as load_context, ContextSource};
 pub use rate::RateLimiter;
-pub use status::{record_status, MessageStatus, StatusUpdate};
+pub use status::{record_status, record_status_in, MessageStatus, StatusUpdate};
 
 use crate::case_log::{self, Actor, EventKind, NewEvent};
 use crate::config::Config;

@@ -5,7 +5,7 @@
 
 use crate::case_log::{self, Actor, EventKind, NewEvent};
 use crate::metrics as m;
-use crate::store::Db;
+use crate::store::{Db, Tx};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -75,8 +75,17 @@ pub struct StatusUpdate {
 /// anything was recorded: false for a redelivery, an unknown message, or a
 /// status already seen.
 pub async fn record_status(db: &Db, update: StatusUpdate) -> Result<bool> {
-    let at = crate::time::truncate(update.timestamp);
     let mut tx = db.begin().await?;
+    let changed = record_status_in(&mut tx, update).await?;
+    // Nothing was written when nothing changed, so committing is harmless.
+    tx.commit().await?;
+    Ok(changed)
+}
+
+/// `record_status` inside the caller's transaction, so many statuses can
+/// share one commit (the webhook settles them in pages).
+pub async fn record_status_in(tx: &mut Tx, update: StatusUpdate) -> Result<bool> {
+    let at = crate::time::truncate(update.timestamp);
     let cols =
         "id, case_id, employer_id, idempotency_key, message, kind, wa_id, body, state, wamid";
     let mut row = None;
@@ -84,7 +93,7 @@ pub async fn record_status(db: &Db, update: StatusUpdate) -> Result<bool> {
         row = tx
             .query(&format!("SELECT {cols} FROM outbox WHERE wamid = $1"))
             .bind(update.wamid.clone())
-            .fetch_optional(&mut tx)
+            .fetch_optional(&mut *tx)
             .await
             .context("failed to find the message of a status")?;
     }
@@ -96,13 +105,12 @@ pub async fn record_status(db: &Db, update: StatusUpdate) -> Result<bool> {
                 ))
                 .bind(id)
                 .bind(update.wamid.clone())
-                .fetch_optional(&mut tx)
+                .fetch_optional(&mut *tx)
                 .await
                 .context("failed to find the message of a status")?;
         }
     }
     let Some(row) = row else {
-        tx.rollback().await?;
         return Ok(false);
     };
     let id: i64 = row.get("id")?;
@@ -114,11 +122,10 @@ pub async fn record_status(db: &Db, update: StatusUpdate) -> Result<bool> {
         .bind(id)
         .bind(update.status.as_str())
         .bind(at)
-        .execute(&mut tx)
+        .execute(&mut *tx)
         .await
         .context("failed to record a status")?;
     if seen == 0 {
-        tx.rollback().await?;
         return Ok(false);
     }
     let state: String = row.get("state")?;
@@ -146,7 +153,7 @@ pub async fn record_status(db: &Db, update: StatusUpdate) -> Result<bool> {
         .bind(update.status != MessageStatus::Failed)
         .bind(code)
         .bind(title.clone())
-        .execute(&mut tx)
+        .execute(&mut *tx)
         .await
         .context("failed to settle a message status")?;
     }
@@ -207,7 +214,7 @@ pub async fn record_status(db: &Db, update: StatusUpdate) -> Result<bool> {
             .bind(row.get::<String>("body")?)
             .bind(crate::time::now())
             .bind(id)
-            .execute(&mut tx)
+            .execute(&mut *tx)
             .await
             .context("failed to queue the template fallback")?;
         } else if let Some(case_id) = case_id {
@@ -218,7 +225,7 @@ pub async fn record_status(db: &Db, update: StatusUpdate) -> Result<bool> {
                 )
                 .bind(row.get::<i64>("employer_id")?)
                 .bind(at)
-                .execute(&mut tx)
+                .execute(&mut *tx)
                 .await
                 .context("failed to mark a contact unreachable")?;
             }
@@ -228,14 +235,13 @@ pub async fn record_status(db: &Db, update: StatusUpdate) -> Result<bool> {
             )
             .bind(case_id)
             .bind(at)
-            .execute(&mut tx)
+            .execute(&mut *tx)
             .await
             .context("failed to flag the case for an officer")?;
         }
         metrics::counter!(m::MESSAGES_FAILED, "reason" => code.map_or("status_failed".to_owned(), |c| format!("meta_{c}"))).increment(1);
     }
-    case_log::record(&mut tx, &events).await?;
-    tx.commit().await?;
+    case_log::record(tx, &events).await?;
     metrics::counter!(m::MESSAGE_STATUSES, "status" => update.status.as_str()).increment(1);
     Ok(true)
 }

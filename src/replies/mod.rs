@@ -293,11 +293,12 @@ async fn pending_statuses(db: &Db) -> Result<bool> {
 /// Applies stored statuses to their outbox rows through the delivery module
 /// (monotonic: a late `sent` never overwrites `read`; `message_delivered` /
 /// `message_read` / `message_failed` events) and marks each applied
-/// (`webhook_statuses.sunk_at`). A status that fails stays unapplied for the
-/// next pass. Returns how many were applied.
+/// (`webhook_statuses.sunk_at`). A page of statuses shares one transaction —
+/// on SQLite every commit competes with the webhook's own for the single
+/// writer. If a page fails, its statuses are retried one by one and any that
+/// still fail stay unapplied for the next pass. Returns how many were applied.
 pub async fn apply_pending_statuses(db: &Db) -> Result<u64> {
-    use crate::delivery::{record_status, MessageStatus, StatusUpdate as Settle};
-    const PAGE: i64 = 500;
+    const PAGE: i64 = 200;
     let mut applied = 0u64;
     let mut failed: std::collections::HashSet<(String, String)> = Default::default();
     loop {
@@ -310,46 +311,104 @@ pub async fn apply_pending_statuses(db: &Db) -> Result<u64> {
             .fetch_all(db)
             .await
             .context("failed to read stored statuses")?;
-        let mut progressed = false;
-        for r in &rows {
-            let wamid: String = r.get("wamid")?;
-            let status: String = r.get("status")?;
-            if failed.contains(&(wamid.clone(), status.clone())) {
-                continue;
-            }
-            // Statuses this code does not know (Meta adds some) are kept for
-            // officers and have nothing to settle.
-            if let Some(kind) = MessageStatus::parse(&status) {
-                let callback: Option<String> = r.get("callback_data")?;
-                let code: Option<i64> = r.get("error_code")?;
-                let title: Option<String> = r.get("error_title")?;
-                let settle = Settle {
-                    wamid: wamid.clone(),
-                    status: kind,
-                    timestamp: r.get("at")?,
-                    recipient: r.get("recipient")?,
-                    callback_data: callback.as_deref().and_then(|c| c.trim().parse().ok()),
-                    error: code.map(|c| (c, title.unwrap_or_default())),
-                };
-                if let Err(e) = record_status(db, settle).await {
-                    tracing::error!(error = %format!("{e:#}"), "a stored status could not be settled");
-                    failed.insert((wamid, status));
-                    continue;
-                }
-            }
-            db.query("UPDATE webhook_statuses SET sunk_at = $1 WHERE wamid = $2 AND status = $3")
-                .bind(crate::time::now())
-                .bind(wamid)
-                .bind(status)
-                .execute(db)
-                .await
-                .context("failed to mark a status applied")?;
-            applied += 1;
-            progressed = true;
-        }
-        if !progressed || (rows.len() as i64) < PAGE {
+        let page: Vec<Stored> = rows
+            .iter()
+            .map(Stored::from_row)
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .filter(|s| !failed.contains(&(s.wamid.clone(), s.status.clone())))
+            .collect();
+        if page.is_empty() {
             return Ok(applied);
         }
+        let mut tx = db.begin().await?;
+        let mut batch_ok = true;
+        for s in &page {
+            if let Err(e) = s.apply(&mut tx).await {
+                tracing::warn!(error = %format!("{e:#}"), "a page of statuses failed; retrying one by one");
+                batch_ok = false;
+                break;
+            }
+        }
+        if batch_ok {
+            tx.commit().await?;
+            applied += page.len() as u64;
+        } else {
+            tx.rollback().await?;
+            for s in &page {
+                let mut tx = db.begin().await?;
+                match s.apply(&mut tx).await {
+                    Ok(()) => {
+                        tx.commit().await?;
+                        applied += 1;
+                    }
+                    Err(e) => {
+                        tx.rollback().await?;
+                        tracing::error!(error = %format!("{e:#}"), "a stored status could not be settled");
+                        failed.insert((s.wamid.clone(), s.status.clone()));
+                    }
+                }
+            }
+        }
+        if (rows.len() as i64) < PAGE {
+            return Ok(applied);
+        }
+    }
+}
+
+/// A stored status, as `apply_pending_statuses` reads it back.
+struct Stored {
+    wamid: String,
+    status: String,
+    at: DateTime<Utc>,
+    recipient: Option<String>,
+    callback_data: Option<String>,
+    error_code: Option<i64>,
+    error_title: Option<String>,
+}
+
+impl Stored {
+    fn from_row(r: &crate::store::Row) -> Result<Self> {
+        Ok(Self {
+            wamid: r.get("wamid")?,
+            status: r.get("status")?,
+            at: r.get("at")?,
+            recipient: r.get("recipient")?,
+            callback_data: r.get("callback_data")?,
+            error_code: r.get("error_code")?,
+            error_title: r.get("error_title")?,
+        })
+    }
+
+    /// Settles it on its outbox row and marks it applied, in `tx`.
+    async fn apply(&self, tx: &mut crate::store::Tx) -> Result<()> {
+        use crate::delivery::{record_status_in, MessageStatus, StatusUpdate as Settle};
+        // Statuses this code does not know (Meta adds some) are kept for
+        // officers and have nothing to settle.
+        if let Some(kind) = MessageStatus::parse(&self.status) {
+            let settle = Settle {
+                wamid: self.wamid.clone(),
+                status: kind,
+                timestamp: self.at,
+                recipient: self.recipient.clone(),
+                callback_data: self
+                    .callback_data
+                    .as_deref()
+                    .and_then(|c| c.trim().parse().ok()),
+                error: self
+                    .error_code
+                    .map(|c| (c, self.error_title.clone().unwrap_or_default())),
+            };
+            record_status_in(tx, settle).await?;
+        }
+        tx.query("UPDATE webhook_statuses SET sunk_at = $1 WHERE wamid = $2 AND status = $3")
+            .bind(crate::time::now())
+            .bind(self.wamid.clone())
+            .bind(self.status.clone())
+            .execute(&mut *tx)
+            .await
+            .context("failed to mark a status applied")?;
+        Ok(())
     }
 }
 
