@@ -231,7 +231,10 @@ impl Consumer for XlsxOut {
                     ws.write_number(r, col, *n as f64).map_err(xlsx)?;
                 }
                 Cell::Money(m) => {
-                    // The nearest double to the exact decimal text.
+                    // XLSX stores every number as an IEEE double, so the cell
+                    // must be one: the nearest double to the exact decimal
+                    // text (exact for whole rupiah up to 2^53). The canonical
+                    // text the manifest hashes stays the exact decimal.
                     let v: f64 = super::money_text(*m).parse().expect("decimal text");
                     ws.write_number_with_format(r, col, v, &self.money)
                         .map_err(xlsx)?;
