@@ -103,27 +103,9 @@ pub(crate) async fn apply(
 
     match (intent, open_case) {
         (Intent::OptOut, _) => {
-            let changed = tx
-                .query(
-                    "UPDATE employers SET opted_out_at = $2, updated_at = $2 \
-                     WHERE id = $1 AND opted_out_at IS NULL",
-                )
-                .bind(employer_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .context("failed to record the opt-out")?;
-            if changed > 0 {
-                tx.audit(
-                    AuditEntry::new(
-                        now,
-                        "employer",
-                        "employer.opt_out",
-                        format!("employer:{employer_id}"),
-                    )
-                    .before(json!({"opted_out_at": null}))
-                    .after(json!({"opted_out_at": now, "wamid": reply.wamid})),
-                );
+            let changed =
+                flag_employer(tx, employer_id, EmployerFlag::OptedOut, reply.wamid, now).await?;
+            if changed {
                 outgoing::cancel_queued(tx, employer_id, false, "opted_out", now).await?;
                 if let Some(case_id) = open_case {
                     events.push(event(
@@ -160,27 +142,15 @@ pub(crate) async fn apply(
             }
         }
         (Intent::WrongNumber, _) => {
-            let changed = tx
-                .query(
-                    "UPDATE employers SET contact_invalid_at = $2, updated_at = $2 \
-                     WHERE id = $1 AND contact_invalid_at IS NULL",
-                )
-                .bind(employer_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .context("failed to mark the contact invalid")?;
-            if changed > 0 {
-                tx.audit(
-                    AuditEntry::new(
-                        now,
-                        "employer",
-                        "employer.contact_invalid",
-                        format!("employer:{employer_id}"),
-                    )
-                    .before(json!({"contact_invalid_at": null}))
-                    .after(json!({"contact_invalid_at": now, "wamid": reply.wamid})),
-                );
+            let changed = flag_employer(
+                tx,
+                employer_id,
+                EmployerFlag::ContactInvalid,
+                reply.wamid,
+                now,
+            )
+            .await?;
+            if changed {
                 outgoing::cancel_queued(tx, employer_id, false, "wrong_number", now).await?;
             }
             if let Some(case_id) = open_case {
@@ -506,6 +476,66 @@ fn event(case_id: i64, at: DateTime<Utc>, kind: EventKind, data: serde_json::Val
 
 /// The case goes to an officer with `reason` as what the bot is waiting
 /// for; an escalated case already is an officer's and keeps its status.
+/// What an employer's reply can say about its contact.
+#[derive(Clone, Copy)]
+enum EmployerFlag {
+    /// "STOP": no automated message to this number again.
+    OptedOut,
+    /// "salah nomor": the number is not the employer's.
+    ContactInvalid,
+}
+
+impl EmployerFlag {
+    fn column(self) -> &'static str {
+        match self {
+            EmployerFlag::OptedOut => "opted_out_at",
+            EmployerFlag::ContactInvalid => "contact_invalid_at",
+        }
+    }
+
+    fn action(self) -> &'static str {
+        match self {
+            EmployerFlag::OptedOut => "employer.opt_out",
+            EmployerFlag::ContactInvalid => "employer.contact_invalid",
+        }
+    }
+}
+
+/// Sets the flag's timestamp once (a redelivered or repeated reply changes
+/// nothing) and audits it. Returns whether it was newly set.
+async fn flag_employer(
+    tx: &mut Tx,
+    employer_id: i64,
+    flag: EmployerFlag,
+    wamid: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let column = flag.column();
+    let sql = format!(
+        "UPDATE employers SET {column} = $2, updated_at = $2 WHERE id = $1 AND {column} IS NULL"
+    );
+    let changed = tx
+        .query(&sql)
+        .bind(employer_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .with_context(|| format!("failed to set {column}"))?;
+    if changed > 0 {
+        tx.audit(
+            AuditEntry::new(
+                now,
+                "employer",
+                flag.action(),
+                format!("employer:{employer_id}"),
+            )
+            .before(json!({ column: null }))
+            .after(json!({ column: now, "wamid": wamid })),
+        );
+    }
+    Ok(changed > 0)
+}
+
 async fn flag_officer(tx: &mut Tx, case_id: i64, reason: &str, at: DateTime<Utc>) -> Result<()> {
     let quiet = match reason {
         "opted_out" => "opted_out",
