@@ -192,35 +192,11 @@ async fn main() -> Result<()> {
                 }
                 for format in formats {
                     let out_file = dir.join(format!("audit-{name}.{format}"));
-                    let out = std::process::Command::new(std::env::current_exe()?)
-                        .args(["export-child", &url])
-                        .arg(&out_file)
-                        .arg(format)
-                        .output()
-                        .context("failed to run the export child")?;
-                    anyhow::ensure!(
-                        out.status.success(),
-                        "export failed: {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
-                    println!(
-                        "[{name}] export {format}: {}",
-                        String::from_utf8_lossy(&out.stdout).trim()
-                    );
-                    let out = std::process::Command::new(std::env::current_exe()?)
-                        .args(["verify-child", &url])
-                        .arg(&out_file)
-                        .output()
-                        .context("failed to run the verify child")?;
-                    anyhow::ensure!(
-                        out.status.success(),
-                        "verification failed: {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
-                    println!(
-                        "[{name}] audit verify --export {format}: {}",
-                        String::from_utf8_lossy(&out.stdout).trim()
-                    );
+                    let file = out_file.display().to_string();
+                    let figures = child(&["export-child", &url, &file, format])?;
+                    println!("[{name}] export {format}: {figures}");
+                    let figures = child(&["verify-child", &url, &file])?;
+                    println!("[{name}] audit verify --export {format}: {figures}");
                 }
             }
             Ok(())
@@ -335,21 +311,28 @@ async fn recreate_pg_named(server: &str, name: &str) -> Result<String> {
 async fn run_backend(name: &str, url: &str, emp_csv: &Path, bill_csv: &Path) -> Result<()> {
     run_import(name, url, emp_csv, bill_csv).await?;
     for label in ["first scan", "second scan (no change)"] {
-        let out = std::process::Command::new(std::env::current_exe()?)
-            .args(["scan-child", url, SCAN_AT])
-            .output()
-            .context("failed to run the scan child")?;
-        anyhow::ensure!(
-            out.status.success(),
-            "scan failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         println!(
             "[{name}] {label}: {}",
-            String::from_utf8_lossy(&out.stdout).trim()
+            child(&["scan-child", url, SCAN_AT])?
         );
     }
     Ok(())
+}
+
+/// Runs this binary's internal subcommand in a child process — so its peak
+/// RSS is its own — and returns the figures it printed.
+fn child(args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .args(args)
+        .output()
+        .with_context(|| format!("failed to run `{}`", args[0]))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "`{}` failed: {}",
+        args[0],
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 async fn run_import(name: &str, url: &str, emp_csv: &Path, bill_csv: &Path) -> Result<()> {
