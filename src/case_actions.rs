@@ -203,9 +203,11 @@ pub async fn apply(
         }
         Action::Resume => {
             tx.query(
-                "UPDATE cases SET paused_until = NULL, \
-                 quiet_reason = CASE WHEN quiet_reason = 'paused' THEN NULL ELSE quiet_reason END, \
-                 next_action_at = CASE WHEN quiet_reason = 'paused' THEN $2 ELSE next_action_at END, \
+                // Resuming also releases a hold from the employer's reply:
+                // the officer has dealt with it and lets the bot speak.
+                "UPDATE cases SET paused_until = NULL, officer_hold = NULL, \
+                 quiet_reason = CASE WHEN quiet_reason IN ('paused', 'awaiting_officer') THEN NULL ELSE quiet_reason END, \
+                 next_action_at = CASE WHEN quiet_reason IN ('paused', 'awaiting_officer') THEN $2 ELSE next_action_at END, \
                  updated_at = $2 WHERE id = $1",
             )
             .bind(case_id)
@@ -222,7 +224,7 @@ pub async fn apply(
             let next = local_midnight(c.tz, date + Duration::days(1));
             tx.query(
                 "UPDATE cases SET status = 'promised', promised_date = $2, quiet_reason = 'promised', \
-                 next_action_at = $3, updated_at = $4 WHERE id = $1",
+                 officer_hold = NULL, next_action_at = $3, updated_at = $4 WHERE id = $1",
             )
             .bind(case_id)
             .bind(date)
@@ -239,7 +241,8 @@ pub async fn apply(
         Action::Dispute { reason } => {
             let reason = text(&reason, "the reason")?;
             tx.query(
-                "UPDATE cases SET status = 'needs_officer', quiet_reason = 'awaiting_officer', updated_at = $2 WHERE id = $1",
+                "UPDATE cases SET status = 'needs_officer', quiet_reason = 'awaiting_officer', \
+                 officer_hold = 'dispute_raised', updated_at = $2 WHERE id = $1",
             )
             .bind(case_id)
             .bind(now)

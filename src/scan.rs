@@ -176,6 +176,8 @@ struct OpenCase {
     next_action_at: Option<DateTime<Utc>>,
     /// Set while an "already paid" claim awaits its payment record.
     payment_claimed_at: Option<DateTime<Utc>>,
+    /// Set while the employer's reply waits for an officer.
+    officer_hold: Option<String>,
 }
 
 struct OutboxRow {
@@ -272,7 +274,7 @@ async fn scan_chunk(
     let overdue_sql = format!(
         "SELECT e.id, e.timezone, e.wa_id, e.opted_out_at, e.contact_invalid_at, \
                 a.n, a.owed, a.oldest, \
-                c.id AS case_id, c.status, c.stage, c.paused_until, c.promised_date, \
+                c.id AS case_id, c.status, c.stage, c.paused_until, c.promised_date, c.officer_hold, \
                 c.quiet_reason, c.next_action_at, c.payment_claimed_at, \
                 o.id AS cur_id, o.state AS cur_state, o.due_at AS cur_due_at \
          FROM (SELECT b.employer_id, COUNT(*) AS n, \
@@ -389,6 +391,7 @@ async fn scan_chunk(
                     status: r.get("status")?,
                     stage: r.get("stage")?,
                     paused_until: r.get("paused_until")?,
+                    officer_hold: r.get("officer_hold")?,
                     promised_date: r.get("promised_date")?,
                     quiet_reason: r.get("quiet_reason")?,
                     next_action_at: r.get("next_action_at")?,
@@ -766,6 +769,11 @@ fn decide(
             Some((QuietReason::NoWhatsApp, None))
         } else if employer.contact_invalid {
             Some((QuietReason::WrongNumber, None))
+        } else if case.is_some_and(|c| c.officer_hold.is_some()) {
+            // The employer disputed, complained or asked for a person: the
+            // bot waits until an officer resumes, records a promise or
+            // takes the case.
+            Some((QuietReason::AwaitingOfficer, None))
         } else if let Some(until) = case.and_then(|c| c.paused_until).filter(|u| *u > at) {
             Some((QuietReason::Paused, Some(until)))
         } else {

@@ -1100,3 +1100,57 @@ async fn a_signed_status_settles_its_outbox_row_after_the_answer() {
         assert_eq!(reads, 1, "{}", app.t.name);
     }
 }
+
+/// An employer who disputes the bill is not reminded again until an officer
+/// has dealt with it; once the officer resumes, the stage reminders return.
+#[tokio::test]
+async fn a_dispute_holds_reminders_until_an_officer_resumes() {
+    use wa_smile::accounts::{Principal, Role};
+    use wa_smile::case_actions::{self, Action};
+    for app in apps().await {
+        let (_, case_id) = seeded(&app).await;
+        let db = app.db();
+        assert_eq!(
+            post_json(&app, &text("wamid.D1", "PT nya sudah bubar")).await,
+            StatusCode::OK
+        );
+        assert_eq!(case_row(db, case_id).await.0, "needs_officer");
+        let reminder_3 = "SELECT COUNT(*) AS n FROM outbox WHERE case_id = $1 AND idempotency_key LIKE 'case:%:stage:reminder_3' AND state = 'queued'";
+
+        // Three days on the case enters reminder_3, but the bot stays quiet.
+        let ctx = ScanContext::from_config(&app.config).unwrap();
+        let later = Utc::now() + Duration::days(3);
+        scan::run(db, &ctx, later).await.unwrap();
+        assert_eq!(
+            count_for(db, reminder_3, case_id).await,
+            0,
+            "{}: reminded a disputing employer",
+            app.t.name
+        );
+        let quiet: Option<String> = db
+            .query("SELECT quiet_reason FROM cases WHERE id = $1")
+            .bind(case_id)
+            .fetch_one(db)
+            .await
+            .unwrap()
+            .get("quiet_reason")
+            .unwrap();
+        assert_eq!(quiet.as_deref(), Some("awaiting_officer"), "{}", app.t.name);
+
+        let officer = Principal {
+            name: "officer_a".into(),
+            role: Role::Admin,
+            branch: None,
+        };
+        case_actions::apply(db, case_id, &officer, Action::Resume, &[], later)
+            .await
+            .unwrap();
+        scan::run(db, &ctx, later).await.unwrap();
+        assert_eq!(
+            count_for(db, reminder_3, case_id).await,
+            1,
+            "{}: reminders did not resume",
+            app.t.name
+        );
+    }
+}

@@ -531,6 +531,7 @@ impl Pass<'_> {
                     Some(_) if state.opted_out => Some("opted_out"),
                     Some(_) if state.contact_invalid => Some("wrong_number"),
                     Some(c) if c.paused_until.is_some_and(|u| u > at) => Some("paused"),
+                    Some(c) if c.officer_hold => Some("awaiting_officer"),
                     Some(c)
                         if c.status == "promised"
                             && c.promised_date
@@ -913,6 +914,8 @@ struct CaseState {
     paused_until: Option<DateTime<Utc>>,
     promised_date: Option<chrono::NaiveDate>,
     last_inbound_at: Option<DateTime<Utc>>,
+    /// The employer's reply waits for an officer (dispute, complaint, …).
+    officer_hold: bool,
 }
 
 struct EmployerState {
@@ -962,8 +965,8 @@ async fn case_states(
     }
     for chunk in case_ids.chunks(rows_per_statement(db.backend(), 1)) {
         let sql = format!(
-            "SELECT id, employer_id, status, resolved_at, paused_until, promised_date, last_inbound_at \
-             FROM cases WHERE id IN ({})",
+            "SELECT id, employer_id, status, resolved_at, paused_until, promised_date, last_inbound_at, \
+             officer_hold FROM cases WHERE id IN ({})",
             list_placeholders(chunk.len(), 1)
         );
         let mut q = db.query(&sql);
@@ -980,6 +983,7 @@ async fn case_states(
                         paused_until: r.get("paused_until")?,
                         promised_date: r.get("promised_date")?,
                         last_inbound_at: r.get("last_inbound_at")?,
+                        officer_hold: r.get::<Option<String>>("officer_hold")?.is_some(),
                     },
                 );
             }

@@ -542,15 +542,28 @@ async fn flag_officer(tx: &mut Tx, case_id: i64, reason: &str, at: DateTime<Utc>
         "wrong_number" => "wrong_number",
         _ => "awaiting_officer",
     };
+    // What the employer said needs a person before the bot speaks again:
+    // reminding someone who disputes the bill, or asked to be called, is
+    // worse than silence. Questions and unrecognised replies do not hold.
+    let hold = match reason {
+        "dispute_raised"
+        | "complaint"
+        | "installment_requested"
+        | "officer_requested"
+        | "promise_beyond_horizon" => Some(reason.to_owned()),
+        _ => None,
+    };
     tx.query(
         "UPDATE cases SET status = CASE WHEN status = 'escalated' THEN status ELSE 'needs_officer' END, \
                 quiet_reason = CASE WHEN status = 'escalated' THEN quiet_reason ELSE $2 END, \
+                officer_hold = COALESCE($4, officer_hold), \
                 updated_at = $3 \
          WHERE id = $1 AND resolved_at IS NULL",
     )
     .bind(case_id)
     .bind(quiet)
     .bind(at)
+    .bind(hold)
     .execute(&mut *tx)
     .await
     .with_context(|| format!("failed to hand the case to an officer ({reason})"))?;
