@@ -41,6 +41,7 @@ event_kinds! {
     PaymentClaimed => "payment_claimed",
     PaymentLinkSent => "payment_link_sent",
     PaymentReceived => "payment_received",
+    PaymentCorrected => "payment_corrected",
     OfficerRequested => "officer_requested",
     InstallmentRequested => "installment_requested",
     DisputeRaised => "dispute_raised",

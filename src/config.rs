@@ -118,7 +118,15 @@ pub struct PolicyConfig {
     pub promise_horizon_days: i64,
     pub paid_claim_pause_working_days: u32,
     pub reminders_per_day: u32,
+    /// Automated replies (answers to an employer's messages) per employer
+    /// in 24 hours; beyond it a reply is withheld with its reason.
+    #[serde(default = "default_replies_per_day")]
+    pub replies_per_day: u32,
     pub stages: StagesConfig,
+}
+
+fn default_replies_per_day() -> u32 {
+    6
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -6,7 +6,7 @@ use crate::case_log::{self, Actor, EventKind, NewEvent};
 use crate::domain::{Money, Period};
 use crate::import::Counts;
 use crate::store::{list_placeholders, rows_per_statement, values_placeholders, Tx};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
@@ -21,43 +21,111 @@ pub struct NewPayment {
     pub reference: String,
 }
 
+/// Why the ledger refused a batch of payments. Nothing of the batch is
+/// written (the caller's transaction must be dropped).
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// References that already belong to another employer: a payment is
+    /// never moved from one employer to another by an upsert.
+    #[error("{} payment reference(s) already belong to another employer", .0.len())]
+    ReferenceTaken(Vec<TakenReference>),
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// One refused payment: its position in the batch and its reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakenReference {
+    pub index: usize,
+    pub reference: String,
+}
+
+impl TakenReference {
+    /// The one-line reason an import or the API reports.
+    pub fn reason(&self) -> String {
+        format!(
+            "reference `{}` already belongs to another employer; a payment is never moved (ask SMILE for a corrected export)",
+            self.reference
+        )
+    }
+}
+
 /// Upserts payments by reference, settles the bills they cover and logs
 /// each new payment on the employer's open case. `source` says where they
 /// came from (`import`, `api`, `callback`).
+///
+/// A reference is one payment of one employer for ever: one that belongs
+/// to another employer refuses the whole batch ([`LedgerError::ReferenceTaken`]).
+/// The same employer's reference with another period, amount or time is a
+/// correction, audited as `payment.correct` with before and after and
+/// logged as `payment_corrected`. A new payment beyond what its bill still
+/// owes is recorded and raised as a payment exception for an officer.
 pub async fn record_payments(
     tx: &mut Tx,
     payments: &[NewPayment],
     source: &str,
     actor: &str,
     at: DateTime<Utc>,
-) -> Result<Counts> {
+) -> Result<Counts, LedgerError> {
+    Ok(record_payments_flagged(tx, payments, source, actor, at)
+        .await?
+        .0)
+}
+
+/// `record_payments`, also returning how many exceptions it raised.
+pub async fn record_payments_flagged(
+    tx: &mut Tx,
+    payments: &[NewPayment],
+    source: &str,
+    actor: &str,
+    at: DateTime<Utc>,
+) -> Result<(Counts, usize), LedgerError> {
     let mut counts = Counts::default();
     if payments.is_empty() {
-        return Ok(counts);
-    }
-    let sql = format!(
-        "SELECT reference, employer_id, period, amount_minor, paid_at FROM payments WHERE reference IN ({})",
-        list_placeholders(payments.len(), 1)
-    );
-    let mut q = tx.query(&sql);
-    for p in payments {
-        q = q.bind(p.reference.clone());
+        return Ok((counts, 0));
     }
     let mut existing = HashMap::new();
-    for r in q.fetch_all(&mut *tx).await? {
-        let period: String = r.get("period")?;
-        existing.insert(
-            r.get::<String>("reference")?,
-            (
-                r.get::<i64>("employer_id")?,
-                period,
-                r.get::<i64>("amount_minor")?,
-                r.get::<DateTime<Utc>>("paid_at")?,
-            ),
+    for chunk in payments.chunks(500) {
+        let sql = format!(
+            "SELECT reference, employer_id, period, amount_minor, paid_at FROM payments WHERE reference IN ({})",
+            list_placeholders(chunk.len(), 1)
         );
+        let mut q = tx.query(&sql);
+        for p in chunk {
+            q = q.bind(p.reference.clone());
+        }
+        for r in q.fetch_all(&mut *tx).await? {
+            let period: String = r.get("period")?;
+            existing.insert(
+                r.get::<String>("reference")?,
+                (
+                    r.get::<i64>("employer_id")?,
+                    period,
+                    r.get::<i64>("amount_minor")?,
+                    r.get::<DateTime<Utc>>("paid_at")?,
+                ),
+            );
+        }
+    }
+    let taken: Vec<TakenReference> = payments
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| {
+            existing
+                .get(&p.reference)
+                .is_some_and(|(emp, ..)| *emp != p.employer_id)
+        })
+        .map(|(index, p)| TakenReference {
+            index,
+            reference: p.reference.clone(),
+        })
+        .collect();
+    if !taken.is_empty() {
+        return Err(LedgerError::ReferenceTaken(taken));
     }
 
     let mut new = Vec::new();
+    let mut corrections = Vec::new();
     let mut touched = BTreeSet::new();
     for p in payments {
         let after = json!({"employer_id": p.employer_id, "period": p.period, "amount": p.amount, "paid_at": p.paid_at, "reference": p.reference, "source": source});
@@ -75,43 +143,39 @@ pub async fn record_payments(
                     .after(after),
                 );
             }
-            Some((emp, period, amount, paid_at))
-                if (*emp, period.as_str(), *amount, *paid_at)
-                    == (
-                        p.employer_id,
-                        p.period.to_string().as_str(),
-                        p.amount.minor(),
-                        p.paid_at,
-                    ) =>
+            Some((_, period, amount, paid_at))
+                if (period.as_str(), *amount, *paid_at)
+                    == (p.period.to_string().as_str(), p.amount.minor(), p.paid_at) =>
             {
                 counts.unchanged += 1;
             }
-            Some((emp, period, amount, paid_at)) => {
+            Some((_, period, amount, paid_at)) => {
                 counts.updated += 1;
-                touched.insert(*emp);
                 touched.insert(p.employer_id);
-                tx.query("UPDATE payments SET employer_id = $1, period = $2, amount_minor = $3, paid_at = $4 WHERE reference = $5")
-                    .bind(p.employer_id)
+                tx.query("UPDATE payments SET period = $1, amount_minor = $2, paid_at = $3 WHERE reference = $4")
                     .bind(p.period.to_string())
                     .bind(p.amount.minor())
                     .bind(p.paid_at)
                     .bind(p.reference.clone())
                     .execute(&mut *tx)
                     .await?;
-                let before = json!({"employer_id": emp, "period": period, "amount": Money::from_minor(*amount), "paid_at": paid_at});
+                let before = json!({"period": period, "amount": Money::from_minor(*amount), "paid_at": paid_at});
+                let after = json!({"period": p.period, "amount": p.amount, "paid_at": p.paid_at});
                 tx.audit(
                     AuditEntry::new(
                         at,
                         actor,
-                        "payment.update",
+                        "payment.correct",
                         format!("payment:{}", p.reference),
                     )
-                    .before(before)
-                    .after(after),
+                    .before(before.clone())
+                    .after(after.clone()),
                 );
+                corrections.push((p.employer_id, json!({"reference": p.reference, "source": source, "before": before, "after": after})));
             }
         }
     }
+    let raised = raise_beyond_owed(tx, &new, actor, at).await?;
     counts.inserted = new.len() as u64;
     for chunk in new.chunks(rows_per_statement(tx.backend(), 7)) {
         let sql = format!(
@@ -135,12 +199,220 @@ pub async fn record_payments(
     let employers: Vec<i64> = touched.into_iter().collect();
     settle_bills(tx, &employers, actor, at).await?;
     log_on_open_cases(tx, &new, at).await?;
+    for (employer_id, data) in corrections {
+        if let Some(case_id) = current_case(tx, employer_id).await? {
+            case_log::record(
+                tx,
+                &[NewEvent::new(
+                    case_id,
+                    at,
+                    EventKind::PaymentCorrected,
+                    Actor::System,
+                    data,
+                )],
+            )
+            .await?;
+        }
+    }
     // Every payment path resolves the cases it paid off, here, so an import,
     // the API and a gateway callback cannot disagree about a case.
     for employer_id in &employers {
         crate::scan::resolve_if_settled(tx, *employer_id, at).await?;
     }
-    Ok(counts)
+    Ok((counts, raised))
+}
+
+/// Whether any of `references` is a payment of an employer outside
+/// `branch` (the API refuses those with 403 before anything is tried).
+pub async fn references_outside_branch(
+    db: &crate::store::Db,
+    branch: &str,
+    references: &[&str],
+) -> Result<bool> {
+    for chunk in references.chunks(500) {
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM payments p JOIN employers e ON e.id = p.employer_id \
+             WHERE e.branch <> $1 AND p.reference IN ({})",
+            list_placeholders(chunk.len(), 2)
+        );
+        let mut q = db.query(&sql).bind(branch.to_owned());
+        for r in chunk {
+            q = q.bind((*r).to_owned());
+        }
+        if q.fetch_one(db).await?.get::<i64>("n")? > 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Tolerance for "more than owed": a gateway rounds sen up to the rupiah.
+const ROUNDING_MINOR: i64 = 99;
+
+/// Raises a payment exception for each new payment that pays a bill already
+/// settled, or more than the bill still owes (after the payments before it
+/// in the batch). The payments are still recorded: the money arrived.
+async fn raise_beyond_owed(
+    tx: &mut Tx,
+    new: &[&NewPayment],
+    actor: &str,
+    at: DateTime<Utc>,
+) -> Result<usize> {
+    let employer_ids: BTreeSet<i64> = new.iter().map(|p| p.employer_id).collect();
+    let ids: Vec<i64> = employer_ids.into_iter().collect();
+    // (employer, period) -> (amount, paid so far, settled before this batch)
+    let mut bills: HashMap<(i64, String), (i64, i64, bool)> = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT employer_id, period, amount_minor, paid_minor, settled_at FROM bills WHERE employer_id IN ({})",
+            list_placeholders(chunk.len(), 1)
+        );
+        let mut q = tx.query(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for r in q.fetch_all(&mut *tx).await? {
+            bills.insert(
+                (r.get("employer_id")?, r.get("period")?),
+                (
+                    r.get("amount_minor")?,
+                    r.get("paid_minor")?,
+                    r.get::<Option<DateTime<Utc>>>("settled_at")?.is_some(),
+                ),
+            );
+        }
+    }
+    let mut raised = 0;
+    for p in new {
+        let Some((amount, paid, settled)) = bills.get_mut(&(p.employer_id, p.period.to_string()))
+        else {
+            // No bill yet for the period: SMILE may send it later.
+            continue;
+        };
+        let owed = (*amount - *paid).max(0);
+        let reason = if *settled {
+            Some("bill_already_settled")
+        } else if p.amount.minor() > owed + ROUNDING_MINOR {
+            Some("overpaid")
+        } else {
+            None
+        };
+        *paid += p.amount.minor();
+        if let Some(reason) = reason {
+            let case_id = current_case(tx, p.employer_id).await?;
+            raise_exception(
+                tx,
+                &PaymentException {
+                    reference: &p.reference,
+                    reason,
+                    case_id,
+                    employer_id: Some(p.employer_id),
+                    expected_minor: Some(owed),
+                    paid_minor: Some(p.amount.minor()),
+                    payload: &json!({"period": p.period, "amount": p.amount, "paid_at": p.paid_at}),
+                },
+                actor,
+                at,
+                true,
+            )
+            .await?;
+            raised += 1;
+        }
+    }
+    Ok(raised)
+}
+
+/// A payment the bot will not settle by itself.
+pub struct PaymentException<'a> {
+    pub reference: &'a str,
+    /// `unknown_reference`, `amount_mismatch`, `overpaid`,
+    /// `bill_already_settled`, `superseded_link`, `expired_link`…
+    pub reason: &'a str,
+    pub case_id: Option<i64>,
+    pub employer_id: Option<i64>,
+    pub expected_minor: Option<i64>,
+    pub paid_minor: Option<i64>,
+    pub payload: &'a serde_json::Value,
+}
+
+/// Keeps a payment exception for an officer (the exceptions queue), audited.
+/// With `on_case`, the case also gets an `officer_requested` event and, while
+/// open, goes to an officer.
+pub async fn raise_exception(
+    tx: &mut Tx,
+    ex: &PaymentException<'_>,
+    actor: &str,
+    at: DateTime<Utc>,
+    on_case: bool,
+) -> Result<()> {
+    tx.query(
+        "INSERT INTO payment_exceptions (reference, reason, case_id, employer_id, expected_minor, paid_minor, payload, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(ex.reference.to_owned())
+    .bind(ex.reason.to_owned())
+    .bind(ex.case_id)
+    .bind(ex.employer_id)
+    .bind(ex.expected_minor)
+    .bind(ex.paid_minor)
+    .bind(ex.payload.to_string())
+    .bind(at)
+    .execute(&mut *tx)
+    .await
+    .context("failed to keep the payment exception")?;
+    tx.audit(
+        AuditEntry::new(
+            at,
+            actor,
+            "payment.exception",
+            format!("payment:{}", ex.reference),
+        )
+        .after(json!({"reason": ex.reason, "case_id": ex.case_id,
+                          "expected": ex.expected_minor.map(Money::from_minor),
+                          "paid": ex.paid_minor.map(Money::from_minor)})),
+    );
+    if let (true, Some(case_id)) = (on_case, ex.case_id) {
+        case_log::record(
+            tx,
+            &[NewEvent::new(
+                case_id,
+                at,
+                EventKind::OfficerRequested,
+                Actor::System,
+                json!({"reason": "payment_exception", "exception": ex.reason,
+                       "reference": ex.reference,
+                       "expected": ex.expected_minor.map(Money::from_minor),
+                       "paid": ex.paid_minor.map(Money::from_minor)}),
+            )],
+        )
+        .await?;
+        tx.query(
+            "UPDATE cases SET status = CASE WHEN status = 'escalated' THEN status ELSE 'needs_officer' END, \
+                    quiet_reason = CASE WHEN status = 'escalated' THEN quiet_reason ELSE 'awaiting_officer' END, \
+                    updated_at = $2 \
+             WHERE id = $1 AND resolved_at IS NULL",
+        )
+        .bind(case_id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .context("failed to hand the case to an officer")?;
+    }
+    Ok(())
+}
+
+/// The employer's open case, else its latest one.
+async fn current_case(tx: &mut Tx, employer_id: i64) -> Result<Option<i64>> {
+    tx.query(
+        "SELECT id FROM cases WHERE employer_id = $1 \
+             ORDER BY (resolved_at IS NULL) DESC, id DESC LIMIT 1",
+    )
+    .bind(employer_id)
+    .fetch_optional(&mut *tx)
+    .await
+    .context("failed to find the employer's case")?
+    .map(|r| r.get::<i64>("id"))
+    .transpose()
 }
 
 /// Writes `payment_received` on the open case of each new payment's employer.

@@ -330,3 +330,109 @@ async fn the_openapi_document_lists_exactly_the_routes() {
         assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{m} {uri}");
     }
 }
+
+async fn post_payment(
+    c: &mut Client,
+    token: &str,
+    npp: &str,
+    reference: &str,
+    amount: &str,
+) -> Resp {
+    let body = serde_json::json!([{"npp": npp, "period": "2026-02", "amount": amount,
+                                   "paid_at": "2026-03-20T10:00:00+07:00", "reference": reference}]);
+    c.send(api(
+        "/api/v1/payments",
+        "POST",
+        Some(token),
+        Some(&body.to_string()),
+    ))
+    .await
+}
+
+async fn payment_owner(db: &wa_smile::store::Db, reference: &str) -> (String, i64) {
+    let r = db
+        .query(
+            "SELECT e.npp, p.amount_minor FROM payments p JOIN employers e ON e.id = p.employer_id \
+             WHERE p.reference = $1",
+        )
+        .bind(reference.to_owned())
+        .fetch_one(db)
+        .await
+        .unwrap();
+    (r.get("npp").unwrap(), r.get("amount_minor").unwrap())
+}
+
+#[tokio::test]
+async fn a_payment_reference_is_never_moved_to_another_employer() {
+    for t in testing::all().await.unwrap() {
+        let s = seed(&t.db).await;
+        let k = tokens(&t.db).await;
+        let mut c = Client::new(&t.db);
+        // Branch B's payment settles its bill.
+        let r = post_payment(&mut c, &k.admin, &s.npp_b, "JKTPAY-1", "900000").await;
+        assert_eq!(r.status, StatusCode::OK, "{}: {}", t.name, r.body);
+        let settled = |db: wa_smile::store::Db| async move {
+            db.query(
+                "SELECT b.settled_at FROM bills b JOIN employers e ON e.id = b.employer_id \
+                 WHERE e.npp = '20000001'",
+            )
+            .fetch_one(&db)
+            .await
+            .unwrap()
+            .get::<Option<chrono::DateTime<chrono::Utc>>>("settled_at")
+            .unwrap()
+            .is_some()
+        };
+        assert!(settled(t.db.clone()).await);
+
+        // A branch-A token re-using it for a branch-A employer: refused.
+        let r = post_payment(&mut c, &k.super_a, &s.npp_a, "JKTPAY-1", "1").await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+        assert_eq!(
+            payment_owner(&t.db, "JKTPAY-1").await,
+            (s.npp_b.clone(), 90_000_000)
+        );
+        assert!(settled(t.db.clone()).await, "branch B's bill stays paid");
+
+        // Within one branch, a reference of another employer is an input error.
+        let r = post_payment(&mut c, &k.super_a, "10000002", "PKUPAY-1", "500000").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let r = post_payment(&mut c, &k.super_a, &s.npp_a, "PKUPAY-1", "500000").await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        let details = r.json()["error"]["details"].clone();
+        assert_eq!(details[0]["row"], 1);
+        assert_eq!(details[0]["column"], "reference");
+        // So it is for an admin, who may write every branch.
+        let r = post_payment(&mut c, &k.admin, &s.npp_a, "JKTPAY-1", "1").await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert_eq!(payment_owner(&t.db, "PKUPAY-1").await.0, "10000002");
+
+        // The same employer's reference with another amount is a correction:
+        // applied, audited with before and after, and on the case log.
+        let r = post_payment(&mut c, &k.super_a, "10000002", "PKUPAY-1", "400000").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.json()["updated"], 1);
+        assert_eq!(payment_owner(&t.db, "PKUPAY-1").await.1, 40_000_000);
+        let audit =
+            t.db.query(
+                "SELECT before, after FROM audit_log WHERE action = 'payment.correct' \
+                 AND entity = 'payment:PKUPAY-1'",
+            )
+            .fetch_all(&t.db)
+            .await
+            .unwrap();
+        assert_eq!(audit.len(), 1);
+        let before: Value =
+            serde_json::from_str(&audit[0].get::<String>("before").unwrap()).unwrap();
+        assert_eq!(before["amount"], "500000");
+        let case_a2 = s.case_a2;
+        let ev = wa_smile::case_log::for_case(&t.db, case_a2).await.unwrap();
+        let corrected = ev
+            .iter()
+            .find(|e| e.kind == "payment_corrected")
+            .expect("a payment_corrected event");
+        assert_eq!(corrected.data["reference"], "PKUPAY-1");
+        assert_eq!(corrected.data["before"]["amount"], "500000");
+        assert_eq!(corrected.data["after"]["amount"], "400000");
+    }
+}

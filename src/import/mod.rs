@@ -174,6 +174,8 @@ struct Batch {
     employers: Vec<EmployerRow>,
     bills: Vec<(i64, BillRow)>,
     payments: Vec<NewPayment>,
+    /// Each payment's line, for the ledger's refusals.
+    payment_lines: Vec<u64>,
 }
 
 impl Batch {
@@ -181,6 +183,7 @@ impl Batch {
         self.employers.clear();
         self.bills.clear();
         self.payments.clear();
+        self.payment_lines.clear();
     }
 
     fn push(
@@ -210,6 +213,7 @@ impl Batch {
                     paid_at: p.paid_at,
                     reference: p.reference,
                 });
+                self.payment_lines.push(raw.line);
             }
         }
         Ok(())
@@ -219,13 +223,13 @@ impl Batch {
         &self,
         tx: &mut crate::store::Tx,
         ctx: &ImportContext,
-    ) -> anyhow::Result<Counts> {
+    ) -> Result<Counts, ImportError> {
         let at = crate::time::now();
         if !self.employers.is_empty() {
-            return write::upsert_employers(tx, &self.employers, &ctx.actor, at).await;
+            return Ok(write::upsert_employers(tx, &self.employers, &ctx.actor, at).await?);
         }
         if !self.bills.is_empty() {
-            return write::upsert_bills(tx, &self.bills, &ctx.actor, at).await;
+            return Ok(write::upsert_bills(tx, &self.bills, &ctx.actor, at).await?);
         }
         if !self.payments.is_empty() {
             // CONTRACT's payment sources: the JSON API's actors are `api:…`.
@@ -234,7 +238,25 @@ impl Batch {
             } else {
                 "import"
             };
-            return ledger::record_payments(tx, &self.payments, source, &ctx.actor, at).await;
+            return match ledger::record_payments(tx, &self.payments, source, &ctx.actor, at).await {
+                Ok(c) => Ok(c),
+                // Only the database knows whose a reference is; the refusal
+                // is still the row's input error, and nothing is written.
+                Err(ledger::LedgerError::ReferenceTaken(taken)) => {
+                    let total = taken.len();
+                    let errors = taken
+                        .iter()
+                        .take(MAX_REPORTED_ERRORS)
+                        .map(|t| RowError {
+                            line: self.payment_lines[t.index],
+                            column: "reference".into(),
+                            reason: t.reason(),
+                        })
+                        .collect();
+                    Err(ImportError::Invalid { errors, total })
+                }
+                Err(ledger::LedgerError::Failed(e)) => Err(ImportError::Failed(e)),
+            };
         }
         Ok(Counts::default())
     }

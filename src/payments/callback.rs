@@ -2,12 +2,14 @@
 //! for one of our links records the payment through the ledger (once,
 //! however often it is retried), settles the bills, resolves the case when
 //! nothing is owed and thanks the employer. An unknown reference or an
-//! amount that differs from the link is kept for an officer, never guessed.
+//! amount that differs from the link is kept for an officer, never guessed;
+//! a payment through a superseded or expired link, or beyond what is owed,
+//! is recorded (the money arrived) and also kept for an officer.
 
 use crate::case_log::{self, Actor, EventKind, NewEvent};
 use crate::config::Config;
 use crate::domain::{Money, Period};
-use crate::ledger::{self, NewPayment};
+use crate::ledger::{self, NewPayment, PaymentException};
 use crate::replies::outgoing::{self, Bills};
 use crate::store::{Db, Tx};
 use anyhow::{Context, Result};
@@ -187,7 +189,8 @@ async fn apply(
         .context("failed to note the link's status")?;
         return Ok(CallbackOutcome::NotPaid);
     }
-    if link.get::<String>("status")? == "paid" {
+    let link_status: String = link.get("status")?;
+    if link_status == "paid" {
         // PAID then SETTLED for the same invoice: one payment.
         return Ok(CallbackOutcome::Duplicate);
     }
@@ -262,16 +265,33 @@ async fn apply(
         .execute(&mut *tx)
         .await
         .context("failed to mark the link paid")?;
-    ledger::record_payments(tx, &payments, "callback", "gateway", now).await?;
-    let resolved = tx
-        .query("SELECT resolved_at FROM cases WHERE id = $1")
-        .bind(case_id)
-        .fetch_one(&mut *tx)
-        .await
-        .context("failed to re-read the case")?
-        .get::<Option<DateTime<Utc>>>("resolved_at")?
-        .is_some();
-    if resolved {
+    let was_resolved = case_resolved(tx, case_id).await?;
+    let (_, raised) =
+        ledger::record_payments_flagged(tx, &payments, "callback", "gateway", now).await?;
+    if link_status != "pending" && raised == 0 {
+        // Paid through a link that was no longer the one to pay: the
+        // money is recorded, and an officer checks what it was for.
+        let reason = format!("{link_status}_link");
+        ledger::raise_exception(
+            tx,
+            &PaymentException {
+                reference,
+                reason: &reason,
+                case_id: Some(case_id),
+                employer_id: Some(employer_id),
+                expected_minor: Some(expected_paid),
+                paid_minor: paid.map(|p| p.minor()),
+                payload: body,
+            },
+            "gateway",
+            now,
+            true,
+        )
+        .await?;
+    }
+    let resolved = case_resolved(tx, case_id).await?;
+    // Thanked once: only the payment that resolved the case says "lunas".
+    if resolved && !was_resolved {
         // Queued after the resolution, which cancels the case's queued rows.
         let party = outgoing::load_party(tx, employer_id, Some(case_id)).await?;
         let ctx =
@@ -296,6 +316,19 @@ async fn apply(
     })
 }
 
+async fn case_resolved(tx: &mut Tx, case_id: i64) -> Result<bool> {
+    Ok(tx
+        .query("SELECT resolved_at FROM cases WHERE id = $1")
+        .bind(case_id)
+        .fetch_one(&mut *tx)
+        .await
+        .context("failed to read the case")?
+        .get::<Option<DateTime<Utc>>>("resolved_at")?
+        .is_some())
+}
+
+/// The gateway's exceptions (an unknown reference, a wrong amount), kept
+/// through the ledger's one queue for officers.
 #[allow(clippy::too_many_arguments)]
 async fn exception(
     tx: &mut Tx,
@@ -308,24 +341,20 @@ async fn exception(
     body: &Value,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    tx.query(
-        "INSERT INTO payment_exceptions (reference, reason, case_id, employer_id, expected_minor, paid_minor, payload, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    ledger::raise_exception(
+        tx,
+        &PaymentException {
+            reference,
+            reason,
+            case_id,
+            employer_id,
+            expected_minor: expected,
+            paid_minor: paid.map(|p| p.minor()),
+            payload: body,
+        },
+        "gateway",
+        now,
+        false,
     )
-    .bind(reference.to_owned())
-    .bind(reason.to_owned())
-    .bind(case_id)
-    .bind(employer_id)
-    .bind(expected)
-    .bind(paid.map(|p| p.minor()))
-    .bind(body.to_string())
-    .bind(now)
-    .execute(&mut *tx)
     .await
-    .context("failed to keep the payment exception")?;
-    tx.audit(
-        crate::audit::AuditEntry::new(now, "gateway", "payment.exception", format!("payment:{reference}"))
-            .after(json!({"reason": reason, "case_id": case_id, "expected": expected.map(Money::from_minor), "paid": paid})),
-    );
-    Ok(())
 }

@@ -1,5 +1,6 @@
-//! Xendit invoices: `POST {base}/v2/invoices` with the secret key as the
-//! basic-auth user name.
+//! Xendit invoices: `POST {base}/v2/invoices` to create one and
+//! `POST {base}/invoices/{id}/expire!` to retire one, with the secret key as
+//! the basic-auth user name.
 
 use super::{CreatedLink, LinkProvider, LinkRequest};
 use crate::config::PaymentsConfig;
@@ -108,5 +109,31 @@ impl LinkProvider for XenditClient {
             provider_id: invoice.id,
             expires_at: invoice.expiry_date.unwrap_or(req.expires_at),
         })
+    }
+
+    async fn expire(&self, provider_id: &str) -> Result<()> {
+        if self.secret_key.expose_secret().is_empty() {
+            bail!("payments.xendit_secret_key is not set");
+        }
+        // Invoice ids are Xendit's own (hex); anything else is not sent.
+        if provider_id.is_empty()
+            || !provider_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bail!("not a Xendit invoice id");
+        }
+        let resp = self
+            .http
+            .post(format!("{}/invoices/{provider_id}/expire!", self.base))
+            .basic_auth(self.secret_key.expose_secret(), Some(""))
+            .send()
+            .await
+            .context("Xendit did not answer")?;
+        let status = resp.status();
+        if !status.is_success() {
+            bail!("Xendit refused to expire the invoice with HTTP {status}");
+        }
+        Ok(())
     }
 }

@@ -8,7 +8,7 @@ use crate::audit::AuditEntry;
 use crate::case_log::{self, Actor, EventKind, NewEvent};
 use crate::config::Config;
 use crate::conversation::{self, Intent};
-use crate::payments::PaymentLink;
+use crate::payments::{self, LinkPlan, PaymentLink, PendingLink, Provider, Superseded};
 use crate::store::Tx;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
@@ -20,9 +20,16 @@ pub(crate) struct Reply<'a> {
     pub text: Option<&'a str>,
     pub received_at: DateTime<Utc>,
     pub understood: Understood,
-    /// For a payment-link request: the link made before the transaction
-    /// (`None` when none was attempted).
-    pub link: Option<Result<Option<PaymentLink>>>,
+}
+
+/// Work an inbound message leaves for after its transaction commits: a
+/// provider's network calls, which must hold no lock.
+#[derive(Debug)]
+pub(crate) enum AfterCommit {
+    /// Make the reserved link, then send it (`finish_pending_link`).
+    CreateLink(PendingLink),
+    /// Retire the links a new one superseded, at the provider.
+    Expire(Vec<Superseded>),
 }
 
 /// How long an unanswered "on which date?" keeps a bare date meaning a promise.
@@ -35,11 +42,12 @@ pub(crate) async fn apply(
     case_id: Option<i64>,
     reply: &Reply<'_>,
     now: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<Option<AfterCommit>> {
     let mut party = outgoing::load_party(tx, employer_id, case_id).await?;
     let Some(mut intent) = reply.understood.intent else {
-        return Ok(());
+        return Ok(None);
     };
+    let mut after = None;
     let mut promised_date = reply.understood.promised_date;
 
     // After "on which date?", a reply that only names a day ("tgl 10",
@@ -284,73 +292,46 @@ pub(crate) async fn apply(
             )
             .await?;
         }
-        (Intent::PaymentLinkRequest, Some(case_id)) => match &reply.link {
-            Some(Ok(Some(link))) => {
-                let mut ctx =
-                    outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
-                ctx.payment_link = Some(link.url.clone());
-                let queued = outgoing::queue(
-                    tx,
-                    config,
-                    &party,
-                    &ctx,
-                    "payment_link",
-                    key("payment_link"),
-                    Some(reply.wamid),
-                    window,
-                    now,
-                )
-                .await?;
-                events.push(event(
-                    case_id,
-                    now,
-                    EventKind::PaymentLinkSent,
-                    json!({"reference": link.reference, "url": link.url, "amount": link.amount,
-                           "expires_at": link.expires_at, "reused": !link.created, "outbox_id": queued}),
-                ));
+        (Intent::PaymentLinkRequest, Some(case_id)) => {
+            let plan = match Provider::from_config(config) {
+                Ok(provider) => Ok(payments::plan_link(tx, config, &provider, case_id, now).await?),
+                Err(e) => Err(e),
+            };
+            match plan {
+                Ok(LinkPlan::Nothing) => {
+                    // Nothing owed right now: the breakdown says so.
+                    let ctx =
+                        outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
+                    case_log::record(tx, &events).await?;
+                    events.clear();
+                    outgoing::queue(
+                        tx,
+                        config,
+                        &party,
+                        &ctx,
+                        "amount_breakdown",
+                        key("amount_breakdown"),
+                        Some(reply.wamid),
+                        window,
+                        now,
+                    )
+                    .await?;
+                }
+                Ok(LinkPlan::Create(pending)) => after = Some(AfterCommit::CreateLink(pending)),
+                Ok(LinkPlan::Ready(link)) => {
+                    case_log::record(tx, &events).await?;
+                    events.clear();
+                    let superseded = link.superseded.clone();
+                    link_made(tx, config, employer_id, case_id, reply, Ok(link), now).await?;
+                    after = Some(AfterCommit::Expire(superseded));
+                }
+                Err(e) => {
+                    case_log::record(tx, &events).await?;
+                    events.clear();
+                    link_made(tx, config, employer_id, case_id, reply, Err(e), now).await?;
+                }
             }
-            Some(Ok(None)) => {
-                // Nothing owed right now: the breakdown says so.
-                let ctx = outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
-                case_log::record(tx, &events).await?;
-                events.clear();
-                outgoing::queue(
-                    tx,
-                    config,
-                    &party,
-                    &ctx,
-                    "amount_breakdown",
-                    key("amount_breakdown"),
-                    Some(reply.wamid),
-                    window,
-                    now,
-                )
-                .await?;
-            }
-            Some(Err(e)) => {
-                tracing::warn!(error = %format!("{e:#}"), case_id, "payment link could not be made");
-                events.push(event(
-                    case_id,
-                    now,
-                    EventKind::OfficerRequested,
-                    json!({"reason": "payment_link_failed"}),
-                ));
-                flag_officer(tx, case_id, "payment_link_failed", now).await?;
-                case_log::record(tx, &events).await?;
-                events.clear();
-                holding_reply(
-                    tx,
-                    config,
-                    &party,
-                    &key("officer_will_contact"),
-                    reply.wamid,
-                    window,
-                    now,
-                )
-                .await?;
-            }
-            None => {}
-        },
+        }
         (Intent::AmountInquiry, Some(_)) => {
             let ctx = outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
             case_log::record(tx, &events).await?;
@@ -409,7 +390,89 @@ pub(crate) async fn apply(
             .await?;
         }
     }
-    case_log::record(tx, &events).await
+    case_log::record(tx, &events).await?;
+    Ok(after)
+}
+
+/// Sends a payment link the case got (or says an officer will help when
+/// none could be made): the `payment_link` reply and its
+/// `payment_link_sent` event, naming the links it superseded.
+pub(crate) async fn link_made(
+    tx: &mut Tx,
+    config: &Config,
+    employer_id: i64,
+    case_id: i64,
+    reply: &Reply<'_>,
+    link: Result<PaymentLink>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let party = outgoing::load_party(tx, employer_id, Some(case_id)).await?;
+    let window = outgoing::window_open(party.case.as_ref().and_then(|c| c.last_inbound_at), now)
+        && outgoing::window_open(Some(reply.received_at), now);
+    let key = |name: &str| format!("reply:{}:{name}", reply.wamid);
+    match link {
+        Ok(link) => {
+            let mut ctx = outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
+            ctx.payment_link = Some(link.url.clone());
+            let queued = outgoing::queue(
+                tx,
+                config,
+                &party,
+                &ctx,
+                "payment_link",
+                key("payment_link"),
+                Some(reply.wamid),
+                window,
+                now,
+            )
+            .await?;
+            // A new link is news on the case even if the reply is withheld.
+            if queued.is_some() || link.created {
+                let supersedes: Vec<&str> = link
+                    .superseded
+                    .iter()
+                    .map(|s| s.reference.as_str())
+                    .collect();
+                case_log::record(
+                    tx,
+                    &[event(
+                        case_id,
+                        now,
+                        EventKind::PaymentLinkSent,
+                        json!({"reference": link.reference, "url": link.url, "amount": link.amount,
+                               "expires_at": link.expires_at, "reused": !link.created,
+                               "outbox_id": queued, "supersedes": supersedes}),
+                    )],
+                )
+                .await?;
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), case_id, "payment link could not be made");
+            case_log::record(
+                tx,
+                &[event(
+                    case_id,
+                    now,
+                    EventKind::OfficerRequested,
+                    json!({"reason": "payment_link_failed"}),
+                )],
+            )
+            .await?;
+            flag_officer(tx, case_id, "payment_link_failed", now).await?;
+            holding_reply(
+                tx,
+                config,
+                &party,
+                &key("officer_will_contact"),
+                reply.wamid,
+                window,
+                now,
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Opts out the other employers sharing the number, each with its audit
@@ -589,8 +652,8 @@ async fn record_promise(tx: &mut Tx, case_id: i64, d: NaiveDate, at: DateTime<Ut
     Ok(())
 }
 
-/// "An officer will contact you", at most once a day per case so a chatty
-/// thread does not get the same holding text after every line.
+/// "An officer will contact you". A chatty thread does not get it after
+/// every line: `outgoing::queue` sends the same reply once per case state.
 #[allow(clippy::too_many_arguments)]
 async fn holding_reply(
     tx: &mut Tx,
@@ -601,20 +664,7 @@ async fn holding_reply(
     window: bool,
     at: DateTime<Utc>,
 ) -> Result<()> {
-    let Some(case_id) = party.case.as_ref().map(|c| c.id) else {
-        return Ok(());
-    };
-    let recent = tx
-        .query(
-            "SELECT 1 AS one FROM outbox WHERE case_id = $1 AND message = 'officer_will_contact' \
-               AND created_at > $2 AND state NOT IN ('cancelled', 'skipped', 'failed')",
-        )
-        .bind(case_id)
-        .bind(at - Duration::hours(24))
-        .fetch_optional(&mut *tx)
-        .await
-        .context("failed to look for a recent holding reply")?;
-    if recent.is_some() {
+    if party.case.is_none() {
         return Ok(());
     }
     let ctx = outgoing::message_context(tx, config, party, Bills::Unpaid, at).await?;

@@ -12,7 +12,7 @@ pub mod outgoing;
 use crate::config::Config;
 use crate::conversation::{self, Intent};
 use crate::domain::WaId;
-use crate::payments::{self, PaymentLink, Provider};
+use crate::payments::{self, Provider};
 use crate::store::{values_placeholders, Db};
 use crate::webhook::{InboundMessage, MessageKind, StatusUpdate, WebhookEvent};
 use anyhow::{Context, Result};
@@ -568,27 +568,15 @@ async fn record_inbound(
         None => None,
     };
 
-    // A payment link may need the provider's API: made before the write
-    // transaction so no lock is held across a network call.
-    let mut link: Option<Result<Option<PaymentLink>>> = None;
+    // Only reads happen before the transaction: every effect runs after
+    // the message is stored (the atomic dedup below), so a redelivered copy
+    // does nothing.
     let mut understood = None;
-    if let Some((employer_id, case_id)) = matched {
+    if let Some((employer_id, _)) = matched {
         let tz = employer_zone(db, employer_id).await?;
         let mut sane = m.clone();
         sane.timestamp = sane_instant(m.timestamp, now);
         let (u, _) = understand(&sane, tz);
-        if u.intent == Some(Intent::PaymentLinkRequest) {
-            if let Some(case_id) = case_id {
-                if !already_stored(db, &m.wamid).await? {
-                    link = Some(match Provider::from_config(config) {
-                        Ok(provider) => {
-                            payments::ensure_link(db, config, &provider, case_id, now).await
-                        }
-                        Err(e) => Err(e),
-                    });
-                }
-            }
-        }
         understood = Some((u, tz));
     }
 
@@ -642,10 +630,18 @@ async fn record_inbound(
         text: m.text(),
         received_at: crate::time::truncate(received_at),
         understood,
-        link,
     };
     match effects::apply(&mut tx, config, employer_id, case_id, &reply, now).await {
-        Ok(()) => tx.commit().await?,
+        Ok(after) => {
+            tx.commit().await?;
+            if let Some(after) = after {
+                if let Err(e) = after_commit(db, config, employer_id, &reply, after, now).await {
+                    // The message and its effects are stored; only the link
+                    // is missing, and the next request makes a new one.
+                    tracing::error!(error = %format!("{e:#}"), inbound_id, "could not finish a payment link");
+                }
+            }
+        }
         Err(e) => {
             // Nothing of the effects is kept, but the message is: an officer
             // sees it with the reason, and Meta is not asked to redeliver.
@@ -688,14 +684,44 @@ async fn employer_zone(db: &Db, employer_id: i64) -> Result<chrono_tz::Tz> {
     Ok(crate::config::parse_zone(&zone).unwrap_or(chrono_tz::Asia::Jakarta))
 }
 
-async fn already_stored(db: &Db, wamid: &str) -> Result<bool> {
-    Ok(db
-        .query("SELECT 1 AS one FROM inbound_messages WHERE wamid = $1")
-        .bind(wamid.to_owned())
-        .fetch_optional(db)
-        .await
-        .context("failed to check for a redelivered message")?
-        .is_some())
+/// The provider's network calls an inbound message left for after its
+/// commit: making a reserved link (then sending it, in a second short
+/// transaction) and expiring the links it superseded.
+async fn after_commit(
+    db: &Db,
+    config: &Config,
+    employer_id: i64,
+    reply: &effects::Reply<'_>,
+    after: effects::AfterCommit,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let provider = Provider::from_config(config)?;
+    let superseded = match after {
+        effects::AfterCommit::Expire(superseded) => superseded,
+        effects::AfterCommit::CreateLink(pending) => {
+            let made = payments::create_pending(&provider, &pending).await;
+            let mut tx = db.begin().await?;
+            let link = payments::finish_link(&mut tx, &pending, made, now).await?;
+            let superseded = link
+                .as_ref()
+                .map(|l| l.superseded.clone())
+                .unwrap_or_default();
+            effects::link_made(
+                &mut tx,
+                config,
+                employer_id,
+                pending.case_id,
+                reply,
+                link,
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            superseded
+        }
+    };
+    payments::expire_superseded(&provider, &superseded).await;
+    Ok(())
 }
 
 /// Replies from numbers no employer has, newest first, for officers.

@@ -190,6 +190,12 @@ pub fn window_open(last_inbound_at: Option<DateTime<Utc>>, at: DateTime<Utc>) ->
 /// window it is free-form (`interactive` when the message has 1–3 buttons,
 /// else `text`); outside, the approved `template`. Nothing goes to an
 /// opted-out or invalid number, except the opt-out confirmation itself.
+///
+/// An automated reply to the employer (a `reply:` key) is also bounded
+/// here, for every intent alike: the same reply at most once per case
+/// state, and at most `policy.replies_per_day` replies to one employer in
+/// 24 hours. A withheld reply is kept as a `skipped` row with its reason
+/// and a `message_skipped` event, so an officer sees why the bot was quiet.
 /// Returns the outbox id when a row was queued.
 #[allow(clippy::too_many_arguments)]
 pub async fn queue(
@@ -238,10 +244,20 @@ pub async fn queue(
         "content": content,
     });
     let at = crate::time::truncate(at);
+    // The opt-out confirmation is exempt: it goes once anyway, and whoever
+    // said STOP must hear that it worked.
+    let automated = key.starts_with("reply:") && name != "opt_out_confirmed";
+    let (reply_state, withheld) = if automated {
+        let state = reply_state(tx, party, ctx).await?;
+        let why = withheld(tx, config, party.employer_id, name, &state, at).await?;
+        (Some(state), why)
+    } else {
+        (None, None)
+    };
     let row = tx
         .query(
-            "INSERT INTO outbox (case_id, employer_id, idempotency_key, message, kind, wa_id, body, state, due_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8, $8) \
+            "INSERT INTO outbox (case_id, employer_id, idempotency_key, message, kind, wa_id, body, state, due_at, created_at, updated_at, last_error, reply_state) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $9, $10, $11) \
              ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
         )
         .bind(case_id)
@@ -251,7 +267,10 @@ pub async fn queue(
         .bind(kind)
         .bind(wa_id)
         .bind(body.to_string())
+        .bind(if withheld.is_some() { "skipped" } else { "queued" })
         .bind(at)
+        .bind(withheld)
+        .bind(reply_state)
         .fetch_optional(&mut *tx)
         .await
         .context("failed to queue a reply")?;
@@ -260,9 +279,15 @@ pub async fn queue(
     };
     let id: i64 = row.get("id")?;
     if let Some(case_id) = case_id {
-        crate::case_log::record(
-            tx,
-            &[NewEvent::new(
+        let event = match withheld {
+            Some(reason) => NewEvent::new(
+                case_id,
+                at,
+                EventKind::MessageSkipped,
+                Actor::System,
+                json!({"outbox_id": id, "message": name, "reason": reason}),
+            ),
+            None => NewEvent::new(
                 case_id,
                 at,
                 EventKind::MessageQueued,
@@ -273,11 +298,97 @@ pub async fn queue(
                     "kind": kind,
                     "due_at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 }),
-            )],
-        )
-        .await?;
+            ),
+        };
+        crate::case_log::record(tx, &[event]).await?;
     }
-    Ok(Some(id))
+    Ok(withheld.is_none().then_some(id))
+}
+
+/// What the employer would be told, and about which case state: the same
+/// reply in the same state says nothing new. The amount owed and the link
+/// are part of it, so a breakdown after a payment or a new link is news;
+/// why an officer holds the case is not (the employer hears the same
+/// "an officer will contact you" whatever the reason).
+async fn reply_state(tx: &mut Tx, party: &Party, ctx: &MessageContext) -> Result<String> {
+    let owed: i64 = ctx
+        .bills
+        .iter()
+        .map(|b| b.amount.saturating_sub(b.paid).minor())
+        .sum();
+    // Read afresh: the reply's own effects may have just changed the case.
+    let case = match party.case.as_ref() {
+        Some(c) => tx
+            .query(
+                "SELECT status, stage, quiet_reason, promised_date, paused_until \
+                 FROM cases WHERE id = $1",
+            )
+            .bind(c.id)
+            .fetch_optional(&mut *tx)
+            .await
+            .context("failed to read the case state for a reply")?,
+        None => None,
+    };
+    let case_state = match case {
+        Some(r) => json!([
+            party.case.as_ref().map(|c| c.id),
+            r.get::<String>("status")?,
+            r.get::<String>("stage")?,
+            r.get::<Option<String>>("quiet_reason")?,
+            r.get::<Option<NaiveDate>>("promised_date")?,
+            r.get::<Option<DateTime<Utc>>>("paused_until")?,
+        ]),
+        None => json!(null),
+    };
+    Ok(json!([case_state, owed, ctx.payment_link, ctx.promised_date]).to_string())
+}
+
+/// Why an automated reply in `state` is withheld, if it is.
+async fn withheld(
+    tx: &mut Tx,
+    config: &Config,
+    employer_id: i64,
+    name: &str,
+    state: &str,
+    at: DateTime<Utc>,
+) -> Result<Option<&'static str>> {
+    // Replies to one employer are decided one at a time (a row lock on
+    // PostgreSQL; SQLite has one writer), so concurrent messages cannot
+    // both pass the checks below.
+    tx.query("UPDATE employers SET updated_at = updated_at WHERE id = $1")
+        .bind(employer_id)
+        .execute(&mut *tx)
+        .await
+        .context("failed to take the employer's reply lock")?;
+    let same = tx
+        .query(
+            "SELECT 1 AS one FROM outbox WHERE employer_id = $1 AND message = $2 AND reply_state = $3 \
+               AND state NOT IN ('cancelled', 'skipped', 'failed') LIMIT 1",
+        )
+        .bind(employer_id)
+        .bind(name.to_owned())
+        .bind(state.to_owned())
+        .fetch_optional(&mut *tx)
+        .await
+        .context("failed to look for the same reply")?;
+    if same.is_some() {
+        return Ok(Some("reply_already_sent"));
+    }
+    let sent: i64 = tx
+        .query(
+            "SELECT COUNT(*) AS n FROM outbox WHERE employer_id = $1 AND due_at > $2 \
+               AND reply_state IS NOT NULL AND state NOT IN ('cancelled', 'skipped', 'failed')",
+        )
+        .bind(employer_id)
+        .bind(at - Duration::hours(24))
+        .fetch_one(&mut *tx)
+        .await
+        .context("failed to count today's replies")?
+        .get("n")?;
+    if sent >= i64::from(config.policy.replies_per_day) {
+        return Ok(Some("daily_reply_cap"));
+    }
+    Ok(None)
 }
 
 /// Cancels the employer's queued messages (all of them, or only the

@@ -214,6 +214,19 @@ async fn import_json(
                 return Err(AppError::Forbidden);
             }
         }
+        // Payments are keyed by reference across the whole system: naming
+        // another branch's payment is refused as that branch's data. The
+        // ledger refuses any re-pointed reference anyway (422 below).
+        if kind == Kind::Payments {
+            let refs: Vec<&str> = rows
+                .iter()
+                .filter_map(|r| r.get("reference").map(|s| s.trim()))
+                .filter(|s| !s.is_empty())
+                .collect();
+            if crate::ledger::references_outside_branch(&state.db, branch, &refs).await? {
+                return Err(AppError::Forbidden);
+            }
+        }
     }
     let ctx = ImportContext {
         calendar: state.config.calendar(),
