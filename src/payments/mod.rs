@@ -332,14 +332,25 @@ pub async fn create_pending(provider: &Provider, pending: &PendingLink) -> Resul
         .with_context(|| format!("the {} provider could not make a link", provider.name()))
 }
 
-/// Completes a reserved link with what the provider answered: `pending`
-/// (payable, superseding the case's older links) or `failed`.
+/// What became of a reserved link.
+#[derive(Debug)]
+pub enum Finished {
+    /// Payable now; the case's older links are superseded.
+    Link(PaymentLink),
+    /// The provider could not make it.
+    Failed(anyhow::Error),
+    /// A newer request superseded it while the provider was making it:
+    /// nothing to send, and the provider's link is to be expired.
+    Overtaken(Superseded),
+}
+
+/// Completes a reserved link with what the provider answered.
 pub async fn finish_link(
     tx: &mut Tx,
     pending: &PendingLink,
     made: Result<CreatedLink>,
     at: DateTime<Utc>,
-) -> Result<Result<PaymentLink>> {
+) -> Result<Finished> {
     let at = crate::time::truncate(at);
     let reference = pending.req.reference.clone();
     let link = match made {
@@ -350,20 +361,29 @@ pub async fn finish_link(
                 .execute(&mut *tx)
                 .await
                 .context("failed to note the failed payment link")?;
-            return Ok(Err(e));
+            return Ok(Finished::Failed(e));
         }
     };
-    tx.query(
-        "UPDATE payment_links SET url = $2, provider_id = $3, expires_at = $4, status = 'pending' \
-         WHERE reference = $1 AND status = 'creating'",
-    )
-    .bind(reference.clone())
-    .bind(link.url.clone())
-    .bind(link.provider_id.clone())
-    .bind(crate::time::truncate(link.expires_at))
-    .execute(&mut *tx)
-    .await
-    .context("failed to store the payment link")?;
+    // Kept whatever its status now, so a callback for it finds its bills.
+    let row = tx
+        .query(
+            "UPDATE payment_links SET url = $2, provider_id = $3, expires_at = $4, \
+                    status = CASE WHEN status = 'creating' THEN 'pending' ELSE status END \
+             WHERE reference = $1 RETURNING status",
+        )
+        .bind(reference.clone())
+        .bind(link.url.clone())
+        .bind(link.provider_id.clone())
+        .bind(crate::time::truncate(link.expires_at))
+        .fetch_one(&mut *tx)
+        .await
+        .context("failed to store the payment link")?;
+    if row.get::<String>("status")? != "pending" {
+        return Ok(Finished::Overtaken(Superseded {
+            reference,
+            provider_id: link.provider_id,
+        }));
+    }
     tx.audit(
         crate::audit::AuditEntry::new(
             at,
@@ -378,7 +398,7 @@ pub async fn finish_link(
         ),
     );
     let superseded = supersede_older(tx, pending.case_id, &reference, at).await?;
-    Ok(Ok(PaymentLink {
+    Ok(Finished::Link(PaymentLink {
         reference,
         case_id: pending.case_id,
         url: link.url,

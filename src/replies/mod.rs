@@ -701,21 +701,28 @@ async fn after_commit(
         effects::AfterCommit::CreateLink(pending) => {
             let made = payments::create_pending(&provider, &pending).await;
             let mut tx = db.begin().await?;
-            let link = payments::finish_link(&mut tx, &pending, made, now).await?;
-            let superseded = link
-                .as_ref()
-                .map(|l| l.superseded.clone())
-                .unwrap_or_default();
-            effects::link_made(
-                &mut tx,
-                config,
-                employer_id,
-                pending.case_id,
-                reply,
-                link,
-                now,
-            )
-            .await?;
+            let (link, superseded) =
+                match payments::finish_link(&mut tx, &pending, made, now).await? {
+                    payments::Finished::Link(l) => {
+                        let superseded = l.superseded.clone();
+                        (Some(Ok(l)), superseded)
+                    }
+                    payments::Finished::Failed(e) => (Some(Err(e)), Vec::new()),
+                    // A newer request's link is sent instead.
+                    payments::Finished::Overtaken(own) => (None, vec![own]),
+                };
+            if let Some(link) = link {
+                effects::link_made(
+                    &mut tx,
+                    config,
+                    employer_id,
+                    pending.case_id,
+                    reply,
+                    link,
+                    now,
+                )
+                .await?;
+            }
             tx.commit().await?;
             superseded
         }
