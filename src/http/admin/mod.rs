@@ -229,13 +229,6 @@ async fn login_form(State(state): State<AppState>) -> Response {
     login_page(&state, StatusCode::OK, None)
 }
 
-fn client_of(parts: &axum::http::Extensions) -> String {
-    parts
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
 async fn login_submit(
     State(state): State<AppState>,
     ext: axum::http::Extensions,
@@ -249,7 +242,8 @@ async fn login_submit(
     }
     let username = form.get("username").map(|s| s.trim()).unwrap_or("");
     let password = form.get("password").map(String::as_str).unwrap_or("");
-    match accounts::login(&state.db, username, password, &client_of(&ext)).await? {
+    let client = crate::http::client_address(&ext, &headers, &state.config.server);
+    match accounts::login(&state.db, username, password, &client).await? {
         Login::Ok { cookie } => {
             let mut res = Redirect::to("/cases").into_response();
             *res.status_mut() = StatusCode::SEE_OTHER;
