@@ -621,3 +621,88 @@ async fn an_unknown_username_takes_as_long_as_a_wrong_password() {
         );
     }
 }
+
+#[tokio::test]
+async fn out_of_range_dashboard_dates_and_page_numbers_get_clear_answers() {
+    for t in testing::all().await.unwrap() {
+        seed(&t.db).await;
+        seed_more(&t.db, 60).await;
+        let mut c = Client::new(&t.db);
+        c.login_ok("super_a").await;
+        for q in ["from=-262143-01-01", "to=+262142-12-31", "from=2026-13-40"] {
+            let r = c.get(&format!("/dashboard?{q}")).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{} {q}", t.name);
+            assert!(r.body.contains("Tanggal"), "{q}: {}", r.body);
+        }
+        assert_eq!(
+            c.get("/dashboard?from=2026-01-01&to=2026-02-01")
+                .await
+                .status,
+            StatusCode::OK
+        );
+        // 62 cases of branch A: two pages. A page past the end shows the
+        // last page, labelled as such.
+        let last = c.get("/cases?page=2").await;
+        assert!(last.body.contains("halaman 2 dari 2"), "{}", last.body);
+        let r = c.get("/cases?page=9223372036854775807").await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.body.contains("halaman 2 dari 2"), "{}", t.name);
+        let rows = |html: &str| html.matches("href=\"/cases/").count();
+        assert_eq!(rows(&r.body), rows(&last.body));
+        let r = c.get("/cases?page=-5").await;
+        assert!(r.body.contains("halaman 1 dari 2"), "{}", t.name);
+    }
+}
+
+#[tokio::test]
+async fn an_officer_s_contact_and_promise_get_the_same_limits_as_imports_and_notes() {
+    for t in testing::all().await.unwrap() {
+        let s = seed(&t.db).await;
+        let mut c = Client::new(&t.db);
+        let csrf = c.login_ok("officer_a").await;
+        let act = |a: &str| format!("/cases/{}/actions/{a}", s.case_a);
+        let long_name = "B".repeat(100_000);
+        for name in [long_name.as_str(), "Ibu\u{7}Sari", "Bapak\u{0}Budi"] {
+            let r = c
+                .post_form(&act("contact"), &[("contact_name", name), ("csrf", &csrf)])
+                .await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", t.name);
+        }
+        let stored: String =
+            t.db.query("SELECT contact_name FROM employers WHERE npp = $1")
+                .bind(s.npp_a.clone())
+                .fetch_one(&t.db)
+                .await
+                .unwrap()
+                .get("contact_name")
+                .unwrap();
+        assert_eq!(stored, "Ibu Sari");
+        // The officer is told what the CSV import says of the same name.
+        let reason = wa_smile::import::contact_name("Ibu\u{7}Sari")
+            .unwrap_err()
+            .0;
+        let r = c
+            .post_form(
+                &act("contact"),
+                &[("contact_name", "Ibu\u{7}Sari"), ("csrf", &csrf)],
+            )
+            .await;
+        assert!(r.body.contains(&reason), "{reason}");
+        let future = (now() + chrono::Duration::days(5)).date_naive().to_string();
+        let long_note = "n".repeat(wa_smile::case_actions::MAX_TEXT + 1);
+        let r = c
+            .post_form(
+                &act("promise"),
+                &[("date", &future), ("note", &long_note), ("csrf", &csrf)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", t.name);
+        let promises = wa_smile::case_log::for_case(&t.db, s.case_a)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "promise_to_pay")
+            .count();
+        assert_eq!(promises, 0);
+    }
+}

@@ -137,8 +137,27 @@ impl IntoResponse for PageError {
         render(
             e.status(),
             "admin/error.html",
-            minijinja::context! { status => e.status().as_u16(), message => e.to_string() },
+            minijinja::context! { status => e.status().as_u16(), message => page_message(&e) },
         )
+    }
+}
+
+/// What an officer reads on an error page: the handler's own words for a
+/// bad request, otherwise a fixed Indonesian sentence per kind.
+fn page_message(e: &AppError) -> String {
+    match e {
+        AppError::BadRequest(m) | AppError::Unprocessable { message: m, .. } => m.clone(),
+        AppError::Csrf => {
+            "Formulir ini sudah kedaluwarsa atau tidak sah. Muat ulang halaman, lalu coba lagi."
+                .into()
+        }
+        AppError::Throttled => "Terlalu banyak percobaan. Silakan coba lagi nanti.".into(),
+        AppError::Unauthorized => "Silakan masuk terlebih dahulu.".into(),
+        AppError::Forbidden => "Anda tidak berhak mengakses halaman ini.".into(),
+        AppError::NotFound => "Halaman atau kasus tidak ditemukan.".into(),
+        AppError::Internal(_) => {
+            "Maaf, terjadi kesalahan di server. Silakan coba lagi beberapa saat lagi.".into()
+        }
     }
 }
 
