@@ -694,6 +694,41 @@ mod tests {
     }
 
     #[test]
+    fn a_proxy_header_is_believed_only_with_the_proxies_named() {
+        let c = Config::from_sources(None, env(&[])).unwrap();
+        assert!(c.server.trusted_proxy_header.is_empty() && c.server.trusted_proxies.is_empty());
+        let err = Config::from_sources(
+            None,
+            env(&[("WA_SMILE__SERVER__TRUSTED_PROXY_HEADER", "X-Forwarded-For")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("config: server.trusted_proxy_header: needs server.trusted_proxies"),
+            "{err}"
+        );
+        let err = Config::from_sources(
+            None,
+            env(&[("WA_SMILE__SERVER__TRUSTED_PROXIES", "10.0.0.1,proxy.local")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`proxy.local` is not an IP address"),
+            "{err}"
+        );
+        let c = Config::from_sources(
+            None,
+            env(&[
+                ("WA_SMILE__SERVER__TRUSTED_PROXY_HEADER", "X-Forwarded-For"),
+                ("WA_SMILE__SERVER__TRUSTED_PROXIES", "10.0.0.1, ::1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.trusted_proxy_addrs().len(), 2);
+    }
+
+    #[test]
     fn file_layers_and_env_wins() {
         let file = "[whatsapp]\nmessages_per_second = 1000\naccess_token = \"from-file\"\n";
         let c = Config::from_sources(
