@@ -15,10 +15,18 @@ use std::str::FromStr;
 
 /// How long a session lives without a new login.
 pub const SESSION_TTL: Duration = Duration::hours(12);
-/// Failed logins per username (or per client) in `THROTTLE_WINDOW` before
-/// further attempts are refused without checking the password.
+/// Failed logins of one username from one client in `THROTTLE_WINDOW`
+/// before further attempts are refused without checking the password.
 pub const MAX_FAILED_LOGINS: i64 = 5;
 pub const THROTTLE_WINDOW: Duration = Duration::minutes(15);
+/// The slower bound on one username from every client together, in
+/// `USER_THROTTLE_WINDOW`: many addresses guessing one password.
+pub const MAX_FAILED_LOGINS_PER_USER: i64 = 50;
+pub const USER_THROTTLE_WINDOW: Duration = Duration::hours(1);
+/// One client over every username (an office behind one NAT shares it).
+pub const MAX_FAILED_LOGINS_PER_CLIENT: i64 = MAX_FAILED_LOGINS * 4;
+/// First key of the PostgreSQL advisory lock that serialises counting.
+const LOGIN_LOCK_KEY: i32 = 0x4c4f_4749;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -237,55 +245,39 @@ pub enum Login {
     Throttled,
 }
 
-/// Checks a password, throttled per username and per client, and on success
-/// opens a session.
+/// Counts this attempt, then checks the password, and on success opens a
+/// session. Throttled per (username, client), with looser bounds per
+/// username from every client and per client over every username, so one
+/// client cannot lock an officer out everywhere.
 pub async fn login(db: &Db, username: &str, password: &str, client: &str) -> Result<Login> {
     let now = crate::time::now();
-    let since = now - THROTTLE_WINDOW;
-    let failures = db
-        .query(
-            "SELECT \
-               (SELECT COUNT(*) FROM login_attempts WHERE username = $1 AND at > $3 AND success = 0) AS by_user, \
-               (SELECT COUNT(*) FROM login_attempts WHERE client = $2 AND at > $3 AND success = 0) AS by_client",
-        )
-        .bind(username.to_owned())
-        .bind(client.to_owned())
-        .bind(since)
-        .fetch_one(db)
-        .await?;
-    let by_user: i64 = failures.get("by_user")?;
-    let by_client: i64 = failures.get("by_client")?;
-    // Per client is looser: an office behind one NAT address shares it.
-    if by_user >= MAX_FAILED_LOGINS || by_client >= MAX_FAILED_LOGINS * 4 {
+    let Some(attempt) = count_attempt(db, username, client, now).await? else {
         return Ok(Login::Throttled);
-    }
+    };
     let user = db
         .query("SELECT id, password_hash FROM users WHERE username = $1 AND disabled_at IS NULL")
         .bind(username.to_owned())
         .fetch_optional(db)
         .await?;
-    let ok_id = match user {
-        Some(r) => {
-            let hash: String = r.get("password_hash")?;
-            let password = password.to_owned();
-            let ok = tokio::task::spawn_blocking(move || {
-                password_auth::verify_password(password, &hash).is_ok()
-            })
-            .await?;
-            ok.then(|| r.get::<i64>("id")).transpose()?
-        }
-        None => None,
+    let (user_id, hash) = match user {
+        Some(r) => (Some(r.get::<i64>("id")?), r.get::<String>("password_hash")?),
+        None => (None, String::new()),
     };
-    db.query("INSERT INTO login_attempts (username, client, at, success) VALUES ($1, $2, $3, $4)")
-        .bind(username.to_owned())
-        .bind(client.to_owned())
-        .bind(now)
-        .bind(i64::from(ok_id.is_some()))
-        .execute(db)
-        .await?;
-    let Some(user_id) = ok_id else {
+    let password = password.to_owned();
+    // An unknown or disabled username is checked against a dummy hash, so
+    // it costs the same time as a wrong password and names no one.
+    let ok = tokio::task::spawn_blocking(move || {
+        let hash = if hash.is_empty() { dummy_hash() } else { &hash };
+        password_auth::verify_password(password, hash).is_ok()
+    })
+    .await?;
+    let Some(user_id) = user_id.filter(|_| ok) else {
         return Ok(Login::Invalid);
     };
+    db.query("UPDATE login_attempts SET success = 1 WHERE id = $1")
+        .bind(attempt)
+        .execute(db)
+        .await?;
     let cookie = random_secret();
     db.query(
         "INSERT INTO sessions (id, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
@@ -298,6 +290,105 @@ pub async fn login(db: &Db, username: &str, password: &str, client: &str) -> Res
     .execute(db)
     .await?;
     Ok(Login::Ok { cookie })
+}
+
+/// The hash an unknown username is verified against (same parameters as a
+/// real one), made once per process.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| password_auth::generate_hash(random_secret()))
+}
+
+/// Hashes the dummy password ahead of the first login, so the first
+/// unknown username does not take twice as long as a wrong password.
+pub async fn warm_up() {
+    let _ = tokio::task::spawn_blocking(dummy_hash).await;
+}
+
+/// Records the attempt as a failure before its password is checked, unless
+/// a bound is already reached (`None`). Counting and recording are one
+/// serialised step, so concurrent guesses cannot all pass the count while
+/// the slow hash runs. A successful check later marks the row a success.
+async fn count_attempt(
+    db: &Db,
+    username: &str,
+    client: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<i64>> {
+    let mut tx = db.begin().await?;
+    // SQLite's `BEGIN IMMEDIATE` already serialises writers; PostgreSQL
+    // needs the lock (per schema, so test schemas do not wait on each other).
+    if tx.backend() == crate::store::Backend::Postgres {
+        tx.query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))")
+            .bind(LOGIN_LOCK_KEY)
+            .execute(&mut tx)
+            .await
+            .context("failed to lock the login attempts")?;
+    }
+    let since = now - THROTTLE_WINDOW;
+    let failures = tx
+        .query(
+            "SELECT \
+               (SELECT COUNT(*) FROM login_attempts WHERE username = $1 AND client = $2 AND at > $3 AND success = 0) AS by_pair, \
+               (SELECT COUNT(*) FROM login_attempts WHERE username = $1 AND at > $4 AND success = 0) AS by_user, \
+               (SELECT COUNT(*) FROM login_attempts WHERE client = $2 AND at > $3 AND success = 0) AS by_client",
+        )
+        .bind(username.to_owned())
+        .bind(client.to_owned())
+        .bind(since)
+        .bind(now - USER_THROTTLE_WINDOW)
+        .fetch_one(&mut tx)
+        .await?;
+    let by_pair: i64 = failures.get("by_pair")?;
+    let by_user: i64 = failures.get("by_user")?;
+    let by_client: i64 = failures.get("by_client")?;
+    if by_pair >= MAX_FAILED_LOGINS
+        || by_user >= MAX_FAILED_LOGINS_PER_USER
+        || by_client >= MAX_FAILED_LOGINS_PER_CLIENT
+    {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    let id: i64 = tx
+        .query(
+            "INSERT INTO login_attempts (username, client, at, success) VALUES ($1, $2, $3, 0) RETURNING id",
+        )
+        .bind(username.to_owned())
+        .bind(client.to_owned())
+        .bind(now)
+        .fetch_one(&mut tx)
+        .await?
+        .get("id")?;
+    tx.commit().await?;
+    Ok(Some(id))
+}
+
+/// Clears a username's failed logins, so it is no longer throttled from
+/// anywhere. Returns how many failures were cleared.
+pub async fn unlock_user(db: &Db, username: &str, actor: &str) -> Result<u64> {
+    let at = crate::time::now();
+    let mut tx = db.begin().await?;
+    let Some(user) = tx
+        .query("SELECT id FROM users WHERE username = $1")
+        .bind(username.to_owned())
+        .fetch_optional(&mut tx)
+        .await?
+    else {
+        bail!("no user `{username}`");
+    };
+    let id: i64 = user.get("id")?;
+    let cleared = tx
+        .query("DELETE FROM login_attempts WHERE username = $1 AND success = 0")
+        .bind(username.to_owned())
+        .execute(&mut tx)
+        .await
+        .context("failed to clear the failed logins")?;
+    tx.audit(
+        AuditEntry::new(at, actor, "user.unlocked", format!("user:{id}"))
+            .after(json!({"username": username, "cleared_failures": cleared})),
+    );
+    tx.commit().await?;
+    Ok(cleared)
 }
 
 /// A live session: who and the CSRF token its forms must carry.

@@ -233,6 +233,9 @@ pub async fn apply(
             .execute(&mut tx)
             .await?;
             let note = note.trim().to_owned();
+            if note.chars().count() > MAX_TEXT {
+                return reject(format!("the note is longer than {MAX_TEXT} characters"));
+            }
             event(
                 EventKind::PromiseToPay,
                 json!({"promised_date": date, "source": "phone_call", "note": note}),
@@ -327,7 +330,10 @@ pub async fn apply(
                 "" => None,
                 raw => Some(WaId::parse(raw).map_err(|e| ActionError::Rejected(e.0))?),
             };
-            let name = contact_name.trim().to_owned();
+            let name = match contact_name.trim() {
+                "" => String::new(),
+                raw => crate::import::contact_name(raw).map_err(|e| ActionError::Rejected(e.0))?,
+            };
             if wa.is_none() && name.is_empty() && !consent {
                 return reject("enter a new number, a contact name or record consent");
             }

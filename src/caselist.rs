@@ -258,7 +258,6 @@ pub async fn list(
     today: NaiveDate,
     now: DateTime<Utc>,
 ) -> Result<Page> {
-    let page = f.page.max(1);
     let ids = match f.q.trim() {
         "" => None,
         q => {
@@ -303,6 +302,9 @@ pub async fn list(
         s => by_status.get(s).copied().unwrap_or(0),
     };
 
+    // A page past the end shows the last one, labelled truly.
+    let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
+    let page = f.page.clamp(1, pages);
     let w = build(&ctx, f, true, false);
     let order = match f.sort {
         Sort::Arrears => "c.arrears_minor DESC, c.id DESC",
@@ -356,7 +358,7 @@ pub async fn list(
         page,
         per_page: PER_PAGE,
         total,
-        pages: ((total + PER_PAGE - 1) / PER_PAGE).max(1),
+        pages,
         counts,
         cases,
     })

@@ -181,6 +181,8 @@ pub enum UserCommand {
         #[arg(long)]
         branch: Option<String>,
     },
+    /// Clear a login's failed attempts, so it is no longer throttled.
+    Unlock { username: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -572,6 +574,16 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 .await
                 .map_err(|e| Failure::invalid(vec![format!("error: {e:#}")]))?;
             println!("user {username} created ({role})");
+        }
+        Command::User {
+            command: UserCommand::Unlock { username },
+        } => {
+            let db = connect().await?;
+            db.migrate().await?;
+            let cleared = crate::accounts::unlock_user(&db, &username, "cli")
+                .await
+                .map_err(|e| Failure::invalid(vec![format!("error: {e:#}")]))?;
+            println!("user {username} unlocked ({cleared} failed login(s) cleared)");
         }
         Command::Token {
             command: TokenCommand::Create { name, role, branch },

@@ -56,6 +56,30 @@ pub struct DatabaseConfig {
 pub struct ServerConfig {
     pub bind: String,
     pub public_url: String,
+    /// Seconds a client has to send a request's whole header block
+    /// (also how long an idle keep-alive connection stays open).
+    pub header_read_timeout_secs: u64,
+    /// Open connections served at once; connections beyond are closed.
+    pub max_connections: u32,
+    /// Header that carries the client address (e.g. `X-Forwarded-For`),
+    /// believed only from a peer listed in `trusted_proxies`. Empty: off.
+    pub trusted_proxy_header: String,
+    /// Addresses of the reverse proxies allowed to set that header.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl ServerConfig {
+    pub fn header_read_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.header_read_timeout_secs)
+    }
+
+    /// The proxies whose `trusted_proxy_header` is believed (validated at load).
+    pub fn trusted_proxy_addrs(&self) -> Vec<std::net::IpAddr> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|p| p.trim().parse().ok())
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -299,6 +323,34 @@ impl Config {
                 .map_err(|_| format!("`{}` is not HOST:PORT", self.server.bind)),
         );
         check("server.public_url", url_like(&self.server.public_url));
+        check(
+            "server.header_read_timeout_secs",
+            positive(self.server.header_read_timeout_secs as i64),
+        );
+        check(
+            "server.max_connections",
+            positive(i64::from(self.server.max_connections)),
+        );
+        for p in &self.server.trusted_proxies {
+            check(
+                "server.trusted_proxies",
+                p.trim()
+                    .parse::<std::net::IpAddr>()
+                    .map(|_| ())
+                    .map_err(|_| format!("`{p}` is not an IP address")),
+            );
+        }
+        let header = self.server.trusted_proxy_header.trim();
+        check(
+            "server.trusted_proxy_header",
+            if !header.is_empty() && axum::http::HeaderName::try_from(header).is_err() {
+                Err(format!("`{header}` is not a header name"))
+            } else if !header.is_empty() && self.server.trusted_proxies.is_empty() {
+                Err("needs server.trusted_proxies (the proxies allowed to set it)".into())
+            } else {
+                Ok(())
+            },
+        );
         check("whatsapp.api_base", url_like(&self.whatsapp.api_base));
         check(
             "whatsapp.messages_per_second",
@@ -647,6 +699,41 @@ mod tests {
             .calendar()
             .holiday("2026-08-17".parse().unwrap())
             .is_some());
+    }
+
+    #[test]
+    fn a_proxy_header_is_believed_only_with_the_proxies_named() {
+        let c = Config::from_sources(None, env(&[])).unwrap();
+        assert!(c.server.trusted_proxy_header.is_empty() && c.server.trusted_proxies.is_empty());
+        let err = Config::from_sources(
+            None,
+            env(&[("WA_SMILE__SERVER__TRUSTED_PROXY_HEADER", "X-Forwarded-For")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("config: server.trusted_proxy_header: needs server.trusted_proxies"),
+            "{err}"
+        );
+        let err = Config::from_sources(
+            None,
+            env(&[("WA_SMILE__SERVER__TRUSTED_PROXIES", "10.0.0.1,proxy.local")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`proxy.local` is not an IP address"),
+            "{err}"
+        );
+        let c = Config::from_sources(
+            None,
+            env(&[
+                ("WA_SMILE__SERVER__TRUSTED_PROXY_HEADER", "X-Forwarded-For"),
+                ("WA_SMILE__SERVER__TRUSTED_PROXIES", "10.0.0.1, ::1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.trusted_proxy_addrs().len(), 2);
     }
 
     #[test]

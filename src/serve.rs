@@ -39,20 +39,20 @@ pub async fn run(config: Arc<Config>, db: Db, listener: TcpListener) -> Result<(
         tracing::warn!(error = %format!("{e:#}"), "settling stored statuses failed");
     }
     let mut scheduler = start_scheduler(&config, &db).await?;
+    crate::accounts::warm_up().await;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
     let app = http::router(AppState {
         db: db.clone(),
         config: config.clone(),
     });
-    // The peer address feeds the per-client login throttle.
-    axum::serve(
+    http::listen::serve(
         listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        app,
+        http::listen::Limits::from_config(&config.server),
+        shutdown_signal(),
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("HTTP server failed")?;
+    .await;
     tracing::info!("shutting down");
     // In-flight sends finish; claimed rows not yet sent are released.
     let _ = stop_worker.send(true);

@@ -447,3 +447,262 @@ async fn the_case_list_filters_sorts_and_counts() {
         );
     }
 }
+
+/// The status codes of `n` logins sent at once over real HTTP.
+async fn concurrent_logins(
+    server: &Server,
+    username: &str,
+    passwords: Vec<String>,
+) -> Vec<StatusCode> {
+    let http = http_client();
+    let csrf = login_csrf(&http, &server.url).await;
+    let attempts = passwords.into_iter().map(|p| {
+        let (http, url, csrf, username) = (
+            http.clone(),
+            server.url.clone(),
+            csrf.clone(),
+            username.to_owned(),
+        );
+        tokio::spawn(async move { http_login(&http, &url, &csrf, &username, &p, None).await })
+    });
+    let mut out = Vec::new();
+    for a in attempts.collect::<Vec<_>>() {
+        out.push(a.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_wrong_passwords_are_counted_before_any_is_checked() {
+    for t in testing::all().await.unwrap() {
+        seed(&t.db).await;
+        let server = serve_app(&t.db, config()).await;
+        let statuses = concurrent_logins(
+            &server,
+            "officer_a",
+            (0..30).map(|i| format!("tebakan-salah-{i}")).collect(),
+        )
+        .await;
+        let checked = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .count();
+        let throttled = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count();
+        assert_eq!((checked, throttled), (5, 25), "{}: {statuses:?}", t.name);
+        // 100 guesses at once, one of them right: at most five passwords
+        // are ever checked, so the right one is refused unless it is among them.
+        let mut guesses: Vec<String> = (0..100).map(|i| format!("tebakan-{i}")).collect();
+        guesses[60] = PASSWORD.to_owned();
+        let statuses = concurrent_logins(&server, "super_a", guesses).await;
+        let checked = statuses
+            .iter()
+            .filter(|s| **s != StatusCode::TOO_MANY_REQUESTS)
+            .count();
+        assert!(checked <= 5, "{}: {checked} passwords checked", t.name);
+    }
+}
+
+fn behind_proxy(trusted: &str) -> wa_smile::config::Config {
+    let mut c = config();
+    c.server.trusted_proxy_header = "X-Forwarded-For".into();
+    c.server.trusted_proxies = vec![trusted.to_owned()];
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lockout_holds_for_one_client_only_up_to_a_slower_bound_per_username() {
+    for t in testing::all().await.unwrap() {
+        seed(&t.db).await;
+        let server = serve_app(&t.db, behind_proxy("127.0.0.1")).await;
+        let http = http_client();
+        let csrf = login_csrf(&http, &server.url).await;
+        let login = |user: &'static str, pw: &'static str, from: String| {
+            let (http, url, csrf) = (http.clone(), server.url.clone(), csrf.clone());
+            async move { http_login(&http, &url, &csrf, user, pw, Some(&from)).await }
+        };
+        for _ in 0..5 {
+            let s = login("officer_a", "salah-salah", "10.0.0.1".into()).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{}", t.name);
+        }
+        // The guessing client is locked out, even with the right password…
+        let s = login("officer_a", PASSWORD, "10.0.0.1".into()).await;
+        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{}", t.name);
+        // …the officer at another address is not (the proxy appends the
+        // address it saw; what the client wrote before it is not believed).
+        let s = login("officer_a", PASSWORD, "10.0.0.1, 10.0.0.2".into()).await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "{}", t.name);
+        // Many addresses guessing one username hit the slower global bound.
+        for i in 0..45 {
+            let s = login("officer_a", "salah-salah", format!("10.0.1.{i}")).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{} guess {i}", t.name);
+        }
+        let s = login("officer_a", PASSWORD, "10.0.2.1".into()).await;
+        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{}", t.name);
+        // An admin unlocks the login (audited), and the officer gets in.
+        let cleared = wa_smile::accounts::unlock_user(&t.db, "officer_a", "cli")
+            .await
+            .unwrap();
+        assert_eq!(cleared, 50);
+        let s = login("officer_a", PASSWORD, "10.0.2.1".into()).await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "{}", t.name);
+        let audited =
+            t.db.query("SELECT COUNT(*) AS n FROM audit_log WHERE action = 'user.unlocked'")
+                .fetch_one(&t.db)
+                .await
+                .unwrap()
+                .get::<i64>("n")
+                .unwrap();
+        assert_eq!(audited, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forwarded_header_is_believed_only_from_a_configured_proxy() {
+    for t in testing::all().await.unwrap() {
+        seed(&t.db).await;
+        for config in [config(), behind_proxy("10.9.9.9")] {
+            wa_smile::accounts::unlock_user(&t.db, "officer_b", "cli")
+                .await
+                .unwrap();
+            let server = serve_app(&t.db, config).await;
+            let http = http_client();
+            let csrf = login_csrf(&http, &server.url).await;
+            for i in 0..5 {
+                let from = format!("10.0.0.{i}");
+                let s =
+                    http_login(&http, &server.url, &csrf, "officer_b", "salah", Some(&from)).await;
+                assert_eq!(s, StatusCode::UNAUTHORIZED, "{}", t.name);
+            }
+            // Every attempt came from 127.0.0.1, whatever the header said.
+            let s = http_login(
+                &http,
+                &server.url,
+                &csrf,
+                "officer_b",
+                PASSWORD,
+                Some("10.0.0.99"),
+            )
+            .await;
+            assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{}", t.name);
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_username_takes_as_long_as_a_wrong_password() {
+    for t in testing::all().await.unwrap() {
+        seed(&t.db).await;
+        let db = t.db.clone();
+        let time = |user: &'static str| {
+            let mut c = Client::new(&db);
+            async move {
+                let started = std::time::Instant::now();
+                let r = c.login(user, "salah-salah-salah").await;
+                assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+                started.elapsed()
+            }
+        };
+        // The first unknown name pays for making the dummy hash; warm it.
+        time("belum-ada").await;
+        let mut wrong = Vec::new();
+        let mut unknown = Vec::new();
+        for user in ["tidak-ada-1", "tidak-ada-2", "tidak-ada-3"] {
+            wrong.push(time("officer_a").await);
+            unknown.push(time(user).await);
+        }
+        let (wrong, unknown) = (wrong.iter().min().unwrap(), unknown.iter().min().unwrap());
+        assert!(
+            *unknown * 2 >= *wrong,
+            "{}: unknown user {unknown:?}, wrong password {wrong:?}",
+            t.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn out_of_range_dashboard_dates_and_page_numbers_get_clear_answers() {
+    for t in testing::all().await.unwrap() {
+        seed(&t.db).await;
+        seed_more(&t.db, 60).await;
+        let mut c = Client::new(&t.db);
+        c.login_ok("super_a").await;
+        for q in ["from=-262143-01-01", "to=+262142-12-31", "from=2026-13-40"] {
+            let r = c.get(&format!("/dashboard?{q}")).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{} {q}", t.name);
+            assert!(r.body.contains("Tanggal"), "{q}: {}", r.body);
+        }
+        assert_eq!(
+            c.get("/dashboard?from=2026-01-01&to=2026-02-01")
+                .await
+                .status,
+            StatusCode::OK
+        );
+        // 62 cases of branch A: two pages. A page past the end shows the
+        // last page, labelled as such.
+        let last = c.get("/cases?page=2").await;
+        assert!(last.body.contains("halaman 2 dari 2"), "{}", last.body);
+        let r = c.get("/cases?page=9223372036854775807").await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.body.contains("halaman 2 dari 2"), "{}", t.name);
+        let rows = |html: &str| html.matches("href=\"/cases/").count();
+        assert_eq!(rows(&r.body), rows(&last.body));
+        let r = c.get("/cases?page=-5").await;
+        assert!(r.body.contains("halaman 1 dari 2"), "{}", t.name);
+    }
+}
+
+#[tokio::test]
+async fn an_officer_s_contact_and_promise_get_the_same_limits_as_imports_and_notes() {
+    for t in testing::all().await.unwrap() {
+        let s = seed(&t.db).await;
+        let mut c = Client::new(&t.db);
+        let csrf = c.login_ok("officer_a").await;
+        let act = |a: &str| format!("/cases/{}/actions/{a}", s.case_a);
+        let long_name = "B".repeat(100_000);
+        for name in [long_name.as_str(), "Ibu\u{7}Sari", "Bapak\u{0}Budi"] {
+            let r = c
+                .post_form(&act("contact"), &[("contact_name", name), ("csrf", &csrf)])
+                .await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", t.name);
+        }
+        let stored: String =
+            t.db.query("SELECT contact_name FROM employers WHERE npp = $1")
+                .bind(s.npp_a.clone())
+                .fetch_one(&t.db)
+                .await
+                .unwrap()
+                .get("contact_name")
+                .unwrap();
+        assert_eq!(stored, "Ibu Sari");
+        // The officer is told what the CSV import says of the same name.
+        let reason = wa_smile::import::contact_name("Ibu\u{7}Sari")
+            .unwrap_err()
+            .0;
+        let r = c
+            .post_form(
+                &act("contact"),
+                &[("contact_name", "Ibu\u{7}Sari"), ("csrf", &csrf)],
+            )
+            .await;
+        assert!(r.body.contains(&reason), "{reason}");
+        let future = (now() + chrono::Duration::days(5)).date_naive().to_string();
+        let long_note = "n".repeat(wa_smile::case_actions::MAX_TEXT + 1);
+        let r = c
+            .post_form(
+                &act("promise"),
+                &[("date", &future), ("note", &long_note), ("csrf", &csrf)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", t.name);
+        let promises = wa_smile::case_log::for_case(&t.db, s.case_a)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "promise_to_pay")
+            .count();
+        assert_eq!(promises, 0);
+    }
+}

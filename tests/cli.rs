@@ -200,3 +200,30 @@ fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+#[test]
+fn user_unlock_clears_a_lockout_and_names_an_unknown_user() {
+    let env = Env::new();
+    assert!(env.run(&["migrate"]).status.success());
+    let out = env.run(&["user", "unlock", "siapa"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no user `siapa`"), "{}", stderr(&out));
+    let mut add = Command::new(env!("CARGO_BIN_EXE_wa-smile"))
+        .args(["user", "add", "--username", "petugas", "--role", "admin"])
+        .env("WA_SMILE__DATABASE__URL", &env.url)
+        .env_remove("WA_SMILE_CONFIG")
+        .current_dir(env.dir.path())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(b"rahasia-sekali-123\n")
+        .unwrap();
+    assert!(add.wait().unwrap().success());
+    let out = env.run(&["user", "unlock", "petugas"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("petugas unlocked"));
+}

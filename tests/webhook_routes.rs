@@ -1154,3 +1154,92 @@ async fn a_dispute_holds_reminders_until_an_officer_resumes() {
         );
     }
 }
+
+/// A signed body of `n` change-level items Meta would not batch this many of.
+fn many_other_fields(n: usize) -> Vec<u8> {
+    let changes: Vec<Value> = (0..n)
+        .map(|i| json!({"field": "account_update", "value": {"n": i}}))
+        .collect();
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": changes}]})
+        .to_string()
+        .into_bytes()
+}
+
+#[tokio::test]
+async fn a_webhook_with_more_updates_than_meta_batches_is_refused_at_once() {
+    for app in apps().await {
+        // A million tiny entries in a signed 2 MB body.
+        let mut body = br#"{"object":"whatsapp_business_account","entry":["#.to_vec();
+        body.extend(std::iter::repeat_n(b"1,".as_slice(), 999_999).flatten());
+        body.extend(b"1]}");
+        let started = std::time::Instant::now();
+        let s = post_signed(&app, &body).await;
+        let took = started.elapsed();
+        assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{}", app.t.name);
+        assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+        // Past the bound in changes rather than entries: refused as well.
+        let s = post_signed(&app, &many_other_fields(1_001)).await;
+        assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{}", app.t.name);
+        assert_eq!(
+            count(app.db(), "SELECT COUNT(*) AS n FROM webhook_other").await,
+            0
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_redelivered_body_of_other_events_stores_nothing_new() {
+    for app in apps().await {
+        let body = many_other_fields(1_000);
+        for _ in 0..2 {
+            let started = std::time::Instant::now();
+            assert_eq!(post_signed(&app, &body).await, StatusCode::OK);
+            let took = started.elapsed();
+            assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
+        }
+        assert_eq!(
+            count(app.db(), "SELECT COUNT(*) AS n FROM webhook_other").await,
+            1_000,
+            "{}",
+            app.t.name
+        );
+        // Another body with the same kind of item is a new event.
+        assert_eq!(
+            post_signed(&app, &many_other_fields(1)).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            count(app.db(), "SELECT COUNT(*) AS n FROM webhook_other").await,
+            1_001
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_handshake_carries_the_security_headers_and_throttles_token_guesses() {
+    for app in apps().await {
+        let get = |token: &str| {
+            Request::get(format!(
+                "/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=%3Cb%3E"
+            ))
+            .body(Body::empty())
+            .unwrap()
+        };
+        let res = app.router.clone().oneshot(get(VERIFY)).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        let h = res.headers();
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert!(h.contains_key("content-security-policy"));
+        assert!(h["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"));
+        for i in 0..10 {
+            let (s, _) = send(&app, get(&format!("tebakan-{i}"))).await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{}", app.t.name);
+        }
+        // The guessing client is refused even with the right token now.
+        let (s, _) = send(&app, get(VERIFY)).await;
+        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{}", app.t.name);
+    }
+}

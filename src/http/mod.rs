@@ -4,6 +4,7 @@ pub mod admin;
 pub mod api;
 pub mod error;
 mod health;
+pub mod listen;
 mod metrics;
 pub mod webhooks;
 
@@ -28,6 +29,43 @@ impl AppState {
     pub fn tz(&self) -> chrono_tz::Tz {
         self.config.timezone().unwrap_or(chrono_tz::Asia::Jakarta)
     }
+}
+
+/// The address a request comes from, for per-client throttling: the peer,
+/// or, on a connection from one of `server.trusted_proxies`, the nearest
+/// address in `server.trusted_proxy_header` that is not itself a proxy
+/// (the proxies append to it, so the leftmost entries are the client's to
+/// invent).
+pub fn client_address(
+    extensions: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+    server: &crate::config::ServerConfig,
+) -> String {
+    let peer = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let header = server.trusted_proxy_header.trim();
+    let Some(peer) = peer else {
+        return "unknown".into();
+    };
+    let proxies = server.trusted_proxy_addrs();
+    if header.is_empty() || !proxies.contains(&peer) {
+        return peer.to_string();
+    }
+    let forwarded: Vec<std::net::IpAddr> = headers
+        .get_all(header)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    forwarded
+        .iter()
+        .rev()
+        .find(|a| !proxies.contains(a))
+        .or(forwarded.first())
+        .unwrap_or(&peer)
+        .to_string()
 }
 
 /// Headers on every response: no framing, no sniffing, no referrer leaks,
@@ -68,10 +106,10 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics::router())
         .merge(admin::router())
         .merge(api::router())
-        .layer(axum::middleware::from_fn(security_headers))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         // Merged after the 1 MB limit: webhooks carry their own (2 MB).
         .merge(webhooks::router())
+        .layer(axum::middleware::from_fn(security_headers))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),

@@ -14,7 +14,9 @@ use axum::{Extension, Json, Router};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tower_http::limit::RequestBodyLimitLayer;
 
 /// Meta batches up to 1,000 updates in one call; 2 MB holds that with room.
@@ -26,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/webhooks/payments", post(payment_callback))
         // One status queue per router: concurrent webhooks share commits.
         .layer(Extension(Arc::new(StatusQueue::new())))
+        .layer(Extension(Arc::new(HandshakeGuard::default())))
         .layer(RequestBodyLimitLayer::new(MAX_WEBHOOK_BYTES))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_WEBHOOK_BYTES))
 }
@@ -40,11 +43,54 @@ struct Handshake {
     challenge: Option<String>,
 }
 
+/// Wrong verify tokens per client before the handshake refuses that
+/// client for `GUESS_WINDOW` (Meta itself sends the right one).
+const MAX_TOKEN_GUESSES: u32 = 10;
+const GUESS_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Failed handshakes per client, in memory: a guesser is slowed per
+/// process, which is enough for a secret of any length.
+#[derive(Default)]
+struct HandshakeGuard {
+    failures: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+impl HandshakeGuard {
+    fn blocked(&self, client: &str) -> bool {
+        let failures = self.failures.lock().expect("handshake guard");
+        failures
+            .get(client)
+            .is_some_and(|(since, n)| since.elapsed() < GUESS_WINDOW && *n >= MAX_TOKEN_GUESSES)
+    }
+
+    fn failed(&self, client: &str) {
+        let mut failures = self.failures.lock().expect("handshake guard");
+        if failures.len() > 10_000 {
+            failures.retain(|_, (since, _)| since.elapsed() < GUESS_WINDOW);
+        }
+        let entry = failures
+            .entry(client.to_owned())
+            .or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= GUESS_WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+    }
+}
+
 /// Meta's subscription handshake: echo the challenge when the token matches.
 async fn verify(
     State(state): State<AppState>,
-    Query(q): Query<std::collections::HashMap<String, String>>,
+    Extension(guard): Extension<Arc<HandshakeGuard>>,
+    ext: axum::http::Extensions,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    let client = super::client_address(&ext, &headers, &state.config.server);
+    if guard.blocked(&client) {
+        tracing::warn!("webhook handshake refused: too many wrong verify tokens");
+        return StatusCode::TOO_MANY_REQUESTS.into_response();
+    }
     let q = Handshake {
         mode: q.get("hub.mode").cloned(),
         verify_token: q.get("hub.verify_token").cloned(),
@@ -56,6 +102,7 @@ async fn verify(
     {
         (StatusCode::OK, q.challenge.unwrap_or_default()).into_response()
     } else {
+        guard.failed(&client);
         StatusCode::FORBIDDEN.into_response()
     }
 }
@@ -77,6 +124,12 @@ async fn whatsapp(
     }
     let events = match crate::webhook::parse_events(&body) {
         Ok(events) => events,
+        Err(e @ crate::webhook::PayloadError::TooManyUpdates(_)) => {
+            metrics::counter!("webhooks_rejected_total", "reason" => "too_many_updates")
+                .increment(1);
+            tracing::warn!(reason = %e, "signed webhook refused");
+            return (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).into_response();
+        }
         Err(e) => {
             metrics::counter!("webhooks_rejected_total", "reason" => "not_json").increment(1);
             tracing::warn!(reason = %e, "signed webhook is not a JSON object");
@@ -84,7 +137,17 @@ async fn whatsapp(
         }
     };
     let now = crate::time::now();
-    match crate::replies::record_events_with(&state.db, &state.config, &queue, &events, now).await {
+    let digest = crate::webhook::body_digest(&body);
+    match crate::replies::record_events_with(
+        &state.db,
+        &state.config,
+        &queue,
+        &events,
+        &digest,
+        now,
+    )
+    .await
+    {
         Ok(_) => StatusCode::OK.into_response(),
         Err(e) => {
             // Not stored: a 5xx makes Meta deliver it again later.

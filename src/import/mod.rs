@@ -6,7 +6,7 @@
 mod rows;
 mod write;
 
-pub use rows::{BillRow, EmployerRow, Kind, PaymentRow, RawRow, RowError};
+pub use rows::{contact_name, BillRow, EmployerRow, Kind, PaymentRow, RawRow, RowError};
 
 use crate::domain::{Calendar, Npp, Period};
 use crate::ledger::{self, NewPayment};

@@ -153,6 +153,14 @@ fn text(max: usize, what: &'static str) -> impl Fn(&str) -> Result<String, Parse
     }
 }
 
+/// Longest employer or contact name accepted.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// A contact name, from a CSV row or an officer's form alike.
+pub fn contact_name(s: &str) -> Result<String, ParseError> {
+    text(MAX_NAME_CHARS, "the contact name")(s)
+}
+
 fn date(s: &str) -> Result<NaiveDate, ParseError> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map_err(|_| ParseError::new(format!("`{s}` is not a date (YYYY-MM-DD)")))
@@ -199,13 +207,13 @@ fn collect<T>(errors: &mut Vec<RowError>, r: Result<T, RowError>) -> Option<T> {
 pub fn employer(row: &RawRow, default_tz: Tz) -> Result<EmployerRow, Vec<RowError>> {
     let mut errs = Vec::new();
     let npp = collect(&mut errs, row.required("npp", Npp::parse));
-    let name = collect(&mut errs, row.required("name", text(200, "the name")));
+    let name = collect(
+        &mut errs,
+        row.required("name", text(MAX_NAME_CHARS, "the name")),
+    );
     let branch = collect(&mut errs, row.required("branch", text(64, "the branch")));
     let wa_id = collect(&mut errs, row.optional("wa_phone", WaId::parse));
-    let contact_name = collect(
-        &mut errs,
-        row.optional("contact_name", text(200, "the contact name")),
-    );
+    let contact_name = collect(&mut errs, row.optional("contact_name", contact_name));
     let timezone = collect(
         &mut errs,
         row.optional("timezone", |s| parse_zone(s).map_err(ParseError::new)),

@@ -31,14 +31,17 @@ pub struct Recorded {
     pub other: u64,
 }
 
-/// Records every event of one verified webhook body.
+/// Records every event of one verified webhook body (`body_digest`:
+/// [`crate::webhook::body_digest`] of it).
 pub async fn record_events(
     db: &Db,
     config: &Config,
     events: &[WebhookEvent],
+    body_digest: &str,
     now: DateTime<Utc>,
 ) -> Result<Recorded> {
-    let recorded = record_events_with(db, config, &StatusQueue::new(), events, now).await?;
+    let recorded =
+        record_events_with(db, config, &StatusQueue::new(), events, body_digest, now).await?;
     // Callers outside the HTTP route expect the statuses settled on return.
     apply_pending_statuses(db).await?;
     Ok(recorded)
@@ -51,9 +54,11 @@ pub async fn record_events_with(
     config: &Config,
     queue: &StatusQueue,
     events: &[WebhookEvent],
+    body_digest: &str,
     now: DateTime<Utc>,
 ) -> Result<Recorded> {
     let now = crate::time::truncate(now);
+    let mut other = Vec::new();
     let mut out = Recorded::default();
     let statuses: Vec<StatusUpdate> = events
         .iter()
@@ -75,7 +80,7 @@ pub async fn record_events_with(
             queue.settle_in_background(db);
         }
     }
-    for e in events {
+    for (i, e) in events.iter().enumerate() {
         match e {
             WebhookEvent::Status(_) => {}
             WebhookEvent::InboundMessage(m) => {
@@ -91,27 +96,23 @@ pub async fn record_events_with(
             }
             WebhookEvent::Error { error, .. } => {
                 metrics::counter!("webhooks_received_total", "kind" => "error").increment(1);
-                store_other(
-                    db,
+                other.push((
+                    i,
                     "error",
-                    &json!({"code": error.code, "title": error.title}),
-                    now,
-                )
-                .await?;
-                out.other += 1;
+                    json!({"code": error.code, "title": error.title}),
+                ));
             }
             WebhookEvent::OtherField { field } => {
                 metrics::counter!("webhooks_received_total", "kind" => "other").increment(1);
-                store_other(db, "other_field", &json!({"field": field}), now).await?;
-                out.other += 1;
+                other.push((i, "other_field", json!({"field": field})));
             }
             WebhookEvent::Invalid { what, reason } => {
                 metrics::counter!("webhooks_received_total", "kind" => "invalid").increment(1);
-                store_other(db, "invalid", &json!({"what": what, "reason": reason}), now).await?;
-                out.other += 1;
+                other.push((i, "invalid", json!({"what": what, "reason": reason})));
             }
         }
     }
+    out.other = store_other(db, body_digest, &other, now).await?;
     Ok(out)
 }
 
@@ -412,20 +413,36 @@ impl Stored {
     }
 }
 
+/// Stores the events kept only for the operator, in one statement per
+/// chunk. Each is keyed by its body and its place in it, so a redelivered
+/// body adds nothing. Returns how many were new.
 async fn store_other(
     db: &Db,
-    kind: &str,
-    detail: &serde_json::Value,
+    body_digest: &str,
+    events: &[(usize, &str, serde_json::Value)],
     now: DateTime<Utc>,
-) -> Result<()> {
-    db.query("INSERT INTO webhook_other (kind, detail, created_at) VALUES ($1, $2, $3)")
-        .bind(kind.to_owned())
-        .bind(detail.to_string())
-        .bind(now)
-        .execute(db)
-        .await
-        .context("failed to store a webhook event")?;
-    Ok(())
+) -> Result<u64> {
+    let mut stored = 0;
+    for chunk in events.chunks(200) {
+        let sql = format!(
+            "INSERT INTO webhook_other (digest, kind, detail, created_at) VALUES {} \
+             ON CONFLICT (digest) DO NOTHING",
+            values_placeholders(chunk.len(), 4, 1)
+        );
+        let mut q = db.query(&sql);
+        for (i, kind, detail) in chunk {
+            q = q
+                .bind(format!("{body_digest}:{i}"))
+                .bind((*kind).to_owned())
+                .bind(detail.to_string())
+                .bind(now);
+        }
+        stored += q
+            .execute(db)
+            .await
+            .context("failed to store webhook events")?;
+    }
+    Ok(stored)
 }
 
 enum Inbound {

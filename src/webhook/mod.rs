@@ -17,7 +17,14 @@ pub enum PayloadError {
     NotJson(#[source] serde_json::Error),
     #[error("webhook body is JSON but not an object")]
     NotAnObject,
+    /// More items than Meta ever batches: not a delivery to work through.
+    #[error("webhook body carries {0} updates, more than {MAX_UPDATES} in one call")]
+    TooManyUpdates(usize),
 }
+
+/// Meta batches at most 1,000 updates in one call; a body with more is
+/// refused before any of it is stored.
+pub const MAX_UPDATES: usize = 1_000;
 
 /// Parses the raw (already verified) body.
 pub fn parse(raw_body: &[u8]) -> Result<Payload, PayloadError> {
@@ -36,9 +43,31 @@ pub fn parse_value(value: serde_json::Value) -> Result<Payload, PayloadError> {
     serde_json::from_value(value).map_err(PayloadError::NotJson)
 }
 
-/// `parse` then `events`.
+/// `parse` then `events`, refusing a body with more than [`MAX_UPDATES`].
+/// The entries are counted on the raw JSON first, so a million of them
+/// cost one scan, not a million typed items.
 pub fn parse_events(raw_body: &[u8]) -> Result<Vec<WebhookEvent>, PayloadError> {
-    parse(raw_body).map(|p| events(&p))
+    let value: serde_json::Value =
+        serde_json::from_slice(raw_body).map_err(PayloadError::NotJson)?;
+    let entries = value
+        .get("entry")
+        .and_then(|e| e.as_array())
+        .map_or(0, Vec::len);
+    if entries > MAX_UPDATES {
+        return Err(PayloadError::TooManyUpdates(entries));
+    }
+    let events = events(&parse_value(value)?);
+    if events.len() > MAX_UPDATES {
+        return Err(PayloadError::TooManyUpdates(events.len()));
+    }
+    Ok(events)
+}
+
+/// Identifies one verified body, so what it carries is stored once however
+/// often it is delivered.
+pub fn body_digest(raw_body: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(raw_body))
 }
 
 /// One thing that happened, flattened out of `entry[].changes[].value`.

@@ -335,3 +335,77 @@ pub fn api(uri: &str, method: &str, token: Option<&str>, body: Option<&str>) -> 
 pub fn now() -> DateTime<Utc> {
     wa_smile::time::now()
 }
+
+/// The app on a real TCP port (the server `serve` runs), until dropped.
+pub struct Server {
+    pub url: String,
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub async fn serve_app(db: &Db, config: Config) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = http::listen::Limits::from_config(&config.server);
+    let app = http::router(AppState {
+        db: db.clone(),
+        config: Arc::new(config),
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(http::listen::serve(listener, app, limits, async move {
+        let _ = stopped.await;
+    }));
+    Server {
+        url: format!("http://{addr}"),
+        addr,
+        stop: Some(stop),
+    }
+}
+
+/// A login form's CSRF cookie and field, fetched over real HTTP.
+pub async fn login_csrf(http: &reqwest::Client, url: &str) -> String {
+    let r = http.get(format!("{url}/login")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    csrf_field(&r.text().await.unwrap())
+}
+
+/// One login attempt over real HTTP, optionally as if forwarded for `client`.
+pub async fn http_login(
+    http: &reqwest::Client,
+    url: &str,
+    csrf: &str,
+    username: &str,
+    password: &str,
+    forwarded_for: Option<&str>,
+) -> StatusCode {
+    let mut req = http
+        .post(format!("{url}/login"))
+        .header(header::COOKIE, format!("wa_smile_login_csrf={csrf}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(form(&[
+            ("csrf", csrf),
+            ("username", username),
+            ("password", password),
+        ]));
+    if let Some(c) = forwarded_for {
+        req = req.header("x-forwarded-for", c);
+    }
+    let status = req.send().await.unwrap().status();
+    StatusCode::from_u16(status.as_u16()).unwrap()
+}
+
+/// A client that does not follow redirects (a login answers 303).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}

@@ -10,7 +10,7 @@ use crate::store::Db;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use minijinja::context;
 
 #[derive(Debug, Default, serde::Deserialize, serde::Serialize)]
@@ -70,6 +70,27 @@ async fn grouped(db: &Db, scope: Option<&str>, key: &str) -> anyhow::Result<Vec<
         .collect()
 }
 
+/// Dates a dashboard period may start or end on: far enough for any real
+/// question, near enough that the bounds of a day never overflow.
+const FIRST_YEAR: i32 = 1970;
+const LAST_YEAR: i32 = 9999;
+
+/// A period bound from the query string (`default` when empty).
+fn period_date(raw: &str, default: NaiveDate) -> Result<NaiveDate, AppError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(default);
+    }
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .ok()
+        .filter(|d| (FIRST_YEAR..=LAST_YEAR).contains(&d.year()))
+        .ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "Tanggal periode tidak valid. Gunakan format YYYY-MM-DD antara tahun {FIRST_YEAR} dan {LAST_YEAR}."
+            ))
+        })
+}
+
 pub async fn page(
     State(state): State<AppState>,
     user: User,
@@ -82,9 +103,8 @@ pub async fn page(
     let tz = state.tz();
     let now = crate::time::now();
     let today = now.with_timezone(&tz).date_naive();
-    let parse = |s: &str, d: NaiveDate| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or(d);
-    let from = parse(&p.from, today - Duration::days(30));
-    let to = parse(&p.to, today).max(from);
+    let from = period_date(&p.from, today - Duration::days(30))?;
+    let to = period_date(&p.to, today)?.max(from);
     let start = |d: NaiveDate| -> DateTime<Utc> {
         tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight"))
             .earliest()

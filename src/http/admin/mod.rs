@@ -137,8 +137,27 @@ impl IntoResponse for PageError {
         render(
             e.status(),
             "admin/error.html",
-            minijinja::context! { status => e.status().as_u16(), message => e.to_string() },
+            minijinja::context! { status => e.status().as_u16(), message => page_message(&e) },
         )
+    }
+}
+
+/// What an officer reads on an error page: the handler's own words for a
+/// bad request, otherwise a fixed Indonesian sentence per kind.
+fn page_message(e: &AppError) -> String {
+    match e {
+        AppError::BadRequest(m) | AppError::Unprocessable { message: m, .. } => m.clone(),
+        AppError::Csrf => {
+            "Formulir ini sudah kedaluwarsa atau tidak sah. Muat ulang halaman, lalu coba lagi."
+                .into()
+        }
+        AppError::Throttled => "Terlalu banyak percobaan. Silakan coba lagi nanti.".into(),
+        AppError::Unauthorized => "Silakan masuk terlebih dahulu.".into(),
+        AppError::Forbidden => "Anda tidak berhak mengakses halaman ini.".into(),
+        AppError::NotFound => "Halaman atau kasus tidak ditemukan.".into(),
+        AppError::Internal(_) => {
+            "Maaf, terjadi kesalahan di server. Silakan coba lagi beberapa saat lagi.".into()
+        }
     }
 }
 
@@ -229,13 +248,6 @@ async fn login_form(State(state): State<AppState>) -> Response {
     login_page(&state, StatusCode::OK, None)
 }
 
-fn client_of(parts: &axum::http::Extensions) -> String {
-    parts
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
 async fn login_submit(
     State(state): State<AppState>,
     ext: axum::http::Extensions,
@@ -249,7 +261,8 @@ async fn login_submit(
     }
     let username = form.get("username").map(|s| s.trim()).unwrap_or("");
     let password = form.get("password").map(String::as_str).unwrap_or("");
-    match accounts::login(&state.db, username, password, &client_of(&ext)).await? {
+    let client = crate::http::client_address(&ext, &headers, &state.config.server);
+    match accounts::login(&state.db, username, password, &client).await? {
         Login::Ok { cookie } => {
             let mut res = Redirect::to("/cases").into_response();
             *res.status_mut() = StatusCode::SEE_OTHER;

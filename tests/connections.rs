@@ -1,0 +1,118 @@
+//! The server's own bounds over real TCP: a client that trickles its
+//! headers is cut off, and connections beyond the cap are closed. These
+//! touch no storage beyond building the app, so SQLite alone serves.
+
+mod support;
+
+use std::time::{Duration, Instant};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use wa_smile::testing;
+
+/// Reads until the server closes the connection; how long that took, or
+/// `None` if it was still open after `limit`.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(limit, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return started.elapsed(),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+#[tokio::test]
+async fn a_client_trickling_its_headers_is_disconnected_after_the_header_timeout() {
+    let t = testing::sqlite().await.unwrap();
+    let mut config = config();
+    config.server.header_read_timeout_secs = 1;
+    let server = serve_app(&t.db, config).await;
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let (mut read, mut write) = slow.into_split();
+    // One more header line every 300 ms, never the blank line that ends them.
+    let trickle = tokio::spawn(async move {
+        for i in 0..30 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if write
+                .write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "still open after 5 s of trickled headers");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "closed only after {took:?}");
+    trickle.abort();
+    // A client that sends its request promptly is served as before.
+    let r = reqwest::get(format!("{}/healthz", server.url))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_closed_and_served_again_once_others_end() {
+    let t = testing::sqlite().await.unwrap();
+    let mut config = config();
+    config.server.max_connections = 2;
+    let server = serve_app(&t.db, config).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = TcpStream::connect(server.addr).await.unwrap();
+        // A served connection answers a request and stays open.
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let n = c.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        held.push(c);
+    }
+    let mut extra = TcpStream::connect(server.addr).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 256];
+    let answered = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut buf)).await;
+    match answered {
+        Ok(Ok(n)) => assert_eq!(n, 0, "a third connection was served: {:?}", &buf[..n]),
+        Ok(Err(_)) => {} // reset: closed as well
+        Err(_) => panic!("a third connection was left open"),
+    }
+    assert!(closed_within(&mut extra, Duration::from_secs(1))
+        .await
+        .is_some());
+    drop(held);
+    // The slots come back once the held connections end.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        match reqwest::get(format!("{}/healthz", server.url)).await {
+            Ok(r) if r.status().as_u16() == 200 => break,
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            other => panic!("not served after the others ended: {other:?}"),
+        }
+    }
+}
