@@ -33,6 +33,10 @@ pub enum Command {
         /// Keep the demo's database and files in this folder (default: a temporary one).
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
+        /// Pretend the demo starts at this instant (RFC 3339); outside the
+        /// sending window the demo's clock starts on the next working morning.
+        #[arg(long, value_parser = parse_at)]
+        at: Option<DateTime<Utc>>,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -273,8 +277,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     );
     let connect = || Db::connect(&config.database.url, config.database.max_connections);
     match cli.command {
-        Command::Demo { data } => {
-            crate::demo::run((*config).clone(), data).await?;
+        Command::Demo { data, at } => {
+            crate::demo::run((*config).clone(), data, at).await?;
         }
         Command::Migrate => {
             let db = connect().await?;

@@ -5,6 +5,7 @@ pub mod api;
 pub mod error;
 mod health;
 mod metrics;
+pub mod simulator;
 pub mod webhooks;
 
 use crate::config::Config;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics::router())
         .merge(admin::router())
         .merge(api::router())
+        .merge(simulator::router(&state))
         .layer(axum::middleware::from_fn(security_headers))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         // Merged after the 1 MB limit: webhooks carry their own (2 MB).
