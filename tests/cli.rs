@@ -200,3 +200,34 @@ fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_missing_database_is_named_instead_of_created_empty() {
+    let env = Env::new();
+    let db_file = env.dir.path().join("cli.db");
+    for args in [
+        &["case", "show", "00012345"][..],
+        &["audit", "verify"][..],
+        &["templates", "preview", "reminder_1", "--case", "1"][..],
+    ] {
+        let out = env.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(
+            err.trim(),
+            format!(
+                "error: no database at {}; run `wa-smile migrate` or pass --config",
+                db_file.display()
+            ),
+            "{args:?}"
+        );
+        assert!(!db_file.exists(), "{args:?} created the database");
+    }
+    // `migrate` creates it; then the same command answers from it.
+    let out = env.run(&["migrate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(db_file.exists());
+    let out = env.run(&["case", "show", "00012345"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("has no case"), "{}", stderr(&out));
+}
