@@ -748,6 +748,10 @@ pub async fn run(config: Config, data: Option<PathBuf>, at: Option<DateTime<Utc>
     println!("Tour");
     println!("  admin UI:   {base}/cases — log in as `admin` with password {password}");
     println!("  phone page: {base}/simulator — each employer's WhatsApp, as they see it");
+    println!(
+        "  webhook:    POST {base}/webhooks/whatsapp, X-Hub-Signature-256 with app secret {}",
+        secrecy::ExposeSecret::expose_secret(&config.whatsapp.app_secret)
+    );
     println!("  three things to try:");
     if let Some(e) = untouched.first() {
         println!(
