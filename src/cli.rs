@@ -33,6 +33,10 @@ pub enum Command {
         /// Keep the demo's database and files in this folder (default: a temporary one).
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
+        /// Pretend the demo starts at this instant (RFC 3339); outside the
+        /// sending window the demo's clock starts on the next working morning.
+        #[arg(long, value_parser = parse_at)]
+        at: Option<DateTime<Utc>>,
     },
     /// Apply pending database migrations and exit.
     Migrate,
@@ -266,6 +270,28 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Commands that only read refuse a SQLite file that is not there, instead
+/// of creating an empty one and failing on a missing table; `migrate`,
+/// `serve`, `demo` (and the commands that write, which migrate first)
+/// create it.
+fn database_must_exist(url: &str) -> Result<(), Failure> {
+    use std::str::FromStr;
+    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+        return Ok(());
+    }
+    let Ok(opts) = sqlx::sqlite::SqliteConnectOptions::from_str(url) else {
+        return Ok(());
+    };
+    let path = opts.get_filename();
+    if path.exists() {
+        return Ok(());
+    }
+    Err(Failure::invalid(vec![format!(
+        "error: no database at {}; run `wa-smile migrate` or pass --config",
+        path.display()
+    )]))
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     let config = Arc::new(Config::load(cli.config.as_deref()).map_err(|e| Failure::invalid(e.0))?);
@@ -274,9 +300,13 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         matches!(cli.command, Command::Serve | Command::Demo { .. }),
     );
     let connect = || Db::connect(&config.database.url, config.database.max_connections);
+    let existing = || async {
+        database_must_exist(&config.database.url)?;
+        connect().await.map_err(Failure::from)
+    };
     match cli.command {
-        Command::Demo { data } => {
-            crate::demo::run((*config).clone(), data).await?;
+        Command::Demo { data, at } => {
+            crate::demo::run((*config).clone(), data, at).await?;
         }
         Command::Migrate => {
             let db = connect().await?;
@@ -438,7 +468,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     "error: no message template named `{name}`"
                 )]));
             }
-            let db = connect().await?;
+            let db = existing().await?;
             let src = crate::delivery::ContextSource::from_config(&config)?;
             let Some(ctx) = crate::delivery::load_context(
                 &db,
@@ -461,7 +491,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Audit {
             command: AuditCommand::Verify { export, manifest },
         } => {
-            let db = connect().await?;
+            let db = existing().await?;
             let v = crate::audit::verify(&db).await?;
             match v.broken {
                 None => println!(
@@ -603,7 +633,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         } => {
             let npp = crate::domain::Npp::parse(&npp)
                 .map_err(|e| Failure::invalid(vec![format!("error: {e}")]))?;
-            let db = connect().await?;
+            let db = existing().await?;
             let Some(id) = crate::cases::case_id_for_npp(&db, npp.as_str()).await? else {
                 return Err(Failure {
                     code: 1,

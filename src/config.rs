@@ -28,6 +28,15 @@ pub struct Config {
     pub log: LogConfig,
     pub messages: MessagesConfig,
     pub retention: RetentionConfig,
+    pub simulator: SimulatorConfig,
+}
+
+/// The built-in WhatsApp simulator (`crate::simulator`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatorConfig {
+    /// Serves `/simulator`, the employers' phones (404 when false).
+    pub enabled: bool,
 }
 
 /// How long personal data is kept (UU PDP); `wa-smile retention apply`

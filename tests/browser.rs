@@ -3,6 +3,8 @@
 //! sees it in the timeline. Screenshots of the pages land in `artifacts/`.
 //! Skipped with a notice when `chromedriver` is not installed.
 
+#[path = "support/demo_process.rs"]
+mod demo_process;
 mod support;
 
 use fantoccini::{ClientBuilder, Locator};
@@ -199,6 +201,166 @@ async fn an_officer_logs_in_filters_opens_a_case_and_adds_a_note() {
         );
         assert!(b.get_alert_text().await.is_err());
         std::fs::write(artifacts().join("case-page.png"), b.screenshot().await?).unwrap();
+        Ok(())
+    }
+    .await;
+    let _ = b.close().await;
+    result.unwrap();
+}
+
+/// chromedriver plus a headless Chromium session.
+async fn browser() -> (Driver, fantoccini::Client, tempfile::TempDir) {
+    let port = free_port();
+    let driver = Driver(
+        Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts"),
+    );
+    let profile = tempfile::tempdir().unwrap();
+    let caps: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_value(serde_json::json!({
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1366,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        }))
+        .unwrap();
+    let webdriver = format!("http://127.0.0.1:{port}");
+    for _ in 0..50 {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        if let Ok(c) = ClientBuilder::new(connector)
+            .capabilities(caps.clone())
+            .connect(&webdriver)
+            .await
+        {
+            return (driver, c, profile);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("chromedriver does not answer");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_employer_taps_janji_bayar_on_the_phone_and_the_officer_sees_the_promise() {
+    if !Path::new(CHROMEDRIVER).exists() {
+        eprintln!("notice: {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver); skipping the browser test");
+        return;
+    }
+    let demo = demo_process::Demo::start(None);
+    let (_npp, wa_id) = demo_process::tour_employer(&demo.suggestion(2));
+    let base = demo.base.clone();
+    let (_driver, b, _profile) = browser().await;
+    let wait = Duration::from_secs(10);
+    let shot = |name: &'static str, png: Vec<u8>| {
+        std::fs::write(artifacts().join(name), png).unwrap();
+    };
+
+    let result: Result<(), fantoccini::error::CmdError> = async {
+        b.goto(&format!("{base}/simulator")).await?;
+        b.wait()
+            .at_most(wait)
+            .for_element(Locator::Css(".chat-row"))
+            .await?;
+        shot("simulator-list.png", b.screenshot().await?);
+
+        b.goto(&format!("{base}/simulator/{wa_id}")).await?;
+        b.wait()
+            .at_most(wait)
+            .for_element(Locator::Css("button.quick"))
+            .await?;
+        let chat = b.find(Locator::Css("#chat")).await?.text().await?;
+        assert!(chat.contains("BPJS Ketenagakerjaan"), "{chat}");
+        assert!(
+            chat.contains(" WIB") || chat.contains(" WITA") || chat.contains(" WIT"),
+            "times carry the employer's zone: {chat}"
+        );
+        shot("simulator-reminder.png", b.screenshot().await?);
+        // The latest message's "Janji bayar".
+        let taps = b
+            .find_all(Locator::Css("button.quick[data-payload^=PROMISE]"))
+            .await?;
+        taps.last()
+            .expect("a Janji bayar button")
+            .clone()
+            .click()
+            .await?;
+        let chat = poll_text(&b, "#chat", |t| {
+            t.contains("mohon informasikan tanggal rencana pembayaran")
+        })
+        .await;
+        assert!(
+            chat.contains("mohon informasikan tanggal rencana pembayaran"),
+            "the bot asks for the date: {chat}"
+        );
+        b.find(Locator::Css("#reply-text"))
+            .await?
+            .send_keys("lusa kami transfer")
+            .await?;
+        b.find(Locator::Css("form.composer button"))
+            .await?
+            .click()
+            .await?;
+        let chat = poll_text(&b, "#chat", |t| {
+            t.contains("Kami telah mencatat rencana pembayaran")
+        })
+        .await;
+        assert!(
+            chat.contains("Kami telah mencatat rencana pembayaran"),
+            "the bot confirms the promise: {chat}"
+        );
+        shot("simulator-promise.png", b.screenshot().await?);
+        let case_href = b
+            .find(Locator::Css("a.primary[href^='/cases/']"))
+            .await?
+            .attr("href")
+            .await?
+            .expect("the phone page links the officer's case");
+
+        // The officer's side.
+        b.goto(&format!("{base}{case_href}")).await?;
+        b.wait()
+            .at_most(wait)
+            .for_element(Locator::Css("input[name=username]"))
+            .await?;
+        b.find(Locator::Css("input[name=username]"))
+            .await?
+            .send_keys("admin")
+            .await?;
+        b.find(Locator::Css("input[name=password]"))
+            .await?
+            .send_keys(&demo.password)
+            .await?;
+        b.find(Locator::Css("button[type=submit]"))
+            .await?
+            .click()
+            .await?;
+        b.wait()
+            .at_most(wait)
+            .for_element(Locator::Css("table.list"))
+            .await?;
+        shot("admin-cases.png", b.screenshot().await?);
+        b.goto(&format!("{base}{case_href}")).await?;
+        let page = poll_text(&b, "body", |t| t.contains("lusa kami transfer")).await;
+        assert!(
+            page.contains("lusa kami transfer"),
+            "the reply is on the case: {page}"
+        );
+        assert!(
+            page.contains("Janji bayar") || page.contains("janji bayar"),
+            "the promise is on the case: {page}"
+        );
+        shot("admin-case-promise.png", b.screenshot().await?);
+        b.goto(&format!("{base}/dashboard")).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        shot("admin-dashboard.png", b.screenshot().await?);
         Ok(())
     }
     .await;

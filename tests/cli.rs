@@ -227,3 +227,34 @@ fn user_unlock_clears_a_lockout_and_names_an_unknown_user() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("petugas unlocked"));
 }
+
+#[test]
+fn a_missing_database_is_named_instead_of_created_empty() {
+    let env = Env::new();
+    let db_file = env.dir.path().join("cli.db");
+    for args in [
+        &["case", "show", "00012345"][..],
+        &["audit", "verify"][..],
+        &["templates", "preview", "reminder_1", "--case", "1"][..],
+    ] {
+        let out = env.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(
+            err.trim(),
+            format!(
+                "error: no database at {}; run `wa-smile migrate` or pass --config",
+                db_file.display()
+            ),
+            "{args:?}"
+        );
+        assert!(!db_file.exists(), "{args:?} created the database");
+    }
+    // `migrate` creates it; then the same command answers from it.
+    let out = env.run(&["migrate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(db_file.exists());
+    let out = env.run(&["case", "show", "00012345"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("has no case"), "{}", stderr(&out));
+}

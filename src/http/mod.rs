@@ -6,6 +6,7 @@ pub mod error;
 mod health;
 pub mod listen;
 mod metrics;
+pub mod simulator;
 pub mod webhooks;
 
 use crate::config::Config;
@@ -106,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics::router())
         .merge(admin::router())
         .merge(api::router())
+        .merge(simulator::router(&state))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         // Merged after the 1 MB limit: webhooks carry their own (2 MB).
         .merge(webhooks::router())

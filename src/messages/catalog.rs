@@ -268,28 +268,12 @@ impl Catalog {
     pub fn render_whatsapp_body(&self, name: &str, ctx: &MessageContext) -> Result<String> {
         let def = self.def(name, ctx)?;
         let params = self.body_params(name, ctx)?;
-        // One pass, so a parameter's own text is never substituted again.
-        let mut text = String::new();
-        let mut rest = def.whatsapp.body.as_str();
-        while let Some(start) = rest.find("{{") {
-            text.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
-            match after
-                .find("}}")
-                .map(|end| (end, after[..end].trim().parse::<usize>()))
-            {
-                Some((end, Ok(n))) if (1..=params.len()).contains(&n) => {
-                    text.push_str(&params[n - 1]);
-                    rest = &after[end + 2..];
-                }
-                _ => {
-                    text.push_str("{{");
-                    rest = after;
-                }
-            }
-        }
-        text.push_str(rest);
-        Ok(text.trim().to_owned())
+        Ok(fill_body(&def.whatsapp.body, &params))
+    }
+
+    /// The message whose approved WhatsApp template is named `wa_name`.
+    pub fn by_whatsapp_name(&self, wa_name: &str) -> Option<&TemplateDef> {
+        self.defs.values().find(|d| d.whatsapp.name == wa_name)
     }
 
     /// The Cloud API `template` object for this message: `language` is
@@ -351,6 +335,33 @@ impl Catalog {
             .map_err(|e| template_error(name, e))?;
         Ok(interactive)
     }
+}
+
+/// An approved body with `{{1}}`, `{{2}}`, … replaced by `params`, as Meta
+/// renders a template on the employer's phone.
+pub fn fill_body(body: &str, params: &[String]) -> String {
+    // One pass, so a parameter's own text is never substituted again.
+    let mut text = String::new();
+    let mut rest = body;
+    while let Some(start) = rest.find("{{") {
+        text.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after
+            .find("}}")
+            .map(|end| (end, after[..end].trim().parse::<usize>()))
+        {
+            Some((end, Ok(n))) if (1..=params.len()).contains(&n) => {
+                text.push_str(&params[n - 1]);
+                rest = &after[end + 2..];
+            }
+            _ => {
+                text.push_str("{{");
+                rest = after;
+            }
+        }
+    }
+    text.push_str(rest);
+    text.trim().to_owned()
 }
 
 fn payload(prefix: &str, case_id: i64) -> String {

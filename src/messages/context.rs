@@ -202,7 +202,7 @@ impl MessageContext {
             today: self.today,
             case_id: self.case_id,
             employer_name: &self.employer_name,
-            contact_name: self.contact_name.as_deref(),
+            contact_name: self.contact_name.as_deref().map(without_salutation),
             npp: &self.npp,
             branch: &self.branch,
             unpaid: bills.iter().filter(|b| !b.settled).cloned().collect(),
@@ -213,6 +213,25 @@ impl MessageContext {
             promised_date: self.promised_date,
             totals: self.totals(),
         }
+    }
+}
+
+/// The name without a leading "Bapak"/"Ibu" (or "Pak", "Bu", "Bpk.",
+/// "Sdr."): every message greets "Bapak/Ibu {name}", and SMILE writes PICs
+/// both with and without one. Titles such as "dr." or "Hj." stay.
+fn without_salutation(name: &str) -> &str {
+    const SALUTATIONS: [&str; 10] = [
+        "bapak", "bpk.", "bpk", "pak", "ibu", "bu", "sdr.", "sdri.", "saudara", "saudari",
+    ];
+    let trimmed = name.trim();
+    let Some((first, rest)) = trimmed.split_once(char::is_whitespace) else {
+        return trimmed;
+    };
+    let rest = rest.trim_start();
+    if SALUTATIONS.contains(&first.to_lowercase().as_str()) && !rest.is_empty() {
+        rest
+    } else {
+        trimmed
     }
 }
 

@@ -8,7 +8,9 @@ mod context;
 pub mod filters;
 
 pub use crate::whatsapp::TemplateMessage;
-pub use catalog::{ButtonDef, Catalog, TemplateDef, WhatsappTemplateDef, BUTTON_PAYLOADS};
+pub use catalog::{
+    fill_body, ButtonDef, Catalog, TemplateDef, WhatsappTemplateDef, BUTTON_PAYLOADS,
+};
 pub use context::{BillLine, BranchContact, MessageContext, Totals};
 
 /// A message that cannot be rendered; always names the template.

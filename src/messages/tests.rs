@@ -382,3 +382,26 @@ fn print_message_previews() {
         }
     }
 }
+
+#[test]
+fn a_contact_name_with_its_own_salutation_is_not_greeted_twice() {
+    // SMILE writes PICs with and without "Bapak"/"Ibu"; every message
+    // already says "Bapak/Ibu".
+    let c = catalog();
+    for (contact, greeted) in [
+        ("Bapak Hendra Gunawan", "Bapak/Ibu Hendra Gunawan,"),
+        ("Ibu Hj. Siti Aminah", "Bapak/Ibu Hj. Siti Aminah,"),
+        ("Pak Ahmad Fauzi", "Bapak/Ibu Ahmad Fauzi,"),
+        ("bu Rosmiati", "Bapak/Ibu Rosmiati,"),
+        ("dr. Rina Marpaung", "Bapak/Ibu dr. Rina Marpaung,"),
+        ("Budi Santoso", "Bapak/Ibu Budi Santoso,"),
+        ("Ibuk", "Bapak/Ibu Ibuk,"),
+    ] {
+        let mut ctx = MessageContext::sample();
+        ctx.contact_name = Some(contact.into());
+        let text = c.render_text("reminder_1", &ctx).unwrap();
+        assert!(text.contains(greeted), "{contact}: {text}");
+        let body = c.render_whatsapp_body("reminder_1", &ctx).unwrap();
+        assert!(body.contains(greeted), "{contact}: {body}");
+    }
+}
