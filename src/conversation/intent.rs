@@ -22,15 +22,78 @@ const EMPLOYEES: &str =
     "karyawan*|pegawai*|pekerja*|buruh|tk|tenaga|anggota|peserta*|staf|orangnya";
 const CHANNEL: &str = "kirim*|dikirim|wa|diwa|hubungi|dihubungi|hubung*|ganggu*|telepon|ditelepon|pesan|spam|reminder|pengingat|tagih*|ditagih|broadcast|notif*|chatting|kontak";
 
-pub fn decide(n: &Normalized, today: NaiveDate) -> (Intent, Option<NaiveDate>) {
+/// What the rules make of a reply: the winning intent, how sure they are,
+/// and the next reading that fired, so a caller can ask rather than guess.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decision {
+    pub intent: Intent,
+    pub date: Option<NaiveDate>,
+    /// 0..1: how strong the winning rule's evidence is, lowered when a
+    /// reading with a different consequence also fired.
+    pub confidence: f64,
+    /// The best other reading whose consequence differs (promise vs paid,
+    /// opt-out vs complaint), if any fired.
+    pub runner_up: Option<Intent>,
+}
+
+pub fn decide(n: &Normalized, today: NaiveDate) -> Decision {
+    let fired = readings(n, today);
+    let (intent, date, strength) = fired
+        .first()
+        .copied()
+        .unwrap_or((Intent::Unknown, None, 0.3));
+    let runner_up = fired
+        .iter()
+        .skip(1)
+        .find(|(i, _, _)| consequence(*i) != consequence(intent) && consequence(*i) != SOFT)
+        .map(|(i, _, s)| (*i, *s));
+    // A competing reading that would do something else halves the margin.
+    let confidence = match runner_up {
+        Some((_, rival)) => strength * (1.0 - 0.5 * rival),
+        None => strength,
+    };
+    Decision {
+        intent,
+        date,
+        confidence: (confidence * 100.0).round() / 100.0,
+        runner_up: runner_up.map(|(i, _)| i),
+    }
+}
+
+/// Readings that change nothing by themselves (a question, a greeting):
+/// they never compete with one that acts.
+const SOFT: u8 = 6;
+
+/// What the bot does about an intent, coarsely: two intents in the same
+/// group compete harmlessly, two in different groups do not.
+fn consequence(i: Intent) -> u8 {
+    match i {
+        Intent::PromiseToPay => 1,
+        Intent::AlreadyPaid => 2,
+        Intent::OptOut | Intent::WrongNumber => 3,
+        Intent::Dispute
+        | Intent::Complaint
+        | Intent::InstallmentRequest
+        | Intent::OfficerRequest => 4,
+        Intent::PaymentLinkRequest | Intent::AmountInquiry => 5,
+        Intent::Question | Intent::Acknowledgement | Intent::Unknown => SOFT,
+    }
+}
+
+/// Every reading whose rule fires, in the policy's order, each with the
+/// strength of its evidence (0..1).
+fn readings(n: &Normalized, today: NaiveDate) -> Vec<(Intent, Option<NaiveDate>, f64)> {
+    let mut out = Vec::new();
     if n.is_empty() {
         let intent = match n.emoji {
-            EmojiTone::Negative => Intent::Complaint,
-            EmojiTone::Positive | EmojiTone::Neutral => Intent::Acknowledgement,
-            EmojiTone::None if n.question_mark => Intent::Question,
-            EmojiTone::None => Intent::Unknown,
+            EmojiTone::Negative => (Intent::Complaint, 0.7),
+            EmojiTone::Positive => (Intent::Acknowledgement, 0.8),
+            EmojiTone::Neutral => (Intent::Acknowledgement, 0.5),
+            EmojiTone::None if n.question_mark => (Intent::Question, 0.5),
+            EmojiTone::None => (Intent::Unknown, 0.3),
         };
-        return (intent, None);
+        out.push((intent.0, None, intent.1));
+        return out;
     }
     let date = dates::resolve(n, today);
     let past = dates::mentions_past(n);
@@ -40,38 +103,43 @@ pub fn decide(n: &Normalized, today: NaiveDate) -> (Intent, Option<NaiveDate>) {
     let plainly_done = n.near("sudah|telah", PAY, 2);
     let paid = paid_claim(n, future_words && !past && !plainly_done, date.is_some());
 
+    let mut push = |i: Intent, d: Option<NaiveDate>, s: f64| {
+        if !out.iter().any(|(x, _, _)| *x == i) {
+            out.push((i, d, s));
+        }
+    };
     if wrong_number(n) {
-        return (Intent::WrongNumber, None);
+        push(Intent::WrongNumber, None, 0.9);
     }
     if opt_out(n) {
-        return (Intent::OptOut, None);
+        push(Intent::OptOut, None, 0.9);
     }
     if strong_complaint(n) {
-        return (Intent::Complaint, None);
+        push(Intent::Complaint, None, 0.85);
     }
     if dispute(n, paid) {
-        return (Intent::Dispute, None);
+        push(Intent::Dispute, None, 0.8);
     }
     if paid {
-        return (Intent::AlreadyPaid, None);
+        push(Intent::AlreadyPaid, None, 0.85);
     }
     if installment(n, date.is_some()) {
-        return (Intent::InstallmentRequest, None);
+        push(Intent::InstallmentRequest, None, 0.8);
     }
     if weak_complaint(n) {
-        return (Intent::Complaint, None);
+        push(Intent::Complaint, None, 0.6);
     }
     if officer(n) {
-        return (Intent::OfficerRequest, None);
+        push(Intent::OfficerRequest, None, 0.8);
     }
     if payment_link(n) {
-        return (Intent::PaymentLinkRequest, None);
+        push(Intent::PaymentLinkRequest, None, 0.85);
     }
     if amount(n) {
-        return (Intent::AmountInquiry, None);
+        push(Intent::AmountInquiry, None, 0.8);
     }
     if legitimacy_question(n) {
-        return (Intent::Question, None);
+        push(Intent::Question, None, 0.8);
     }
     if let Some(d) = date {
         // "besok kantor buka?" and "besok saya kabari" name a day without
@@ -82,19 +150,19 @@ pub fn decide(n: &Normalized, today: NaiveDate) -> (Intent, Option<NaiveDate>) {
             "cek|dicek|kabari|dikabari|kabar*|tanyakan|ditanyakan|sampaikan|disampaikan|konfirmasi|dikonfirmasi|info*|hubungi",
         );
         if pays || (!n.question_mark && !follow_up) {
-            return (Intent::PromiseToPay, Some(d));
+            push(Intent::PromiseToPay, Some(d), if pays { 0.9 } else { 0.75 });
         }
     }
     if undated_promise(n) {
-        return (Intent::PromiseToPay, None);
+        push(Intent::PromiseToPay, None, 0.7);
     }
     if question(n) {
-        return (Intent::Question, None);
+        push(Intent::Question, None, 0.55);
     }
     if acknowledgement(n) {
-        return (Intent::Acknowledgement, None);
+        push(Intent::Acknowledgement, None, 0.7);
     }
-    (Intent::Unknown, None)
+    out
 }
 
 fn has_word(n: &Normalized, atom: &str) -> bool {
