@@ -103,6 +103,9 @@ pub struct Classification {
     /// The best other reading that would act differently, when one fired.
     #[serde(skip)]
     pub runner_up: Option<Intent>,
+    /// A second request in its own clause, also to be acted on.
+    #[serde(skip)]
+    pub also: Option<Intent>,
 }
 
 /// Classifies a reply received at `received_at` from an employer in `tz`.
@@ -120,6 +123,7 @@ pub fn classify(text: &str, received_at: DateTime<Utc>, tz: chrono_tz::Tz) -> Cl
             .filter(|day| d.intent == Intent::PromiseToPay && *day >= today),
         confidence: d.confidence,
         runner_up: d.runner_up,
+        also: d.also,
     }
 }
 
