@@ -742,7 +742,11 @@ fn amount(n: &Normalized) -> bool {
     if n.question_mark && n.near("apa|berapa", "total*|jumlah*|nominal*", 3) {
         return true;
     }
-    if has_word(n, "rincian|rinci*|dirinci|nominal*|sisa|kekurangan") {
+    if has_word(n, "rincian|rinci*|dirinci|nominal*") {
+        return true;
+    }
+    // "sisanya berapa?" asks; "sisanya besok kami transfer" promises.
+    if has_word(n, "sisa*|kekurangan*") && (n.question_mark || !has_word(n, PAY_FUTURE)) {
         return true;
     }
     if n.has_any(&[

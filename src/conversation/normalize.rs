@@ -960,6 +960,9 @@ fn expand(w: &str) -> Option<&'static str> {
         "this" => "ini",
         "last" => "lalu",
         "latest" => "lambat",
+        "within" => "dalam",
+        "beginning" | "early" => "awal",
+        "middle" | "mid" => "pertengahan",
         "btw" | "eh" | "hmm" | "hm" | "emm" | "em" | "wkwk" | "hehe" | "hihi" | "haha"
         | "wkwkwk" => "hehe",
         _ => return None,
@@ -1124,6 +1127,16 @@ fn rewrite_phrases(words: Vec<String>) -> Vec<String> {
                 i += from.len();
                 continue 'outer;
             }
+        }
+        // "end of the month", "beginning of next month": the Indonesian
+        // order needs no "of" or "the".
+        if matches!(words[i].as_str(), "of" | "the")
+            && out
+                .last()
+                .is_some_and(|w: &String| matches!(w.as_str(), "akhir" | "awal" | "pertengahan"))
+        {
+            i += 1;
+            continue;
         }
         // "next friday" → "jumat depan" (but "mgg dpn rabu" is already in order).
         if words[i] == "depan"

@@ -441,6 +441,13 @@ pub(crate) struct Understood {
     pub promised_date: Option<NaiveDate>,
     /// Came from a button tap rather than typed text.
     pub button: bool,
+    /// The classifier's confidence (1 for a tap).
+    pub confidence: f64,
+    /// Its next-best reading with a different consequence, if any.
+    pub runner_up: Option<Intent>,
+    /// A second request in its own clause ("sudah bayar september, yg
+    /// oktober tgl 30"), acted on after the first.
+    pub also: Option<Intent>,
 }
 
 /// Classifies an inbound message: a button payload maps straight to its
@@ -452,6 +459,9 @@ fn understand(m: &InboundMessage, tz: chrono_tz::Tz) -> (Understood, Option<i64>
                 intent: Some(intent),
                 promised_date: None,
                 button: true,
+                confidence: 1.0,
+                runner_up: None,
+                also: None,
             },
             case_id,
         );
@@ -463,6 +473,9 @@ fn understand(m: &InboundMessage, tz: chrono_tz::Tz) -> (Understood, Option<i64>
                 intent: Some(c.intent),
                 promised_date: c.promised_date,
                 button: false,
+                confidence: c.confidence,
+                runner_up: c.runner_up,
+                also: c.also,
             },
             None,
         );
@@ -482,6 +495,9 @@ fn understand(m: &InboundMessage, tz: chrono_tz::Tz) -> (Understood, Option<i64>
             intent,
             promised_date: None,
             button: false,
+            confidence: 1.0,
+            runner_up: None,
+            also: None,
         },
         None,
     )
@@ -577,7 +593,9 @@ async fn record_inbound(
         let mut sane = m.clone();
         sane.timestamp = sane_instant(m.timestamp, now);
         let (u, _) = understand(&sane, tz);
-        if u.intent == Some(Intent::PaymentLinkRequest) {
+        if u.intent == Some(Intent::PaymentLinkRequest)
+            || u.also == Some(Intent::PaymentLinkRequest)
+        {
             if let Some(case_id) = case_id {
                 if !already_stored(db, &m.wamid).await? {
                     link = Some(match Provider::from_config(config) {
@@ -643,8 +661,9 @@ async fn record_inbound(
         received_at: crate::time::truncate(received_at),
         understood,
         link,
+        secondary: false,
     };
-    match effects::apply(&mut tx, config, employer_id, case_id, &reply, now).await {
+    match effects::apply(&mut tx, config, employer_id, case_id, reply, now).await {
         Ok(()) => tx.commit().await?,
         Err(e) => {
             // Nothing of the effects is kept, but the message is: an officer
