@@ -102,16 +102,27 @@ pub enum Command {
         command: CaseCommand,
     },
     /// What the bot would make of an employer's reply: one JSON line
-    /// `{"intent": …, "promised_date": "YYYY-MM-DD" | null}`.
+    /// `{"intent": …, "promised_date": "YYYY-MM-DD" | null, "confidence": 0..1}`.
+    /// With --eval, scores the classifier on a labelled file instead.
     Classify {
-        /// When the reply was received (RFC 3339); relative dates resolve against it.
+        /// When the reply was received (RFC 3339); relative dates resolve
+        /// against it. With --eval, the time of rows without `received_at`.
         #[arg(long, value_parser = parse_at)]
         at: Option<DateTime<Utc>>,
         /// The employer's IANA time zone (default `schedule.timezone`).
         #[arg(long, value_name = "ZONE")]
         timezone: Option<String>,
+        /// A labelled CSV file (`text,intent,promised_date[,received_at]`):
+        /// accuracy, per-intent precision and recall, the confusion matrix
+        /// and every miss.
+        #[arg(long, value_name = "FILE.csv", conflicts_with = "text")]
+        eval: Option<PathBuf>,
+        /// With --eval: print the report as one JSON object.
+        #[arg(long, requires = "eval")]
+        json: bool,
         /// The reply's text.
-        text: String,
+        #[arg(required_unless_present = "eval")]
+        text: Option<String>,
     },
     /// Write an export (with its manifest) for supervisors and auditors.
     Export {
@@ -292,6 +303,54 @@ fn database_must_exist(url: &str) -> Result<(), Failure> {
     )]))
 }
 
+/// `classify --eval`: every row needs a time, its own or `--at` (a dev set
+/// scored against today's clock would be meaningless).
+fn classify_eval(
+    file: &std::path::Path,
+    at: Option<DateTime<Utc>>,
+    tz: chrono_tz::Tz,
+    json: bool,
+) -> Result<(), Failure> {
+    use crate::conversation::eval;
+    let name = file.display().to_string();
+    let input =
+        std::fs::File::open(file).map_err(|e| Failure::invalid(vec![format!("{name}: {e}")]))?;
+    let rows = eval::read_labelled(std::io::BufReader::new(input)).map_err(|errors| {
+        let mut lines: Vec<String> = errors
+            .iter()
+            .take(100)
+            .map(|e| format!("{name}: {e}"))
+            .collect();
+        if errors.len() > 100 {
+            lines.push(format!(
+                "{name}: … and {} more error(s)",
+                errors.len() - 100
+            ));
+        }
+        Failure::invalid(lines)
+    })?;
+    let default_at = match (at, rows.iter().find(|r| r.received_at.is_none())) {
+        (Some(at), _) => at,
+        (None, Some(row)) => {
+            return Err(Failure::invalid(vec![format!(
+                "{name}: line {}: no received_at; pass --at for the rows without one",
+                row.line
+            )]))
+        }
+        (None, None) => crate::time::now(),
+    };
+    let report = eval::score(&rows, default_at, tz);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).map_err(anyhow::Error::from)?
+        );
+    } else {
+        print!("{}", report.render(&name));
+    }
+    Ok(())
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     let config = Arc::new(Config::load(cli.config.as_deref()).map_err(|e| Failure::invalid(e.0))?);
@@ -382,16 +441,26 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 Err(ImportError::Failed(e)) => return Err(e.into()),
             }
         }
-        Command::Classify { at, timezone, text } => {
+        Command::Classify {
+            at,
+            timezone,
+            eval,
+            json,
+            text,
+        } => {
             let tz = match timezone {
                 Some(z) => crate::config::parse_zone(&z)
                     .map_err(|e| Failure::invalid(vec![format!("--timezone: {e}")]))?,
                 None => config.timezone().map_err(anyhow::Error::msg)?,
             };
+            if let Some(file) = eval {
+                return classify_eval(&file, at, tz, json);
+            }
+            let text = text.unwrap_or_default();
             let c = crate::conversation::classify(&text, at.unwrap_or_else(crate::time::now), tz);
             println!(
                 "{}",
-                serde_json::json!({"intent": c.intent.as_str(), "promised_date": c.promised_date.map(|d| d.to_string())})
+                serde_json::json!({"intent": c.intent.as_str(), "promised_date": c.promised_date.map(|d| d.to_string()), "confidence": c.confidence})
             );
         }
         Command::Scan { at, json } => {

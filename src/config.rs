@@ -155,11 +155,19 @@ pub struct PolicyConfig {
     /// in 24 hours; beyond it a reply is withheld with its reason.
     #[serde(default = "default_replies_per_day")]
     pub replies_per_day: u32,
+    /// Below this classifier confidence a typed reply is not acted on: the
+    /// employer is asked, or an officer decides.
+    #[serde(default = "default_reply_min_confidence")]
+    pub reply_min_confidence: f64,
     pub stages: StagesConfig,
 }
 
 fn default_replies_per_day() -> u32 {
     6
+}
+
+fn default_reply_min_confidence() -> f64 {
+    0.6
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -428,6 +436,17 @@ impl Config {
         check(
             "policy.promise_horizon_days",
             positive(self.policy.promise_horizon_days),
+        );
+        check(
+            "policy.reply_min_confidence",
+            if (0.0..=1.0).contains(&self.policy.reply_min_confidence) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "must be between 0 and 1, got {}",
+                    self.policy.reply_min_confidence
+                ))
+            },
         );
         check(
             "policy.reminders_per_day",

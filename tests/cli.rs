@@ -258,3 +258,133 @@ fn a_missing_database_is_named_instead_of_created_empty() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("has no case"), "{}", stderr(&out));
 }
+
+/// A file small enough to score by hand: two promises (one with the date
+/// outside the labelled range), a payment claim, an `a|b` label, a thank-you
+/// labelled as a payment claim (a miss), and a row without `received_at`.
+const HAND_CHECKED: &str = "text,intent,promised_date,received_at
+besok kami bayar,promise_to_pay,2026-03-04,2026-03-03T10:15:00+07:00
+minggu depan ya,promise_to_pay,2026-03-20..2026-03-25,2026-03-03T10:15:00+07:00
+sudah transfer tadi pagi,already_paid,,2026-03-03T10:15:00+07:00
+stop,opt_out|complaint,,2026-03-03T10:15:00+07:00
+terima kasih,already_paid,,2026-03-03T10:15:00+07:00
+minta kode bayar,payment_link_request,
+";
+
+#[test]
+fn classify_eval_figures_match_a_hand_checked_file() {
+    let env = Env::new();
+    let file = env.file("small.csv", HAND_CHECKED);
+    let out = env.run(&[
+        "classify",
+        "--eval",
+        &file,
+        "--json",
+        "--at",
+        "2026-03-03T10:15:00+07:00",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["total"], 6);
+    assert_eq!(r["correct"], 4);
+    assert!((r["accuracy"].as_f64().unwrap() - 4.0 / 6.0).abs() < 1e-9);
+    assert_eq!(
+        r["confusion"],
+        serde_json::json!({
+            "promise_to_pay": {"promise_to_pay": 2},
+            "already_paid": {"already_paid": 1, "acknowledgement": 1},
+            "payment_link_request": {"payment_link_request": 1},
+            "opt_out": {"opt_out": 1},
+        })
+    );
+    let score = |intent: &str| {
+        r["intents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["intent"] == intent)
+            .cloned()
+            .unwrap_or_else(|| panic!("no figures for {intent}: {r}"))
+    };
+    let paid = score("already_paid");
+    assert_eq!(
+        (&paid["support"], &paid["predicted"], &paid["hits"]),
+        (&2.into(), &1.into(), &1.into())
+    );
+    assert_eq!(paid["precision"], 1.0);
+    assert_eq!(paid["recall"], 0.5);
+    let ack = score("acknowledgement");
+    assert_eq!(ack["precision"], 0.0);
+    assert!(ack["recall"].is_null(), "nothing was labelled a thank-you");
+    assert_eq!(score("promise_to_pay")["recall"], 1.0);
+    let misses: Vec<(i64, &str, &str)> = r["misses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["line"].as_i64().unwrap(),
+                m["wrong"].as_str().unwrap(),
+                m["got"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        misses,
+        [
+            (3, "date", "promise_to_pay"),
+            (6, "intent", "acknowledgement")
+        ]
+    );
+
+    // The text report carries the same figures and names every miss.
+    let out = env.run(&[
+        "classify",
+        "--eval",
+        &file,
+        "--at",
+        "2026-03-03T10:15:00+07:00",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("4 of 6 right, accuracy 66.7%"), "{text}");
+    assert!(text.contains("line 3: \"minggu depan ya\""), "{text}");
+    assert!(text.contains("line 6: \"terima kasih\""), "{text}");
+}
+
+#[test]
+fn classify_eval_rejects_a_bad_file_with_one_line_per_error() {
+    let env = Env::new();
+    let file = env.file(
+        "bad.csv",
+        "text,intent,promised_date\nbesok,promise,2026-03-04\nlusa,promise_to_pay,5 maret\n",
+    );
+    let out = env.run(&[
+        "classify",
+        "--eval",
+        &file,
+        "--at",
+        "2026-03-03T10:15:00+07:00",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("line 2, column intent: unknown intent `promise`"),
+        "{err}"
+    );
+    assert!(err.contains("line 3, column promised_date:"), "{err}");
+    assert!(out.stdout.is_empty());
+    // Rows without a time need --at: a dev set scored against today's
+    // clock would be wrong without saying so.
+    let file = env.file(
+        "no-time.csv",
+        "text,intent,promised_date\nbesok,promise_to_pay,\n",
+    );
+    let out = env.run(&["classify", "--eval", &file]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("line 2: no received_at; pass --at"),
+        "{}",
+        stderr(&out)
+    );
+}

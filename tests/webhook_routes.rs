@@ -519,6 +519,96 @@ async fn already_paid_pauses_reminders_then_an_officer_looks() {
     }
 }
 
+/// "sudah bayar tgl 30": paid on the 30th, or paying then? The bot does not
+/// guess: it asks, with a button for each answer, and pauses nothing.
+#[tokio::test]
+async fn a_reply_torn_between_paid_and_promise_gets_a_question_not_an_effect() {
+    for app in apps().await {
+        let (employer, case_id) = seeded(&app).await;
+        post_json(&app, &text("wamid.U1", "sudah bayar tgl 30")).await;
+        let db = app.db();
+        let (status, promised, paused) = case_row(db, case_id).await;
+        assert_eq!((status.as_str(), promised, paused), ("open", None, None));
+        let k = kinds(db, case_id).await;
+        assert!(k.contains(&"reply_received".to_owned()), "{k:?}");
+        assert!(!k.contains(&"payment_claimed".to_owned()), "{k:?}");
+        assert!(!k.contains(&"promise_to_pay".to_owned()), "{k:?}");
+        let ev = events(db, case_id).await;
+        let received = ev.iter().find(|e| e.0 == "reply_received").unwrap();
+        assert_eq!(received.1["acted"], false);
+        assert!(received.1["confidence"].as_f64().unwrap() < 0.6);
+        let r = replies(db, employer).await;
+        assert_eq!(names(&r), ["clarify_paid_or_promise"]);
+        assert_eq!(r[0].1, "interactive");
+        let body = r[0].2.to_string();
+        assert!(body.contains("sudah membayar"), "{body}");
+        assert!(body.contains(&format!("PAID:{case_id}")), "{body}");
+        assert!(body.contains(&format!("PROMISE:{case_id}")), "{body}");
+
+        // The tap answers it: now the claim is acted on.
+        post_json(&app, &button("wamid.U2", &format!("PAID:{case_id}"))).await;
+        assert!(kinds(db, case_id)
+            .await
+            .contains(&"payment_claimed".to_owned()));
+    }
+}
+
+/// Outside the 24-hour window there is no question to ask freely: an
+/// officer gets the reply with the two best guesses.
+#[tokio::test]
+async fn a_doubtful_reply_outside_the_window_goes_to_an_officer_with_two_guesses() {
+    for app in apps().await {
+        let (_, case_id) = seeded(&app).await;
+        let late = message(
+            "wamid.U3",
+            PHONE,
+            Utc::now() - Duration::hours(30),
+            json!({"type": "text", "text": {"body": "sudah bayar tgl 30"}}),
+        );
+        post_json(&app, &late).await;
+        let db = app.db();
+        assert_eq!(case_row(db, case_id).await.0, "needs_officer");
+        let ev = events(db, case_id).await;
+        let handed = ev
+            .iter()
+            .find(|e| e.0 == "officer_requested" && e.1["reason"] == "unsure_reply")
+            .expect("handed to an officer");
+        let guesses = handed.1["guesses"].as_array().unwrap();
+        assert_eq!(guesses.len(), 2, "{handed:?}");
+        assert!(
+            guesses.contains(&json!("already_paid")) && guesses.contains(&json!("promise_to_pay"))
+        );
+        assert!(!kinds(db, case_id)
+            .await
+            .contains(&"payment_claimed".to_owned()));
+    }
+}
+
+/// "bulan lalu sudah lunas, sisanya besok kami transfer": two statements,
+/// both recorded.
+#[tokio::test]
+async fn a_reply_with_a_claim_and_a_promise_records_both() {
+    for app in apps().await {
+        let (employer, case_id) = seeded(&app).await;
+        post_json(
+            &app,
+            &text(
+                "wamid.M1",
+                "yg bulan lalu sudah lunas, sisanya besok kami transfer",
+            ),
+        )
+        .await;
+        let db = app.db();
+        let k = kinds(db, case_id).await;
+        assert!(k.contains(&"promise_to_pay".to_owned()), "{k:?}");
+        assert!(k.contains(&"payment_claimed".to_owned()), "{k:?}");
+        assert_eq!(k.iter().filter(|k| *k == "reply_received").count(), 1);
+        assert_eq!(case_row(db, case_id).await.0, "promised");
+        let r = replies(db, employer).await;
+        assert_eq!(names(&r), ["promise_confirmed", "payment_claim_ack"]);
+    }
+}
+
 #[tokio::test]
 async fn officer_intents_hand_the_case_over_with_an_honest_holding_reply() {
     for app in apps().await {
@@ -1022,10 +1112,10 @@ fn classify_prints_what_the_webhook_would_make_of_a_reply() {
         "2026-03-03T03:00:00Z",
         "besok kami bayar",
     ]);
-    assert_eq!(
-        v,
-        json!({"intent": "promise_to_pay", "promised_date": "2026-03-04"})
-    );
+    assert_eq!(v["intent"], "promise_to_pay");
+    assert_eq!(v["promised_date"], "2026-03-04");
+    let confidence = v["confidence"].as_f64().expect("a confidence");
+    assert!((0.0..=1.0).contains(&confidence), "{v}");
     let v = run(&[
         "classify",
         "--at",
@@ -1034,7 +1124,11 @@ fn classify_prints_what_the_webhook_would_make_of_a_reply() {
         "Asia/Jayapura",
         "stop",
     ]);
-    assert_eq!(v, json!({"intent": "opt_out", "promised_date": null}));
+    assert_eq!(v["intent"], "opt_out");
+    assert_eq!(v["promised_date"], Value::Null);
+    assert!(v["confidence"]
+        .as_f64()
+        .is_some_and(|c| (0.0..=1.0).contains(&c)));
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_wa-smile"))
         .args(["classify", "--timezone", "Mars/Base", "halo"])
         .output()

@@ -31,7 +31,7 @@ fn ruled_out(n: &Normalized, i: usize) -> bool {
     let before = n.preceded_by(i, "tidak|belum", 3) && n.preceded_by(i, UNABLE, 2);
     // "bulan ini belum bisa": the refusal follows the day.
     let after = (i + 1..(i + 4).min(n.len()))
-        .any(|j| n.matches(j, "tidak|belum") && n.matches(j + 1, UNABLE));
+        .any(|j| n.same_clause(i, j) && n.matches(j, "tidak|belum") && n.matches(j + 1, UNABLE));
     before || after
 }
 
@@ -107,6 +107,20 @@ fn at(n: &Normalized, i: usize, today: NaiveDate) -> Option<NaiveDate> {
         "minggu" => minggu(n, i, today),
         "seminggu" if next == "lagi" => today.checked_add_days(Days::new(7)),
         "sebulan" if next == "lagi" => today.checked_add_months(Months::new(1)),
+        // "November 10": month first, as English writes it.
+        w if month_name(w).is_some() && number(next).is_some_and(|d| (1..=31).contains(&d)) => {
+            let year = number(word(n, i + 2)).filter(|y| (2000..=2100).contains(y));
+            with_rollover(number(next)?, month_name(w)?, year.map(|y| y as i32), today)
+        }
+        w if full_month_name(w)
+            && !matches!(
+                prev,
+                "akhir" | "awal" | "pertengahan" | "tengah" | "sejak" | "dari" | "periode"
+            )
+            && number(prev).is_none() =>
+        {
+            bare_month(month_name(w)?, n, i, today)
+        }
         w if weekday(w).is_some() => {
             let wd = weekday(w)?;
             let next_week = next == "depan"
@@ -133,13 +147,34 @@ fn at(n: &Normalized, i: usize, today: NaiveDate) -> Option<NaiveDate> {
     }
 }
 
+/// A month named alone ("Desember baru bisa", "Januari tahun depan"): the
+/// 5th of it, as for "bulan depan". Only a month ahead counts — within the
+/// next four, or any with "tahun depan" — because a month just past or this
+/// one ("sudah bayar september") names the bill's period, not a day.
+fn bare_month(month: u32, n: &Normalized, i: usize, today: NaiveDate) -> Option<NaiveDate> {
+    let next_year = word(n, i + 1) == "tahun" && word(n, i + 2) == "depan";
+    if next_year {
+        return NaiveDate::from_ymd_opt(today.year() + 1, month, 5);
+    }
+    let ahead = (month + 12 - today.month()) % 12;
+    if ahead == 0 || ahead > 4 {
+        return None;
+    }
+    let year = if month > today.month() {
+        today.year()
+    } else {
+        today.year() + 1
+    };
+    NaiveDate::from_ymd_opt(year, month, 5)
+}
+
 /// "3 hari lagi", "dalam 2 minggu", "waktu 2 minggu": a span from today.
 fn within(n: &Normalized, i: usize) -> bool {
     let prev = if i > 0 { word(n, i - 1) } else { "" };
     matches!(word(n, i + 2), "lagi" | "kedepan" | "ke")
         || matches!(
             prev,
-            "dalam" | "waktu" | "sekitar" | "kurang" | "maksimal" | "maks" | "paling"
+            "dalam" | "waktu" | "sekitar" | "kurang" | "maksimal" | "maks" | "paling" | "in"
         )
 }
 
@@ -344,6 +379,12 @@ fn weekday(w: &str) -> Option<Weekday> {
         "sabtu" => Weekday::Sat,
         _ => return None,
     })
+}
+
+/// A month written out in full: an abbreviation alone ("mar", "des") or
+/// English "may" is too often another word to be taken as a date.
+fn full_month_name(w: &str) -> bool {
+    w != "may" && month_name(w).is_some() && (w.len() >= 5 || matches!(w, "mei" | "juni" | "juli"))
 }
 
 pub(crate) fn month_name(w: &str) -> Option<u32> {

@@ -16,62 +16,177 @@ const PAY: &str = "bayar*|dibayar|terbayar|kebayar|transfer*|ditransfer|setor*|d
 /// Verbs of a payment still to come.
 const PAY_FUTURE: &str = "bayar*|dibayar|transfer*|ditransfer|setor*|lunas*|dilunasi|urus*|diurus|proses*|diproses|selesai*|diselesaikan|tindaklanjuti|ditindaklanjuti|bereskan|diberes*|beres*|lunasin";
 /// Words marking something already done.
-const DONE: &str = "sudah|telah|barusan|kemarin|tadi|done|baru";
+const DONE: &str = "sudah|telah|barusan|kemarin|tadi|done|baru|already";
 const NEGATION: &str = "belum|tidak|jangan|bukan";
 const EMPLOYEES: &str =
     "karyawan*|pegawai*|pekerja*|buruh|tk|tenaga|anggota|peserta*|staf|orangnya";
 const CHANNEL: &str = "kirim*|dikirim|wa|diwa|hubungi|dihubungi|hubung*|ganggu*|telepon|ditelepon|pesan|spam|reminder|pengingat|tagih*|ditagih|broadcast|notif*|chatting|kontak";
 
-pub fn decide(n: &Normalized, today: NaiveDate) -> (Intent, Option<NaiveDate>) {
+/// What the rules make of a reply: the winning intent, how sure they are,
+/// and the next reading that fired, so a caller can ask rather than guess.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decision {
+    pub intent: Intent,
+    pub date: Option<NaiveDate>,
+    /// 0..1: how strong the winning rule's evidence is, lowered when a
+    /// reading with a different consequence also fired.
+    pub confidence: f64,
+    /// The best other reading whose consequence differs (promise vs paid,
+    /// opt-out vs complaint), if any fired.
+    pub runner_up: Option<Intent>,
+    /// A second request made in its own clause of the same reply
+    /// ("sudah bayar september, yg oktober tgl 30": a promise and a claim).
+    pub also: Option<Intent>,
+}
+
+pub fn decide(n: &Normalized, today: NaiveDate) -> Decision {
+    if let Some(mixed) = mixed(n, today) {
+        return mixed;
+    }
+    let fired = readings(n, today);
+    let (intent, date, strength) = fired
+        .first()
+        .copied()
+        .unwrap_or((Intent::Unknown, None, 0.3));
+    let runner_up = fired
+        .iter()
+        .skip(1)
+        .find(|(i, _, _)| consequence(*i) != consequence(intent) && consequence(*i) != SOFT)
+        .map(|(i, _, s)| (*i, *s));
+    // A competing reading that would do something else halves the margin.
+    let confidence = match runner_up {
+        Some((_, rival)) => strength * (1.0 - 0.5 * rival),
+        None => strength,
+    };
+    Decision {
+        intent,
+        date,
+        confidence: (confidence * 100.0).round() / 100.0,
+        runner_up: runner_up.map(|(i, _)| i),
+        also: None,
+    }
+}
+
+/// Two statements in separate clauses that each stand on their own: a
+/// dated promise beside a payment claim or a request for the code or the
+/// amount. The promise leads (it decides when the bot speaks again); the
+/// other is recorded too.
+fn mixed(n: &Normalized, today: NaiveDate) -> Option<Decision> {
+    let clauses = n.clauses();
+    if clauses.len() < 2 {
+        return None;
+    }
+    let leads: Vec<(Intent, Option<NaiveDate>, f64)> = clauses
+        .iter()
+        .filter_map(|c| readings(c, today).first().copied())
+        .filter(|(i, _, _)| consequence(*i) != SOFT)
+        .collect();
+    let promise = leads
+        .iter()
+        .find(|(i, d, _)| *i == Intent::PromiseToPay && d.is_some())?;
+    let other = leads.iter().find(|(i, _, _)| {
+        matches!(
+            i,
+            Intent::AlreadyPaid | Intent::PaymentLinkRequest | Intent::AmountInquiry
+        )
+    })?;
+    // Anything else said alongside (a dispute, an opt-out) is not a plain
+    // pair: the whole-message reading decides.
+    if leads
+        .iter()
+        .any(|(i, _, _)| *i != Intent::PromiseToPay && *i != other.0)
+    {
+        return None;
+    }
+    Some(Decision {
+        intent: Intent::PromiseToPay,
+        date: promise.1,
+        confidence: (promise.2.min(other.2) * 100.0).round() / 100.0,
+        runner_up: None,
+        also: Some(other.0),
+    })
+}
+
+/// Readings that change nothing by themselves (a question, a greeting):
+/// they never compete with one that acts.
+const SOFT: u8 = 6;
+
+/// What the bot does about an intent, coarsely: two intents in the same
+/// group compete harmlessly, two in different groups do not.
+fn consequence(i: Intent) -> u8 {
+    match i {
+        Intent::PromiseToPay => 1,
+        Intent::AlreadyPaid => 2,
+        Intent::OptOut | Intent::WrongNumber => 3,
+        Intent::Dispute
+        | Intent::Complaint
+        | Intent::InstallmentRequest
+        | Intent::OfficerRequest => 4,
+        Intent::PaymentLinkRequest | Intent::AmountInquiry => 5,
+        Intent::Question | Intent::Acknowledgement | Intent::Unknown => SOFT,
+    }
+}
+
+/// Every reading whose rule fires, in the policy's order, each with the
+/// strength of its evidence (0..1).
+fn readings(n: &Normalized, today: NaiveDate) -> Vec<(Intent, Option<NaiveDate>, f64)> {
+    let mut out = Vec::new();
     if n.is_empty() {
         let intent = match n.emoji {
-            EmojiTone::Negative => Intent::Complaint,
-            EmojiTone::Positive | EmojiTone::Neutral => Intent::Acknowledgement,
-            EmojiTone::None if n.question_mark => Intent::Question,
-            EmojiTone::None => Intent::Unknown,
+            EmojiTone::Negative => (Intent::Complaint, 0.7),
+            EmojiTone::Positive => (Intent::Acknowledgement, 0.8),
+            EmojiTone::Neutral => (Intent::Acknowledgement, 0.5),
+            EmojiTone::None if n.question_mark => (Intent::Question, 0.5),
+            EmojiTone::None => (Intent::Unknown, 0.3),
         };
-        return (intent, None);
+        out.push((intent.0, None, intent.1));
+        return out;
     }
     let date = dates::resolve(n, today);
-    let past = dates::mentions_past(n);
-    // "besok kami transfer" is a plan even with "sudah" around it, unless the
-    // sentence plainly says it is done ("sudah bayar, besok kirim bukti").
-    let future_words = has_word(n, "besok|lusa|depan|nanti|insyaallah");
-    let plainly_done = n.near("sudah|telah", PAY, 2);
-    let paid = paid_claim(n, future_words && !past && !plainly_done, date.is_some());
+    // A claim is made in one clause: "sudah bayar, besok kirim bukti" claims,
+    // "insyaallah 1 desember sudah lunas" plans.
+    let paid = n.clauses().iter().any(|c| {
+        let d = dates::resolve(c, today);
+        paid_claim(c, planned(c, d, today), d.is_some())
+    });
 
+    let mut push = |i: Intent, d: Option<NaiveDate>, s: f64| {
+        if !out.iter().any(|(x, _, _)| *x == i) {
+            out.push((i, d, s));
+        }
+    };
     if wrong_number(n) {
-        return (Intent::WrongNumber, None);
+        push(Intent::WrongNumber, None, 0.9);
     }
     if opt_out(n) {
-        return (Intent::OptOut, None);
+        push(Intent::OptOut, None, 0.9);
     }
     if strong_complaint(n) {
-        return (Intent::Complaint, None);
+        push(Intent::Complaint, None, 0.85);
     }
     if dispute(n, paid) {
-        return (Intent::Dispute, None);
+        push(Intent::Dispute, None, 0.8);
     }
     if paid {
-        return (Intent::AlreadyPaid, None);
+        push(Intent::AlreadyPaid, None, 0.85);
     }
     if installment(n, date.is_some()) {
-        return (Intent::InstallmentRequest, None);
+        push(Intent::InstallmentRequest, None, 0.8);
     }
     if weak_complaint(n) {
-        return (Intent::Complaint, None);
+        push(Intent::Complaint, None, 0.6);
     }
     if officer(n) {
-        return (Intent::OfficerRequest, None);
+        push(Intent::OfficerRequest, None, 0.8);
     }
     if payment_link(n) {
-        return (Intent::PaymentLinkRequest, None);
+        push(Intent::PaymentLinkRequest, None, 0.85);
     }
     if amount(n) {
-        return (Intent::AmountInquiry, None);
+        push(Intent::AmountInquiry, None, 0.8);
     }
     if legitimacy_question(n) {
-        return (Intent::Question, None);
+        push(Intent::Question, None, 0.8);
     }
     if let Some(d) = date {
         // "besok kantor buka?" and "besok saya kabari" name a day without
@@ -79,22 +194,57 @@ pub fn decide(n: &Normalized, today: NaiveDate) -> (Intent, Option<NaiveDate>) {
         let pays = has_word(n, PAY_FUTURE);
         let follow_up = has_word(
             n,
-            "cek|dicek|kabari|dikabari|kabar*|tanyakan|ditanyakan|sampaikan|disampaikan|konfirmasi|dikonfirmasi|info*|hubungi",
+            "cek|dicek|kabari|dikabari|kabar*|tanyakan|ditanyakan|sampaikan|disampaikan|konfirmasi|dikonfirmasi|info*|hubungi|bukti*",
         );
         if pays || (!n.question_mark && !follow_up) {
-            return (Intent::PromiseToPay, Some(d));
+            push(Intent::PromiseToPay, Some(d), if pays { 0.9 } else { 0.75 });
         }
     }
     if undated_promise(n) {
-        return (Intent::PromiseToPay, None);
+        push(Intent::PromiseToPay, None, 0.7);
     }
     if question(n) {
-        return (Intent::Question, None);
+        push(Intent::Question, None, 0.55);
     }
     if acknowledgement(n) {
-        return (Intent::Acknowledgement, None);
+        push(Intent::Acknowledgement, None, 0.7);
     }
-    (Intent::Unknown, None)
+    out
+}
+
+/// Whether a clause speaks of the future, so that even "sudah lunas" in it
+/// is what will be true then ("insyaallah 5 nop sudah lunas", "minggu depan
+/// sudah kami lunasi", "baru bisa bayar januari"). A past day (kemarin,
+/// tadi, bulan lalu) always makes it a report.
+fn planned(c: &Normalized, date: Option<NaiveDate>, today: NaiveDate) -> bool {
+    if dates::mentions_past(c) || has_word(c, "lalu|sejak") {
+        return false;
+    }
+    let strong = has_word(c, FUTURE)
+        || c.has("baru bisa|boleh|ada|mau|dapat|sanggup|siap")
+        || c.has("mau|ingin|hendak bayar*|transfer*|lunas*|setor*");
+    // A day ahead: a rolled-over "tgl 2" after "sudah bayar" is a day
+    // already gone, so a plainly done clause needs "besok"/"depan" too.
+    let ahead = date.is_some_and(|d| d > today && (d - today).num_days() <= 200);
+    let near_words = has_word(c, "besok|lusa|depan|nanti|akhir|awal|pertengahan|lagi");
+    let plainly_done = c.near("sudah|telah", PAY, 2) || c.near("sudah|telah", DONE_ACTS, 2);
+    strong || (near_words && (ahead || !plainly_done)) || (ahead && !plainly_done)
+}
+
+/// Verbs of carrying something out, which with "sudah/telah" and a payment
+/// noun report a payment ("pembayaran telah kami lakukan").
+const DONE_ACTS: &str = "lakukan|melakukan|dilakukan|laksanakan|dilaksanakan|selesaikan|diselesaikan|kirimkan|dikirimkan|bayarkan|dibayarkan|setorkan|disetorkan";
+
+/// Words that put a payment in the future whatever else the clause says.
+const FUTURE: &str = "insyaallah|semoga|akan|menyusul|rencana*|direncanakan|rencanakan|jadwal*|dijadwalkan|jadwalkan|usahakan|diusahakan|upayakan|diupayakan|pasti|targetkan|ditargetkan|bermaksud|berencana";
+
+/// Nouns that make a following payment word a name, not an act: "kode
+/// bayar", "bukti transfer", "cara pembayaran".
+const PAY_NOUN_HEADS: &str = "kode|nomor|link|tautan|cara|metode|struk|va|rekening|rincian|info*|jumlah|total|tagihan|tempat|channel|jalur";
+
+/// A payment verb at `i` that is an act (not "kode bayar") and not negated.
+fn pay_act(n: &Normalized, i: usize, atom: &str) -> bool {
+    n.matches(i, atom) && !n.preceded_by(i, PAY_NOUN_HEADS, 1)
 }
 
 fn has_word(n: &Normalized, atom: &str) -> bool {
@@ -133,8 +283,18 @@ fn paid_claim(n: &Normalized, future_only: bool, dated: bool) -> bool {
     if n.has("bukti transfer*|bayar*|setor*|tf|pembayaran") {
         return true;
     }
+    // "pembayaran telah kami lakukan", "sudah kami laksanakan transfernya".
+    if n.near("sudah|telah", DONE_ACTS, 2)
+        && has_word(
+            n,
+            "pembayaran|transfer*|setoran|iuran|tunggakan|tagihan|bayar*",
+        )
+        && !has_word(n, NEGATION)
+    {
+        return true;
+    }
     let verb_done = (0..n.len()).any(|i| {
-        n.matches(i, PAY)
+        pay_act(n, i, PAY)
             && !negated(n, i)
             && !n.preceded_by(i, "akan|mau|nanti|siap|bisa|segera|rencana*", 2)
             && (n.preceded_by(i, DONE, 3)
@@ -181,7 +341,7 @@ fn wrong_number(n: &Normalized) -> bool {
     ]) {
         return true;
     }
-    if n.near("bukan", "pic*|pemilik*|owner*|bagian*|pengurus*|hrd|orangnya|admin*|bendahara*|keuangan|penanggung*|wewenang*|urusan*|yang", 2)
+    if n.near("bukan", "pic*|pemilik*|owner*|bagian*|pengurus*|hrd|orangnya|admin*|bendahara*|keuangan|penanggung*|wewenang*|urusan*|yang|punya|milik", 2)
         && !n.has("bukan karyawan*|pegawai*")
     {
         return true;
@@ -191,8 +351,20 @@ fn wrong_number(n: &Normalized) -> bool {
     {
         return true;
     }
-    if has_word(n, "nomor") && has_word(n, "ganti|pindah|dipakai|milik") && !has_word(n, EMPLOYEES)
+    if has_word(n, "nomor")
+        && has_word(n, "ganti|pindah|dipakai|milik")
+        && !has_word(n, EMPLOYEES)
+        && !legitimacy_question(n)
     {
+        return true;
+    }
+    // "saya (selaku staf) sudah tidak (lagi) bertugas/bekerja di sana".
+    let left = (0..n.len()).any(|i| {
+        n.matches(i, "tidak")
+            && n.preceded_by(i, "saya", 6)
+            && (i + 1..(i + 3).min(n.len())).any(|j| n.matches(j, "kerja|bekerja|bertugas|kerjo"))
+    });
+    if left {
         return true;
     }
     // The contact left the company: "saya sudah tidak kerja di PT itu".
@@ -255,6 +427,14 @@ fn opt_out(n: &Normalized) -> bool {
         "dihubungi|hubungi|wa|diwa|pesan|kirim*|dikirim|telepon|ditelepon|chat|sms",
         3,
     ) {
+        return true;
+    }
+    let no_more = (0..n.len()).any(|i| {
+        n.matches(i, "tidak")
+            && (n.matches(i + 1, "lagi") || n.preceded_by(i, "mohon|tolong|harap|untuk|please", 2))
+            && (i + 1..(i + 4).min(n.len())).any(|j| n.matches(j, CHANNEL))
+    });
+    if no_more {
         return true;
     }
     let asks_silence = requests.iter().any(|&i| {
@@ -399,6 +579,23 @@ fn dispute(n: &Normalized, paid: bool) -> bool {
     {
         return true;
     }
+    // "…padahal sudah lunas": billed for what was paid.
+    if n.near(
+        "padahal|sedangkan|walaupun",
+        "sudah|telah|bayar*|lunas|dibayar|transfer*|tiap|setiap|rutin",
+        4,
+    ) {
+        return true;
+    }
+    if together(n, EMPLOYEES, "tinggal|hanya|cuma|tersisa|sisa", 2)
+        || n.near(
+            "tidak|sudah tidak",
+            "beroperasi|operasi|produksi|operasional|aktif",
+            2,
+        ) && !has_word(n, "kode|link|va|nomor")
+    {
+        return true;
+    }
     if together(n, EMPLOYEES, "keluar|resign|berhenti|phk|diphk|dirumahkan|habis|pindah|pensiun|meninggal|nonaktif|kosong|bubar", 5) {
         return true;
     }
@@ -423,6 +620,26 @@ fn installment(n: &Normalized, dated: bool) -> bool {
         "hapus*|dihapus|dihapuskan|dihilangkan|hilang*|gratis|bebas*|dibebaskan|dikurangi|kurang*|diskon|potong|dipotong|dihapuskan",
         3,
     ) {
+        return true;
+    }
+    // "bayar 2x", "dibagi tiga kali pembayarannya": paying in parts.
+    let times = (0..n.len()).any(|i| {
+        n.words[i]
+            .parse::<u32>()
+            .is_ok_and(|k| (2..=12).contains(&k))
+            && n.matches(i + 1, "kali|tahap|termin")
+    });
+    if (times && !has_word(n, "sudah|telah"))
+        && has_word(
+            n,
+            "bayar*|pembayaran*|dibayar|lunas*|setor*|transfer*|cicil*|dibagi|bagi",
+        )
+        || n.near(
+            "dibagi|bagi|pecah|split",
+            "bayar*|pembayaran*|tagihan*|tunggakan*|2|3|4|dua|tiga",
+            3,
+        )
+    {
         return true;
     }
     if has_word(n, "perpanjangan|diperpanjang|perpanjang")
@@ -458,10 +675,15 @@ fn officer(n: &Normalized) -> bool {
             "telepon|ditelepon|hubungi|dihubungi|hubung*|kontak|contact|vc|zoom|meet|meeting",
         ) && !n.preceded_by(i, "jangan|usah|perlu", 3)
     });
-    call || has_word(
-        n,
-        "petugas*|ar|officer|agent|operator|cs|admin|manusia|human|bicara|berbicara|ngobrol|bertemu|ketemu|jumpa|datang|kunjungi|dikunjungi|visit|mampir|diskusi|konsultasi|menemui|temui|marketing|pembina|supervisor",
-    ) && !n.has("dari kantor")
+    // "Yth. Petugas, …" addresses the reader; it asks for no one.
+    let person = (0..n.len()).any(|i| {
+        n.matches(
+            i,
+            "petugas*|ar|officer|agent|operator|cs|admin|manusia|human|bicara|berbicara|ngobrol|bertemu|ketemu|jumpa|datang|kunjungi|dikunjungi|visit|mampir|diskusi|konsultasi|menemui|temui|marketing|pembina|supervisor|berkunjung",
+        ) && !(i > 0 && n.matches(i - 1, "yth|kepada|dear|halo|hai|hi|hello|selamat"))
+            && !(i == 0 && n.clause_starts.len() > 1 && n.clause_starts[1] <= 2)
+    });
+    call || person && !n.has("dari kantor")
 }
 
 fn payment_link(n: &Normalized) -> bool {
@@ -517,7 +739,14 @@ fn amount(n: &Normalized) -> bool {
     ) {
         return true;
     }
-    if has_word(n, "rincian|rinci*|dirinci|nominal*|sisa|kekurangan") {
+    if n.question_mark && n.near("apa|berapa", "total*|jumlah*|nominal*", 3) {
+        return true;
+    }
+    if has_word(n, "rincian|rinci*|dirinci|nominal*") {
+        return true;
+    }
+    // "sisanya berapa?" asks; "sisanya besok kami transfer" promises.
+    if has_word(n, "sisa*|kekurangan*") && (n.question_mark || !has_word(n, PAY_FUTURE)) {
         return true;
     }
     if n.has_any(&[
@@ -582,7 +811,10 @@ fn undated_promise(n: &Normalized) -> bool {
     if n.near("kami|saya", PAY_FUTURE, 1) && !n.question_mark {
         return true;
     }
-    if n.near("belum", PAY, 2) {
+    let not_yet = (0..n.len()).any(|i| {
+        n.matches(i, "belum") && (i + 1..(i + 4).min(n.len())).any(|j| pay_act(n, j, PAY))
+    });
+    if not_yet {
         return true;
     }
     let content = n.content_words();

@@ -3,6 +3,7 @@
 //! `wa-smile classify`.
 
 mod dates;
+pub mod eval;
 mod intent;
 mod normalize;
 
@@ -90,12 +91,21 @@ impl FromStr for Intent {
     }
 }
 
-/// What `wa-smile classify` prints: `{"intent": …, "promised_date": "YYYY-MM-DD" | null}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What `wa-smile classify` prints: `{"intent": …, "promised_date":
+/// "YYYY-MM-DD" | null, "confidence": 0..1}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Classification {
     pub intent: Intent,
     /// Only ever set for `promise_to_pay`; `None` there means "ask for the date".
     pub promised_date: Option<NaiveDate>,
+    /// How sure the rules are, 0..1 (two hundredths of precision).
+    pub confidence: f64,
+    /// The best other reading that would act differently, when one fired.
+    #[serde(skip)]
+    pub runner_up: Option<Intent>,
+    /// A second request in its own clause, also to be acted on.
+    #[serde(skip)]
+    pub also: Option<Intent>,
 }
 
 /// Classifies a reply received at `received_at` from an employer in `tz`.
@@ -104,11 +114,16 @@ pub struct Classification {
 pub fn classify(text: &str, received_at: DateTime<Utc>, tz: chrono_tz::Tz) -> Classification {
     let today = local_day(received_at, tz);
     let n = normalize(text);
-    let (intent, promised_date) = intent::decide(&n, today);
+    let d = intent::decide(&n, today);
     Classification {
-        intent,
+        intent: d.intent,
         // A day already gone ("10/3/2025") cannot be promised; ask again.
-        promised_date: promised_date.filter(|d| intent == Intent::PromiseToPay && *d >= today),
+        promised_date: d
+            .date
+            .filter(|day| d.intent == Intent::PromiseToPay && *day >= today),
+        confidence: d.confidence,
+        runner_up: d.runner_up,
+        also: d.also,
     }
 }
 

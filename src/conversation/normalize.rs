@@ -21,6 +21,10 @@ pub struct Normalized {
     pub question_mark: bool,
     pub exclamation: bool,
     pub emoji: EmojiTone,
+    /// Where each clause starts (token indices, the first always 0 when
+    /// there are words): sentences and comma-separated parts, so "sudah
+    /// bayar september, yg oktober tgl 30" is read as two statements.
+    pub clause_starts: Vec<usize>,
 }
 
 impl Normalized {
@@ -83,7 +87,32 @@ impl Normalized {
 
     /// Whether token `i` is preceded, within `window` tokens, by `atom`.
     pub fn preceded_by(&self, i: usize, atom: &str, window: usize) -> bool {
-        (i.saturating_sub(window)..i).any(|j| self.matches(j, atom))
+        (i.saturating_sub(window)..i).any(|j| self.same_clause(i, j) && self.matches(j, atom))
+    }
+
+    /// The clauses as their own replies (each keeps the message's emoji and
+    /// marks; a question mark counts for the clause it ends).
+    pub fn clauses(&self) -> Vec<Normalized> {
+        let mut starts = self.clause_starts.clone();
+        starts.push(self.len());
+        starts
+            .windows(2)
+            .filter(|w| w[0] < w[1])
+            .map(|w| Normalized {
+                words: self.words[w[0]..w[1]].to_vec(),
+                stems: self.stems[w[0]..w[1]].to_vec(),
+                question_mark: self.question_mark,
+                exclamation: self.exclamation,
+                emoji: self.emoji,
+                clause_starts: vec![0],
+            })
+            .collect()
+    }
+
+    /// Whether tokens `i` and `j` are in the same clause.
+    pub fn same_clause(&self, i: usize, j: usize) -> bool {
+        let (lo, hi) = (i.min(j), i.max(j));
+        !self.clause_starts.iter().any(|&s| lo < s && s <= hi)
     }
 
     /// Words that are not fillers (honorifics, particles).
@@ -143,7 +172,7 @@ pub fn is_filler(w: &str) -> bool {
 /// Normalises `text` for the intent rules and the date resolver.
 pub fn normalize(text: &str) -> Normalized {
     let mut out = Normalized::default();
-    let lower = text.to_lowercase();
+    let lower = english_contractions(&text.to_lowercase());
     let chars: Vec<char> = lower.chars().collect();
     let mut buf = String::with_capacity(lower.len());
     let mut tones = (0u32, 0u32, 0u32);
@@ -160,12 +189,13 @@ pub fn normalize(text: &str) -> Normalized {
             }
             '?' | '¿' => {
                 out.question_mark = true;
-                buf.push(' ');
+                buf.push_str(CLAUSE_BREAK);
             }
             '!' | '¡' => {
                 out.exclamation = true;
-                buf.push(' ');
+                buf.push_str(CLAUSE_BREAK);
             }
+            ',' | '.' | ';' | ':' | '\n' => buf.push_str(CLAUSE_BREAK),
             _ => {
                 match emoji_tone(c) {
                     EmojiTone::Positive => tones.0 += 1,
@@ -195,21 +225,476 @@ pub fn normalize(text: &str) -> Normalized {
         .collect();
     let mut words: Vec<String> = Vec::new();
     for raw in buf.split_whitespace() {
-        for piece in split_letters_digits(raw) {
-            if acronyms.contains(&piece) && expand(&piece).is_none() {
-                words.push(piece);
+        if raw == CLAUSE_BREAK.trim() {
+            words.push(raw.to_owned());
+            continue;
+        }
+        let pieces = split_letters_digits(&unreduplicate(raw));
+        for (k, piece) in pieces.iter().enumerate() {
+            if acronyms.contains(piece) && expand(piece).is_none() {
+                words.push(piece.clone());
                 continue;
             }
-            let piece = collapse_repeats(&piece);
-            match expand(&piece) {
-                Some(expansion) => words.extend(expansion.split(' ').map(str::to_owned)),
-                None => words.push(correct_typo(&piece).map_or(piece, str::to_owned)),
+            // "25th": kept for `numbers_to_digits`.
+            if matches!(piece.as_str(), "st" | "nd" | "rd" | "th")
+                && k > 0
+                && pieces[k - 1].bytes().all(|b| b.is_ascii_digit())
+            {
+                words.push(piece.clone());
+                continue;
+            }
+            // "2x", "3 x": so many times (instalments, or paid twice).
+            if piece == "x" && k > 0 && pieces[k - 1].bytes().all(|b| b.is_ascii_digit()) {
+                words.push("kali".to_owned());
+                continue;
+            }
+            let piece = collapse_repeats(piece);
+            match canonical(&piece) {
+                Some(c) => words.extend(c.split(' ').map(str::to_owned)),
+                None => words.push(piece),
             }
         }
     }
-    out.words = rewrite_phrases(words);
+    for w in numbers_to_digits(rewrite_phrases(words)) {
+        if w == CLAUSE_BREAK.trim() {
+            if out.clause_starts.last() != Some(&out.words.len()) {
+                out.clause_starts.push(out.words.len());
+            }
+        } else {
+            out.words.push(w);
+        }
+    }
+    if out.clause_starts.first() != Some(&0) {
+        out.clause_starts.insert(0, 0);
+    }
+    out.clause_starts.retain(|&s| s == 0 || s < out.words.len());
+    if out.words.is_empty() {
+        out.clause_starts.clear();
+    }
     out.stems = out.words.iter().map(|w| stem(w)).collect();
     out
+}
+
+/// Marks the end of a clause in the token stream; never a word itself.
+const CLAUSE_BREAK: &str = " \u{1} ";
+
+/// "we'll", "I'm", "don't": the apostrophe would otherwise glue them into
+/// one unknown word.
+fn english_contractions(s: &str) -> String {
+    s.replace(['’', '‘'], "'")
+        .replace("n't", " not")
+        .replace("'ll", " will")
+        .replace("'re", " are")
+        .replace("'ve", " have")
+        .replace("'m", " am")
+        .replace("'d", " would")
+}
+
+/// The canonical form of one chat token: a known abbreviation, a one-slip
+/// typo, a word written without its vowels (`dbyr`, `mlm`, `prshn`), with a
+/// clipped `-ny(a)` (`totalny`, `orgnya`) or a bare `d-` prefix (`dtrf`).
+fn canonical(w: &str) -> Option<String> {
+    if let Some(e) = expand(w) {
+        return Some(e.to_owned());
+    }
+    if LEXICON.contains(&w) || w.chars().any(|c| !c.is_ascii_lowercase()) {
+        return None;
+    }
+    if let Some(t) = correct_typo(w) {
+        return Some(t.to_owned());
+    }
+    if let Some(f) = fill_vowels(w) {
+        return Some(f.to_owned());
+    }
+    // `-nya` clipped or glued to an abbreviation: `totalny`, `orgnya`.
+    for suffix in ["nya", "ny"] {
+        if let Some(rest) = w.strip_suffix(suffix).filter(|r| r.len() >= 2) {
+            let base = expand(rest)
+                .filter(|e| !e.contains(' '))
+                .or_else(|| LEXICON.contains(&rest).then_some(rest))
+                .or_else(|| fill_vowels(rest));
+            if let Some(b) = base {
+                return Some(format!("{b}nya"));
+            }
+        }
+    }
+    // The passive `di-` written as a bare `d`: `dtrf`, `dbyr`, `dcicil`.
+    if let Some(rest) = w
+        .strip_prefix('d')
+        .filter(|r| r.len() >= 2 && !r.starts_with('i'))
+    {
+        let verb = expand(rest)
+            .or_else(|| LEXICON.contains(&rest).then_some(rest))
+            .or_else(|| fill_vowels(rest))
+            .map(|v| v.strip_prefix("di").unwrap_or(v));
+        if let Some(v) = verb.filter(|v| PASSIVE_VERBS.contains(v)) {
+            return Some(format!("di{v}"));
+        }
+    }
+    None
+}
+
+/// Verbs whose passive (`dibayar`, `ditransfer`) people shorten to `d…`.
+const PASSIVE_VERBS: &[&str] = &[
+    "bayar", "bayarkan", "transfer", "cicil", "kirim", "tagih", "lunas", "lunasi", "setor",
+    "telepon", "hubungi", "proses", "urus", "cek", "hapus", "blokir",
+];
+
+/// Words chat writers shorten by dropping vowels, and real words that
+/// must stay themselves. A vowel-less token maps to the one word here with
+/// the same consonants (one `n`, `h` or `r` may be dropped too: `stgh`).
+const LEXICON: &[&str] = &[
+    "dibayar",
+    "dibayarkan",
+    "bayarkan",
+    "bayar",
+    "ditransfer",
+    "transfer",
+    "kemarin",
+    "malam",
+    "pagi",
+    "siang",
+    "sore",
+    "sama",
+    "orang",
+    "kayak",
+    "kayaknya",
+    "bukan",
+    "salah",
+    "kirim",
+    "karyawan",
+    "keluar",
+    "semua",
+    "setengah",
+    "dulu",
+    "perusahaan",
+    "tagih",
+    "ditagih",
+    "terus",
+    "masih",
+    "tapi",
+    "lunas",
+    "belum",
+    "sudah",
+    "bisa",
+    "sini",
+    "sana",
+    "nanti",
+    "bulan",
+    "depan",
+    "minggu",
+    "tanggal",
+    "hari",
+    "besok",
+    "lusa",
+    "cicil",
+    "dicicil",
+    "kode",
+    "nomor",
+    "berapa",
+    "total",
+    "denda",
+    "info",
+    "tolong",
+    "telepon",
+    "mohon",
+    "kasih",
+    "terima",
+    "gajian",
+    "mau",
+    "tidak",
+    "jangan",
+    "lagi",
+    "pesan",
+    "iuran",
+    "tunggakan",
+    "rekening",
+    "bukti",
+    "kapan",
+    "kenapa",
+    "siapa",
+    "banyak",
+    "sekarang",
+    "langsung",
+    "pembayaran",
+    "sebelum",
+    "setelah",
+    "hubungi",
+    "petugas",
+    "kantor",
+    "cabang",
+    "karena",
+    "saja",
+    "baik",
+    "minta",
+    "boleh",
+    "usah",
+    "kalau",
+    "dana",
+    "uang",
+    "gaji",
+    "sih",
+    "bos",
+    "hp",
+    "bank",
+    "bri",
+    "bni",
+    "bca",
+    "btn",
+    "bsi",
+    "mandiri",
+    "atm",
+    "va",
+    "qris",
+    "pt",
+    "cv",
+    "ini",
+    "itu",
+    "ada",
+    "bagian",
+    "keuangan",
+    "proses",
+    "urus",
+    "setor",
+    "resmi",
+    "kerja",
+    "tahun",
+    "lalu",
+    "cek",
+    "hapus",
+    "blokir",
+    "tutup",
+    "ganti",
+    "punya",
+    "milik",
+    "sms",
+    "jam",
+    "kami",
+    "saya",
+    "kita",
+    "dari",
+    "untuk",
+    "dengan",
+    "yang",
+    "pak",
+    "bu",
+    "ya",
+    // real words that look like shorthand for another one above
+    "siap",
+    "sip",
+    "oke",
+    "tunggu",
+    "maaf",
+    "tahu",
+    "kaya",
+    "saat",
+    "buat",
+    "juga",
+    "atau",
+    "akan",
+    "mana",
+    "kamu",
+    "dia",
+    "jadi",
+    "beli",
+    "bila",
+    "baru",
+    "sini",
+    "situ",
+    "sampai",
+    "pas",
+    "pun",
+    "per",
+    "tiap",
+    "via",
+    "lewat",
+    "kas",
+    "sisa",
+    "biar",
+    "coba",
+    "kok",
+    "nah",
+    "bank",
+    "kali",
+    "bos",
+    "tim",
+    "staf",
+    "hrd",
+    "pic",
+    "spt",
+    "npwp",
+    "nik",
+    "npp",
+    "sipp",
+];
+
+/// The lexicon word `w` abbreviates by dropping vowels, if exactly one fits.
+fn fill_vowels(w: &str) -> Option<&'static str> {
+    let vowel = |c: char| matches!(c, 'a' | 'e' | 'i' | 'o' | 'u');
+    // Two vowels left is still shorthand (`kluar`, `kryawan`); more is a word.
+    let vowels = w.chars().filter(|c| vowel(*c)).count();
+    if w.len() < 2 || vowels > 2 {
+        return None;
+    }
+    let skeleton = |x: &str| -> String { x.chars().filter(|c| !vowel(*c)).collect() };
+    let sk = skeleton(w);
+    if sk.len() < 2 {
+        return None;
+    }
+    let first = w.chars().next()?;
+    let fits = |cand: &str| {
+        if !cand.starts_with(first) || !is_subsequence(w, cand) {
+            return false;
+        }
+        let full = skeleton(cand);
+        if vowels == 2 {
+            return full == sk && cand.len() > w.len();
+        }
+        full == sk
+            || (full.len() == sk.len() + 1
+                && sk.len() >= 3
+                && !w.chars().any(vowel)
+                && is_subsequence(&sk, &full)
+                && full
+                    .chars()
+                    .zip(sk.chars().chain(std::iter::once(' ')))
+                    .find(|(a, b)| a != b)
+                    .is_some_and(|(a, _)| matches!(a, 'n' | 'h' | 'r')))
+    };
+    let mut hits = LEXICON.iter().filter(|c| fits(c));
+    let one = hits.next()?;
+    hits.next().is_none().then_some(*one)
+}
+
+fn is_subsequence(short: &str, long: &str) -> bool {
+    let mut it = long.chars();
+    short.chars().all(|c| it.any(|l| l == c))
+}
+
+/// `kirim2` → `kirim`, `mudah2an` → `mudahmudahan`: the `2` doubles the word
+/// (Indonesian reduplication), it is not a number — except after a date
+/// word (`tgl2` is the 2nd).
+fn unreduplicate(raw: &str) -> String {
+    let Some(pos) = raw.find('2') else {
+        return raw.to_owned();
+    };
+    let (word, rest) = raw.split_at(pos);
+    let tail = &rest[1..];
+    let date_word = matches!(
+        word,
+        "tgl"
+            | "tg"
+            | "tanggal"
+            | "bln"
+            | "bulan"
+            | "jam"
+            | "jm"
+            | "pukul"
+            | "hari"
+            | "no"
+            | "nomor"
+    );
+    if word.len() < 3 || !word.chars().all(|c| c.is_alphabetic()) || date_word {
+        return raw.to_owned();
+    }
+    match tail {
+        "" => word.to_owned(),
+        "an" | "nya" => format!("{word}{word}{tail}"),
+        _ => raw.to_owned(),
+    }
+}
+
+/// Number words as digits, so dates, spans and counts read the same
+/// whichever way they were written: "dua puluh lima" → `25`, "tiga" → `3`,
+/// "twenty five" → `25`, "30th" → `30`.
+fn numbers_to_digits(words: Vec<String>) -> Vec<String> {
+    fn unit(w: &str) -> Option<u32> {
+        Some(match w {
+            "satu" | "one" => 1,
+            "dua" | "two" => 2,
+            "tiga" | "three" => 3,
+            "empat" | "four" => 4,
+            "lima" | "five" => 5,
+            "enam" | "six" => 6,
+            "tujuh" | "seven" => 7,
+            "delapan" | "eight" => 8,
+            "sembilan" | "nine" => 9,
+            _ => return None,
+        })
+    }
+    fn whole(w: &str) -> Option<u32> {
+        Some(match w {
+            "sepuluh" | "ten" => 10,
+            "sebelas" | "eleven" => 11,
+            "twelve" => 12,
+            "thirteen" => 13,
+            "fourteen" => 14,
+            "fifteen" => 15,
+            "sixteen" => 16,
+            "seventeen" => 17,
+            "eighteen" => 18,
+            "nineteen" => 19,
+            "twenty" => 20,
+            "thirty" => 30,
+            _ => {
+                if let Some(u) = w.strip_suffix("belas").and_then(unit) {
+                    return Some(10 + u);
+                }
+                if let Some((t, u)) = w.split_once("puluh") {
+                    let t = unit(t)?;
+                    return match u {
+                        "" => Some(t * 10),
+                        u => Some(t * 10 + unit(u)?),
+                    };
+                }
+                return None;
+            }
+        })
+    }
+    let mut out: Vec<String> = Vec::with_capacity(words.len());
+    let mut i = 0;
+    while i < words.len() {
+        let w = words[i].as_str();
+        let next = words.get(i + 1).map(String::as_str).unwrap_or("");
+        let after = words.get(i + 2).map(String::as_str).unwrap_or("");
+        let (value, used) = if let Some(u) = unit(w) {
+            match next {
+                "belas" => (Some(10 + u), 2),
+                "puluh" => match unit(after) {
+                    Some(v) => (Some(u * 10 + v), 3),
+                    None => (Some(u * 10), 2),
+                },
+                _ => (Some(u), 1),
+            }
+        } else if let Some(v) = whole(w) {
+            match unit(next) {
+                Some(u) if v % 10 == 0 && v >= 20 => (Some(v + u), 2),
+                _ => (Some(v), 1),
+            }
+        } else {
+            (None, 1)
+        };
+        match value {
+            Some(v) => out.push(v.to_string()),
+            // "the 25th" is a day of the month.
+            None if next_is_ordinal_suffix(w, next) => {
+                out.push("tanggal".to_owned());
+                out.push(w.to_owned());
+                i += 1;
+            }
+            None => out.push(words[i].clone()),
+        }
+        i += used;
+    }
+    out
+}
+
+/// `25` followed by `th` (the letters were split from the digits).
+fn next_is_ordinal_suffix(w: &str, next: &str) -> bool {
+    !w.is_empty()
+        && w.len() <= 2
+        && w.bytes().all(|b| b.is_ascii_digit())
+        && matches!(next, "st" | "nd" | "rd" | "th")
 }
 
 fn emoji_tone(c: char) -> EmojiTone {
@@ -425,6 +910,59 @@ fn expand(w: &str) -> Option<&'static str> {
         "rincian" | "rinciannya" | "perincian" | "detail" | "details" | "detil" | "breakdown" => {
             "rincian"
         }
+        // Malay
+        "semalam" => "kemarin",
+        "hadapan" => "depan",
+        "hujung" => "akhir",
+        "hantar" | "hantarkan" | "dihantar" => "kirim",
+        "mesej" => "pesan",
+        "nombor" => "nomor",
+        "syarikat" => "perusahaan",
+        "ansuran" => "cicilan",
+        "ni" => "ini",
+        "bayaran" => "pembayaran",
+        "telefon" => "telepon",
+        "kod" => "kode",
+        // more chat Indonesian
+        "klo" | "kalo" | "kl" => "kalau",
+        "mudahmudahan" | "moga" | "mudah2an" | "semoga2" => "semoga",
+        // English
+        "will" | "shall" | "gonna" => "akan",
+        "already" => "sudah",
+        "settle" | "settled" => "lunasi",
+        "half" => "setengah",
+        "rest" | "remainder" | "balance" => "sisanya",
+        "installments" | "instalments" => "cicil",
+        "waive" | "waived" | "remove" | "removed" => "hapus",
+        "fee" | "fees" | "fines" => "denda",
+        "outstanding" | "arrear" => "tunggakan",
+        "due" => "tagihan",
+        "messaging" | "messages" | "texting" | "sending" => "wa",
+        "my" => "saya",
+        "our" => "kami",
+        "closed" | "close" => "tutup",
+        "operating" | "operate" | "operational" => "beroperasi",
+        "anymore" => "lagi",
+        "work" | "working" | "works" => "kerja",
+        "only" => "hanya",
+        "branch" => "cabang",
+        "office" => "kantor",
+        "keep" | "keeps" => "terus",
+        "every" | "each" => "setiap",
+        "day" | "days" => "hari",
+        "weeks" => "minggu",
+        "months" => "bulan",
+        "wrong" => "salah",
+        "morning" => "pagi",
+        "afternoon" => "siang",
+        "evening" => "sore",
+        "night" => "malam",
+        "this" => "ini",
+        "last" => "lalu",
+        "latest" => "lambat",
+        "within" => "dalam",
+        "beginning" | "early" => "awal",
+        "middle" | "mid" => "pertengahan",
         "btw" | "eh" | "hmm" | "hm" | "emm" | "em" | "wkwk" | "hehe" | "hihi" | "haha"
         | "wkwkwk" => "hehe",
         _ => return None,
@@ -518,6 +1056,22 @@ fn one_edit(a: &str, b: &str) -> bool {
 fn rewrite_phrases(words: Vec<String>) -> Vec<String> {
     const REWRITES: &[(&[&str], &[&str])] = &[
         (&["depan", "minggu"], &["minggu", "depan"]),
+        (&["ini", "bulan"], &["bulan", "ini"]),
+        (&["ini", "minggu"], &["minggu", "ini"]),
+        (&["lalu", "minggu"], &["minggu", "lalu"]),
+        (&["lalu", "bulan"], &["bulan", "lalu"]),
+        (&["ini", "pagi"], &["pagi", "ini"]),
+        (&["akhir", "of", "ini", "bulan"], &["akhir", "bulan", "ini"]),
+        (&["no", "longer"], &["tidak", "lagi"]),
+        (&["nomor", "longer"], &["tidak", "lagi"]),
+        (&["laid", "off"], &["phk"]),
+        (&["late", "denda"], &["denda"]),
+        (&["mudah", "mudahan"], &["semoga"]),
+        (&["have", "transfer"], &["sudah", "transfer"]),
+        (&["has", "transfer"], &["sudah", "transfer"]),
+        (&["have", "paid"], &["paid"]),
+        (&["have", "been", "paid"], &["paid"]),
+        (&["has", "been", "paid"], &["paid"]),
         (&["depan", "bulan"], &["bulan", "depan"]),
         (&["akhir", "of", "month"], &["akhir", "bulan"]),
         (&["akhir", "of", "the", "month"], &["akhir", "bulan"]),
@@ -573,6 +1127,31 @@ fn rewrite_phrases(words: Vec<String>) -> Vec<String> {
                 i += from.len();
                 continue 'outer;
             }
+        }
+        // "end of the month", "beginning of next month": the Indonesian
+        // order needs no "of" or "the".
+        if matches!(words[i].as_str(), "of" | "the")
+            && out
+                .last()
+                .is_some_and(|w: &String| matches!(w.as_str(), "akhir" | "awal" | "pertengahan"))
+        {
+            i += 1;
+            continue;
+        }
+        // "next friday" → "jumat depan" (but "mgg dpn rabu" is already in order).
+        if words[i] == "depan"
+            && !(i > 0 && matches!(words[i - 1].as_str(), "minggu" | "pekan" | "bulan"))
+            && words.get(i + 1).is_some_and(|w| {
+                matches!(
+                    w.as_str(),
+                    "senin" | "selasa" | "rabu" | "kamis" | "jumat" | "sabtu"
+                )
+            })
+        {
+            out.push(words[i + 1].clone());
+            out.push("depan".to_owned());
+            i += 2;
+            continue;
         }
         // Javanese "wis tak transfer" is "I have transferred"; elsewhere "tak" negates.
         if words[i] == "tak" && !(i > 0 && words[i - 1] == "sudah") {

@@ -636,3 +636,108 @@ mod never_panics {
         }
     }
 }
+
+/// The misses the issue names, and their kind: tense decides promise vs
+/// claim, a payment word after "kode" names a thing, "2x" is instalments.
+#[test]
+fn tense_and_speech_act_decide_between_promise_claim_and_request() {
+    let oct = Utc.with_ymd_and_hms(2026, 10, 21, 2, 40, 0).unwrap();
+    let nov = Utc.with_ymd_and_hms(2026, 11, 27, 9, 5, 0).unwrap();
+    let c = classify("insya allah 1 desember sudah lunas", oct, Jakarta);
+    assert_eq!(
+        (c.intent, c.promised_date),
+        (Intent::PromiseToPay, Some(d(2026, 12, 1)))
+    );
+    let c = classify("minggu depan sudah kami lunasi", oct, Jakarta);
+    assert_eq!(c.intent, Intent::PromiseToPay);
+    // A plain report stays a report, with or without a rolled-over day.
+    assert_eq!(
+        classify("sudah bayar tgl 2", oct, Jakarta).intent,
+        Intent::AlreadyPaid
+    );
+    assert_eq!(
+        classify("kemarin sudah lunas", oct, Jakarta).intent,
+        Intent::AlreadyPaid
+    );
+    let c = classify(
+        "bisa kirim kode bayarnya lagi? yg kemarin hilang",
+        oct,
+        Jakarta,
+    );
+    assert_eq!(c.intent, Intent::PaymentLinkRequest);
+    let c = classify("Januari tahun depan baru bisa bayar", nov, Jakarta);
+    assert_eq!(
+        (c.intent, c.promised_date),
+        (Intent::PromiseToPay, Some(d(2027, 1, 5)))
+    );
+    let c = classify("by end of this month", oct, Jakarta);
+    assert_eq!(
+        (c.intent, c.promised_date),
+        (Intent::PromiseToPay, Some(d(2026, 10, 31)))
+    );
+    assert_eq!(
+        classify("boleh bayar 2x pak?", oct, Jakarta).intent,
+        Intent::InstallmentRequest
+    );
+    // A period just past is the bill's, not a day: no promise for September.
+    assert_eq!(
+        classify("sudah bayar september", oct, Jakarta).intent,
+        Intent::AlreadyPaid
+    );
+}
+
+#[test]
+fn two_statements_in_one_reply_are_both_kept() {
+    let oct = Utc.with_ymd_and_hms(2026, 10, 21, 2, 40, 0).unwrap();
+    let c = classify("sudah bayar september, yg oktober tgl 30", oct, Jakarta);
+    assert_eq!(
+        (c.intent, c.promised_date),
+        (Intent::PromiseToPay, Some(d(2026, 10, 30)))
+    );
+    assert_eq!(c.also, Some(Intent::AlreadyPaid));
+    let c = classify(
+        "tolong kirim kode bayarnya, hari ini kami transfer",
+        oct,
+        Jakarta,
+    );
+    assert_eq!(c.also, Some(Intent::PaymentLinkRequest));
+    // A receipt to follow is not a second payment.
+    let c = classify("sudah bayar, besok saya kirim buktinya", oct, Jakarta);
+    assert_eq!((c.intent, c.also), (Intent::AlreadyPaid, None));
+}
+
+#[test]
+fn a_promise_and_a_claim_in_one_clause_compete_and_lower_the_confidence() {
+    let clear = classify("besok kami transfer", at(), Jakarta);
+    assert!(clear.confidence >= 0.85, "{clear:?}");
+    assert_eq!(clear.runner_up, None);
+    // Paid on the 30th of last month, or paying on the 30th of this one?
+    let torn = classify("sudah bayar tgl 30", at(), Jakarta);
+    assert!(torn.confidence < clear.confidence, "{torn:?}");
+    assert!(torn.runner_up.is_some(), "{torn:?}");
+    assert!(classify("sedang rapat", at(), Jakarta).confidence < 0.5);
+}
+
+#[test]
+fn chat_shorthand_number_words_english_and_malay_normalise() {
+    let t = |s: &str| normalize(s).text();
+    assert_eq!(t("udh dbyr kmrn mlm"), "sudah dibayar kemarin malam");
+    assert_eq!(t("sm orgnya udh dtrf"), "sama orangnya sudah ditransfer");
+    assert_eq!(t("prshn udh tutup"), "perusahaan sudah tutup");
+    assert_eq!(t("totalny brp"), "totalnya berapa");
+    assert_eq!(t("jgn kirim2 lg"), "jangan kirim lagi");
+    assert_eq!(t("tgl2"), "tanggal 2");
+    assert_eq!(t("bayar 2x"), "bayar 2 kali");
+    assert_eq!(t("tanggal dua puluh lima"), "tanggal 25");
+    assert_eq!(t("on the 30th"), "on the tanggal 30");
+    assert_eq!(t("We'll pay next friday"), "kami akan bayar jumat depan");
+    assert_eq!(t("minggu hadapan saya bayar"), "minggu depan saya bayar");
+    assert_eq!(t("hujung bulan"), "akhir bulan");
+    // Real words stay themselves.
+    assert_eq!(t("siap, ditunggu"), "siap ditunggu");
+    assert_eq!(t("lewat bank"), "lewat bank");
+    assert_eq!(
+        normalize("sudah bayar, yg oktober tgl 30").clause_starts,
+        [0, 2]
+    );
+}

@@ -61,6 +61,10 @@ const FILES: &[(&str, &str)] = &[
         "payment_claim_ack",
         include_str!("../../templates/messages/payment_claim_ack.txt"),
     ),
+    (
+        "clarify_paid_or_promise",
+        include_str!("../../templates/messages/clarify_paid_or_promise.txt"),
+    ),
 ];
 
 /// Button payloads the webhook understands (CONTRACT "Messages and buttons").

@@ -20,6 +20,9 @@ pub(crate) struct Reply<'a> {
     pub text: Option<&'a str>,
     pub received_at: DateTime<Utc>,
     pub understood: Understood,
+    /// The second request of a two-part reply: its `reply_received` is
+    /// already recorded.
+    pub secondary: bool,
 }
 
 /// Work an inbound message leaves for after its transaction commits: a
@@ -49,6 +52,7 @@ pub(crate) async fn apply(
     };
     let mut after = None;
     let mut promised_date = reply.understood.promised_date;
+    let mut completes_date = false;
 
     // After "on which date?", a reply that only names a day ("tgl 10",
     // "jumat depan") completes the promise.
@@ -66,6 +70,7 @@ pub(crate) async fn apply(
             if again.intent == Intent::PromiseToPay && again.promised_date.is_some() {
                 intent = Intent::PromiseToPay;
                 promised_date = again.promised_date;
+                completes_date = true;
             }
         }
     }
@@ -87,7 +92,10 @@ pub(crate) async fn apply(
     }
     let open_case = party.case.as_ref().filter(|c| !c.resolved).map(|c| c.id);
     let mut events = Vec::new();
-    if let Some(case_id) = open_case {
+    let unsure = (!completes_date && !reply.secondary)
+        .then(|| unsure(config, &reply.understood, intent))
+        .flatten();
+    if let (Some(case_id), false) = (open_case, reply.secondary) {
         events.push(NewEvent::new(
             case_id,
             now,
@@ -99,6 +107,9 @@ pub(crate) async fn apply(
                 "wamid": reply.wamid,
                 "promised_date": promised_date.map(|d| d.to_string()),
                 "button": reply.understood.button,
+                "confidence": reply.understood.confidence,
+                "also": reply.understood.also.map(Intent::as_str),
+                "acted": unsure.is_none(),
             }),
         ));
     }
@@ -108,6 +119,62 @@ pub(crate) async fn apply(
         && outgoing::window_open(Some(reply.received_at), now);
     let key = |name: &str| format!("reply:{}:{name}", reply.wamid);
     let local_today = reply.received_at.with_timezone(&party.tz).date_naive();
+
+    // Not acting on a guess: a paid-or-will-pay doubt is asked back inside
+    // the window (the buttons answer it); any other doubt, or one outside
+    // the window, goes to an officer with the two best guesses.
+    if let (Some((first, second)), Some(case_id)) = (unsure, open_case) {
+        let paid_or_promise = [Some(first), second]
+            .iter()
+            .flatten()
+            .all(|i| matches!(i, Intent::PromiseToPay | Intent::AlreadyPaid));
+        case_log::record(tx, &events).await?;
+        events.clear();
+        if paid_or_promise && window {
+            let ctx = outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
+            outgoing::queue(
+                tx,
+                config,
+                &party,
+                &ctx,
+                "clarify_paid_or_promise",
+                key("clarify_paid_or_promise"),
+                Some(reply.wamid),
+                window,
+                now,
+            )
+            .await?;
+        } else {
+            let guesses: Vec<&str> = [Some(first), second]
+                .into_iter()
+                .flatten()
+                .map(Intent::as_str)
+                .collect();
+            case_log::record(
+                tx,
+                &[event(
+                    case_id,
+                    now,
+                    EventKind::OfficerRequested,
+                    json!({"reason": "unsure_reply", "guesses": guesses,
+                           "confidence": reply.understood.confidence, "wamid": reply.wamid}),
+                )],
+            )
+            .await?;
+            flag_officer(tx, case_id, "unsure_reply", now).await?;
+            holding_reply(
+                tx,
+                config,
+                &party,
+                &key("officer_will_contact"),
+                reply.wamid,
+                window,
+                now,
+            )
+            .await?;
+        }
+        return Ok(None);
+    }
 
     match (intent, open_case) {
         (Intent::OptOut, _) => {
@@ -391,6 +458,25 @@ pub(crate) async fn apply(
         }
     }
     case_log::record(tx, &events).await?;
+    // The second request of a two-part reply ("sudah bayar september, yg
+    // oktober tgl 30"): its own effect, after the first.
+    if let (Some(second), false) = (reply.understood.also, reply.secondary) {
+        let next = Reply {
+            wamid: reply.wamid,
+            text: reply.text,
+            received_at: reply.received_at,
+            understood: Understood {
+                intent: Some(second),
+                promised_date: None,
+                also: None,
+                runner_up: None,
+                ..reply.understood.clone()
+            },
+            secondary: true,
+        };
+        let second = Box::pin(apply(tx, config, employer_id, case_id, &next, now)).await?;
+        after = after.or(second);
+    }
     Ok(after)
 }
 
@@ -473,6 +559,28 @@ pub(crate) async fn link_made(
         }
     }
     Ok(())
+}
+
+/// The two readings the bot will not choose between itself: a typed reply
+/// below `policy.reply_min_confidence`, or one where a reading with another
+/// consequence competes — promise against payment claim, opt-out against
+/// complaint. Readings that change nothing (a question, a thank-you) are
+/// never held back.
+fn unsure(config: &Config, u: &Understood, intent: Intent) -> Option<(Intent, Option<Intent>)> {
+    if u.button
+        || matches!(
+            intent,
+            Intent::Question | Intent::Acknowledgement | Intent::Unknown
+        )
+    {
+        return None;
+    }
+    let competing = |a: Intent, b: Intent| {
+        let pair = |x, y| (a == x && b == y) || (a == y && b == x);
+        pair(Intent::PromiseToPay, Intent::AlreadyPaid) || pair(Intent::OptOut, Intent::Complaint)
+    };
+    let torn = u.runner_up.is_some_and(|r| competing(intent, r));
+    (torn || u.confidence < config.policy.reply_min_confidence).then_some((intent, u.runner_up))
 }
 
 /// Opts out the other employers sharing the number, each with its audit

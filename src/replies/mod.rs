@@ -458,6 +458,13 @@ pub(crate) struct Understood {
     pub promised_date: Option<NaiveDate>,
     /// Came from a button tap rather than typed text.
     pub button: bool,
+    /// The classifier's confidence (1 for a tap).
+    pub confidence: f64,
+    /// Its next-best reading with a different consequence, if any.
+    pub runner_up: Option<Intent>,
+    /// A second request in its own clause ("sudah bayar september, yg
+    /// oktober tgl 30"), acted on after the first.
+    pub also: Option<Intent>,
 }
 
 /// Classifies an inbound message: a button payload maps straight to its
@@ -469,6 +476,9 @@ fn understand(m: &InboundMessage, tz: chrono_tz::Tz) -> (Understood, Option<i64>
                 intent: Some(intent),
                 promised_date: None,
                 button: true,
+                confidence: 1.0,
+                runner_up: None,
+                also: None,
             },
             case_id,
         );
@@ -480,6 +490,9 @@ fn understand(m: &InboundMessage, tz: chrono_tz::Tz) -> (Understood, Option<i64>
                 intent: Some(c.intent),
                 promised_date: c.promised_date,
                 button: false,
+                confidence: c.confidence,
+                runner_up: c.runner_up,
+                also: c.also,
             },
             None,
         );
@@ -499,6 +512,9 @@ fn understand(m: &InboundMessage, tz: chrono_tz::Tz) -> (Understood, Option<i64>
             intent,
             promised_date: None,
             button: false,
+            confidence: 1.0,
+            runner_up: None,
+            also: None,
         },
         None,
     )
@@ -647,6 +663,7 @@ async fn record_inbound(
         text: m.text(),
         received_at: crate::time::truncate(received_at),
         understood,
+        secondary: false,
     };
     match effects::apply(&mut tx, config, employer_id, case_id, &reply, now).await {
         Ok(after) => {
