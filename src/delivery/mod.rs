@@ -593,6 +593,10 @@ impl Pass<'_> {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
+            // Read before claiming: an outcome counts as written only after
+            // its commit, so when nothing was outstanding before this claim,
+            // the claim saw every row that came back due now.
+            let pending = self.outstanding.load(Ordering::SeqCst);
             let rows = match self.claim_patiently(&shutdown).await {
                 Ok(Some(rows)) => rows,
                 Ok(None) => return Ok(()),
@@ -604,8 +608,10 @@ impl Pass<'_> {
             };
             if rows.is_empty() {
                 // Rows still in flight may come back due now (a template
-                // fallback): finish only when nothing is outstanding.
-                if self.outstanding.load(Ordering::SeqCst) == 0 {
+                // fallback): finish only when nothing is outstanding. (Read
+                // after the claim, a fallback written between the claim and
+                // the read was missed: the old timing flake.)
+                if pending == 0 {
                     return Ok(());
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
