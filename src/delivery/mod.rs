@@ -8,12 +8,17 @@
 //! one task do that (claim → send → write), so a slow database write never
 //! stalls the sends and the other way round.
 //!
-//! **At least once.** A row is claimed before its HTTP call and settled
-//! after it. If the process dies in between, the row stays `sending` with
-//! an expired lease. Reconciliation does not resend it at once: a status
-//! webhook carrying the row's id in `biz_opaque_callback_data` may still
-//! arrive and settle it ([`record_status`]). Only after a further grace
-//! period with no status is the row queued again — and then, if Meta had in
+//! **At least once.** A row is claimed (in the worker's name) before its
+//! HTTP call, marked handed over just before the call, and settled after
+//! it. An outcome that cannot be written (SQLite busy behind a long import,
+//! a PostgreSQL error or lock wait) is kept and written again with back-off,
+//! never dropped. Each worker beats in `delivery_workers`; when a worker's
+//! heartbeat stops, its claims that never reached HTTP go back to the queue
+//! at once. A row whose outcome is unknown — a timeout, or a dead worker's
+//! handed-over call — is not resent at once: a status webhook carrying the
+//! row's id in `biz_opaque_callback_data` may still arrive and settle it
+//! ([`record_status`]). Only after the grace period with no status is the
+//! row queued again, counted in `resent_unknown` — and then, if Meta had in
 //! fact accepted the lost request and its statuses never came, the employer
 //! receives the message twice. We accept that rare duplicate over silently
 //! dropping a reminder; the grace period makes it unlikely.
