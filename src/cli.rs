@@ -510,15 +510,57 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 });
             }
             let d = crate::delivery::Deliverer::from_config(&config, catalog)?;
-            let s =
-                crate::delivery::deliver_due(&db, &d, at.unwrap_or_else(crate::time::now)).await?;
+            // SIGTERM/SIGINT stop the pass as they stop `serve`: claims not
+            // yet sent are released, sends in flight finish and are recorded.
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let signals = tokio::spawn(async move {
+                crate::serve::shutdown_signal().await;
+                let _ = stop.send(true);
+            });
+            let result = crate::delivery::deliver_until(
+                &db,
+                &d,
+                at.unwrap_or_else(crate::time::now),
+                stopped.clone(),
+            )
+            .await;
+            signals.abort();
+            let s = result?;
             if json {
                 println!("{}", serde_json::to_string(&s).expect("serialisable"));
             } else {
                 println!(
-                    "deliver: {} sent, {} failed, {} retried, {} skipped",
-                    s.sent, s.failed, s.retried, s.skipped
+                    "deliver: {} sent, {} failed, {} retried, {} skipped{}",
+                    s.sent,
+                    s.failed,
+                    s.retried,
+                    s.skipped,
+                    s.halted
+                        .map(|f| format!("; halted ({f})"))
+                        .unwrap_or_default()
                 );
+            }
+            if let Some(flag) = s.halted {
+                let reason = crate::delivery::halted(&db)
+                    .await?
+                    .into_iter()
+                    .find(|(f, _)| f == flag)
+                    .map_or_else(String::new, |(_, r)| format!(": {r}"));
+                return Err(Failure {
+                    code: 1,
+                    lines: vec![one_line(&format!(
+                        "error: delivery halted ({flag}{reason}); fix it, then run `wa-smile deliver --resume`"
+                    ))],
+                });
+            }
+            if *stopped.borrow() {
+                return Err(Failure {
+                    code: 1,
+                    lines: vec![
+                        "error: deliver stopped by a signal; messages not yet sent were released"
+                            .into(),
+                    ],
+                });
             }
         }
         Command::Templates {

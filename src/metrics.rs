@@ -14,6 +14,9 @@ pub const OUTBOX_DEPTH: &str = "wa_smile_outbox_depth";
 pub const SCAN_DURATION: &str = "wa_smile_scan_duration_seconds";
 pub const DELIVERY_HALTED: &str = "wa_smile_delivery_halted";
 pub const OPERATOR_ALERTS: &str = "wa_smile_operator_alerts_total";
+pub const OUTCOME_WRITE_RETRIES: &str = "wa_smile_delivery_outcome_write_retries_total";
+pub const DELIVERY_PACE: &str = "wa_smile_delivery_pace_per_second";
+pub const MESSAGES_RESENT_UNKNOWN: &str = "wa_smile_messages_resent_after_unknown_total";
 /// Reserved for the webhook handler: label `kind` (message, status, error…).
 pub const WEBHOOKS_RECEIVED: &str = "webhooks_received_total";
 
@@ -58,6 +61,18 @@ fn describe() {
     describe_gauge!(OUTBOX_DEPTH, "Outbox rows by state");
     describe_histogram!(SCAN_DURATION, Unit::Seconds, "Overdue scan duration");
     describe_gauge!(DELIVERY_HALTED, "1 while sending is halted, by flag");
+    describe_gauge!(
+        DELIVERY_PACE,
+        "Messages per second the pacer allows after Meta's last throughput error"
+    );
+    describe_counter!(
+        OUTCOME_WRITE_RETRIES,
+        "Delivery outcome writes retried because the database was busy or failed"
+    );
+    describe_counter!(
+        MESSAGES_RESENT_UNKNOWN,
+        "Messages queued again without knowing whether Meta took the earlier attempt (timeout, dead worker), by reason"
+    );
     describe_counter!(
         OPERATOR_ALERTS,
         "Conditions an operator must act on, by kind"

@@ -97,7 +97,7 @@ async fn start_scheduler(config: &Arc<Config>, db: &Db) -> Result<JobScheduler> 
     Ok(scheduler)
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

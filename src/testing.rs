@@ -34,9 +34,15 @@ impl TestDb {
 
 /// A new SQLite database in a temporary folder.
 pub async fn sqlite() -> Result<TestDb> {
+    sqlite_with_busy_timeout(std::time::Duration::from_secs(30)).await
+}
+
+/// A new SQLite database whose pool gives up waiting for another
+/// connection's write lock after `busy_timeout` ("database is locked").
+pub async fn sqlite_with_busy_timeout(busy_timeout: std::time::Duration) -> Result<TestDb> {
     let dir = tempfile::tempdir()?;
     let url = format!("sqlite://{}", dir.path().join("test.db").display());
-    let db = Db::connect(&url, 4).await?;
+    let db = Db::connect_with_busy_timeout(&url, 4, busy_timeout).await?;
     db.migrate().await?;
     Ok(TestDb {
         db,

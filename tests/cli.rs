@@ -388,3 +388,162 @@ fn classify_eval_rejects_a_bad_file_with_one_line_per_error() {
         stderr(&out)
     );
 }
+
+/// Issue 9, item 16: `deliver --once` against a local Cloud API mock.
+mod deliver_once {
+    use super::{stderr, Env};
+    use std::process::{Command, Output, Stdio};
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const AT: &str = "2026-03-03T10:15:00+07:00";
+
+    /// `n` employers with an overdue January bill, scanned at AT.
+    fn overdue(env: &Env, n: usize) {
+        let mut employers = "npp,name,branch,wa_phone,contact_name\n".to_owned();
+        let mut bills = "npp,period,amount\n".to_owned();
+        for i in 0..n {
+            employers.push_str(&format!(
+                "{:08},PT Maju {i},Pekanbaru,0812345678{i:02},Ibu Sari\n",
+                100 + i
+            ));
+            bills.push_str(&format!("{:08},2026-01,1500000\n", 100 + i));
+        }
+        let e = env.file("e.csv", &employers);
+        let b = env.file("b.csv", &bills);
+        assert!(env.run(&["import", "employers", &e]).status.success());
+        assert!(env.run(&["import", "bills", &b]).status.success());
+        let out = env.run(&["scan", "--at", AT, "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+
+    fn deliver(env: &Env, server: &MockServer, per_second: &str) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_wa-smile"));
+        c.args(["deliver", "--once", "--at", AT, "--json"])
+            .env("WA_SMILE__DATABASE__URL", &env.url)
+            .env("WA_SMILE__WHATSAPP__API_BASE", server.uri())
+            .env("WA_SMILE__WHATSAPP__PHONE_NUMBER_ID", "106540352242922")
+            .env("WA_SMILE__WHATSAPP__ACCESS_TOKEN", "test-access-token")
+            .env("WA_SMILE__WHATSAPP__MESSAGES_PER_SECOND", per_second)
+            .env_remove("WA_SMILE_CONFIG")
+            .current_dir(env.dir.path());
+        c
+    }
+
+    async fn states(env: &Env) -> Vec<(String, i64)> {
+        let db = wa_smile::store::Db::connect(&env.url, 1).await.unwrap();
+        let rows = db
+            .query("SELECT state, attempts FROM outbox ORDER BY id")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+        let out = rows
+            .iter()
+            .map(|r| (r.get("state").unwrap(), r.get("attempts").unwrap()))
+            .collect();
+        db.close().await;
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_pass_halted_by_an_expired_token_exits_1_and_its_json_says_so() {
+        let env = Env::new();
+        overdue(&env, 3);
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v25.0/106540352242922/messages"))
+            .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({
+                "error": {"message": "Error validating access token: Session has expired",
+                          "type": "OAuthException", "code": 190, "fbtrace_id": "Ftest"}
+            })))
+            .mount(&server)
+            .await;
+        let mut cmd = deliver(&env, &server, "80");
+        let out: Output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for key in ["sent", "failed", "retried", "skipped"] {
+            assert_eq!(json[key], 0, "{key} in {json}");
+        }
+        assert_eq!(json["halted"], "auth_expired", "{json}");
+        let err = stderr(&out);
+        let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+        assert_eq!(errors.len(), 1, "{err}");
+        assert!(
+            errors[0].contains("halted (auth_expired") && errors[0].contains("--resume"),
+            "{err}"
+        );
+        // Nothing failed or stays claimed: the rows wait for a new token.
+        assert!(states(&env)
+            .await
+            .iter()
+            .all(|s| s == &("queued".to_owned(), 0)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sigterm_releases_unsent_claims_and_records_what_was_sent() {
+        let env = Env::new();
+        overdue(&env, 6);
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v25.0/106540352242922/messages"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({
+                        "messaging_product": "whatsapp",
+                        "contacts": [{"input": "6281234567800", "wa_id": "6281234567800"}],
+                        "messages": [{"id": "wamid.CLI1"}],
+                    }))
+                    .set_delay(std::time::Duration::from_millis(500)),
+            )
+            .mount(&server)
+            .await;
+        // One a second: most messages are waiting for a pacing slot.
+        let mut child = deliver(&env, &server, "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while server.received_requests().await.unwrap().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "no request arrived");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let kill = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "deliver did not stop within 10 s of SIGTERM"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("stopped by a signal"),
+            "{}",
+            stderr(&out)
+        );
+        let requests = server.received_requests().await.unwrap().len();
+        let states = states(&env).await;
+        let sent = states.iter().filter(|s| s.0 == "sent").count();
+        assert_eq!(sent, requests, "every request is recorded: {states:?}");
+        assert!(
+            states
+                .iter()
+                .all(|s| s == &("sent".to_owned(), 1) || s == &("queued".to_owned(), 0)),
+            "nothing left claimed: {states:?}"
+        );
+        assert!(states.len() == 6 && sent < 6, "{states:?}");
+    }
+}

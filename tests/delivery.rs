@@ -5,11 +5,14 @@
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use wa_smile::config::Config;
 use wa_smile::delivery::{
-    self, deliver_due, record_status, DeliverSummary, Deliverer, MessageStatus, StatusUpdate,
+    self, deliver_due, record_status, DeliverSummary, Deliverer, DeliveryOptions, MessageStatus,
+    StatusUpdate,
 };
 use wa_smile::messages::Catalog;
 use wa_smile::scan::{self, ScanContext};
@@ -225,7 +228,17 @@ fn summary(sent: u64, failed: u64, retried: u64, skipped: u64) -> DeliverSummary
         failed,
         retried,
         skipped,
+        ..Default::default()
     }
+}
+
+/// The operator-alert counter of this kind, from the process's recorder.
+fn operator_alerts(kind: &str) -> f64 {
+    let text = wa_smile::metrics::handle().expect("recorder").render();
+    let prefix = format!("wa_smile_operator_alerts_total{{kind=\"{kind}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
 }
 
 async fn setup(extra: &[(&str, &str)]) -> Vec<(TestDb, MockServer, Config)> {
@@ -409,7 +422,7 @@ async fn retryable_errors_back_off_then_succeed() {
         let d = deliverer(&config);
         let mut now = at(AT);
         let mut dues = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..2 {
             let s = deliver_due(db, &d, now).await.unwrap();
             assert_eq!(
                 s,
@@ -430,8 +443,20 @@ async fn retryable_errors_back_off_then_succeed() {
             );
             now = r.due_at;
         }
-        // Exponential (±25% jitter): the third wait is longer than the first.
-        assert!(dues[2] > dues[0], "{dues:?}");
+        // Exponential (±25% jitter): the second wait is longer than the first.
+        assert!(dues[1] > dues[0], "{dues:?}");
+        // A timeout is an unknown outcome: it waits out the grace period for
+        // a status webhook (none comes here), then goes again.
+        assert_eq!(deliver_due(db, &d, now).await.unwrap(), summary(0, 0, 1, 0));
+        assert_eq!(row(db, id).await.state, "sending", "awaiting its status");
+        let grace = Duration::from_std(d.options.grace).unwrap();
+        assert_eq!(
+            deliver_due(db, &d, now + grace - Duration::seconds(1))
+                .await
+                .unwrap(),
+            DeliverSummary::default()
+        );
+        now = now + grace + Duration::seconds(1);
         assert_eq!(deliver_due(db, &d, now).await.unwrap(), summary(1, 0, 0, 0));
         let r = row(db, id).await;
         assert_eq!((r.state.as_str(), r.attempts), ("sent", 4));
@@ -513,18 +538,29 @@ async fn an_expired_token_alerts_and_stops_sending_until_resumed() {
             .and(path(MESSAGES_PATH))
             .respond_with(
                 ResponseTemplate::new(401)
-                    .set_body_json(meta_error(190, "Error validating access token")),
+                    .set_body_json(meta_error(190, "Error validating access token"))
+                    // Both requests are in flight when the first 190 comes.
+                    .set_delay(std::time::Duration::from_millis(200)),
             )
             .mount(&server)
             .await;
         let (_, _, a) = overdue(db, "00000006", "6281234567895", 500_000_000).await;
         let (_, _, b) = overdue(db, "00000007", "6281234567896", 500_000_000).await;
         let d = deliverer(&config);
+        let alerts_before = operator_alerts("auth_expired");
         assert_eq!(
             deliver_due(db, &d, at(AT)).await.unwrap(),
-            DeliverSummary::default(),
+            DeliverSummary {
+                halted: Some("auth_expired"),
+                ..Default::default()
+            },
             "{}",
             t.name
+        );
+        assert_eq!(
+            operator_alerts("auth_expired") - alerts_before,
+            1.0,
+            "one halt, one operator alert"
         );
         let flags = delivery::halted(db).await.unwrap();
         assert_eq!(flags.len(), 1);
@@ -1297,4 +1333,566 @@ async fn shutting_the_worker_down_releases_claims_that_were_not_sent() {
             .all(|s| s == &("sent".to_owned(), 1) || s == &("queued".to_owned(), 0)),
         "claims released unattempted: {states:?}"
     );
+}
+
+/// Answers like Meta, except that the first request for each listed outbox
+/// id hangs past the client's timeout (Meta may have taken it).
+struct HangFirst {
+    ids: Vec<String>,
+    seen: Mutex<HashMap<String, usize>>,
+    n: AtomicUsize,
+    delay: std::time::Duration,
+}
+
+impl HangFirst {
+    fn new(ids: &[i64]) -> Self {
+        Self {
+            ids: ids.iter().map(i64::to_string).collect(),
+            seen: Mutex::new(HashMap::new()),
+            n: AtomicUsize::new(0),
+            delay: std::time::Duration::ZERO,
+        }
+    }
+}
+
+impl Respond for HangFirst {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&req.body).unwrap();
+        let id = body["biz_opaque_callback_data"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let first = {
+            let mut seen = self.seen.lock().unwrap();
+            let k = seen.entry(id.clone()).or_default();
+            *k += 1;
+            *k == 1
+        };
+        let n = self.n.fetch_add(1, Ordering::SeqCst) + 1;
+        let delay = if first && self.ids.contains(&id) {
+            std::time::Duration::from_secs(20)
+        } else {
+            self.delay
+        };
+        ResponseTemplate::new(200)
+            .set_body_json(json!({
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": body["to"], "wa_id": body["to"].as_str().unwrap().trim_start_matches('+')}],
+                "messages": [{"id": format!("wamid.HF{n}")}],
+            }))
+            .set_delay(delay)
+    }
+}
+
+/// Requests the mock received per outbox id.
+async fn requests_per_row(server: &MockServer) -> HashMap<String, usize> {
+    let mut out = HashMap::new();
+    for b in bodies(server).await {
+        *out.entry(b["biz_opaque_callback_data"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    out
+}
+
+async fn resent_unknown(db: &Db, id: i64) -> i64 {
+    db.query("SELECT resent_unknown FROM outbox WHERE id = $1")
+        .bind(id)
+        .fetch_one(db)
+        .await
+        .unwrap()
+        .get("resent_unknown")
+        .unwrap()
+}
+
+/// Issue 9, item 10: an import holding SQLite's writer for longer than the
+/// busy timeout (PostgreSQL: a lock held past the outcome write's bounded
+/// wait) must not make the pass drop what Meta accepted.
+#[tokio::test]
+async fn outcomes_that_cannot_be_written_are_kept_and_written_once_the_database_frees() {
+    let mut dbs = vec![
+        testing::sqlite_with_busy_timeout(std::time::Duration::from_secs(1))
+            .await
+            .unwrap(),
+    ];
+    dbs.extend(testing::postgres().await.unwrap());
+    for t in dbs {
+        let db = &t.db;
+        let server = MockServer::start().await;
+        let config = config(&server, &[]);
+        Mock::given(method("POST"))
+            .and(path(MESSAGES_PATH))
+            .respond_with(Accept(
+                AtomicUsize::new(0),
+                std::time::Duration::from_millis(300),
+            ))
+            .mount(&server)
+            .await;
+        let mut ids = Vec::new();
+        for i in 0..20 {
+            let (_, _, id) = overdue(
+                db,
+                &format!("{:08}", 100 + i),
+                &format!("628130000{i:04}"),
+                500_000_000,
+            )
+            .await;
+            ids.push(id);
+        }
+        let d = Arc::new(deliverer(&config).with_options(DeliveryOptions {
+            write_wait: std::time::Duration::from_secs(1),
+            ..Default::default()
+        }));
+        let pass = tokio::spawn({
+            let (db, d) = (db.clone(), d.clone());
+            async move { deliver_due(&db, &d, at(AT)).await }
+        });
+        // The first request is out: the rows are claimed. Now an import
+        // takes the writer for three seconds.
+        while server.received_requests().await.unwrap().is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let other = t.connect_again().await.unwrap();
+        let mut import = other.begin().await.unwrap();
+        if t.name == "postgres" {
+            import
+                .query("LOCK TABLE case_events, outbox IN EXCLUSIVE MODE")
+                .execute(&mut import)
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        import.rollback().await.unwrap();
+        let s = pass.await.unwrap().unwrap();
+        assert_eq!(s.sent, 20, "{}", t.name);
+        for id in &ids {
+            let r = row(db, *id).await;
+            assert_eq!(r.state, "sent", "{} row {id}", t.name);
+            assert!(r.wamid.is_some_and(|w| w.starts_with("wamid.TEST")));
+        }
+        // Nothing is left to come back: a pass after lease and grace sends
+        // nothing twice.
+        assert_eq!(
+            deliver_due(db, &d, at(AT) + Duration::hours(1))
+                .await
+                .unwrap(),
+            DeliverSummary::default()
+        );
+        assert_eq!(server.received_requests().await.unwrap().len(), 20);
+    }
+}
+
+/// Issue 9, item 12: a timeout is an unknown outcome. The row waits for the
+/// status webhook carrying its id for the grace period, not for the usual
+/// 30 s back-off; only without one is it resent, and that resend is recorded.
+#[tokio::test]
+async fn a_timed_out_send_waits_for_its_status_before_any_resend() {
+    for (t, server, config) in setup(&[]).await {
+        let db = &t.db;
+        let (_, _, a) = overdue(db, "00000201", "6281300000201", 500_000_000).await;
+        let (_, case_b, b) = overdue(db, "00000202", "6281300000202", 500_000_000).await;
+        let (_, _, c) = overdue(db, "00000203", "6281300000203", 500_000_000).await;
+        Mock::given(method("POST"))
+            .and(path(MESSAGES_PATH))
+            .respond_with(HangFirst::new(&[a, b]))
+            .mount(&server)
+            .await;
+        let d = deliverer(&config);
+        assert_eq!(
+            deliver_due(db, &d, at(AT)).await.unwrap(),
+            summary(1, 0, 2, 0),
+            "{}",
+            t.name
+        );
+        assert_eq!(row(db, c).await.state, "sent");
+        // Meta did take `a`: its status arrives half a minute later.
+        assert!(record_status(
+            db,
+            StatusUpdate {
+                wamid: "wamid.LATE_A".into(),
+                status: MessageStatus::Delivered,
+                timestamp: at(AT) + Duration::seconds(30),
+                recipient: None,
+                callback_data: Some(a),
+                error: None,
+            }
+        )
+        .await
+        .unwrap());
+        // Past the usual back-off, inside the grace period: nothing goes.
+        for minutes in [2, 9] {
+            assert_eq!(
+                deliver_due(db, &d, at(AT) + Duration::minutes(minutes))
+                    .await
+                    .unwrap(),
+                DeliverSummary::default(),
+                "{} at +{minutes} min",
+                t.name
+            );
+        }
+        assert_eq!(server.received_requests().await.unwrap().len(), 3);
+        // No status for `b` within the grace: it goes again, once, recorded.
+        let s = deliver_due(db, &d, at(AT) + Duration::minutes(11))
+            .await
+            .unwrap();
+        assert_eq!(s.sent, 1, "{}", t.name);
+        let per_row = requests_per_row(&server).await;
+        assert_eq!(per_row[&a.to_string()], 1, "the accepted one is not resent");
+        assert_eq!(per_row[&b.to_string()], 2);
+        assert_eq!(row(db, b).await.state, "sent");
+        assert_eq!(
+            (resent_unknown(db, a).await, resent_unknown(db, b).await),
+            (0, 1)
+        );
+        assert_eq!(events(db, case_b, "message_sent").await.len(), 1);
+        assert_eq!(
+            deliver_due(db, &d, at(AT) + Duration::hours(2))
+                .await
+                .unwrap(),
+            DeliverSummary::default()
+        );
+        assert_eq!(server.received_requests().await.unwrap().len(), 4);
+    }
+}
+
+/// Issue 9, item 11: a reminder left `sending` by a killed worker comes
+/// back after the case has moved to a later stage; the send-time re-check
+/// skips it (with the reason) and the current stage's message goes.
+#[tokio::test]
+async fn a_stale_stage_reminder_left_by_a_crash_is_skipped_and_the_current_one_sent() {
+    for (t, server, config) in setup(&[]).await {
+        let db = &t.db;
+        Mock::given(method("POST"))
+            .and(path(MESSAGES_PATH))
+            .respond_with(accept())
+            .mount(&server)
+            .await;
+        let (_, case_id, stale) = overdue(db, "00000301", "6281300000301", 500_000_000).await;
+        // A worker claimed the reminder_3 and was killed.
+        db.query(
+            "UPDATE outbox SET state = 'sending', attempts = 1, lease_until = $2 WHERE id = $1",
+        )
+        .bind(stale)
+        .bind(at(AT) + Duration::minutes(5))
+        .execute(db)
+        .await
+        .unwrap();
+        // Three weeks later (Wednesday 25 March, 10:00 WIB) the case is at
+        // the warning stage.
+        let later = at("2026-03-25T03:00:00Z");
+        let scan_config = Config::from_sources(None, Vec::<(String, String)>::new()).unwrap();
+        scan::run(db, &ScanContext::from_config(&scan_config).unwrap(), later)
+            .await
+            .unwrap();
+        let stage: String = db
+            .query("SELECT stage FROM cases WHERE id = $1")
+            .bind(case_id)
+            .fetch_one(db)
+            .await
+            .unwrap()
+            .get("stage")
+            .unwrap();
+        assert_eq!(stage, "warning", "{}", t.name);
+        let d = deliverer(&config);
+        let s = deliver_due(db, &d, later).await.unwrap();
+        assert_eq!((s.sent, s.skipped), (1, 1), "{}", t.name);
+        let sent = bodies(&server).await;
+        assert_eq!(sent.len(), 1, "only the current stage's message");
+        assert_ne!(sent[0]["biz_opaque_callback_data"], stale.to_string());
+        let r = db
+            .query("SELECT state, last_error FROM outbox WHERE id = $1")
+            .bind(stale)
+            .fetch_one(db)
+            .await
+            .unwrap();
+        assert_eq!(r.get::<String>("state").unwrap(), "skipped");
+        assert_eq!(
+            r.get::<Option<String>>("last_error").unwrap().as_deref(),
+            Some("stage_passed")
+        );
+        let skipped = events(db, case_id, "message_skipped").await;
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0]["reason"], "stage_passed");
+    }
+}
+
+/// Issue 9, item 13: a killed worker's claims do not wait for lease and
+/// grace (15 minutes). Once its heartbeat is stale, a live worker queues at
+/// once the rows that never reached HTTP; the ones whose call may have
+/// happened still wait for the grace period (or their status webhook).
+#[tokio::test]
+async fn a_dead_workers_claims_come_back_promptly_but_unknown_sends_wait_for_the_grace() {
+    for (t, server, config) in setup(&[]).await {
+        let db = &t.db;
+        let mut inflight = Vec::new();
+        for i in 0..5 {
+            let (_, _, id) = overdue(
+                db,
+                &format!("{:08}", 400 + i),
+                &format!("628130000{:04}", 400 + i),
+                500_000_000,
+            )
+            .await;
+            inflight.push(id);
+        }
+        let mut unsent = Vec::new();
+        for i in 0..2 {
+            let (_, _, id) = overdue(
+                db,
+                &format!("{:08}", 410 + i),
+                &format!("628130000{:04}", 410 + i),
+                500_000_000,
+            )
+            .await;
+            unsent.push(id);
+        }
+        // Not due for worker A's pass; they stand for rows A had claimed
+        // and was still preparing when it died.
+        for id in &unsent {
+            db.query("UPDATE outbox SET due_at = $2 WHERE id = $1")
+                .bind(*id)
+                .bind(at(AT) + Duration::days(1))
+                .execute(db)
+                .await
+                .unwrap();
+        }
+        Mock::given(method("POST"))
+            .and(path(MESSAGES_PATH))
+            .respond_with(HangFirst::new(&inflight))
+            .mount(&server)
+            .await;
+        // Worker A: its requests are out when it is killed.
+        let client =
+            WhatsappClient::new(&config.whatsapp, std::time::Duration::from_secs(30)).unwrap();
+        let a =
+            Arc::new(Deliverer::new(&config, Arc::new(Catalog::load().unwrap()), client).unwrap());
+        let pass = tokio::spawn({
+            let (db, a) = (db.clone(), a.clone());
+            async move { deliver_due(&db, &a, at(AT)).await }
+        });
+        while server.received_requests().await.unwrap().len() < inflight.len() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        for id in &unsent {
+            db.query(
+                "UPDATE outbox SET state = 'sending', attempts = 1, lease_until = $2, due_at = $3, \
+                        claimed_by = $4 WHERE id = $1",
+            )
+            .bind(*id)
+            .bind(at(AT) + Duration::minutes(5))
+            .bind(at(AT))
+            .bind(a.worker_id().to_owned())
+            .execute(db)
+            .await
+            .unwrap();
+        }
+        pass.abort();
+        let _ = pass.await;
+        let b = deliverer(&config);
+        // Within A's heartbeat timeout, A might be alive: hands off.
+        assert_eq!(
+            deliver_due(db, &b, at(AT) + Duration::seconds(30))
+                .await
+                .unwrap(),
+            DeliverSummary::default(),
+            "{}",
+            t.name
+        );
+        // A is dead: what it never handed to HTTP goes now, not in 15 min.
+        let s = deliver_due(db, &b, at(AT) + Duration::minutes(2))
+            .await
+            .unwrap();
+        assert_eq!(s.sent, 2, "{}", t.name);
+        for id in &unsent {
+            assert_eq!(row(db, *id).await.state, "sent");
+        }
+        for id in &inflight {
+            assert_eq!(row(db, *id).await.state, "sending", "awaits its status");
+        }
+        // One of A's sends did reach Meta: its status says so.
+        assert!(record_status(
+            db,
+            StatusUpdate {
+                wamid: "wamid.FROM_A".into(),
+                status: MessageStatus::Sent,
+                timestamp: at(AT) + Duration::minutes(3),
+                recipient: None,
+                callback_data: Some(inflight[0]),
+                error: None,
+            }
+        )
+        .await
+        .unwrap());
+        assert_eq!(
+            deliver_due(db, &b, at(AT) + Duration::minutes(9))
+                .await
+                .unwrap(),
+            DeliverSummary::default()
+        );
+        // After the grace, the other four go again, once each, recorded.
+        let s = deliver_due(db, &b, at(AT) + Duration::minutes(11))
+            .await
+            .unwrap();
+        assert_eq!(s.sent, 4, "{}", t.name);
+        let per_row = requests_per_row(&server).await;
+        assert_eq!(per_row[&inflight[0].to_string()], 1);
+        for id in &inflight[1..] {
+            assert_eq!(per_row[&id.to_string()], 2);
+            assert_eq!(resent_unknown(db, *id).await, 1);
+        }
+        for id in &unsent {
+            assert_eq!(per_row[&id.to_string()], 1);
+            assert_eq!(resent_unknown(db, *id).await, 0);
+        }
+        assert_eq!(
+            deliver_due(db, &b, at(AT) + Duration::hours(1))
+                .await
+                .unwrap(),
+            DeliverSummary::default()
+        );
+        assert_eq!(server.received_requests().await.unwrap().len(), 11);
+    }
+}
+
+/// Issue 9, item 14: after Meta's throughput error the pacer slows down
+/// instead of sending on at the same rate.
+#[tokio::test]
+async fn after_a_130429_the_worker_sends_more_slowly() {
+    for (t, server, config) in setup(&[("WA_SMILE__WHATSAPP__MESSAGES_PER_SECOND", "20")]).await {
+        let db = &t.db;
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
+        struct Clocked(Arc<Mutex<Vec<std::time::Instant>>>, Accept);
+        impl Respond for Clocked {
+            fn respond(&self, req: &Request) -> ResponseTemplate {
+                let mut a = self.0.lock().unwrap();
+                a.push(std::time::Instant::now());
+                if a.len() == 1 {
+                    return ResponseTemplate::new(400)
+                        .set_body_json(meta_error(130429, "Rate limit hit"));
+                }
+                self.1.respond(req)
+            }
+        }
+        for i in 0..30 {
+            overdue(
+                db,
+                &format!("{:08}", 500 + i),
+                &format!("628130000{:04}", 500 + i),
+                500_000_000,
+            )
+            .await;
+        }
+        Mock::given(method("POST"))
+            .and(path(MESSAGES_PATH))
+            .respond_with(Clocked(arrivals.clone(), accept()))
+            .mount(&server)
+            .await;
+        let d = deliverer(&config);
+        let s = deliver_due(db, &d, at(AT)).await.unwrap();
+        assert_eq!((s.sent, s.retried), (29, 1), "{}", t.name);
+        assert!(d.pace() < 20.0, "{}", d.pace());
+        let times = arrivals.lock().unwrap().clone();
+        // At 20/s, 20 requests fit in the second after the error; at the
+        // halved (slowly recovering) rate, about 11.
+        let cut = times[0];
+        let next_second = times
+            .iter()
+            .filter(|t| **t > cut && **t <= cut + std::time::Duration::from_secs(1))
+            .count();
+        assert!(
+            next_second <= 14,
+            "{}: {next_second} requests in the second after a 130429",
+            t.name
+        );
+    }
+}
+
+/// Issue 9, item 14: a 500 with Meta's code 1 ("API Unknown") is retried,
+/// not failed to an officer on the first try.
+#[tokio::test]
+async fn api_unknown_code_1_is_retried_not_sent_to_an_officer() {
+    for (t, server, config) in setup(&[]).await {
+        let db = &t.db;
+        Mock::given(method("POST"))
+            .and(path(MESSAGES_PATH))
+            .respond_with(
+                ResponseTemplate::new(500)
+                    .set_body_json(meta_error(1, "An unknown error occurred")),
+            )
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(MESSAGES_PATH))
+            .respond_with(accept())
+            .mount(&server)
+            .await;
+        let (_, case_id, id) = overdue(db, "00000601", "6281300000601", 500_000_000).await;
+        let d = deliverer(&config);
+        assert_eq!(
+            deliver_due(db, &d, at(AT)).await.unwrap(),
+            summary(0, 0, 1, 0),
+            "{}",
+            t.name
+        );
+        assert_eq!(row(db, id).await.state, "queued");
+        assert_eq!(case_field(db, case_id).await.0, "open", "no officer task");
+        assert!(events(db, case_id, "message_failed").await.is_empty());
+        let due = row(db, id).await.due_at;
+        assert_eq!(deliver_due(db, &d, due).await.unwrap().sent, 1);
+    }
+}
+
+/// Issue 9, item 9: statuses are monotonic; a `failed` that arrives after
+/// `read` neither undoes the read nor marks the contact unreachable.
+#[tokio::test]
+async fn a_failed_status_after_read_does_not_mark_the_contact_unreachable() {
+    for (t, server, config) in setup(&[]).await {
+        let db = &t.db;
+        Mock::given(method("POST"))
+            .and(path(MESSAGES_PATH))
+            .respond_with(accept())
+            .mount(&server)
+            .await;
+        let (e, case_id, id) = overdue(db, "00000701", "6281300000701", 500_000_000).await;
+        deliver_due(db, &deliverer(&config), at(AT)).await.unwrap();
+        let st = |status, secs, error| StatusUpdate {
+            wamid: "wamid.TEST1".into(),
+            status,
+            timestamp: at(AT) + Duration::seconds(secs),
+            recipient: None,
+            callback_data: Some(id),
+            error,
+        };
+        assert!(record_status(db, st(MessageStatus::Read, 20, None))
+            .await
+            .unwrap());
+        // Recorded once (a redelivery is not), but not applied.
+        let failed = st(
+            MessageStatus::Failed,
+            30,
+            Some((131026, "Message undeliverable".into())),
+        );
+        assert!(record_status(db, failed.clone()).await.unwrap());
+        assert!(!record_status(db, failed).await.unwrap());
+        assert_eq!(row(db, id).await.state, "read", "{}", t.name);
+        let invalid: Option<DateTime<Utc>> = db
+            .query("SELECT contact_invalid_at FROM employers WHERE id = $1")
+            .bind(e)
+            .fetch_one(db)
+            .await
+            .unwrap()
+            .get("contact_invalid_at")
+            .unwrap();
+        assert_eq!(invalid, None, "the employer read it: the number works");
+        assert_eq!(case_field(db, case_id).await.0, "open");
+        let statuses: i64 = db
+            .query("SELECT COUNT(*) AS n FROM outbox_statuses WHERE outbox_id = $1 AND status = 'failed'")
+            .bind(id)
+            .fetch_one(db)
+            .await
+            .unwrap()
+            .get("n")
+            .unwrap();
+        assert_eq!(statuses, 1, "the failed status is on record");
+    }
 }

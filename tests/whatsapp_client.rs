@@ -33,6 +33,7 @@ fn fixture(name: &str) -> Value {
         "error-132000" => include_str!("fixtures/whatsapp/error-132000.json"),
         "error-132001" => include_str!("fixtures/whatsapp/error-132001.json"),
         "error-190" => include_str!("fixtures/whatsapp/error-190.json"),
+        "error-1-api-unknown" => include_str!("fixtures/whatsapp/error-1-api-unknown.json"),
         other => panic!("no fixture {other}"),
     };
     serde_json::from_str(text).expect("fixture is JSON")
@@ -302,6 +303,27 @@ async fn service_and_call_limit_codes_are_retryable() {
             "{code}: {err}"
         );
     }
+}
+
+/// Meta's code 1 ("API Unknown", usually with HTTP 500) is a server-side
+/// hiccup: its documented remedy is to wait and retry, not to fail the
+/// message and hand the case to an officer.
+#[tokio::test]
+async fn a_500_with_api_unknown_code_1_is_retryable() {
+    let server = MockServer::start().await;
+    let err = failure(
+        &server,
+        ResponseTemplate::new(500).set_body_json(fixture("error-1-api-unknown")),
+    )
+    .await;
+    assert_eq!(err.meta_code(), Some(1), "{err}");
+    assert_eq!(
+        err.class(),
+        ErrorClass::Retryable {
+            retry_after: RetryAfter::Backoff
+        },
+        "{err}"
+    );
 }
 
 #[tokio::test]

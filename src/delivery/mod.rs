@@ -8,12 +8,17 @@
 //! one task do that (claim → send → write), so a slow database write never
 //! stalls the sends and the other way round.
 //!
-//! **At least once.** A row is claimed before its HTTP call and settled
-//! after it. If the process dies in between, the row stays `sending` with
-//! an expired lease. Reconciliation does not resend it at once: a status
-//! webhook carrying the row's id in `biz_opaque_callback_data` may still
-//! arrive and settle it ([`record_status`]). Only after a further grace
-//! period with no status is the row queued again — and then, if Meta had in
+//! **At least once.** A row is claimed (in the worker's name) before its
+//! HTTP call, marked handed over just before the call, and settled after
+//! it. An outcome that cannot be written (SQLite busy behind a long import,
+//! a PostgreSQL error or lock wait) is kept and written again with back-off,
+//! never dropped. Each worker beats in `delivery_workers`; when a worker's
+//! heartbeat stops, its claims that never reached HTTP go back to the queue
+//! at once. A row whose outcome is unknown — a timeout, or a dead worker's
+//! handed-over call — is not resent at once: a status webhook carrying the
+//! row's id in `biz_opaque_callback_data` may still arrive and settle it
+//! ([`record_status`]). Only after the grace period with no status is the
+//! row queued again, counted in `resent_unknown` — and then, if Meta had in
 //! fact accepted the lost request and its statuses never came, the employer
 //! receives the message twice. We accept that rare duplicate over silently
 //! dropping a reminder; the grace period makes it unlikely.
@@ -34,7 +39,7 @@ pub use status::{record_status, record_status_in, MessageStatus, StatusUpdate};
 
 use crate::case_log::{self, Actor, EventKind, NewEvent};
 use crate::config::Config;
-use crate::domain::{Calendar, QuietReason, WaId};
+use crate::domain::{Calendar, QuietReason, Stage, WaId};
 use crate::messages::{Catalog, MessageContext};
 use crate::metrics as m;
 use crate::store::{list_placeholders, rows_per_statement, values_placeholders, Backend, Db, Tx};
@@ -47,6 +52,7 @@ use chrono_tz::Tz;
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -62,6 +68,9 @@ pub struct DeliverSummary {
     pub retried: u64,
     /// Rows not sent because the case changed since it was queued.
     pub skipped: u64,
+    /// The halt flag this pass raised (190, 368/131031): sending stopped
+    /// and an operator must act.
+    pub halted: Option<&'static str>,
 }
 
 /// Tunables; the defaults suit production and the benchmark.
@@ -85,6 +94,17 @@ pub struct DeliveryOptions {
     pub pair_interval: Duration,
     /// Outcomes written per transaction.
     pub write_batch: usize,
+    /// On PostgreSQL, how long one outcome write waits for a lock before it
+    /// is retried (SQLite's busy timeout bounds it there).
+    pub write_wait: Duration,
+    /// How long outcomes that cannot be written are kept and retried before
+    /// the pass gives up on them (they stay `sending` for reconciliation).
+    pub write_patience: Duration,
+    /// A worker whose heartbeat is older than this is dead: its claims are
+    /// reconciled at once instead of after the lease.
+    pub heartbeat_timeout: Duration,
+    /// How often a running pass renews its heartbeat.
+    pub beat_every: Duration,
 }
 
 impl Default for DeliveryOptions {
@@ -99,6 +119,10 @@ impl Default for DeliveryOptions {
             max_backoff: Duration::from_secs(3600),
             pair_interval: Duration::from_secs(6),
             write_batch: 500,
+            write_wait: Duration::from_secs(5),
+            write_patience: Duration::from_secs(600),
+            heartbeat_timeout: Duration::from_secs(60),
+            beat_every: Duration::from_secs(10),
         }
     }
 }
@@ -115,6 +139,10 @@ pub struct Deliverer {
     limiter: RateLimiter,
     /// Last send per recipient (pass time), for the pair rate.
     pair: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// This worker's id in `delivery_workers` and on its claims; new per
+    /// process, so a restarted instance is a new worker and its previous
+    /// life's claims are a dead worker's.
+    worker_id: String,
     pub options: DeliveryOptions,
 }
 
@@ -144,6 +172,7 @@ impl Deliverer {
             daily_unique_recipients: config.whatsapp.daily_unique_recipients,
             limiter: RateLimiter::new(config.whatsapp.messages_per_second),
             pair: Mutex::new(HashMap::new()),
+            worker_id: format!("w{}-{:016x}", std::process::id(), rand::random::<u64>()),
             options: DeliveryOptions::default(),
         })
     }
@@ -151,6 +180,16 @@ impl Deliverer {
     pub fn with_options(mut self, options: DeliveryOptions) -> Self {
         self.options = options;
         self
+    }
+
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// The messages per second the pacer allows now (lower than configured
+    /// for a while after a 130429).
+    pub fn pace(&self) -> f64 {
+        self.limiter.rate()
     }
 
     fn backoff(&self, attempt: u32, hint: RetryAfter) -> Duration {
@@ -211,7 +250,13 @@ pub async fn resume(db: &Db, name: Option<&str>) -> Result<u64> {
     Ok(n)
 }
 
-async fn set_flag(tx: &mut Tx, name: &'static str, reason: &str, at: DateTime<Utc>) -> Result<()> {
+/// Returns whether the flag was newly set (false: already halted).
+async fn set_flag(
+    tx: &mut Tx,
+    name: &'static str,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<bool> {
     let n = tx
         .query(
             "INSERT INTO delivery_flags (name, reason, set_at) VALUES ($1, $2, $3) \
@@ -230,7 +275,7 @@ async fn set_flag(tx: &mut Tx, name: &'static str, reason: &str, at: DateTime<Ut
         );
     }
     metrics::gauge!(m::DELIVERY_HALTED, "flag" => name).set(1.0);
-    Ok(())
+    Ok(n > 0)
 }
 
 /// Sends everything due at `at`, and returns once nothing more is due (rows
@@ -238,7 +283,48 @@ async fn set_flag(tx: &mut Tx, name: &'static str, reason: &str, at: DateTime<Ut
 /// halt flag is set.
 pub async fn deliver_due(db: &Db, d: &Deliverer, at: DateTime<Utc>) -> Result<DeliverSummary> {
     let (_tx, rx) = watch::channel(false);
-    run_pass(db, d, at, rx, None).await
+    deliver_until(db, d, at, rx).await
+}
+
+/// [`deliver_due`] that stops when `shutdown` turns true (`deliver --once`
+/// on SIGTERM): claimed rows not yet sent are released and in-flight sends
+/// finish and are recorded, as in `serve`.
+pub async fn deliver_until(
+    db: &Db,
+    d: &Deliverer,
+    at: DateTime<Utc>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<DeliverSummary> {
+    let result = run_pass(db, d, at, shutdown, None).await;
+    // A one-off pass is a worker only while it runs; its claims are settled.
+    if let Err(e) = retire(db, d).await {
+        tracing::warn!(error = %format!("{e:#}"), "cannot remove the worker's heartbeat");
+    }
+    result
+}
+
+/// Renews this worker's heartbeat (creating its row on first use).
+async fn beat(db: &Db, d: &Deliverer, at: DateTime<Utc>) -> Result<()> {
+    db.query(
+        "INSERT INTO delivery_workers (id, started_at, beat_at) VALUES ($1, $2, $2) \
+         ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
+    )
+    .bind(d.worker_id.clone())
+    .bind(crate::time::truncate(at))
+    .execute(db)
+    .await
+    .context("failed to renew the delivery worker's heartbeat")?;
+    Ok(())
+}
+
+/// A worker stopping cleanly: it holds no claims any more.
+async fn retire(db: &Db, d: &Deliverer) -> Result<()> {
+    db.query("DELETE FROM delivery_workers WHERE id = $1")
+        .bind(d.worker_id.clone())
+        .execute(db)
+        .await
+        .context("failed to retire the delivery worker")?;
+    Ok(())
 }
 
 /// The longest a worker pass goes on claiming. A pass evaluates everything
@@ -301,10 +387,18 @@ pub async fn run_worker(
             }
             Err(e) => tracing::error!(error = %format!("{e:#}"), "cannot read delivery flags"),
         }
+        // Idle or halted, the worker is alive: its peers must not take its
+        // claims for a dead worker's.
+        if let Err(e) = beat(&db, &d, crate::time::now()).await {
+            tracing::warn!(error = %format!("{e:#}"), "heartbeat failed");
+        }
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
             _ = shutdown.changed() => {}
         }
+    }
+    if let Err(e) = retire(&db, &d).await {
+        tracing::warn!(error = %format!("{e:#}"), "cannot remove the worker's heartbeat");
     }
     tracing::info!("delivery worker stopped");
 }
@@ -328,6 +422,13 @@ impl Claimed {
     /// a reply or confirmation.
     fn is_reminder(&self) -> bool {
         self.key.starts_with("case:") && self.key.contains(":stage:")
+    }
+
+    /// The stage a reminder was queued for (`case:42:stage:reminder_2`, or
+    /// its template fallback `…:reminder_2:template`).
+    fn stage(&self) -> Option<Stage> {
+        let rest = self.key.split_once(":stage:")?.1;
+        Stage::from_str(rest.split(':').next()?).ok()
     }
 }
 
@@ -359,6 +460,12 @@ enum Outcome {
         code: Option<i64>,
         title: String,
         unreachable: bool,
+    },
+    /// No answer (a timeout): Meta may have taken it. The row waits for its
+    /// status webhook, and is queued again only after the grace period.
+    Unknown {
+        row: Claimed,
+        reason: String,
     },
     /// A free-form message outside the window (131047): resend as the
     /// template, now.
@@ -421,6 +528,9 @@ async fn run_pass(
     if !halted(db).await?.is_empty() {
         return Ok(DeliverSummary::default());
     }
+    // Alive before claiming, so no peer takes this pass's claims for a dead
+    // worker's.
+    beat(db, d, at).await?;
     reconcile(db, d, at).await?;
     let tier = plan_tier(db, d, at).await?;
     let pass = Pass {
@@ -434,11 +544,28 @@ async fn run_pass(
     };
     let (prep_tx, prep_rx) = mpsc::channel::<Prepared>(d.options.batch * 2);
     let (out_tx, out_rx) = mpsc::unbounded_channel::<Outcome>();
-    let (claimed, sent, written) = tokio::join!(
-        pass.produce(prep_tx, out_tx.clone(), shutdown.clone()),
-        pass.send_all(prep_rx, out_tx, shutdown),
-        pass.write_all(out_rx),
-    );
+    // The heartbeat goes on for as long as the pass, on the pass's clock.
+    let beating = async {
+        let started = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(d.options.beat_every).await;
+            let now = at + ChronoDuration::from_std(started.elapsed()).unwrap_or_default();
+            if let Err(e) = beat(db, d, now).await {
+                tracing::warn!(error = %format!("{e:#}"), "heartbeat failed");
+            }
+        }
+    };
+    let work = async {
+        tokio::join!(
+            pass.produce(prep_tx, out_tx.clone(), shutdown.clone()),
+            pass.send_all(prep_rx, out_tx, shutdown),
+            pass.write_all(out_rx),
+        )
+    };
+    let (claimed, sent, written) = tokio::select! {
+        r = work => r,
+        _ = beating => unreachable!("the heartbeat loop never ends"),
+    };
     // Report the first failure; the others are usually its echoes.
     claimed?;
     sent?;
@@ -465,28 +592,123 @@ impl Pass<'_> {
             {
                 return Ok(());
             }
-            let rows = claim(self.db, self.at, self.d.options.batch, self.d.options.lease).await?;
+            // Outcomes that cannot be written yet are kept: claim no more
+            // until they are, so memory stays bounded.
+            if self.outstanding.load(Ordering::SeqCst) >= self.max_outstanding() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            // Read before claiming: an outcome counts as written only after
+            // its commit, so when nothing was outstanding before this claim,
+            // the claim saw every row that came back due now.
+            let pending = self.outstanding.load(Ordering::SeqCst);
+            let rows = match self.claim_patiently(&shutdown).await {
+                Ok(Some(rows)) => rows,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    // What is in flight still finishes and is recorded.
+                    self.stop.store(true, Ordering::SeqCst);
+                    return Err(e);
+                }
+            };
             if rows.is_empty() {
                 // Rows still in flight may come back due now (a template
-                // fallback): finish only when nothing is outstanding.
-                if self.outstanding.load(Ordering::SeqCst) == 0 {
+                // fallback): finish only when nothing is outstanding. (Read
+                // after the claim, a fallback written between the claim and
+                // the read was missed: the old timing flake.)
+                if pending == 0 {
                     return Ok(());
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
             self.outstanding.fetch_add(rows.len(), Ordering::SeqCst);
+            let mut ready = Vec::new();
             for item in self.prepare(rows).await? {
                 match item {
-                    Ok(p) => {
-                        if prep.send(p).await.is_err() {
-                            return Ok(());
-                        }
-                    }
+                    Ok(p) => ready.push(p),
                     Err(o) => {
                         let _ = out.send(o);
                     }
                 }
+            }
+            for p in self.hand_over(ready, &out).await {
+                if prep.send(p).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Claims the next batch; while the database is busy (a long writer on
+    /// SQLite), waits and tries again rather than ending the pass with its
+    /// sends still being recorded. None: stopped meanwhile.
+    async fn claim_patiently(
+        &self,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<Option<Vec<Claimed>>> {
+        let started = std::time::Instant::now();
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match claim(self.db, self.d, self.at).await {
+                Ok(rows) => return Ok(Some(rows)),
+                Err(e) if started.elapsed() + wait <= self.d.options.write_patience => {
+                    tracing::warn!(error = %format!("{e:#}"), retry_in_ms = wait.as_millis() as u64, "cannot claim messages yet; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                    if self.stopped(shutdown) {
+                        return Ok(None);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Claimed rows not yet written: the claim batches, the messages waiting
+    /// for a slot, those in flight, and a write batch.
+    fn max_outstanding(&self) -> usize {
+        let o = &self.d.options;
+        o.concurrency + 4 * o.batch + o.write_batch
+    }
+
+    /// Records that these rows' HTTP calls may start (`handed_at`), and keeps
+    /// only the rows still claimed by this worker: a peer that took this
+    /// worker for dead may have released some, and those must not be sent.
+    /// Until this mark, a dead worker's claim goes back at once; after it,
+    /// the row waits for its status webhook.
+    async fn hand_over(
+        &self,
+        ready: Vec<Prepared>,
+        out: &mpsc::UnboundedSender<Outcome>,
+    ) -> Vec<Prepared> {
+        if ready.is_empty() {
+            return ready;
+        }
+        let ids: Vec<i64> = ready.iter().map(|p| p.row.id).collect();
+        match mark_handed(self.db, self.d, self.at, &ids).await {
+            Ok(mine) => {
+                let (keep, lost): (Vec<_>, Vec<_>) =
+                    ready.into_iter().partition(|p| mine.contains(&p.row.id));
+                if !lost.is_empty() {
+                    tracing::warn!(
+                        rows = lost.len(),
+                        "claims taken back by a peer (this worker was thought dead); not sending them"
+                    );
+                    for p in &lost {
+                        self.forget_pair(p);
+                    }
+                    self.outstanding.fetch_sub(lost.len(), Ordering::SeqCst);
+                }
+                keep
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot mark claims as sending; releasing them");
+                for p in ready {
+                    self.forget_pair(&p);
+                    let _ = out.send(Outcome::Release { row: p.row });
+                }
+                Vec::new()
             }
         }
     }
@@ -528,6 +750,11 @@ impl Pass<'_> {
                     None => Some("case_missing"),
                     Some(c) if c.resolved => Some("case_resolved"),
                     Some(c) if c.status == "escalated" => Some("escalated"),
+                    // The case moved on (a crashed worker's claim came back
+                    // late): the current stage's message is the one to send.
+                    Some(c) if row.stage().zip(c.stage).is_some_and(|(m, now)| m < now) => {
+                        Some("stage_passed")
+                    }
                     Some(_) if state.opted_out => Some("opted_out"),
                     Some(_) if state.contact_invalid => Some("wrong_number"),
                     Some(c) if c.paused_until.is_some_and(|u| u > at) => Some("paused"),
@@ -763,8 +990,11 @@ impl Pass<'_> {
             return Outcome::Release { row: p.row };
         }
         let result = self.d.client.send(&p.msg).await;
-        if result.is_err() {
+        if let Err(e) = &result {
             self.forget_pair(&p);
+            if e.is_throughput_limit() {
+                self.d.limiter.throttled();
+            }
         }
         match result {
             Ok(receipt) => Outcome::Sent {
@@ -795,6 +1025,9 @@ impl Pass<'_> {
                         title,
                         unreachable: false,
                     };
+                }
+                if e.outcome_unknown() {
+                    return Outcome::Unknown { row, reason };
                 }
                 let wait = self.d.backoff(row.attempts, retry_after);
                 Outcome::Retry {
@@ -827,7 +1060,10 @@ impl Pass<'_> {
         }
     }
 
-    /// Writes outcomes in batches, as they come.
+    /// Writes outcomes in batches, as they come. A batch that cannot be
+    /// written (SQLite busy behind a long writer, a PostgreSQL error or lock
+    /// wait) is kept and written again with back-off: an accepted message
+    /// left `sending` would be sent again later.
     async fn write_all(&self, mut rx: mpsc::UnboundedReceiver<Outcome>) -> Result<DeliverSummary> {
         let mut summary = DeliverSummary::default();
         let mut buf = Vec::new();
@@ -841,15 +1077,17 @@ impl Pass<'_> {
                 }
             }
             let n = buf.len();
-            if first_error.is_none() {
-                if let Err(e) =
-                    write_outcomes(self.db, self.at, std::mem::take(&mut buf), &mut summary).await
-                {
-                    // Stop claiming; the rows stay `sending` and come back
-                    // through reconciliation.
-                    self.stop.store(true, Ordering::SeqCst);
-                    first_error = Some(e);
-                }
+            // After giving up once, each later batch gets one try.
+            let patience = if first_error.is_none() {
+                self.d.options.write_patience
+            } else {
+                Duration::ZERO
+            };
+            if let Err(e) = self.write_patiently(&buf, &mut summary, patience).await {
+                // Stop claiming; the rows stay `sending` and come back
+                // through reconciliation (or their status webhooks).
+                self.stop.store(true, Ordering::SeqCst);
+                first_error.get_or_insert(e);
             }
             buf.clear();
             self.outstanding.fetch_sub(n, Ordering::SeqCst);
@@ -859,20 +1097,71 @@ impl Pass<'_> {
             None => Ok(summary),
         }
     }
+
+    async fn write_patiently(
+        &self,
+        outcomes: &[Outcome],
+        summary: &mut DeliverSummary,
+        patience: Duration,
+    ) -> Result<()> {
+        let started = std::time::Instant::now();
+        let mut wait = Duration::from_millis(100);
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            match write_outcomes(self.db, self.d, self.at, outcomes, summary).await {
+                Ok(()) => {
+                    if tries > 1 {
+                        tracing::info!(
+                            outcomes = outcomes.len(),
+                            tries,
+                            "delivery outcomes written after retrying"
+                        );
+                    }
+                    return Ok(());
+                }
+                Err(e) if started.elapsed() + wait <= patience => {
+                    tracing::warn!(
+                        error = %format!("{e:#}"),
+                        outcomes = outcomes.len(),
+                        tries,
+                        retry_in_ms = wait.as_millis() as u64,
+                        "cannot write delivery outcomes yet; keeping them and retrying"
+                    );
+                    metrics::counter!(m::OUTCOME_WRITE_RETRIES).increment(1);
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    tracing::error!(
+                        error = %format!("{e:#}"),
+                        outcomes = outcomes.len(),
+                        tries,
+                        "giving up writing delivery outcomes; the rows wait for their status webhooks"
+                    );
+                    return Err(e);
+                }
+            }
+        }
+    }
 }
 
-/// Claims up to `limit` due rows with a lease.
-async fn claim(db: &Db, at: DateTime<Utc>, limit: usize, lease: Duration) -> Result<Vec<Claimed>> {
-    let lease_until = at + ChronoDuration::from_std(lease).unwrap_or(ChronoDuration::minutes(5));
+/// Claims up to a batch of due rows with a lease, in this worker's name.
+async fn claim(db: &Db, d: &Deliverer, at: DateTime<Utc>) -> Result<Vec<Claimed>> {
+    let limit = d.options.batch;
+    let lease_until =
+        at + ChronoDuration::from_std(d.options.lease).unwrap_or(ChronoDuration::minutes(5));
     let sql = match db.backend() {
         Backend::Postgres => {
-            "UPDATE outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
+            "UPDATE outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1, updated_at = $2, \
+                    claimed_by = $4, handed_at = NULL, unknown_since = NULL \
              WHERE id IN (SELECT id FROM outbox WHERE state = 'queued' AND due_at <= $2 \
                           ORDER BY due_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
              RETURNING id, case_id, employer_id, idempotency_key, message, kind, wa_id, body, attempts"
         }
         Backend::Sqlite => {
-            "UPDATE outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
+            "UPDATE outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1, updated_at = $2, \
+                    claimed_by = $4, handed_at = NULL, unknown_since = NULL \
              WHERE id IN (SELECT id FROM outbox WHERE state = 'queued' AND due_at <= $2 \
                           ORDER BY due_at, id LIMIT $3) \
              RETURNING id, case_id, employer_id, idempotency_key, message, kind, wa_id, body, attempts"
@@ -884,6 +1173,7 @@ async fn claim(db: &Db, at: DateTime<Utc>, limit: usize, lease: Duration) -> Res
         .bind(lease_until)
         .bind(at)
         .bind(limit as i64)
+        .bind(d.worker_id.clone())
         .fetch_all(&mut tx)
         .await
         .context("failed to claim outbox rows")?;
@@ -910,6 +1200,7 @@ async fn claim(db: &Db, at: DateTime<Utc>, limit: usize, lease: Duration) -> Res
 
 struct CaseState {
     status: String,
+    stage: Option<Stage>,
     resolved: bool,
     paused_until: Option<DateTime<Utc>>,
     promised_date: Option<chrono::NaiveDate>,
@@ -965,7 +1256,7 @@ async fn case_states(
     }
     for chunk in case_ids.chunks(rows_per_statement(db.backend(), 1)) {
         let sql = format!(
-            "SELECT id, employer_id, status, resolved_at, paused_until, promised_date, last_inbound_at, \
+            "SELECT id, employer_id, status, stage, resolved_at, paused_until, promised_date, last_inbound_at, \
              officer_hold FROM cases WHERE id IN ({})",
             list_placeholders(chunk.len(), 1)
         );
@@ -979,6 +1270,7 @@ async fn case_states(
                     r.get("id")?,
                     CaseState {
                         status: r.get("status")?,
+                        stage: Stage::from_str(&r.get::<String>("stage")?).ok(),
                         resolved: r.get::<Option<DateTime<Utc>>>("resolved_at")?.is_some(),
                         paused_until: r.get("paused_until")?,
                         promised_date: r.get("promised_date")?,
@@ -1039,31 +1331,93 @@ async fn reminded_today(db: &Db, rows: &[Claimed], at: DateTime<Utc>) -> Result<
     Ok(out)
 }
 
-/// Rows left `sending` by a worker that died: a status may have settled them
-/// already (then they are no longer `sending`); the rest wait out the grace
-/// period for a late status, then are queued again (at least once; see the
-/// module docs).
+/// Claims whose worker is gone, and rows whose outcome is unknown.
+///
+/// - A worker whose heartbeat stopped (or that left no heartbeat) is dead.
+///   Its claims that were never handed to HTTP go back to the queue at
+///   once; those whose call may have happened become unknown outcomes.
+/// - A live worker's claim whose lease expired before it reached HTTP goes
+///   back at once too.
+/// - An unknown outcome (a timeout, a dead worker's call, or a lease that
+///   expired after the hand-over) waits out the grace period for a status
+///   webhook carrying the row's id; only then is it queued again, and that
+///   resend is recorded (`resent_unknown`, a metric): it may be a duplicate
+///   (see the module docs).
 async fn reconcile(db: &Db, d: &Deliverer, at: DateTime<Utc>) -> Result<u64> {
-    let cutoff = at - ChronoDuration::from_std(d.options.grace).unwrap_or_default();
-    let rows = db
+    let grace = ChronoDuration::from_std(d.options.grace).unwrap_or_default();
+    let cutoff = at - grace;
+    let dead_before =
+        at - ChronoDuration::from_std(d.options.heartbeat_timeout).unwrap_or_default();
+    let mut tx = db.begin().await?;
+    let dead = tx
+        .query("DELETE FROM delivery_workers WHERE beat_at < $1 AND id <> $2 RETURNING id")
+        .bind(dead_before)
+        .bind(d.worker_id.clone())
+        .fetch_all(&mut tx)
+        .await
+        .context("failed to find dead delivery workers")?
+        .len();
+    const ORPHAN: &str = "state = 'sending' AND unknown_since IS NULL AND claimed_by IS NOT NULL \
+                          AND claimed_by NOT IN (SELECT id FROM delivery_workers)";
+    let released = tx
+        .query(&format!(
+            "UPDATE outbox SET state = 'queued', lease_until = NULL, claimed_by = NULL, \
+                    attempts = attempts - 1, updated_at = $1 \
+             WHERE handed_at IS NULL AND (({ORPHAN}) OR (state = 'sending' AND unknown_since IS NULL \
+                   AND claimed_by IS NOT NULL AND lease_until < $1))"
+        ))
+        .bind(at)
+        .execute(&mut tx)
+        .await
+        .context("failed to release dead workers' claims")?;
+    let unknown = tx
+        .query(&format!(
+            "UPDATE outbox SET unknown_since = handed_at, claimed_by = NULL, lease_until = NULL, \
+                    last_error = 'worker_died', updated_at = $1 \
+             WHERE handed_at IS NOT NULL AND {ORPHAN}"
+        ))
+        .bind(at)
+        .execute(&mut tx)
+        .await
+        .context("failed to hold dead workers' sends for their statuses")?;
+    let requeued = tx
         .query(
-            "UPDATE outbox SET state = 'queued', lease_until = NULL, updated_at = $1 \
-             WHERE state = 'sending' AND lease_until < $2 RETURNING id",
+            "UPDATE outbox SET state = 'queued', lease_until = NULL, claimed_by = NULL, handed_at = NULL, \
+                    unknown_since = NULL, resent_unknown = resent_unknown + 1, updated_at = $1 \
+             WHERE state = 'sending' AND (unknown_since < $2 OR (unknown_since IS NULL AND lease_until < $2)) \
+             RETURNING id, last_error",
         )
         .bind(at)
         .bind(cutoff)
-        .fetch_all(db)
+        .fetch_all(&mut tx)
         .await
-        .context("failed to reconcile expired claims")?;
-    if !rows.is_empty() {
+        .context("failed to reconcile unknown outcomes")?;
+    tx.commit().await?;
+    if dead > 0 || released > 0 || unknown > 0 {
         tracing::warn!(
-            rows = rows.len(),
-            "requeued messages whose worker died mid-send and no status arrived"
+            dead_workers = dead,
+            released,
+            awaiting_status = unknown,
+            "reconciled the claims of delivery workers that stopped"
         );
-        metrics::counter!(m::MESSAGES_RETRIED, "reason" => "lease_expired")
-            .increment(rows.len() as u64);
     }
-    Ok(rows.len() as u64)
+    if !requeued.is_empty() {
+        tracing::warn!(
+            rows = requeued.len(),
+            "requeued messages whose outcome was unknown (timeout or dead worker) and no status arrived"
+        );
+        for r in &requeued {
+            let reason = match r.get::<Option<String>>("last_error")?.as_deref() {
+                Some("timeout") => "timeout",
+                Some("worker_died") => "worker_died",
+                _ => "lease_expired",
+            };
+            metrics::counter!(m::MESSAGES_RESENT_UNKNOWN, "reason" => reason).increment(1);
+        }
+        metrics::counter!(m::MESSAGES_RETRIED, "reason" => "lease_expired")
+            .increment(requeued.len() as u64);
+    }
+    Ok(requeued.len() as u64 + released)
 }
 
 /// A due row for the tier: (outbox id, case id, employer id).
@@ -1232,20 +1586,37 @@ async fn mark_quiet(
     Ok(())
 }
 
-/// Writes a batch of outcomes in one transaction. Every update is guarded by
-/// `state = 'sending'`: a status webhook that settled the row meanwhile wins.
+/// Writes a batch of outcomes in one transaction (all or nothing, so a
+/// failed write can be tried again as it is). Every update is guarded by
+/// `state = 'sending'`: a status webhook that settled the row meanwhile
+/// wins; and all but `sent` by this worker's claim, since a peer may have
+/// taken this worker for dead and released the row.
 async fn write_outcomes(
     db: &Db,
+    d: &Deliverer,
     at: DateTime<Utc>,
-    outcomes: Vec<Outcome>,
+    outcomes: &[Outcome],
     summary: &mut DeliverSummary,
 ) -> Result<()> {
+    let me = d.worker_id.as_str();
     let mut tx = db.begin().await?;
+    if tx.backend() == Backend::Postgres {
+        // A bounded wait, then the retry with back-off, logged: not an
+        // unbounded wait behind another transaction's locks.
+        let sql = format!(
+            "SET LOCAL lock_timeout = '{}ms'",
+            d.options.write_wait.as_millis().max(1)
+        );
+        tx.query(&sql)
+            .execute(&mut tx)
+            .await
+            .context("failed to bound the outcome write's lock wait")?;
+    }
     let mut events = Vec::new();
     let mut sent = Vec::new();
     let mut officer_cases = Vec::new();
     let mut unreachable = Vec::new();
-    let mut halts: Vec<(&'static str, String)> = Vec::new();
+    let mut halts: Vec<(&'static str, &str)> = Vec::new();
     let mut local = DeliverSummary::default();
     let mut counters: Vec<(&'static str, &'static str, String)> = Vec::new();
     for o in outcomes {
@@ -1255,7 +1626,7 @@ async fn write_outcomes(
                 wamid,
                 initiated,
                 kind,
-            } => sent.push((row, wamid, initiated, kind)),
+            } => sent.push((row, wamid.as_str(), *initiated, *kind)),
             Outcome::Retry {
                 row,
                 until,
@@ -1265,30 +1636,56 @@ async fn write_outcomes(
                 let n = tx
                     .query(
                         "UPDATE outbox SET state = 'queued', lease_until = NULL, due_at = $2, last_error = $3, \
-                                error_code = $4, updated_at = $5 WHERE id = $1 AND state = 'sending'",
+                                error_code = $4, updated_at = $5, claimed_by = NULL \
+                         WHERE id = $1 AND state = 'sending' AND claimed_by = $6",
                     )
                     .bind(row.id)
-                    .bind(crate::time::truncate(until))
+                    .bind(crate::time::truncate(*until))
                     .bind(reason.clone())
-                    .bind(code)
+                    .bind(*code)
                     .bind(at)
+                    .bind(me.to_owned())
                     .execute(&mut tx)
                     .await
                     .context("failed to schedule a retry")?;
                 if n > 0 {
                     local.retried += 1;
-                    counters.push((m::MESSAGES_RETRIED, "reason", reason));
+                    counters.push((m::MESSAGES_RETRIED, "reason", reason.clone()));
+                }
+            }
+            Outcome::Unknown { row, reason } => {
+                let n = tx
+                    .query(
+                        "UPDATE outbox SET unknown_since = $2, lease_until = NULL, claimed_by = NULL, \
+                                last_error = $3, updated_at = $2 \
+                         WHERE id = $1 AND state = 'sending' AND claimed_by = $4",
+                    )
+                    .bind(row.id)
+                    .bind(at)
+                    .bind(reason.clone())
+                    .bind(me.to_owned())
+                    .execute(&mut tx)
+                    .await
+                    .context("failed to record an unknown outcome")?;
+                if n > 0 {
+                    local.retried += 1;
+                    counters.push((
+                        m::MESSAGES_RETRIED,
+                        "reason",
+                        format!("{reason}_awaiting_status"),
+                    ));
                 }
             }
             Outcome::Fallback { row } => {
                 let n = tx
                     .query(
                         "UPDATE outbox SET state = 'queued', kind = 'template', lease_until = NULL, due_at = $2, \
-                                last_error = 'meta_131047', error_code = 131047, updated_at = $2 \
-                         WHERE id = $1 AND state = 'sending'",
+                                last_error = 'meta_131047', error_code = 131047, updated_at = $2, claimed_by = NULL \
+                         WHERE id = $1 AND state = 'sending' AND claimed_by = $3",
                     )
                     .bind(row.id)
                     .bind(at)
+                    .bind(me.to_owned())
                     .execute(&mut tx)
                     .await
                     .context("failed to queue the template form")?;
@@ -1307,13 +1704,15 @@ async fn write_outcomes(
                 let n = tx
                     .query(
                         "UPDATE outbox SET state = 'failed', lease_until = NULL, last_error = $2, error_code = $3, \
-                                error_title = $4, status_at = $5, updated_at = $5 WHERE id = $1 AND state = 'sending'",
+                                error_title = $4, status_at = $5, updated_at = $5 \
+                         WHERE id = $1 AND state = 'sending' AND claimed_by = $6",
                     )
                     .bind(row.id)
                     .bind(reason.clone())
-                    .bind(code)
+                    .bind(*code)
                     .bind(title.clone())
                     .bind(at)
+                    .bind(me.to_owned())
                     .execute(&mut tx)
                     .await
                     .context("failed to fail a message")?;
@@ -1333,7 +1732,7 @@ async fn write_outcomes(
                     ));
                     officer_cases.push(case_id);
                 }
-                if gone {
+                if *gone {
                     unreachable.push(row.employer_id);
                 }
             }
@@ -1341,11 +1740,12 @@ async fn write_outcomes(
                 let n = tx
                     .query(
                         "UPDATE outbox SET state = 'skipped', lease_until = NULL, last_error = $2, updated_at = $3 \
-                         WHERE id = $1 AND state = 'sending'",
+                         WHERE id = $1 AND state = 'sending' AND claimed_by = $4",
                     )
                     .bind(row.id)
-                    .bind(reason)
+                    .bind(*reason)
                     .bind(at)
+                    .bind(me.to_owned())
                     .execute(&mut tx)
                     .await
                     .context("failed to skip a message")?;
@@ -1353,7 +1753,7 @@ async fn write_outcomes(
                     continue;
                 }
                 local.skipped += 1;
-                counters.push((m::MESSAGES_SKIPPED, "reason", reason.to_owned()));
+                counters.push((m::MESSAGES_SKIPPED, "reason", (*reason).to_owned()));
                 if let Some(case_id) = row.case_id {
                     events.push(NewEvent::new(
                         case_id,
@@ -1365,16 +1765,18 @@ async fn write_outcomes(
                 }
             }
             Outcome::Deferred { row, until, reason } => {
-                let until = crate::time::truncate(until);
+                let until = crate::time::truncate(*until);
                 // Waiting is not an attempt.
                 let n = tx
                     .query(
                         "UPDATE outbox SET state = 'queued', lease_until = NULL, due_at = $2, \
-                                attempts = attempts - 1, updated_at = $3 WHERE id = $1 AND state = 'sending'",
+                                attempts = attempts - 1, updated_at = $3, claimed_by = NULL \
+                         WHERE id = $1 AND state = 'sending' AND claimed_by = $4",
                     )
                     .bind(row.id)
                     .bind(until)
                     .bind(at)
+                    .bind(me.to_owned())
                     .execute(&mut tx)
                     .await
                     .context("failed to defer a message")?;
@@ -1384,16 +1786,16 @@ async fn write_outcomes(
                     if let (Some(case_id), Some(reason), true) =
                         (row.case_id, reason, row.is_reminder())
                     {
-                        mark_quiet(&mut tx, &[case_id], reason, until, at).await?;
+                        mark_quiet(&mut tx, &[case_id], *reason, until, at).await?;
                     }
                 }
             }
             Outcome::Release { row } => {
-                release(&mut tx, row.id, at).await?;
+                release(&mut tx, me, row.id, at).await?;
             }
             Outcome::Halt { row, flag, reason } => {
-                release(&mut tx, row.id, at).await?;
-                halts.push((flag, reason));
+                release(&mut tx, me, row.id, at).await?;
+                halts.push((flag, reason.as_str()));
             }
         }
     }
@@ -1429,12 +1831,17 @@ async fn write_outcomes(
             .await
             .context("failed to mark a contact unreachable")?;
     }
+    // Many in-flight sends fail with the same 190: one halt, one alert.
+    let mut raised = Vec::new();
     for (flag, reason) in &halts {
-        set_flag(&mut tx, flag, reason, at).await?;
+        if set_flag(&mut tx, flag, reason, at).await? {
+            raised.push((*flag, *reason));
+        }
+        local.halted = Some(*flag);
     }
     tx.commit().await?;
 
-    for (flag, reason) in halts {
+    for (flag, reason) in raised {
         tracing::error!(flag, reason = %reason, "delivery halted: operator action needed (`wa-smile deliver --resume` once fixed)");
         metrics::counter!(m::OPERATOR_ALERTS, "kind" => flag).increment(1);
     }
@@ -1445,29 +1852,64 @@ async fn write_outcomes(
     summary.failed += local.failed;
     summary.retried += local.retried;
     summary.skipped += local.skipped;
+    summary.halted = summary.halted.or(local.halted);
     Ok(())
 }
 
-async fn release(tx: &mut Tx, id: i64, at: DateTime<Utc>) -> Result<()> {
+/// Puts a claim of this worker back, unattempted.
+async fn release(tx: &mut Tx, me: &str, id: i64, at: DateTime<Utc>) -> Result<()> {
     tx.query(
-        "UPDATE outbox SET state = 'queued', lease_until = NULL, attempts = attempts - 1, updated_at = $2 \
-         WHERE id = $1 AND state = 'sending'",
+        "UPDATE outbox SET state = 'queued', lease_until = NULL, attempts = attempts - 1, updated_at = $2, \
+                claimed_by = NULL, handed_at = NULL \
+         WHERE id = $1 AND state = 'sending' AND claimed_by = $3",
     )
     .bind(id)
     .bind(at)
+    .bind(me.to_owned())
     .execute(&mut *tx)
     .await
     .context("failed to release a claim")?;
     Ok(())
 }
 
-type SentRow = (Claimed, String, bool, &'static str);
+/// Marks claimed rows as handed to HTTP; returns those still this worker's.
+async fn mark_handed(
+    db: &Db,
+    d: &Deliverer,
+    at: DateTime<Utc>,
+    ids: &[i64],
+) -> Result<HashSet<i64>> {
+    let mut mine = HashSet::new();
+    let mut tx = db.begin().await?;
+    for chunk in ids.chunks(rows_per_statement(tx.backend(), 1)) {
+        let sql = format!(
+            "UPDATE outbox SET handed_at = $1 WHERE state = 'sending' AND claimed_by = $2 AND id IN ({}) \
+             RETURNING id",
+            list_placeholders(chunk.len(), 3)
+        );
+        let mut q = tx.query(&sql).bind(at).bind(d.worker_id.clone());
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for r in q
+            .fetch_all(&mut tx)
+            .await
+            .context("failed to mark claims as sending")?
+        {
+            mine.insert(r.get::<i64>("id")?);
+        }
+    }
+    tx.commit().await?;
+    Ok(mine)
+}
+
+type SentRow<'a> = (&'a Claimed, &'a str, bool, &'static str);
 
 /// Marks accepted messages sent, many rows a statement.
 async fn write_sent(
     tx: &mut Tx,
     at: DateTime<Utc>,
-    sent: &[SentRow],
+    sent: &[SentRow<'_>],
     events: &mut Vec<NewEvent>,
     local: &mut DeliverSummary,
     counters: &mut Vec<(&'static str, &'static str, String)>,
@@ -1485,7 +1927,7 @@ async fn write_sent(
         );
         let mut q = tx.query(&sql);
         for (row, wamid, initiated, _) in chunk {
-            q = q.bind(row.id).bind(wamid.clone()).bind(*initiated);
+            q = q.bind(row.id).bind((*wamid).to_owned()).bind(*initiated);
         }
         for r in q
             .bind(at)
@@ -1517,7 +1959,7 @@ async fn write_sent(
                         sent_at = COALESCE(sent_at, $4), updated_at = $4 WHERE id = $1",
             )
             .bind(row.id)
-            .bind(wamid.clone())
+            .bind((*wamid).to_owned())
             .bind(*initiated)
             .bind(at)
             .execute(&mut *tx)

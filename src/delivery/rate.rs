@@ -1,5 +1,9 @@
 //! Pacing: one limiter per process holds `whatsapp.messages_per_second`
-//! across every concurrent send.
+//! across every concurrent send, and slows down when Meta says the number's
+//! throughput is exceeded (130429): the rate halves, then climbs back
+//! linearly to the configured limit (AIMD), so a limit lower than configured
+//! (Meta's, or one shared with other senders on the number) is found and
+//! kept to instead of being hit again and again.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -17,12 +21,27 @@ use tokio::time::Instant;
 /// cost 10% of the throughput, so there it is 20 ms.
 #[derive(Debug)]
 pub struct RateLimiter {
-    interval: Duration,
+    /// The configured messages per second: the ceiling.
+    max: f64,
     window: Duration,
-    limit: usize,
     next: Mutex<Instant>,
     recent: Mutex<VecDeque<Instant>>,
+    adapt: std::sync::Mutex<Adapt>,
 }
+
+/// The multiplicative decrease: the rate just after the last cut.
+#[derive(Debug, Default)]
+struct Adapt {
+    floor: f64,
+    cut_at: Option<Instant>,
+}
+
+/// From no rate back to the configured one after a 130429, with no further
+/// throttling: half the rate comes back in half this time.
+const RECOVERY: Duration = Duration::from_secs(30);
+/// Requests already in flight when the rate is cut fail too; their errors
+/// within this time are the same event, not a reason to halve again.
+const HOLD_OFF: Duration = Duration::from_secs(1);
 
 /// Slots missed by up to this much (a stalled runtime) are still handed
 /// out; the sliding window still caps every second.
@@ -34,27 +53,75 @@ impl RateLimiter {
         let allowance = if per_second <= 100 { 100 } else { 20 };
         let window = Duration::from_millis(1_000 + allowance);
         Self {
-            interval: window / per_second,
+            max: f64::from(per_second),
             window,
-            limit: per_second as usize,
             next: Mutex::new(Instant::now()),
             recent: Mutex::new(VecDeque::with_capacity(per_second as usize)),
+            adapt: std::sync::Mutex::new(Adapt::default()),
         }
+    }
+
+    /// The messages per second allowed now.
+    pub fn rate(&self) -> f64 {
+        self.rate_at(Instant::now())
+    }
+
+    fn rate_at(&self, now: Instant) -> f64 {
+        let adapt = self.adapt.lock().expect("pacer lock");
+        self.rate_of(&adapt, now)
+    }
+
+    fn rate_of(&self, adapt: &Adapt, now: Instant) -> f64 {
+        match adapt.cut_at {
+            None => self.max,
+            Some(cut) => {
+                let regained =
+                    self.max * now.duration_since(cut).as_secs_f64() / RECOVERY.as_secs_f64();
+                (adapt.floor + regained).min(self.max)
+            }
+        }
+    }
+
+    /// Meta answered 130429: halve the rate (at most once per [`HOLD_OFF`]).
+    pub fn throttled(&self) {
+        self.throttled_at(Instant::now());
+    }
+
+    fn throttled_at(&self, now: Instant) {
+        let mut adapt = self.adapt.lock().expect("pacer lock");
+        if adapt
+            .cut_at
+            .is_some_and(|c| now.duration_since(c) < HOLD_OFF)
+        {
+            return;
+        }
+        let rate = (self.rate_of(&adapt, now) / 2.0).max(1.0);
+        adapt.floor = rate;
+        adapt.cut_at = Some(now);
+        tracing::warn!(
+            per_second = rate,
+            "WhatsApp throughput limit (130429): slowing down, recovering gradually"
+        );
+        metrics::gauge!(crate::metrics::DELIVERY_PACE).set(rate);
     }
 
     /// Waits for the next slot. A slot missed because nobody was waiting is
     /// not saved up (beyond [`CATCH_UP`]), so a quiet spell never turns into
     /// a burst.
     pub async fn acquire(&self) {
+        let rate = self.rate();
         let slot = {
             let mut next = self.next.lock().await;
             let now = Instant::now();
             let slot = (*next).max(now.checked_sub(CATCH_UP).unwrap_or(now));
-            *next = slot + self.interval;
+            *next = slot + self.window.div_f64(rate);
             slot
         };
         tokio::time::sleep_until(slot).await;
         loop {
+            // The rate now, not when the slot was booked: a cut applies to
+            // the sends already waiting too.
+            let limit = (self.rate().floor() as usize).max(1);
             let wait_until = {
                 let mut recent = self.recent.lock().await;
                 let now = Instant::now();
@@ -64,7 +131,7 @@ impl RateLimiter {
                 {
                     recent.pop_front();
                 }
-                if recent.len() < self.limit {
+                if recent.len() < limit {
                     recent.push_back(now);
                     return;
                 }
@@ -78,6 +145,45 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_throughput_error_halves_the_rate_which_then_recovers() {
+        let t0 = Instant::now();
+        let secs = |s: f64| t0 + Duration::from_secs_f64(s);
+        let limiter = RateLimiter::new(1000);
+        assert_eq!(limiter.rate_at(t0), 1000.0);
+        limiter.throttled_at(t0);
+        assert_eq!(limiter.rate_at(t0), 500.0);
+        // The in-flight requests' errors are the same event.
+        limiter.throttled_at(secs(0.5));
+        assert_eq!(limiter.rate_at(secs(0.5)), 500.0 + 1000.0 * 0.5 / 30.0);
+        assert_eq!(limiter.rate_at(secs(3.0)), 600.0);
+        // Still throttled a little later: halve again from where it was.
+        limiter.throttled_at(secs(3.0));
+        assert_eq!(limiter.rate_at(secs(3.0)), 300.0);
+        assert_eq!(
+            limiter.rate_at(secs(3.0) + RECOVERY),
+            1000.0,
+            "back to the configured rate"
+        );
+        // Never below one a second.
+        let slow = RateLimiter::new(1);
+        slow.throttled_at(t0);
+        assert_eq!(slow.rate_at(t0), 1.0);
+    }
+
+    #[tokio::test]
+    async fn after_a_throughput_error_fewer_slots_are_handed_out() {
+        let limiter = std::sync::Arc::new(RateLimiter::new(20));
+        limiter.throttled();
+        let start = Instant::now();
+        let mut n = 0;
+        while Instant::now().duration_since(start) < Duration::from_secs(1) {
+            limiter.acquire().await;
+            n += 1;
+        }
+        assert!((9..=12).contains(&n), "{n} slots in the second after a cut");
+    }
 
     #[tokio::test]
     async fn never_more_than_the_limit_in_any_second() {

@@ -133,6 +133,21 @@ pub async fn record_status_in(tx: &mut Tx, update: StatusUpdate) -> Result<bool>
     let message: String = row.get("message")?;
     let kind: String = row.get("kind")?;
     let unsent = matches!(state.as_str(), "queued" | "sending");
+    // A message delivered or read reached the employer: a `failed` after
+    // that (Meta sends them, out of order or for a later delivery attempt
+    // to another device) is recorded above, but neither undoes the delivery
+    // nor makes the contact unreachable.
+    let reached = matches!(state.as_str(), "delivered" | "read");
+    if update.status == MessageStatus::Failed && reached {
+        tracing::warn!(
+            outbox_id = id,
+            state = %state,
+            code = ?update.error.as_ref().map(|e| e.0),
+            "a failed status after the message was delivered; kept as recorded, not applied"
+        );
+        metrics::counter!(m::MESSAGE_STATUSES, "status" => "failed_after_delivery").increment(1);
+        return Ok(true);
+    }
     let advance = state != "failed" && update.status.rank() > state_rank(&state);
     let (code, title) = update
         .error

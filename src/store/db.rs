@@ -37,6 +37,16 @@ impl Db {
     /// Connects to `url` (`sqlite://…` or `postgres://…`); an SQLite file
     /// and its folder are created if missing, in WAL mode.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db> {
+        Self::connect_with_busy_timeout(url, max_connections, Duration::from_secs(30)).await
+    }
+
+    /// [`Db::connect`] with SQLite's busy timeout (how long a statement
+    /// waits for another connection's write lock) set; tests shorten it.
+    pub async fn connect_with_busy_timeout(
+        url: &str,
+        max_connections: u32,
+        busy_timeout: Duration,
+    ) -> Result<Db> {
         if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
                 .with_context(|| "invalid SQLite URL".to_string())?
@@ -44,7 +54,7 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(30))
+                .busy_timeout(busy_timeout)
                 .disable_statement_logging();
             if let Some(parent) = opts.get_filename().parent() {
                 if !parent.as_os_str().is_empty() {

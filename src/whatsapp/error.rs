@@ -83,8 +83,12 @@ impl MetaError {
 }
 
 /// Codes Meta documents as temporary: throughput, pair rate, call limits,
-/// service errors and maintenance.
-const RETRYABLE: &[i64] = &[130429, 131056, 4, 80007, 2, 131000, 131016, 133004, 131057];
+/// service errors and maintenance. 1 ("API Unknown", usually with HTTP 500)
+/// is Meta's own hiccup, whose documented remedy is to wait and retry:
+/// failing on it sent hundreds of cases to officers for nothing.
+const RETRYABLE: &[i64] = &[
+    130429, 131056, 1, 4, 80007, 2, 131000, 131016, 133004, 131057,
+];
 /// The class of a Meta error code, whether it came back from a send or in a
 /// `failed` status webhook. Unknown codes are permanent: a human looks
 /// rather than the bot retrying blindly.
@@ -185,6 +189,22 @@ impl SendError {
         self.meta_code() == Some(131047)
     }
 
+    /// 130429 (or a bare HTTP 429): the number's throughput is exceeded;
+    /// the pacer should slow down.
+    pub fn is_throughput_limit(&self) -> bool {
+        match self {
+            SendError::Api { error, .. } => error.code == 130429,
+            SendError::Http { status, .. } => *status == 429,
+            _ => false,
+        }
+    }
+
+    /// No answer, so Meta may or may not have accepted the message: a
+    /// resend could deliver it twice.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, SendError::Timeout(_))
+    }
+
     /// 131026: the number cannot receive WhatsApp messages; an officer needs
     /// another contact.
     pub fn is_undeliverable(&self) -> bool {
@@ -210,7 +230,7 @@ mod tests {
 
     #[test]
     fn codes_map_to_the_documented_classes() {
-        for code in [130429, 4, 80007, 2, 131000, 131016, 133004, 131057] {
+        for code in [130429, 1, 4, 80007, 2, 131000, 131016, 133004, 131057] {
             assert_eq!(
                 classify_code(code),
                 ErrorClass::Retryable {
