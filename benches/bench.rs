@@ -389,7 +389,7 @@ async fn scan_child(url: &str, at: &str) -> Result<()> {
 }
 
 /// Appends `rows` audit rows through the real chain writer, in
-/// transactions of 50,000 (flushed every 5,000), spread over Jan–Mar 2026.
+/// transactions of 5,000, spread over Jan–Mar 2026.
 async fn seed_audit(name: &str, url: &str, rows: usize) -> Result<()> {
     use wa_smile::audit::AuditEntry;
     let db = Db::connect(url, 4).await?;
@@ -400,7 +400,7 @@ async fn seed_audit(name: &str, url: &str, rows: usize) -> Result<()> {
         .max(chrono::Duration::milliseconds(1));
     let mut written = 0usize;
     while written < rows {
-        let n = (rows - written).min(50_000);
+        let n = (rows - written).min(5_000);
         let mut tx = db.begin().await?;
         for i in written..written + n {
             let npp = format!("{:08}", i % 200_000);
@@ -414,7 +414,6 @@ async fn seed_audit(name: &str, url: &str, rows: usize) -> Result<()> {
                 .before(serde_json::json!({"name": format!("PT Sinar Jaya {i}"), "branch": "PEKANBARU", "wa_id": "6281234567890", "contact_name": "Ibu Sari", "timezone": "Asia/Jakarta"}))
                 .after(serde_json::json!({"name": format!("PT Sinar Jaya Abadi {i}"), "branch": "PEKANBARU", "wa_id": "6281234567890", "contact_name": "Ibu Sari", "timezone": "Asia/Jakarta"})),
             );
-            tx.flush_audit_if_large().await?;
         }
         tx.commit().await?;
         written += n;

@@ -491,3 +491,80 @@ fn cli_prints_one_line_per_error_and_exits_2() {
         serde_json::json!({"inserted": 3, "updated": 0, "unchanged": 0})
     );
 }
+
+#[tokio::test]
+async fn a_duplicate_header_column_is_refused_and_names_the_column() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in testing::all().await.unwrap() {
+        import(&t.db, Kind::Employers, &dir, EMPLOYERS)
+            .await
+            .unwrap();
+        // The last `amount` used to win: 999999 stored instead of 100.
+        let errs = invalid(
+            import(
+                &t.db,
+                Kind::Bills,
+                &dir,
+                "npp,period,amount,Amount\n00012345,2026-01,100,999999\n",
+            )
+            .await,
+        );
+        assert_eq!(
+            errs,
+            vec!["line 1, column amount: the header has this column twice (columns 3 and 4)"],
+            "{}",
+            t.name
+        );
+        assert_eq!(count(&t.db, "bills").await, 0, "{}", t.name);
+        // A repeated column the import does not read stays harmless.
+        let c = import(
+            &t.db,
+            Kind::Bills,
+            &dir,
+            "npp,period,amount,note,note\n00012345,2026-01,100,a,b\n",
+        )
+        .await
+        .unwrap();
+        assert_eq!(c.inserted, 1, "{}", t.name);
+    }
+}
+
+#[tokio::test]
+async fn a_bill_of_zero_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in testing::all().await.unwrap() {
+        import(&t.db, Kind::Employers, &dir, EMPLOYERS)
+            .await
+            .unwrap();
+        let errs = invalid(
+            import(
+                &t.db,
+                Kind::Bills,
+                &dir,
+                "npp,period,amount\n00012345,2026-01,100\n00012345,2026-02,0.00\n",
+            )
+            .await,
+        );
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("line 3, column amount: "),
+            "{}: {errs:?}",
+            t.name
+        );
+        assert_eq!(count(&t.db, "bills").await, 0, "{}", t.name);
+    }
+}
+
+#[tokio::test]
+async fn an_error_message_cuts_a_long_bad_value() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in testing::all().await.unwrap() {
+        let npp = "X".repeat(1_000_000);
+        let body = format!("npp,name,branch,wa_phone,contact_name\n{npp},PT A,Medan,,x\n");
+        let errs = invalid(import(&t.db, Kind::Employers, &dir, &body).await);
+        assert_eq!(errs.len(), 1, "{}", t.name);
+        assert!(errs[0].starts_with("line 2, column npp: `XXXX"), "{}", errs[0]);
+        assert!(errs[0].contains('…'), "{}", errs[0]);
+        assert!(errs[0].len() < 200, "{} chars", errs[0].len());
+    }
+}
