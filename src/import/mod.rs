@@ -276,14 +276,20 @@ impl Batch {
             Kind::Bills => {
                 let b = rows::bill(raw, &ctx.calendar).map_err(invalid)?;
                 let id = employers.get(&b.npp).copied().ok_or_else(|| {
-                    anyhow::anyhow!("row changed between validation and import: line {}", raw.line)
+                    anyhow::anyhow!(
+                        "row changed between validation and import: line {}",
+                        raw.line
+                    )
                 })?;
                 self.bills.push((id, b));
             }
             Kind::Payments => {
                 let p = rows::payment(raw).map_err(invalid)?;
                 let id = employers.get(&p.npp).copied().ok_or_else(|| {
-                    anyhow::anyhow!("row changed between validation and import: line {}", raw.line)
+                    anyhow::anyhow!(
+                        "row changed between validation and import: line {}",
+                        raw.line
+                    )
                 })?;
                 self.payments.push(NewPayment {
                     employer_id: id,
