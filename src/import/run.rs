@@ -328,6 +328,13 @@ pub async fn finish_interrupted(db: &Db) -> Result<Vec<Recovered>> {
             "applying" => {
                 tracing::warn!(run = id, kind = %kind_name, "finishing an interrupted import");
                 let counts = run.apply(db).await?;
+                tracing::warn!(
+                    run = id,
+                    inserted = counts.inserted,
+                    updated = counts.updated,
+                    unchanged = counts.unchanged,
+                    "finished the interrupted import"
+                );
                 out.push(Recovered::Finished { run: id, counts });
             }
             "staging" => {
