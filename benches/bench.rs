@@ -9,7 +9,8 @@
 //! SQLite, and on PostgreSQL when `--postgres URL` is given (a database
 //! named `wa_smile_bench` is dropped and recreated there).
 //!
-//! `webhooks` is described in `benches/webhooks.rs`.
+//! `webhooks` is described in `benches/webhooks.rs`, `import-load` in
+//! `benches/import_load.rs`.
 //! `caselist` seeds the same way (200,000 employers by default), then times
 //! the admin case list's queries — each filter and sort an officer uses —
 //! against the 100 ms per page budget:
@@ -25,6 +26,7 @@ use wa_smile::import::{import_csv, ImportContext, Kind, Options};
 use wa_smile::scan::{self, ScanContext};
 use wa_smile::store::Db;
 
+mod import_load;
 mod throughput;
 mod webhooks;
 
@@ -106,6 +108,27 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// A bills import (1.5M by default) while `wa-smile serve` delivers
+    /// reminders and receives status webhooks: import time against the
+    /// same import alone, webhook latency, messages sent twice.
+    ImportLoad {
+        #[arg(long, default_value_t = 300_000)]
+        employers: usize,
+        #[arg(long, default_value_t = 5)]
+        bills_per_employer: usize,
+        /// Reminders `serve` delivers during the import.
+        #[arg(long, default_value_t = 2_000)]
+        messages: usize,
+        /// Signed status webhooks a second during the import.
+        #[arg(long, default_value_t = 1_000)]
+        webhook_rate: u32,
+        /// Also run on PostgreSQL (server URL; a bench database is created).
+        #[arg(long)]
+        postgres: Option<String>,
+        /// Where to keep the generated files, the SQLite database and serve's logs.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// (internal) run one scan and print its figures as JSON.
     ScanChild { url: String, at: String },
     /// Seed audit rows (a valid chain), then export them all to CSV in a
@@ -160,6 +183,25 @@ async fn main() -> Result<()> {
                 seconds,
             };
             webhooks::run(&opts, postgres.as_deref()).await
+        }
+        Cmd::ImportLoad {
+            employers,
+            bills_per_employer,
+            messages,
+            webhook_rate,
+            postgres,
+            dir,
+        } => {
+            let tmp = tempfile::tempdir()?;
+            let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
+            std::fs::create_dir_all(&dir)?;
+            let spec = import_load::Spec {
+                employers,
+                bills_per_employer,
+                messages,
+                webhook_rate,
+            };
+            import_load::run(&spec, postgres.as_deref(), &dir).await
         }
         Cmd::ExportChild { url, out, format } => export_child(&url, &out, &format).await,
         Cmd::VerifyChild { url, file } => verify_child(&url, &file).await,
@@ -389,7 +431,7 @@ async fn scan_child(url: &str, at: &str) -> Result<()> {
 }
 
 /// Appends `rows` audit rows through the real chain writer, in
-/// transactions of 50,000 (flushed every 5,000), spread over Jan–Mar 2026.
+/// transactions of 5,000, spread over Jan–Mar 2026.
 async fn seed_audit(name: &str, url: &str, rows: usize) -> Result<()> {
     use wa_smile::audit::AuditEntry;
     let db = Db::connect(url, 4).await?;
@@ -400,7 +442,7 @@ async fn seed_audit(name: &str, url: &str, rows: usize) -> Result<()> {
         .max(chrono::Duration::milliseconds(1));
     let mut written = 0usize;
     while written < rows {
-        let n = (rows - written).min(50_000);
+        let n = (rows - written).min(5_000);
         let mut tx = db.begin().await?;
         for i in written..written + n {
             let npp = format!("{:08}", i % 200_000);
@@ -414,7 +456,6 @@ async fn seed_audit(name: &str, url: &str, rows: usize) -> Result<()> {
                 .before(serde_json::json!({"name": format!("PT Sinar Jaya {i}"), "branch": "PEKANBARU", "wa_id": "6281234567890", "contact_name": "Ibu Sari", "timezone": "Asia/Jakarta"}))
                 .after(serde_json::json!({"name": format!("PT Sinar Jaya Abadi {i}"), "branch": "PEKANBARU", "wa_id": "6281234567890", "contact_name": "Ibu Sari", "timezone": "Asia/Jakarta"})),
             );
-            tx.flush_audit_if_large().await?;
         }
         tx.commit().await?;
         written += n;

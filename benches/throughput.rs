@@ -57,7 +57,12 @@ pub async fn run(
 
 /// `n` employers (ids from `first + 1`), each with an overdue bill, an open
 /// case and its first reminder queued for `due`.
-async fn seed(db: &Db, first: usize, n: usize, due: chrono::DateTime<chrono::Utc>) -> Result<()> {
+pub async fn seed(
+    db: &Db,
+    first: usize,
+    n: usize,
+    due: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
     let t = Instant::now();
     let created: chrono::DateTime<chrono::Utc> = "2026-01-01T00:00:00Z".parse()?;
     let tables: [(&str, usize); 4] = [

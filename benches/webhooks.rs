@@ -16,7 +16,9 @@ use wa_smile::config::Config;
 use wa_smile::http::{router, AppState};
 use wa_smile::store::Db;
 
-const SECRET: &str = "bench-app-secret";
+pub use super::import_load::Latencies;
+
+pub const SECRET: &str = "bench-app-secret";
 
 pub struct Options {
     pub count: usize,
@@ -97,6 +99,48 @@ async fn post(client: &reqwest::Client, url: &str, s: &Signed) -> Result<()> {
     Ok(())
 }
 
+/// Posts distinct signed status webhooks at `rate` a second until `stop`,
+/// without waiting for answers (open loop), each timed from its scheduled
+/// send, so queueing delay counts.
+pub async fn open_loop(
+    client: reqwest::Client,
+    endpoint: String,
+    rate: u32,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<Latencies> {
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let start = tokio::time::Instant::now();
+    let ts = chrono::Utc::now().timestamp();
+    let prefix = format!("loop{}", rand::random::<u32>());
+    let mut tasks = Vec::new();
+    let mut i = 0u32;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let due = start + interval * i;
+        tokio::time::sleep_until(due).await;
+        let body = status_body(&format!("wamid.{prefix}.{i:08}"), ts);
+        let signature = wa_smile::webhook::sign(SECRET.as_bytes(), &body);
+        let (client, endpoint) = (client.clone(), endpoint.clone());
+        tasks.push(tokio::spawn(async move {
+            post(&client, &endpoint, &Signed { body, signature })
+                .await
+                .map(|()| due.elapsed())
+        }));
+        i += 1;
+    }
+    let mut lat = Latencies {
+        answered: Vec::with_capacity(tasks.len()),
+        failed: 0,
+    };
+    for t in tasks {
+        match t.await? {
+            Ok(d) => lat.answered.push(d),
+            Err(_) => lat.failed += 1,
+        }
+    }
+    lat.answered.sort();
+    Ok(lat)
+}
+
 async fn run_backend(name: &str, url: &str, opts: &Options) -> Result<()> {
     let config = Config::from_sources(
         None,
@@ -163,34 +207,28 @@ async fn run_backend(name: &str, url: &str, opts: &Options) -> Result<()> {
     );
 
     // Phase 2: latency at a fixed rate, open loop.
-    let total = (u64::from(opts.rate) * opts.seconds) as usize;
-    let bodies = Arc::new(signed("lat", total));
-    let interval = Duration::from_secs_f64(1.0 / f64::from(opts.rate));
-    let start = tokio::time::Instant::now();
-    let mut tasks = Vec::with_capacity(total);
-    for i in 0..total {
-        let due = start + interval * i as u32;
-        tokio::time::sleep_until(due).await;
-        let (bodies, client, endpoint) = (bodies.clone(), client.clone(), endpoint.clone());
-        tasks.push(tokio::spawn(async move {
-            post(&client, &endpoint, &bodies[i]).await?;
-            Ok::<Duration, anyhow::Error>(due.elapsed())
-        }));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let timer = {
+        let stop = stop.clone();
+        let seconds = opts.seconds;
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(seconds)).await;
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let lat = open_loop(client.clone(), endpoint.clone(), opts.rate, stop).await?;
+    timer.await?;
+    if lat.failed > 0 {
+        bail!("{name}: {} webhooks were not answered 200", lat.failed);
     }
-    let mut latencies = Vec::with_capacity(total);
-    for t in tasks {
-        latencies.push(t.await??);
-    }
-    latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "{name}: latency at {}/s for {}s ({total} requests): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "{name}: latency at {}/s for {}s ({} requests): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         opts.rate,
         opts.seconds,
-        ms(pct(0.50)),
-        ms(pct(0.99)),
-        ms(*latencies.last().unwrap_or(&Duration::ZERO)),
+        lat.answered.len(),
+        lat.pct(0.50),
+        lat.pct(0.99),
+        lat.max(),
     );
     server.abort();
     db.close().await;

@@ -84,42 +84,8 @@ pub async fn record_payments_flagged(
     if payments.is_empty() {
         return Ok((counts, 0));
     }
-    let mut existing = HashMap::new();
-    for chunk in payments.chunks(500) {
-        let sql = format!(
-            "SELECT reference, employer_id, period, amount_minor, paid_at FROM payments WHERE reference IN ({})",
-            list_placeholders(chunk.len(), 1)
-        );
-        let mut q = tx.query(&sql);
-        for p in chunk {
-            q = q.bind(p.reference.clone());
-        }
-        for r in q.fetch_all(&mut *tx).await? {
-            let period: String = r.get("period")?;
-            existing.insert(
-                r.get::<String>("reference")?,
-                (
-                    r.get::<i64>("employer_id")?,
-                    period,
-                    r.get::<i64>("amount_minor")?,
-                    r.get::<DateTime<Utc>>("paid_at")?,
-                ),
-            );
-        }
-    }
-    let taken: Vec<TakenReference> = payments
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| {
-            existing
-                .get(&p.reference)
-                .is_some_and(|(emp, ..)| *emp != p.employer_id)
-        })
-        .map(|(index, p)| TakenReference {
-            index,
-            reference: p.reference.clone(),
-        })
-        .collect();
+    let existing = stored_payments(tx, payments).await?;
+    let taken = taken_references(payments, &existing);
     if !taken.is_empty() {
         return Err(LedgerError::ReferenceTaken(taken));
     }
@@ -220,6 +186,65 @@ pub async fn record_payments_flagged(
         crate::scan::resolve_if_settled(tx, *employer_id, at).await?;
     }
     Ok((counts, raised))
+}
+
+/// What is stored under each of `payments`' references: employer, period,
+/// amount (sen) and time paid.
+type Stored = HashMap<String, (i64, String, i64, DateTime<Utc>)>;
+
+async fn stored_payments(tx: &mut Tx, payments: &[NewPayment]) -> anyhow::Result<Stored> {
+    let mut existing = HashMap::new();
+    for chunk in payments.chunks(500) {
+        let sql = format!(
+            "SELECT reference, employer_id, period, amount_minor, paid_at FROM payments WHERE reference IN ({})",
+            list_placeholders(chunk.len(), 1)
+        );
+        let mut q = tx.query(&sql);
+        for p in chunk {
+            q = q.bind(p.reference.clone());
+        }
+        for r in q.fetch_all(&mut *tx).await? {
+            let period: String = r.get("period")?;
+            existing.insert(
+                r.get::<String>("reference")?,
+                (
+                    r.get::<i64>("employer_id")?,
+                    period,
+                    r.get::<i64>("amount_minor")?,
+                    r.get::<DateTime<Utc>>("paid_at")?,
+                ),
+            );
+        }
+    }
+    Ok(existing)
+}
+
+/// The payments whose reference already belongs to another employer.
+fn taken_references(payments: &[NewPayment], existing: &Stored) -> Vec<TakenReference> {
+    payments
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| {
+            existing
+                .get(&p.reference)
+                .is_some_and(|(emp, ..)| *emp != p.employer_id)
+        })
+        .map(|(index, p)| TakenReference {
+            index,
+            reference: p.reference.clone(),
+        })
+        .collect()
+}
+
+/// The payments of a validated batch that [`record_payments`] would refuse
+/// because their reference belongs to another employer: an import checks
+/// this before it stages anything, so a refusal writes nothing.
+pub async fn refused_references(
+    tx: &mut Tx,
+    payments: &[NewPayment],
+) -> anyhow::Result<Vec<TakenReference>> {
+    let existing = stored_payments(tx, payments).await?;
+    Ok(taken_references(payments, &existing))
 }
 
 /// Whether any of `references` is a payment of an employer outside

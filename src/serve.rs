@@ -38,6 +38,7 @@ pub async fn run(config: Arc<Config>, db: Db, listener: TcpListener) -> Result<(
     if let Err(e) = crate::replies::apply_pending_statuses(&db).await {
         tracing::warn!(error = %format!("{e:#}"), "settling stored statuses failed");
     }
+    let imports = tokio::spawn(finish_interrupted_imports(db.clone()));
     let mut scheduler = start_scheduler(&config, &db).await?;
     crate::accounts::warm_up().await;
     let addr = listener.local_addr()?;
@@ -59,6 +60,9 @@ pub async fn run(config: Arc<Config>, db: Db, listener: TcpListener) -> Result<(
     if let Err(e) = worker.await {
         tracing::error!(error = %e, "delivery worker panicked");
     }
+    // An import being finished stops between two batches' transactions;
+    // the next start (or the next import) finishes it.
+    imports.abort();
     scheduler
         .shutdown()
         .await
@@ -95,6 +99,19 @@ async fn start_scheduler(config: &Arc<Config>, db: &Db) -> Result<JobScheduler> 
         .await
         .context("failed to start the scheduler")?;
     Ok(scheduler)
+}
+
+/// Finishes (or discards) imports whose process died half-way: at start,
+/// then every few seconds, so a killed import is not left half applied
+/// until someone imports again.
+async fn finish_interrupted_imports(db: Db) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        if let Err(e) = crate::import::finish_interrupted(&db).await {
+            tracing::warn!(error = %format!("{e:#}"), "finishing an interrupted import failed");
+        }
+    }
 }
 
 pub(crate) async fn shutdown_signal() {

@@ -11,6 +11,8 @@ use std::str::FromStr;
 pub struct TestDb {
     pub db: Db,
     pub name: &'static str,
+    /// The database's URL, for a child process (`WA_SMILE__DATABASE__URL`).
+    pub url: String,
     target: Target,
     _dir: Option<tempfile::TempDir>,
 }
@@ -47,6 +49,7 @@ pub async fn sqlite_with_busy_timeout(busy_timeout: std::time::Duration) -> Resu
     Ok(TestDb {
         db,
         name: "sqlite",
+        url: url.clone(),
         target: Target::Sqlite(url),
         _dir: Some(dir),
     })
@@ -75,6 +78,10 @@ pub async fn postgres() -> Result<Option<TestDb>> {
     Ok(Some(TestDb {
         db,
         name: "postgres",
+        url: format!(
+            "{url}{}options[search_path]={schema}",
+            if url.contains('?') { '&' } else { '?' }
+        ),
         target: Target::Postgres(Box::new(opts)),
         _dir: None,
     }))

@@ -547,3 +547,34 @@ mod deliver_once {
         assert!(states.len() == 6 && sent < 6, "{states:?}");
     }
 }
+
+#[test]
+fn a_closed_stdout_ends_case_show_cleanly() {
+    let env = Env::new();
+    let employers = env.file("e.csv", "npp,name,branch,wa_phone,contact_name\n00012345,PT Maju Jaya,Pekanbaru,081234567890,Ibu Sari\n");
+    let bills = env.file("b.csv", "npp,period,amount\n00012345,2026-01,1500000\n");
+    assert!(env
+        .run(&["import", "employers", &employers])
+        .status
+        .success());
+    assert!(env.run(&["import", "bills", &bills]).status.success());
+    assert!(env
+        .run(&["scan", "--at", "2026-03-03T10:15:00+07:00"])
+        .status
+        .success());
+    // `case show … | head -0`: the reader is gone before the first line.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wa-smile"))
+        .args(["case", "show", "00012345"])
+        .env("WA_SMILE__DATABASE__URL", &env.url)
+        .env_remove("WA_SMILE_CONFIG")
+        .current_dir(env.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}

@@ -491,3 +491,350 @@ fn cli_prints_one_line_per_error_and_exits_2() {
         serde_json::json!({"inserted": 3, "updated": 0, "unchanged": 0})
     );
 }
+
+#[tokio::test]
+async fn a_duplicate_header_column_is_refused_and_names_the_column() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in testing::all().await.unwrap() {
+        import(&t.db, Kind::Employers, &dir, EMPLOYERS)
+            .await
+            .unwrap();
+        // The last `amount` used to win: 999999 stored instead of 100.
+        let errs = invalid(
+            import(
+                &t.db,
+                Kind::Bills,
+                &dir,
+                "npp,period,amount,Amount\n00012345,2026-01,100,999999\n",
+            )
+            .await,
+        );
+        assert_eq!(
+            errs,
+            vec!["line 1, column amount: the header has this column twice (columns 3 and 4)"],
+            "{}",
+            t.name
+        );
+        assert_eq!(count(&t.db, "bills").await, 0, "{}", t.name);
+        // A repeated column the import does not read stays harmless.
+        let c = import(
+            &t.db,
+            Kind::Bills,
+            &dir,
+            "npp,period,amount,note,note\n00012345,2026-01,100,a,b\n",
+        )
+        .await
+        .unwrap();
+        assert_eq!(c.inserted, 1, "{}", t.name);
+    }
+}
+
+#[tokio::test]
+async fn a_bill_of_zero_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in testing::all().await.unwrap() {
+        import(&t.db, Kind::Employers, &dir, EMPLOYERS)
+            .await
+            .unwrap();
+        let errs = invalid(
+            import(
+                &t.db,
+                Kind::Bills,
+                &dir,
+                "npp,period,amount\n00012345,2026-01,100\n00012345,2026-02,0.00\n",
+            )
+            .await,
+        );
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("line 3, column amount: "),
+            "{}: {errs:?}",
+            t.name
+        );
+        assert_eq!(count(&t.db, "bills").await, 0, "{}", t.name);
+    }
+}
+
+#[tokio::test]
+async fn an_error_message_cuts_a_long_bad_value() {
+    let dir = tempfile::tempdir().unwrap();
+    for t in testing::all().await.unwrap() {
+        let npp = "X".repeat(1_000_000);
+        let body = format!("npp,name,branch,wa_phone,contact_name\n{npp},PT A,Medan,,x\n");
+        let errs = invalid(import(&t.db, Kind::Employers, &dir, &body).await);
+        assert_eq!(errs.len(), 1, "{}", t.name);
+        assert!(
+            errs[0].starts_with("line 2, column npp: `XXXX"),
+            "{}",
+            errs[0]
+        );
+        assert!(errs[0].contains('…'), "{}", errs[0]);
+        assert!(errs[0].len() < 200, "{} chars", errs[0].len());
+    }
+}
+
+/// `n` employers `1000000`, `1000001`… and their bills for `periods`
+/// months from `first_year`-01.
+fn big_files(
+    dir: &tempfile::TempDir,
+    n: usize,
+    first_year: i32,
+    periods: i32,
+) -> (PathBuf, PathBuf) {
+    let mut e = String::from("npp,name,branch,wa_phone,contact_name\n");
+    let mut b = String::from("npp,period,amount\n");
+    for i in 0..n {
+        e.push_str(&format!(
+            "{},PT Uji {i},Pekanbaru,0812{:08},Ibu Uji\n",
+            1_000_000 + i,
+            i
+        ));
+        for m in 0..periods {
+            let (y, mo) = (first_year + m / 12, m % 12 + 1);
+            b.push_str(&format!("{},{y}-{mo:02},{}\n", 1_000_000 + i, 100_000 + i));
+        }
+    }
+    let tag = format!("{first_year}-{periods}");
+    (
+        csv_file(dir, &format!("e-{tag}.csv"), &e),
+        csv_file(dir, &format!("b-{tag}.csv"), &b),
+    )
+}
+
+fn options() -> Options {
+    Options {
+        dry_run: false,
+        progress: false,
+    }
+}
+
+/// A short write another process makes, with an audit row (so it needs the
+/// chain head too): like a delivery outcome or a status webhook.
+async fn short_write(db: &Db) -> std::time::Duration {
+    let t = std::time::Instant::now();
+    let mut tx = db.begin().await.unwrap();
+    let at = wa_smile::time::now();
+    tx.query("INSERT INTO webhook_other (kind, detail, created_at) VALUES ('test', '{}', $1)")
+        .bind(at)
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    tx.audit(wa_smile::audit::AuditEntry::new(
+        at,
+        "test",
+        "test.write",
+        "test:1",
+    ));
+    tx.commit().await.unwrap();
+    t.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_writers_commit_within_a_second_during_a_large_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let (employers, bills) = big_files(&dir, 1_000, 2024, 12);
+    for t in testing::all().await.unwrap() {
+        import_csv(&t.db, &ctx(), Kind::Employers, &employers, options())
+            .await
+            .unwrap();
+        let other = t.connect_again().await.unwrap();
+        // The writer runs on its own task, as another process would.
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = tokio::spawn({
+            let done = done.clone();
+            async move {
+                let mut waits = Vec::new();
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    waits.push(short_write(&other).await);
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                other.close().await;
+                waits
+            }
+        });
+        let started = std::time::Instant::now();
+        let counts = import_csv(&t.db, &ctx(), Kind::Bills, &bills, options()).await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let took = started.elapsed();
+        let waits = writer.await.unwrap();
+        let counts = counts.unwrap();
+        assert_eq!(
+            counts,
+            Counts {
+                inserted: 12_000,
+                updated: 0,
+                unchanged: 0
+            },
+            "{}",
+            t.name
+        );
+        let slowest = waits.iter().max().copied().unwrap_or_default();
+        eprintln!(
+            "{}: import {took:?}, {} other writes, slowest {slowest:?}",
+            t.name,
+            waits.len()
+        );
+        assert!(
+            waits.len() >= 10,
+            "{}: {} writes during the import",
+            t.name,
+            waits.len()
+        );
+        // One long transaction made a write wait for most of the import.
+        assert!(
+            slowest < std::time::Duration::from_secs(1) && slowest * 3 < took,
+            "{}: a short write waited {slowest:?} behind the import ({took:?})",
+            t.name
+        );
+        assert_eq!(count(&t.db, "webhook_other").await, waits.len() as i64);
+        let v = wa_smile::audit::verify(&t.db).await.unwrap();
+        assert!(v.broken.is_none(), "{}: {:?}", t.name, v.broken);
+    }
+}
+
+async fn last_run(db: &Db) -> Option<(i64, String, i64)> {
+    db.query("SELECT id, state, applied_through FROM import_runs ORDER BY id DESC LIMIT 1")
+        .fetch_optional(db)
+        .await
+        .unwrap()
+        .map(|r| {
+            (
+                r.get("id").unwrap(),
+                r.get("state").unwrap(),
+                r.get("applied_through").unwrap(),
+            )
+        })
+}
+
+async fn staged_rows(db: &Db) -> i64 {
+    count(db, "import_staged").await
+}
+
+/// Starts `wa-smile import bills FILE` and SIGKILLs it once `ready` says so.
+async fn kill_import_when(
+    t: &testing::TestDb,
+    file: &std::path::Path,
+    ready: impl Fn(Option<(i64, String, i64)>, i64) -> bool,
+) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wa-smile"))
+        .args(["import", "bills", "--json"])
+        .arg(file)
+        .env("WA_SMILE__DATABASE__URL", &t.url)
+        .env_remove("WA_SMILE_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if ready(last_run(&t.db).await, staged_rows(&t.db).await) {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{}: the import ended before it could be killed",
+            t.name
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: the import never got there",
+            t.name
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_killed_mid_write_is_finished_or_discarded_never_left_half_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let (employers, bills) = big_files(&dir, 1_000, 2024, 8);
+    let (_, later_bills) = big_files(&dir, 1_000, 2026, 8);
+    for t in testing::all().await.unwrap() {
+        import_csv(&t.db, &ctx(), Kind::Employers, &employers, options())
+            .await
+            .unwrap();
+        let audit_before = count(&t.db, "audit_log").await;
+
+        // Killed while applying: some batches are visible, the rest is
+        // staged, and the next import finishes the run first.
+        kill_import_when(
+            &t,
+            &bills,
+            |run, _| matches!(run, Some((_, ref s, applied)) if s == "applying" && applied > 0),
+        )
+        .await;
+        let (killed, state, _) = last_run(&t.db).await.unwrap();
+        assert_eq!(state, "applying", "{}", t.name);
+        let visible = count(&t.db, "bills").await;
+        assert!(
+            visible > 0 && visible < 8_000,
+            "{}: {visible} bills",
+            t.name
+        );
+        let again = import_csv(&t.db, &ctx(), Kind::Bills, &bills, options())
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            Counts {
+                inserted: 0,
+                updated: 0,
+                unchanged: 8_000
+            },
+            "{}: the interrupted run was finished before the re-run",
+            t.name
+        );
+        let r =
+            t.db.query("SELECT state, inserted, updated, unchanged FROM import_runs WHERE id = $1")
+                .bind(killed)
+                .fetch_one(&t.db)
+                .await
+                .unwrap();
+        assert_eq!(r.get::<String>("state").unwrap(), "done");
+        assert_eq!(
+            (
+                r.get::<i64>("inserted").unwrap(),
+                r.get::<i64>("updated").unwrap(),
+                r.get::<i64>("unchanged").unwrap()
+            ),
+            (8_000, 0, 0),
+            "{}: the killed run's counts are exact across the crash",
+            t.name
+        );
+        assert_eq!(count(&t.db, "bills").await, 8_000);
+        assert_eq!(
+            count(&t.db, "audit_log").await - audit_before,
+            8_000,
+            "{}: one audit row per inserted bill, none twice",
+            t.name
+        );
+        assert_eq!(staged_rows(&t.db).await, 0);
+
+        // Killed while staging: nothing is visible, and the next import
+        // discards the run's staged rows before doing its own.
+        kill_import_when(&t, &later_bills, |run, staged| {
+            matches!(run, Some((_, ref s, _)) if s == "staging") && staged > 0
+        })
+        .await;
+        let (killed, state, _) = last_run(&t.db).await.unwrap();
+        assert_eq!(state, "staging", "{}", t.name);
+        assert_eq!(count(&t.db, "bills").await, 8_000, "{}", t.name);
+        let recovered = wa_smile::import::finish_interrupted(&t.db).await.unwrap();
+        assert_eq!(
+            recovered,
+            vec![wa_smile::import::Recovered::Discarded { run: killed }],
+            "{}",
+            t.name
+        );
+        assert_eq!(staged_rows(&t.db).await, 0, "{}", t.name);
+        assert_eq!(count(&t.db, "bills").await, 8_000, "{}", t.name);
+        let c = import_csv(&t.db, &ctx(), Kind::Bills, &later_bills, options())
+            .await
+            .unwrap();
+        assert_eq!(c.inserted, 8_000, "{}", t.name);
+        let v = wa_smile::audit::verify(&t.db).await.unwrap();
+        assert!(v.broken.is_none(), "{}: {:?}", t.name, v.broken);
+    }
+}

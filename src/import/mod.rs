@@ -1,19 +1,24 @@
 //! `wa-smile import employers|bills|payments FILE`: the whole file is
-//! validated first; any invalid row means nothing is written. Valid files are
-//! upserted by natural key in one transaction, so a failure half-way rolls
-//! everything back, and a re-import of the same file changes nothing.
+//! validated first, including its references to stored rows; any invalid
+//! row means nothing is written. A valid file is then written in short
+//! transactions through a staged run (see `run`), which keeps it all or
+//! nothing without holding a lock for the whole file. Rows are upserted by
+//! natural key, so re-importing the same file changes nothing.
 
 mod rows;
+mod run;
 mod write;
 
 pub use rows::{contact_name, BillRow, EmployerRow, Kind, PaymentRow, RawRow, RowError};
+pub use run::{finish_interrupted, Recovered};
 
-use crate::domain::{Calendar, Npp, Period};
+use crate::domain::{Calendar, Money, Npp, Period, WaId};
 use crate::ledger::{self, NewPayment};
 use crate::store::Db;
 use anyhow::Context;
 use chrono_tz::Tz;
 use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -21,7 +26,6 @@ use std::path::Path;
 
 /// Errors printed per import at most (the total is still reported).
 pub const MAX_REPORTED_ERRORS: usize = 100;
-const CHUNK: usize = 1000;
 
 /// What an import did (CONTRACT's `--json` summary).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -62,8 +66,41 @@ pub struct Options {
     pub progress: bool,
 }
 
-/// Imports a CSV file. With `dry_run`, everything is done in a transaction
-/// that is rolled back, so the counts say what would happen.
+/// Rows to import, one at a time (a CSV file, or the API's array).
+trait Rows: Send {
+    fn next_row(&mut self) -> Option<RawRow<'_>>;
+}
+
+struct FileRows {
+    reader: RowReader<Box<dyn Read + Send>>,
+    bar: ProgressBar,
+}
+
+impl Rows for FileRows {
+    fn next_row(&mut self) -> Option<RawRow<'_>> {
+        self.reader.next_row(&self.bar)
+    }
+}
+
+/// The JSON API's rows; a row's `line` is its 1-based position.
+struct MemoryRows<'a> {
+    rows: std::slice::Iter<'a, HashMap<String, String>>,
+    line: u64,
+}
+
+impl Rows for MemoryRows<'_> {
+    fn next_row(&mut self) -> Option<RawRow<'_>> {
+        let r = self.rows.next()?;
+        self.line += 1;
+        Some(RawRow {
+            line: self.line,
+            cells: r.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+        })
+    }
+}
+
+/// Imports a CSV file. With `dry_run`, each batch is written in a
+/// transaction that is rolled back, so the counts say what would happen.
 pub async fn import_csv(
     db: &Db,
     ctx: &ImportContext,
@@ -74,53 +111,37 @@ pub async fn import_csv(
     let size = std::fs::metadata(path)
         .with_context(|| format!("cannot read {}", path.display()))?
         .len();
+    let open = |what: &'static str| -> Result<FileRows, ImportError> {
+        let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(FileRows {
+            reader: RowReader::new(
+                Box::new(BufReader::with_capacity(1 << 20, f)) as Box<dyn Read + Send>,
+                kind,
+            )?,
+            bar: progress_bar(opts.progress, size, what),
+        })
+    };
+    // An earlier import that died half-way is finished (or discarded)
+    // first, so this one validates against what it really left.
+    finish_interrupted(db).await?;
     let employers = match kind {
         Kind::Employers => HashMap::new(),
         Kind::Bills | Kind::Payments => employer_ids(db).await?,
     };
-    let open = || -> Result<RowReader<Box<dyn Read>>, ImportError> {
-        let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        RowReader::new(Box::new(BufReader::with_capacity(1 << 20, f)), kind)
-    };
-
-    let bar = progress_bar(opts.progress, size, "validating");
+    let mut rows = open("validating")?;
     let mut validator = Validator::new(kind, ctx, &employers);
-    let mut rows = open()?;
-    while let Some(row) = rows.next_row(&bar) {
+    while let Some(row) = rows.next_row() {
         validator.check(&row);
     }
-    bar.finish_and_clear();
-    validator.finish(rows.structural_errors)?;
+    rows.bar.finish_and_clear();
+    validator.finish(rows.reader.structural_errors)?;
 
     // The second pass re-reads the file rather than keeping the first
-    // pass's rows, so a million-row file costs one chunk of memory.
-    let bar = progress_bar(
-        opts.progress,
-        size,
-        if opts.dry_run { "dry run" } else { "importing" },
-    );
-    let mut tx = db.begin().await?;
-    let mut counts = Counts::default();
-    let mut batch = Batch::default();
-    let mut rows = open()?;
-    let mut n = 0;
-    while let Some(row) = rows.next_row(&bar) {
-        batch.push(kind, ctx, &employers, &row)?;
-        n += 1;
-        if n % CHUNK == 0 {
-            counts.add(batch.write(&mut tx, ctx).await?);
-            batch.clear();
-            tx.flush_audit_if_large().await?;
-        }
-    }
-    counts.add(batch.write(&mut tx, ctx).await?);
-    bar.finish_and_clear();
-    if opts.dry_run {
-        tx.rollback().await?;
-    } else {
-        tx.commit().await.context("failed to commit the import")?;
-    }
-    Ok(counts)
+    // pass's rows, so a million-row file costs one batch of memory.
+    let mut rows = open(if opts.dry_run { "dry run" } else { "importing" })?;
+    let counts = write(db, ctx, kind, &employers, &mut rows, opts.dry_run).await;
+    rows.bar.finish_and_clear();
+    counts
 }
 
 /// Validates and imports rows held in memory (the JSON API's arrays of CSV
@@ -134,41 +155,101 @@ pub async fn import_rows(
     rows: &[HashMap<String, String>],
     dry_run: bool,
 ) -> Result<Counts, ImportError> {
+    finish_interrupted(db).await?;
     let employers = match kind {
         Kind::Employers => HashMap::new(),
         Kind::Bills | Kind::Payments => employer_ids(db).await?,
     };
-    fn raw(i: usize, r: &HashMap<String, String>) -> RawRow<'_> {
-        RawRow {
-            line: i as u64 + 1,
-            cells: r.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
-        }
-    }
+    let source = || MemoryRows {
+        rows: rows.iter(),
+        line: 0,
+    };
     let mut validator = Validator::new(kind, ctx, &employers);
-    for (i, r) in rows.iter().enumerate() {
-        validator.check(&raw(i, r));
+    let mut all = source();
+    while let Some(row) = all.next_row() {
+        validator.check(&row);
     }
     validator.finish(Vec::new())?;
-    let mut tx = db.begin().await?;
-    let mut counts = Counts::default();
-    let mut batch = Batch::default();
-    for (n, (i, r)) in rows.iter().enumerate().enumerate() {
-        batch.push(kind, ctx, &employers, &raw(i, r))?;
-        if (n + 1) % CHUNK == 0 {
-            counts.add(batch.write(&mut tx, ctx).await?);
-            batch.clear();
-        }
-    }
-    counts.add(batch.write(&mut tx, ctx).await?);
-    if dry_run {
-        tx.rollback().await?;
-    } else {
-        tx.commit().await.context("failed to commit the import")?;
-    }
-    Ok(counts)
+    write(db, ctx, kind, &employers, &mut source(), dry_run).await
 }
 
-/// Validated rows of one chunk, ready to write.
+/// Writes validated rows: staged, then applied, in short transactions (a
+/// dry run writes each batch and rolls it back).
+async fn write(
+    db: &Db,
+    ctx: &ImportContext,
+    kind: Kind,
+    employers: &HashMap<Npp, i64>,
+    rows: &mut dyn Rows,
+    dry_run: bool,
+) -> Result<Counts, ImportError> {
+    let source = run::payment_source(&ctx.actor);
+    if dry_run {
+        let mut counts = Counts::default();
+        let mut batch = Batch::default();
+        loop {
+            let more = batch.fill(kind, ctx, employers, rows, run::APPLY_BATCH)?;
+            let mut tx = db.begin().await?;
+            counts.add(batch.write(&mut tx, &ctx.actor, source).await?);
+            tx.rollback().await?;
+            batch.clear();
+            if !more {
+                return Ok(counts);
+            }
+        }
+    }
+    let mut run = run::Run::start(db, kind, &ctx.actor).await?;
+    let mut refused = Vec::new();
+    let mut refused_total = 0;
+    let staged = async {
+        let mut batch = Batch::default();
+        loop {
+            let more = batch.fill(kind, ctx, employers, rows, run::STAGE_BATCH)?;
+            // Only the database knows whose a reference is: a payment is
+            // never moved to another employer, so such a row is the file's
+            // input error, found before anything becomes visible.
+            if !batch.payments.is_empty() {
+                let mut tx = db.begin().await?;
+                let taken = ledger::refused_references(&mut tx, &batch.payments).await?;
+                tx.rollback().await?;
+                refused_total += taken.len();
+                refused.extend(
+                    taken
+                        .iter()
+                        .take(MAX_REPORTED_ERRORS.saturating_sub(refused.len()))
+                        .map(|t| RowError {
+                            line: batch.payment_lines[t.index],
+                            column: "reference".into(),
+                            reason: t.reason(),
+                        }),
+                );
+            }
+            if refused_total == 0 {
+                run.stage(db, &batch.staged()).await?;
+            }
+            batch.clear();
+            if !more {
+                return anyhow::Ok(());
+            }
+        }
+    }
+    .await;
+    if staged.is_err() || refused_total > 0 {
+        // Nothing of this run is visible yet; leave nothing behind either.
+        if let Err(d) = run.discard(db).await {
+            tracing::warn!(error = %format!("{d:#}"), "discarding a failed import run failed");
+        }
+        staged?;
+        return Err(ImportError::Invalid {
+            errors: refused,
+            total: refused_total,
+        });
+    }
+    run.seal(db).await?;
+    Ok(run.apply(db).await?)
+}
+
+/// Validated rows of one batch, ready to write.
 #[derive(Default)]
 struct Batch {
     employers: Vec<EmployerRow>,
@@ -184,6 +265,28 @@ impl Batch {
         self.bills.clear();
         self.payments.clear();
         self.payment_lines.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.employers.len() + self.bills.len() + self.payments.len()
+    }
+
+    /// Reads up to `n` rows; false once the rows are exhausted.
+    fn fill(
+        &mut self,
+        kind: Kind,
+        ctx: &ImportContext,
+        employers: &HashMap<Npp, i64>,
+        rows: &mut dyn Rows,
+        n: usize,
+    ) -> anyhow::Result<bool> {
+        while self.len() < n {
+            match rows.next_row() {
+                Some(row) => self.push(kind, ctx, employers, &row)?,
+                None => return Ok(false),
+            }
+        }
+        Ok(true)
     }
 
     fn push(
@@ -202,12 +305,24 @@ impl Batch {
                 .push(rows::employer(raw, ctx.default_tz).map_err(invalid)?),
             Kind::Bills => {
                 let b = rows::bill(raw, &ctx.calendar).map_err(invalid)?;
-                self.bills.push((employers[&b.npp], b));
+                let id = employers.get(&b.npp).copied().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "row changed between validation and import: line {}",
+                        raw.line
+                    )
+                })?;
+                self.bills.push((id, b));
             }
             Kind::Payments => {
                 let p = rows::payment(raw).map_err(invalid)?;
+                let id = employers.get(&p.npp).copied().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "row changed between validation and import: line {}",
+                        raw.line
+                    )
+                })?;
                 self.payments.push(NewPayment {
-                    employer_id: employers[&p.npp],
+                    employer_id: id,
                     period: p.period,
                     amount: p.amount,
                     paid_at: p.paid_at,
@@ -219,44 +334,119 @@ impl Batch {
         Ok(())
     }
 
+    /// The batch's rows as staged: their parsed values, so applying them
+    /// later needs neither the file nor the configuration (default zone,
+    /// due-date calendar) that parsed them.
+    fn staged(&self) -> Vec<String> {
+        let employers = self.employers.iter().map(|e| {
+            json!([
+                e.npp.as_str(),
+                e.name,
+                e.branch,
+                e.wa_id.as_ref().map(|w| w.as_str()),
+                e.contact_name,
+                e.timezone.name()
+            ])
+        });
+        let bills = self.bills.iter().map(|(id, b)| {
+            json!([
+                id,
+                b.npp.as_str(),
+                b.period.to_string(),
+                b.amount.minor(),
+                b.due_date,
+                b.payment_code,
+                b.late_fee.map(|m| m.minor())
+            ])
+        });
+        let payments = self.payments.iter().map(|p| {
+            json!([
+                p.employer_id,
+                p.period.to_string(),
+                p.amount.minor(),
+                p.paid_at,
+                p.reference
+            ])
+        });
+        employers
+            .chain(bills)
+            .chain(payments)
+            .map(|v| v.to_string())
+            .collect()
+    }
+
+    /// Adds one staged row (see `staged`).
+    fn push_staged(&mut self, kind: Kind, row: &str) -> anyhow::Result<()> {
+        let v: Vec<Value> = serde_json::from_str(row)?;
+        let text = |i: usize| -> anyhow::Result<&str> {
+            v.get(i)
+                .and_then(Value::as_str)
+                .ok_or_else(|| anyhow::anyhow!("field {i} is not text"))
+        };
+        let opt_text = |i: usize| v.get(i).and_then(Value::as_str);
+        let int = |i: usize| -> anyhow::Result<i64> {
+            v.get(i)
+                .and_then(Value::as_i64)
+                .ok_or_else(|| anyhow::anyhow!("field {i} is not a number"))
+        };
+        let parse_err = |e: crate::domain::ParseError| anyhow::anyhow!(e.0);
+        match kind {
+            Kind::Employers => self.employers.push(EmployerRow {
+                npp: Npp::parse(text(0)?).map_err(parse_err)?,
+                name: text(1)?.to_owned(),
+                branch: text(2)?.to_owned(),
+                wa_id: opt_text(3)
+                    .map(WaId::parse)
+                    .transpose()
+                    .map_err(parse_err)?,
+                contact_name: text(4)?.to_owned(),
+                timezone: text(5)?.parse().map_err(|e| anyhow::anyhow!("{e}"))?,
+            }),
+            Kind::Bills => self.bills.push((
+                int(0)?,
+                BillRow {
+                    npp: Npp::parse(text(1)?).map_err(parse_err)?,
+                    period: Period::parse(text(2)?).map_err(parse_err)?,
+                    amount: Money::from_minor(int(3)?),
+                    due_date: text(4)?.parse()?,
+                    payment_code: opt_text(5).map(str::to_owned),
+                    late_fee: v.get(6).and_then(Value::as_i64).map(Money::from_minor),
+                },
+            )),
+            Kind::Payments => self.payments.push(NewPayment {
+                employer_id: int(0)?,
+                period: Period::parse(text(1)?).map_err(parse_err)?,
+                amount: Money::from_minor(int(2)?),
+                paid_at: text(3)?.parse()?,
+                reference: text(4)?.to_owned(),
+            }),
+        }
+        Ok(())
+    }
+
     async fn write(
         &self,
         tx: &mut crate::store::Tx,
-        ctx: &ImportContext,
-    ) -> Result<Counts, ImportError> {
+        actor: &str,
+        payment_source: &str,
+    ) -> anyhow::Result<Counts> {
         let at = crate::time::now();
         if !self.employers.is_empty() {
-            return Ok(write::upsert_employers(tx, &self.employers, &ctx.actor, at).await?);
+            return write::upsert_employers(tx, &self.employers, actor, at).await;
         }
         if !self.bills.is_empty() {
-            return Ok(write::upsert_bills(tx, &self.bills, &ctx.actor, at).await?);
+            return write::upsert_bills(tx, &self.bills, actor, at).await;
         }
         if !self.payments.is_empty() {
-            // CONTRACT's payment sources: the JSON API's actors are `api:…`.
-            let source = if ctx.actor.starts_with("api:") {
-                "api"
-            } else {
-                "import"
-            };
-            return match ledger::record_payments(tx, &self.payments, source, &ctx.actor, at).await {
-                Ok(c) => Ok(c),
-                // Only the database knows whose a reference is; the refusal
-                // is still the row's input error, and nothing is written.
-                Err(ledger::LedgerError::ReferenceTaken(taken)) => {
-                    let total = taken.len();
-                    let errors = taken
-                        .iter()
-                        .take(MAX_REPORTED_ERRORS)
-                        .map(|t| RowError {
-                            line: self.payment_lines[t.index],
-                            column: "reference".into(),
-                            reason: t.reason(),
-                        })
-                        .collect();
-                    Err(ImportError::Invalid { errors, total })
-                }
-                Err(ledger::LedgerError::Failed(e)) => Err(ImportError::Failed(e)),
-            };
+            // A reference another employer holds was refused before staging
+            // (`refused_references`); one taken since then fails the batch
+            // rather than moving the payment.
+            return ledger::record_payments(tx, &self.payments, payment_source, actor, at)
+                .await
+                .map_err(|e| match e {
+                    ledger::LedgerError::Failed(e) => e,
+                    taken => anyhow::anyhow!("{taken} since the file was validated"),
+                });
         }
         Ok(Counts::default())
     }
@@ -435,6 +625,22 @@ impl<R: Read> RowReader<R> {
                 "*",
                 "the file is empty (a header row is required)",
             ));
+        }
+        // A column given twice is ambiguous (which amount is meant?), so
+        // the file is refused rather than one of them silently winning.
+        for column in kind.read_columns() {
+            let at: Vec<usize> = (0..headers.len())
+                .filter(|&i| headers[i] == *column)
+                .map(|i| i + 1)
+                .collect();
+            if at.len() > 1 {
+                let list = at.iter().map(|i| i.to_string()).collect::<Vec<_>>();
+                let reason = format!(
+                    "the header has this column twice (columns {})",
+                    list.join(" and ")
+                );
+                return Err(invalid(1, column, &reason));
+            }
         }
         let missing: Vec<RowError> = kind
             .required_columns()

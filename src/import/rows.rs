@@ -53,7 +53,7 @@ impl RawRow<'_> {
         if raw.is_empty() {
             return Err(self.err(column, "required value is empty"));
         }
-        parse(raw).map_err(|e| self.err(column, e.0))
+        parse(raw).map_err(|e| self.err(column, cut_value(e.0, raw)))
     }
 
     fn optional<T>(
@@ -65,7 +65,22 @@ impl RawRow<'_> {
         if raw.is_empty() {
             return Ok(None);
         }
-        parse(raw).map(Some).map_err(|e| self.err(column, e.0))
+        parse(raw)
+            .map(Some)
+            .map_err(|e| self.err(column, cut_value(e.0, raw)))
+    }
+}
+
+/// Values longer than this are cut in error messages: one bad 5 MB cell
+/// must not become a 5 MB line on stderr.
+const SHOWN_VALUE_CHARS: usize = 40;
+
+/// `reason` with the cell's value, where it quotes it, cut to its first
+/// `SHOWN_VALUE_CHARS` characters and `…`.
+fn cut_value(reason: String, raw: &str) -> String {
+    match raw.char_indices().nth(SHOWN_VALUE_CHARS) {
+        Some((end, _)) => reason.replace(raw, &format!("{}…", &raw[..end])),
+        None => reason,
     }
 }
 
@@ -81,6 +96,29 @@ impl Kind {
         match self {
             Kind::Employers => &["npp", "name", "branch", "wa_phone", "contact_name"],
             Kind::Bills => &["npp", "period", "amount"],
+            Kind::Payments => &["npp", "period", "amount", "paid_at", "reference"],
+        }
+    }
+
+    /// Every column this kind reads (the rest of a file's columns are ignored).
+    pub fn read_columns(&self) -> &'static [&'static str] {
+        match self {
+            Kind::Employers => &[
+                "npp",
+                "name",
+                "branch",
+                "wa_phone",
+                "contact_name",
+                "timezone",
+            ],
+            Kind::Bills => &[
+                "npp",
+                "period",
+                "amount",
+                "due_date",
+                "payment_code",
+                "late_fee",
+            ],
             Kind::Payments => &["npp", "period", "amount", "paid_at", "reference"],
         }
     }
@@ -161,6 +199,18 @@ pub fn contact_name(s: &str) -> Result<String, ParseError> {
     text(MAX_NAME_CHARS, "the contact name")(s)
 }
 
+/// A bill of nothing is not arrears: it would only send a "Rp0" reminder.
+fn positive_amount(s: &str) -> Result<Money, ParseError> {
+    let amount = Money::parse(s)?;
+    if amount.minor() > 0 {
+        Ok(amount)
+    } else {
+        Err(ParseError::new(format!(
+            "`{s}` is not a bill amount (it must be more than 0)"
+        )))
+    }
+}
+
 fn date(s: &str) -> Result<NaiveDate, ParseError> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map_err(|_| ParseError::new(format!("`{s}` is not a date (YYYY-MM-DD)")))
@@ -239,7 +289,7 @@ pub fn bill(row: &RawRow, calendar: &Calendar) -> Result<BillRow, Vec<RowError>>
     let mut errs = Vec::new();
     let npp = collect(&mut errs, row.required("npp", Npp::parse));
     let period = collect(&mut errs, row.required("period", Period::parse));
-    let amount = collect(&mut errs, row.required("amount", Money::parse));
+    let amount = collect(&mut errs, row.required("amount", positive_amount));
     let due_date = collect(&mut errs, row.optional("due_date", date));
     let code = collect(&mut errs, row.optional("payment_code", payment_code));
     let late_fee = collect(&mut errs, row.optional("late_fee", Money::parse));

@@ -9,11 +9,14 @@ use futures::stream::{BoxStream, StreamExt};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteSynchronous, SqliteTransactionManager,
 };
-use sqlx::{ConnectOptions, PgPool, Postgres, Row as _, Sqlite, SqlitePool};
+use sqlx::{ConnectOptions, PgPool, Postgres, Row as _, Sqlite, SqlitePool, TransactionManager};
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long a statement waits for SQLite's writer before "database is locked".
+const SQLITE_BUSY_WAIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -25,6 +28,8 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    /// How long an SQLite write transaction waits for the writer.
+    busy_wait: Duration,
 }
 
 #[derive(Clone)]
@@ -37,7 +42,7 @@ impl Db {
     /// Connects to `url` (`sqlite://…` or `postgres://…`); an SQLite file
     /// and its folder are created if missing, in WAL mode.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db> {
-        Self::connect_with_busy_timeout(url, max_connections, Duration::from_secs(30)).await
+        Self::connect_with_busy_timeout(url, max_connections, SQLITE_BUSY_WAIT).await
     }
 
     /// [`Db::connect`] with SQLite's busy timeout (how long a statement
@@ -70,6 +75,7 @@ impl Db {
                 .context("cannot open the SQLite database")?;
             Ok(Db {
                 pool: Pool::Sqlite(pool),
+                busy_wait: busy_timeout,
             })
         } else {
             let opts = PgConnectOptions::from_str(url)
@@ -88,6 +94,7 @@ impl Db {
             .context("cannot connect to PostgreSQL")?;
         Ok(Db {
             pool: Pool::Postgres(pool),
+            busy_wait: SQLITE_BUSY_WAIT,
         })
     }
 
@@ -111,11 +118,7 @@ impl Db {
     /// (`BEGIN IMMEDIATE`) so a read-then-write never fails on a lock upgrade.
     pub async fn begin(&self) -> Result<Tx> {
         let inner = match &self.pool {
-            Pool::Sqlite(p) => TxInner::Sqlite(
-                p.begin_with("BEGIN IMMEDIATE")
-                    .await
-                    .context("failed to begin a transaction")?,
-            ),
+            Pool::Sqlite(p) => TxInner::Sqlite(SqliteTx::begin(p, self.busy_wait).await?),
             Pool::Postgres(p) => {
                 TxInner::Postgres(p.begin().await.context("failed to begin a transaction")?)
             }
@@ -158,8 +161,95 @@ pub struct Tx {
 }
 
 enum TxInner {
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Sqlite(SqliteTx),
     Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+/// An SQLite transaction that waits for the writer by polling every few
+/// milliseconds. SQLite's own busy handler backs off to one try per 100 ms,
+/// so a writer waiting behind a stream of short transactions (an import's
+/// batches, from another process) would almost never find the lock free in
+/// the moment between two of them; polling finds those moments.
+struct SqliteTx {
+    conn: sqlx::pool::PoolConnection<Sqlite>,
+    open: bool,
+}
+
+impl SqliteTx {
+    async fn begin(pool: &SqlitePool, busy_wait: Duration) -> Result<SqliteTx> {
+        let mut conn = pool
+            .acquire()
+            .await
+            .context("failed to begin a transaction")?;
+        // The busy handler is off only for the BEGIN itself: statements run
+        // outside a transaction keep waiting the usual way.
+        let begin = format!(
+            "PRAGMA busy_timeout = 0; BEGIN IMMEDIATE; PRAGMA busy_timeout = {}",
+            busy_wait.as_millis()
+        );
+        let deadline = Instant::now() + busy_wait;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match SqliteTransactionManager::begin(&mut conn, Some(begin.clone().into())).await {
+                Ok(()) => return Ok(SqliteTx { conn, open: true }),
+                Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(4));
+                }
+                Err(e) => {
+                    let restore = format!("PRAGMA busy_timeout = {}", busy_wait.as_millis());
+                    let _ = sqlx::query(&restore).execute(&mut *conn).await;
+                    return Err(anyhow::Error::new(e).context("failed to begin a transaction"));
+                }
+            }
+        }
+    }
+
+    async fn commit(mut self) -> Result<(), sqlx::Error> {
+        SqliteTransactionManager::commit(&mut self.conn).await?;
+        self.open = false;
+        Ok(())
+    }
+
+    async fn rollback(mut self) -> Result<(), sqlx::Error> {
+        SqliteTransactionManager::rollback(&mut self.conn).await?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for SqliteTx {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for SqliteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn
+    }
+}
+
+impl Drop for SqliteTx {
+    /// Like sqlx's own transactions: an unfinished one is rolled back
+    /// before its connection serves anyone else.
+    fn drop(&mut self) {
+        if self.open {
+            SqliteTransactionManager::start_rollback(&mut self.conn);
+        }
+    }
+}
+
+/// SQLITE_BUSY and its extended codes (the writer is taken).
+fn is_busy(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => d
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| c & 0xff == 5),
+        _ => false,
+    }
 }
 
 impl Tx {
@@ -177,17 +267,6 @@ impl Tx {
     /// Records an audit entry to be chained when this transaction commits.
     pub fn audit(&mut self, entry: crate::audit::AuditEntry) {
         self.audit.push(entry);
-    }
-
-    /// Chains the pending audit entries now when many have piled up, so a
-    /// bulk import holds a chunk of them in memory, not all. From the first
-    /// flush on, this transaction holds the chain's lock until it ends.
-    pub async fn flush_audit_if_large(&mut self) -> Result<()> {
-        if self.audit.len() >= 5_000 {
-            let entries = std::mem::take(&mut self.audit);
-            crate::audit::append(self, entries).await?;
-        }
-        Ok(())
     }
 
     /// Appends the pending audit entries to the hash chain, then commits.
@@ -276,6 +355,7 @@ macro_rules! dispatch {
                 Query::Sqlite($q),
                 Conn::Db(Db {
                     pool: Pool::Sqlite($ex),
+                    ..
                 }),
             ) => $body,
             (
@@ -292,6 +372,7 @@ macro_rules! dispatch {
                 Query::Postgres($q),
                 Conn::Db(Db {
                     pool: Pool::Postgres($ex),
+                    ..
                 }),
             ) => $body,
             (
