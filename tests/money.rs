@@ -637,6 +637,20 @@ fn a_payments_import_refuses_a_reference_of_another_employer_with_exit_2() {
          22222222,2025-01,1000000,2025-02-11T10:00:00+07:00,PKUPAY-9\n\
          22222222,2025-01,1,2025-02-11T10:00:00+07:00,JKTPAY-1\n",
     );
+    // A dry run says the same as the import would, with exit 2.
+    let dry = std::process::Command::new(env!("CARGO_BIN_EXE_wa-smile"))
+        .args(["import", "payments", "--dry-run"])
+        .arg(&moved)
+        .env("WA_SMILE__DATABASE__URL", &db)
+        .output()
+        .unwrap();
+    assert_eq!(
+        dry.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(String::from_utf8_lossy(&dry.stderr).contains("line 3, column reference: "));
     let out = run(&["import", "payments"], &moved);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();

@@ -184,47 +184,31 @@ async fn write(
     dry_run: bool,
 ) -> Result<Counts, ImportError> {
     let source = run::payment_source(&ctx.actor);
+    let mut refused = Refused::default();
     if dry_run {
         let mut counts = Counts::default();
         let mut batch = Batch::default();
         loop {
             let more = batch.fill(kind, ctx, employers, rows, run::APPLY_BATCH)?;
-            let mut tx = db.begin().await?;
-            counts.add(batch.write(&mut tx, &ctx.actor, source).await?);
-            tx.rollback().await?;
+            refused.check(db, &batch).await?;
+            if refused.total == 0 {
+                let mut tx = db.begin().await?;
+                counts.add(batch.write(&mut tx, &ctx.actor, source).await?);
+                tx.rollback().await?;
+            }
             batch.clear();
             if !more {
-                return Ok(counts);
+                return refused.into_result().map(|()| counts);
             }
         }
     }
     let mut run = run::Run::start(db, kind, &ctx.actor).await?;
-    let mut refused = Vec::new();
-    let mut refused_total = 0;
     let staged = async {
         let mut batch = Batch::default();
         loop {
             let more = batch.fill(kind, ctx, employers, rows, run::STAGE_BATCH)?;
-            // Only the database knows whose a reference is: a payment is
-            // never moved to another employer, so such a row is the file's
-            // input error, found before anything becomes visible.
-            if !batch.payments.is_empty() {
-                let mut tx = db.begin().await?;
-                let taken = ledger::refused_references(&mut tx, &batch.payments).await?;
-                tx.rollback().await?;
-                refused_total += taken.len();
-                refused.extend(
-                    taken
-                        .iter()
-                        .take(MAX_REPORTED_ERRORS.saturating_sub(refused.len()))
-                        .map(|t| RowError {
-                            line: batch.payment_lines[t.index],
-                            column: "reference".into(),
-                            reason: t.reason(),
-                        }),
-                );
-            }
-            if refused_total == 0 {
+            refused.check(db, &batch).await?;
+            if refused.total == 0 {
                 run.stage(db, &batch.staged()).await?;
             }
             batch.clear();
@@ -234,19 +218,56 @@ async fn write(
         }
     }
     .await;
-    if staged.is_err() || refused_total > 0 {
+    if staged.is_err() || refused.total > 0 {
         // Nothing of this run is visible yet; leave nothing behind either.
         if let Err(d) = run.discard(db).await {
             tracing::warn!(error = %format!("{d:#}"), "discarding a failed import run failed");
         }
         staged?;
-        return Err(ImportError::Invalid {
-            errors: refused,
-            total: refused_total,
-        });
+        refused.into_result()?;
     }
     run.seal(db).await?;
     Ok(run.apply(db).await?)
+}
+
+/// Payment rows whose reference already belongs to another employer. Only
+/// the database knows whose a reference is, and a payment is never moved,
+/// so such a row is the file's input error, found before anything of the
+/// file becomes visible.
+#[derive(Default)]
+struct Refused {
+    errors: Vec<RowError>,
+    total: usize,
+}
+
+impl Refused {
+    async fn check(&mut self, db: &Db, batch: &Batch) -> anyhow::Result<()> {
+        if batch.payments.is_empty() {
+            return Ok(());
+        }
+        let mut tx = db.begin().await?;
+        let taken = ledger::refused_references(&mut tx, &batch.payments).await?;
+        tx.rollback().await?;
+        self.total += taken.len();
+        let room = MAX_REPORTED_ERRORS.saturating_sub(self.errors.len());
+        self.errors
+            .extend(taken.iter().take(room).map(|t| RowError {
+                line: batch.payment_lines[t.index],
+                column: "reference".into(),
+                reason: t.reason(),
+            }));
+        Ok(())
+    }
+
+    fn into_result(self) -> Result<(), ImportError> {
+        if self.total == 0 {
+            return Ok(());
+        }
+        Err(ImportError::Invalid {
+            errors: self.errors,
+            total: self.total,
+        })
+    }
 }
 
 /// Validated rows of one batch, ready to write.
