@@ -17,8 +17,10 @@
 mod media;
 mod phone;
 mod render;
+mod templates;
 
 pub use phone::{ChatItem, ChatItemKind, ChatSummary, Contact, Phone, PhoneError, TapButton};
+pub use templates::{Template, STATUSES as TEMPLATE_STATUSES};
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -95,6 +97,7 @@ struct Inner {
     received: Mutex<Vec<Received>>,
     phone: phone::Phones,
     media: media::Store,
+    templates: templates::Store,
     http: reqwest::Client,
 }
 
@@ -163,6 +166,23 @@ impl SimulatorHandle {
         self.inner.phone.pending_statuses()
     }
 
+    /// The templates registered so far (all, or those named `name`).
+    pub fn templates(&self, name: Option<&str>) -> Vec<Template> {
+        self.inner.templates.list(name)
+    }
+
+    /// Moves a template to `status` (`PAUSED`, `APPROVED`, …) and posts the
+    /// signed `message_template_status_update` Meta would; None when no
+    /// such template is registered.
+    pub async fn set_template_status(
+        &self,
+        name: &str,
+        language: &str,
+        status: &str,
+    ) -> Option<Template> {
+        self.inner.move_template(name, language, status).await
+    }
+
     pub fn stop(&self) {
         self.task.abort();
     }
@@ -204,11 +224,16 @@ impl Simulator {
             received: Mutex::new(Vec::new()),
             phone: phone::Phones::default(),
             media: media::Store::default(),
+            templates: templates::Store::default(),
             http: reqwest::Client::new(),
         });
         let app = Router::new()
             .route("/{version}/{phone}/messages", post(messages))
             .route("/{version}/{phone}/media", post(upload_media))
+            .route(
+                "/{version}/{waba_id}/message_templates",
+                post(create_template).get(list_templates),
+            )
             .route("/{version}/{media_id}", get(media_info))
             .route("/media/{media_id}", get(download_media))
             .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
@@ -412,6 +437,35 @@ async fn upload_media(
             Some("multipart/form-data with messaging_product, type and file"),
         ),
     }
+}
+
+/// `POST /{version}/{waba_id}/message_templates`: register a template for
+/// review.
+async fn create_template(
+    State(sim): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if !authorized(&sim, &headers) {
+        return unauthorized();
+    }
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(v) => sim.create_template(&v),
+        Err(_) => meta_error(StatusCode::BAD_REQUEST, 100, "(#100) Invalid JSON body"),
+    }
+}
+
+/// `GET /{version}/{waba_id}/message_templates[?name=]`: the account's
+/// templates with status and quality.
+async fn list_templates(
+    State(sim): State<Arc<Inner>>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if !authorized(&sim, &headers) {
+        return unauthorized();
+    }
+    Json(sim.list_templates(q.get("name").map(String::as_str))).into_response()
 }
 
 /// `GET /{version}/{media_id}` → the download URL and the file's facts.

@@ -254,3 +254,111 @@ async fn the_phone_replies_taps_and_blocks_as_meta_would_post_it() {
     assert_eq!(failed["status"], "failed");
     assert_eq!(failed["errors"][0]["code"], 131026);
 }
+
+/// The webhook events of one field the simulator posted, waiting a little
+/// for them to arrive.
+async fn template_events_until(hook: &MockServer, n: usize) -> Vec<Value> {
+    for _ in 0..100 {
+        let all: Vec<Value> = webhooks(hook)
+            .await
+            .into_iter()
+            .filter(|w| w["entry"][0]["changes"][0]["field"] == "message_template_status_update")
+            .map(|w| w["entry"][0]["changes"][0]["value"].clone())
+            .collect();
+        if all.len() >= n {
+            return all;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("fewer than {n} template status webhooks arrived");
+}
+
+#[tokio::test]
+async fn templates_are_registered_for_review_approved_by_webhook_and_can_be_paused() {
+    let hook = hook().await;
+    let (base, sim) = Simulator::start(options(&hook)).await.unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("{base}/v25.0/1234567890/message_templates");
+    let template = json!({
+        "name": "reminder_1", "language": "id", "category": "UTILITY",
+        "components": [
+            {"type": "BODY", "text": "Yth. {{1}}, iuran {{2}} sebesar {{3}} belum kami terima.",
+             "example": {"body_text": [["Bapak Agus", "Oktober 2026", "Rp1.500.000"]]}},
+            {"type": "BUTTONS", "buttons": [{"type": "QUICK_REPLY", "text": "Minta link bayar"}]},
+        ],
+    });
+
+    // Without the bearer token: Meta's 401.
+    let res = client.post(&url).json(&template).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+
+    let res = client
+        .post(&url)
+        .bearer_auth("simulator-token")
+        .json(&template)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let created: Value = res.json().await.unwrap();
+    assert_eq!(created["status"], "PENDING");
+    assert_eq!(created["category"], "UTILITY");
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // The same name and language again is refused in Meta's error shape.
+    let res = client
+        .post(&url)
+        .bearer_auth("simulator-token")
+        .json(&template)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    let err: Value = res.json().await.unwrap();
+    assert_eq!(err["error"]["code"], 100);
+
+    // A body whose examples do not match its parameters is refused.
+    let mut bad = template.clone();
+    bad["name"] = json!("reminder_2");
+    bad["components"][0]["example"]["body_text"] = json!([["Bapak Agus"]]);
+    let res = client
+        .post(&url)
+        .bearer_auth("simulator-token")
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+
+    // Review ends with a signed status webhook, and the list shows it.
+    let events = template_events_until(&hook, 1).await;
+    assert_eq!(events[0]["event"], "APPROVED");
+    assert_eq!(events[0]["message_template_id"], json!(id));
+    assert_eq!(events[0]["message_template_name"], "reminder_1");
+    let listed: Value = client
+        .get(format!("{url}?name=reminder_1"))
+        .bearer_auth("simulator-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["data"][0]["status"], "APPROVED");
+    assert_eq!(listed["data"][0]["language"], "id");
+
+    // Meta pausing it for quality is announced the same way.
+    let paused = sim
+        .set_template_status("reminder_1", "id", "PAUSED")
+        .await
+        .unwrap();
+    assert_eq!(paused.status, "PAUSED");
+    let events = template_events_until(&hook, 2).await;
+    assert_eq!(events[1]["event"], "PAUSED");
+    assert_eq!(sim.templates(Some("reminder_1"))[0].status, "PAUSED");
+    assert!(sim
+        .set_template_status("missing", "id", "PAUSED")
+        .await
+        .is_none());
+}
