@@ -65,24 +65,31 @@ async fn webhooks(hook: &MockServer) -> Vec<Value> {
         .collect()
 }
 
-async fn statuses_until(hook: &MockServer, n: usize) -> Vec<Value> {
+/// What `pick` takes from each webhook the simulator posted, once at
+/// least `n` have arrived.
+async fn webhooks_until(
+    hook: &MockServer,
+    n: usize,
+    pick: impl Fn(&Value) -> Option<Value>,
+) -> Vec<Value> {
     for _ in 0..100 {
-        let all: Vec<Value> = webhooks(hook)
-            .await
-            .into_iter()
-            .filter_map(|w| {
-                w["entry"][0]["changes"][0]["value"]["statuses"][0]
-                    .as_object()
-                    .cloned()
-            })
-            .map(Value::Object)
-            .collect();
+        let all: Vec<Value> = webhooks(hook).await.iter().filter_map(&pick).collect();
         if all.len() >= n {
             return all;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("fewer than {n} status webhooks");
+    panic!("fewer than {n} such webhooks arrived");
+}
+
+async fn statuses_until(hook: &MockServer, n: usize) -> Vec<Value> {
+    webhooks_until(hook, n, |w| {
+        w["entry"][0]["changes"][0]["value"]["statuses"][0]
+            .as_object()
+            .cloned()
+            .map(Value::Object)
+    })
+    .await
 }
 
 #[tokio::test]
@@ -255,22 +262,13 @@ async fn the_phone_replies_taps_and_blocks_as_meta_would_post_it() {
     assert_eq!(failed["errors"][0]["code"], 131026);
 }
 
-/// The webhook events of one field the simulator posted, waiting a little
-/// for them to arrive.
+/// The `message_template_status_update` events the simulator posted.
 async fn template_events_until(hook: &MockServer, n: usize) -> Vec<Value> {
-    for _ in 0..100 {
-        let all: Vec<Value> = webhooks(hook)
-            .await
-            .into_iter()
-            .filter(|w| w["entry"][0]["changes"][0]["field"] == "message_template_status_update")
-            .map(|w| w["entry"][0]["changes"][0]["value"].clone())
-            .collect();
-        if all.len() >= n {
-            return all;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("fewer than {n} template status webhooks arrived");
+    webhooks_until(hook, n, |w| {
+        let change = &w["entry"][0]["changes"][0];
+        (change["field"] == "message_template_status_update").then(|| change["value"].clone())
+    })
+    .await
 }
 
 #[tokio::test]
