@@ -2,7 +2,7 @@
 //! 401/403/404/422 with JSON bodies, the CSV-row imports and the OpenAPI
 //! document matching the routes.
 
-mod support;
+use crate::support;
 
 use axum::http::StatusCode;
 use serde_json::Value;

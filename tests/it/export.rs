@@ -2,8 +2,7 @@
 //! manifests that catch edits, the export as an audit event, background
 //! jobs.
 
-#[path = "export_support/mod.rs"]
-mod support;
+use crate::export_support as support;
 
 use calamine::{open_workbook, Data, Reader, Xlsx};
 use std::path::Path;

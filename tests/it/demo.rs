@@ -2,8 +2,7 @@
 //! its printed tour, and the employer's side through `/simulator`, whose
 //! replies and taps reach the case through the real signed webhook.
 
-#[path = "support/demo_process.rs"]
-mod demo_process;
+use crate::support::demo_process;
 
 use demo_process::{tour_employer, Demo};
 use std::time::{Duration, Instant};

@@ -3,9 +3,8 @@
 //! sees it in the timeline. Screenshots of the pages land in `artifacts/`.
 //! Skipped with a notice when `chromedriver` is not installed.
 
-#[path = "support/demo_process.rs"]
-mod demo_process;
-mod support;
+use crate::support;
+use crate::support::demo_process;
 
 use fantoccini::{ClientBuilder, Locator};
 use std::path::{Path, PathBuf};

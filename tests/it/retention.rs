@@ -3,8 +3,7 @@
 //! employers' contacts; amounts, dates and NPPs stay; the audit chain still
 //! verifies; running it again changes nothing.
 
-#[path = "export_support/mod.rs"]
-mod support;
+use crate::export_support as support;
 
 use support::{at, seed, PHONE, REPLY};
 use wa_smile::config::Config;

@@ -3,6 +3,8 @@
 //! keeps cookies.
 #![allow(dead_code)]
 
+pub mod demo_process;
+
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;

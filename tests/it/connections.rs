@@ -2,7 +2,7 @@
 //! headers is cut off, and connections beyond the cap are closed. These
 //! touch no storage beyond building the app, so SQLite alone serves.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 use support::*;

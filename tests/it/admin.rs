@@ -2,7 +2,7 @@
 //! branch boundaries (by URL guessing too), CSRF, login throttling, case
 //! actions, and untrusted text rendered inert.
 
-mod support;
+use crate::support;
 
 use axum::http::StatusCode;
 use support::*;

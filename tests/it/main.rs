@@ -1,0 +1,25 @@
+//! The integration tests, one binary: every file links the library once
+//! instead of once per file, which keeps a rebuild to one link step.
+
+mod export_support;
+mod support;
+
+mod admin;
+mod api;
+mod audit;
+mod browser;
+mod cli;
+mod connections;
+mod delivery;
+mod demo;
+mod export;
+mod health;
+mod import;
+mod money;
+mod replies;
+mod retention;
+mod scan;
+mod simulator;
+mod webhook;
+mod webhook_routes;
+mod whatsapp_client;
