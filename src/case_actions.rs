@@ -61,6 +61,12 @@ pub enum ActionError {
     Failed(#[from] anyhow::Error),
 }
 
+impl From<crate::store::StoreError> for ActionError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ActionError::Failed(e.into())
+    }
+}
+
 fn reject<T>(why: impl Into<String>) -> Result<T, ActionError> {
     Err(ActionError::Rejected(why.into()))
 }

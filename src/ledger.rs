@@ -33,6 +33,12 @@ pub enum LedgerError {
     Failed(#[from] anyhow::Error),
 }
 
+impl From<crate::store::StoreError> for LedgerError {
+    fn from(e: crate::store::StoreError) -> Self {
+        LedgerError::Failed(e.into())
+    }
+}
+
 /// One refused payment: its position in the batch and its reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TakenReference {

@@ -31,6 +31,17 @@ pub enum AppError {
     Internal(#[from] anyhow::Error),
 }
 
+/// A row a handler looked up and did not find is the client's 404; every
+/// other storage failure is ours.
+impl From<crate::store::StoreError> for AppError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::NotFound => AppError::NotFound,
+            e => AppError::Internal(e.into()),
+        }
+    }
+}
+
 impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {

@@ -4,7 +4,8 @@
 //! `TIMESTAMPTZ` on PostgreSQL, ISO text on SQLite), and returns `Row`s that
 //! decode either way. Placeholders are `$1, $2…`, which both accept.
 
-use anyhow::{bail, Context, Result};
+use super::error::{StoreError, StoreResult};
+use anyhow::{Context, Result};
 use futures::stream::{BoxStream, StreamExt};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
@@ -385,7 +386,7 @@ macro_rules! dispatch {
                 let $ex = &mut **t;
                 $body
             }
-            _ => bail!("query built for one backend was run on the other"),
+            _ => return Err(StoreError::WrongBackend),
         }
     };
 }
@@ -405,15 +406,15 @@ impl<'q> Query<'q> {
         }
     }
 
-    /// Rows affected.
-    pub async fn execute<'c>(self, conn: impl Into<Conn<'c>>) -> Result<u64> {
+    /// Rows affected. A unique-key violation is [`StoreError::Conflict`].
+    pub async fn execute<'c>(self, conn: impl Into<Conn<'c>>) -> StoreResult<u64> {
         Ok(dispatch!(self, conn.into(), |q, ex| q
             .execute(ex)
             .await?
             .rows_affected()))
     }
 
-    pub async fn fetch_all<'c>(self, conn: impl Into<Conn<'c>>) -> Result<Vec<Row>> {
+    pub async fn fetch_all<'c>(self, conn: impl Into<Conn<'c>>) -> StoreResult<Vec<Row>> {
         Ok(dispatch!(self, conn.into(), |q, ex| q
             .fetch_all(ex)
             .await?
@@ -422,22 +423,67 @@ impl<'q> Query<'q> {
             .collect()))
     }
 
-    pub async fn fetch_optional<'c>(self, conn: impl Into<Conn<'c>>) -> Result<Option<Row>> {
+    pub async fn fetch_optional<'c>(self, conn: impl Into<Conn<'c>>) -> StoreResult<Option<Row>> {
         Ok(dispatch!(self, conn.into(), |q, ex| q
             .fetch_optional(ex)
             .await?
             .map(Row::from)))
     }
 
-    pub async fn fetch_one<'c>(self, conn: impl Into<Conn<'c>>) -> Result<Row> {
+    /// Exactly one row; none is [`StoreError::NotFound`].
+    pub async fn fetch_one<'c>(self, conn: impl Into<Conn<'c>>) -> StoreResult<Row> {
         Ok(dispatch!(self, conn.into(), |q, ex| Row::from(
             q.fetch_one(ex).await?
         )))
     }
 
+    /// Every row, each decoded into its row struct.
+    pub async fn fetch_all_as<'c, T: Record>(
+        self,
+        conn: impl Into<Conn<'c>>,
+    ) -> StoreResult<Vec<T>> {
+        self.fetch_all(conn)
+            .await?
+            .iter()
+            .map(Row::decode)
+            .collect()
+    }
+
+    pub async fn fetch_optional_as<'c, T: Record>(
+        self,
+        conn: impl Into<Conn<'c>>,
+    ) -> StoreResult<Option<T>> {
+        self.fetch_optional(conn)
+            .await?
+            .as_ref()
+            .map(Row::decode)
+            .transpose()
+    }
+
+    pub async fn fetch_one_as<'c, T: Record>(self, conn: impl Into<Conn<'c>>) -> StoreResult<T> {
+        self.fetch_one(conn).await?.decode()
+    }
+
+    /// The first column of exactly one row (`SELECT count(*) …`).
+    pub async fn fetch_scalar<'c, T: Column>(self, conn: impl Into<Conn<'c>>) -> StoreResult<T> {
+        self.fetch_one(conn).await?.first()
+    }
+
+    /// The first column of the row, if there is one.
+    pub async fn fetch_optional_scalar<'c, T: Column>(
+        self,
+        conn: impl Into<Conn<'c>>,
+    ) -> StoreResult<Option<T>> {
+        self.fetch_optional(conn)
+            .await?
+            .as_ref()
+            .map(Row::first)
+            .transpose()
+    }
+
     /// Rows one at a time, for results too large to hold (exports, audit
     /// verification). Runs on the pool, outside any transaction.
-    pub fn fetch<'a>(self, db: &'a Db) -> BoxStream<'a, Result<Row>>
+    pub fn fetch<'a>(self, db: &'a Db) -> BoxStream<'a, StoreResult<Row>>
     where
         'q: 'a,
     {
@@ -450,13 +496,18 @@ impl<'q> Query<'q> {
                 .fetch(p)
                 .map(|r| r.map(Row::Postgres).map_err(Into::into))
                 .boxed(),
-            _ => futures::stream::once(async {
-                Err(anyhow::anyhow!(
-                    "query built for one backend was run on the other"
-                ))
-            })
-            .boxed(),
+            _ => futures::stream::once(async { Err(StoreError::WrongBackend) }).boxed(),
         }
+    }
+
+    /// [`Query::fetch`], each row decoded into its row struct.
+    pub fn fetch_as<'a, T: Record + 'a>(self, db: &'a Db) -> BoxStream<'a, StoreResult<T>>
+    where
+        'q: 'a,
+    {
+        self.fetch(db)
+            .map(|r| r.and_then(|row| row.decode()))
+            .boxed()
     }
 }
 
@@ -478,7 +529,38 @@ pub enum Row {
     Postgres(PgRow),
 }
 
+/// A row struct: `#[derive(sqlx::FromRow)]` on a struct whose fields are
+/// [`Column`]s gives it for both backends.
+pub trait Record:
+    for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin
+{
+}
+impl<T> Record for T where
+    T: for<'r> sqlx::FromRow<'r, SqliteRow> + for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin
+{
+}
+
 impl Row {
+    /// The row as its row struct.
+    pub fn decode<T: Record>(&self) -> StoreResult<T> {
+        match self {
+            Row::Sqlite(r) => T::from_row(r),
+            Row::Postgres(r) => T::from_row(r),
+        }
+        .map_err(StoreError::from)
+    }
+
+    /// The first column.
+    pub fn first<T: Column>(&self) -> StoreResult<T> {
+        match self {
+            Row::Sqlite(r) => r.try_get(0),
+            Row::Postgres(r) => r.try_get(0),
+        }
+        .map_err(StoreError::from)
+    }
+
+    /// One column by name. Kept for the transition to row structs; new code
+    /// decodes a [`Record`] instead.
     pub fn get<T: Column>(&self, column: &str) -> Result<T> {
         match self {
             Row::Sqlite(r) => r.try_get(column),

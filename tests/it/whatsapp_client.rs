@@ -21,19 +21,19 @@ const MESSAGES_PATH: &str = "/v25.0/106540352242922/messages";
 
 fn fixture(name: &str) -> Value {
     let text = match name {
-        "send-template-request" => include_str!("fixtures/whatsapp/send-template-request.json"),
-        "send-text-request" => include_str!("fixtures/whatsapp/send-text-request.json"),
+        "send-template-request" => include_str!("../fixtures/whatsapp/send-template-request.json"),
+        "send-text-request" => include_str!("../fixtures/whatsapp/send-text-request.json"),
         "send-interactive-buttons-request" => {
-            include_str!("fixtures/whatsapp/send-interactive-buttons-request.json")
+            include_str!("../fixtures/whatsapp/send-interactive-buttons-request.json")
         }
-        "send-success-response" => include_str!("fixtures/whatsapp/send-success-response.json"),
-        "error-130429" => include_str!("fixtures/whatsapp/error-130429.json"),
-        "error-131047-sync" => include_str!("fixtures/whatsapp/error-131047-sync.json"),
-        "error-131056" => include_str!("fixtures/whatsapp/error-131056.json"),
-        "error-132000" => include_str!("fixtures/whatsapp/error-132000.json"),
-        "error-132001" => include_str!("fixtures/whatsapp/error-132001.json"),
-        "error-190" => include_str!("fixtures/whatsapp/error-190.json"),
-        "error-1-api-unknown" => include_str!("fixtures/whatsapp/error-1-api-unknown.json"),
+        "send-success-response" => include_str!("../fixtures/whatsapp/send-success-response.json"),
+        "error-130429" => include_str!("../fixtures/whatsapp/error-130429.json"),
+        "error-131047-sync" => include_str!("../fixtures/whatsapp/error-131047-sync.json"),
+        "error-131056" => include_str!("../fixtures/whatsapp/error-131056.json"),
+        "error-132000" => include_str!("../fixtures/whatsapp/error-132000.json"),
+        "error-132001" => include_str!("../fixtures/whatsapp/error-132001.json"),
+        "error-190" => include_str!("../fixtures/whatsapp/error-190.json"),
+        "error-1-api-unknown" => include_str!("../fixtures/whatsapp/error-1-api-unknown.json"),
         other => panic!("no fixture {other}"),
     };
     serde_json::from_str(text).expect("fixture is JSON")
