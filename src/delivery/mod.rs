@@ -711,39 +711,7 @@ impl Pass<'_> {
                 .filter(|w| !w.trim().is_empty())
                 .and_then(|w| WaId::from_meta(&w).ok());
             let window_open = outbox::window_open(case.and_then(|c| c.last_inbound_at), at);
-            // The re-check: anything that should silence a reminder since
-            // it was queued.
-            let skip = if row.is_reminder() {
-                match case {
-                    None => Some("case_missing"),
-                    Some(c) if c.resolved => Some("case_resolved"),
-                    Some(c) if c.status == CaseStatus::Escalated => Some("escalated"),
-                    // The case moved on (a crashed worker's claim came back
-                    // late): the current stage's message is the one to send.
-                    Some(c) if row.stage().zip(c.stage).is_some_and(|(m, now)| m < now) => {
-                        Some("stage_passed")
-                    }
-                    Some(_) if state.opted_out => Some("opted_out"),
-                    Some(_) if state.contact_invalid => Some("wrong_number"),
-                    Some(c) if c.paused_until.is_some_and(|u| u > at) => Some("paused"),
-                    Some(c) if c.officer_hold => Some("awaiting_officer"),
-                    Some(c)
-                        if c.status == CaseStatus::Promised
-                            && c.promised_date
-                                .is_some_and(|p| p >= at.with_timezone(&tz).date_naive()) =>
-                    {
-                        Some("promised")
-                    }
-                    Some(_) if wa_id.is_none() => Some("no_whatsapp_number"),
-                    Some(_) => None,
-                }
-            } else if state.contact_invalid {
-                Some("wrong_number")
-            } else if wa_id.is_none() {
-                Some("no_whatsapp_number")
-            } else {
-                None
-            };
+            let skip = skip_reason(&row, state, case, wa_id.is_some(), at);
             if let Some(reason) = skip {
                 out.push(Err(Outcome::Skipped { row, reason }));
                 continue;
@@ -790,20 +758,13 @@ impl Pass<'_> {
             let as_template = row.kind == "template" || !window_open;
             let initiated = !window_open;
             if initiated {
-                let mut tier = self.tier.lock().expect("tier lock");
-                if !tier.recent.contains(wa_id.as_str()) {
-                    if tier.remaining <= 0 {
-                        let until = tier.frees_at;
-                        drop(tier);
-                        out.push(Err(Outcome::Deferred {
-                            row,
-                            until,
-                            reason: Some(QuietReason::DailyTier),
-                        }));
-                        continue;
-                    }
-                    tier.remaining -= 1;
-                    tier.recent.insert(wa_id.as_str().to_owned());
+                if let Err(until) = self.take_tier_slot(&wa_id) {
+                    out.push(Err(Outcome::Deferred {
+                        row,
+                        until,
+                        reason: Some(QuietReason::DailyTier),
+                    }));
+                    continue;
                 }
             }
             let ctx = row.case_id.and_then(|c| contexts.get(&c));
@@ -838,6 +799,20 @@ impl Pass<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// A slot of the daily tier for a business-initiated message to
+    /// `wa_id` (free when it already had one today); Err: when one frees.
+    fn take_tier_slot(&self, wa_id: &WaId) -> Result<(), DateTime<Utc>> {
+        let mut tier = self.tier.lock().expect("tier lock");
+        if !tier.recent.contains(wa_id.as_str()) {
+            if tier.remaining <= 0 {
+                return Err(tier.frees_at);
+            }
+            tier.remaining -= 1;
+            tier.recent.insert(wa_id.as_str().to_owned());
+        }
+        Ok(())
     }
 
     fn render(
@@ -1114,6 +1089,46 @@ impl Pass<'_> {
                 }
             }
         }
+    }
+}
+
+/// The re-check at send time: why this row must not go out now that the
+/// case and employer may have changed since it was queued, if anything.
+fn skip_reason(
+    row: &Claimed,
+    state: &EmployerState,
+    case: Option<&CaseState>,
+    has_number: bool,
+    at: DateTime<Utc>,
+) -> Option<&'static str> {
+    if !row.is_reminder() {
+        return if state.contact_invalid {
+            Some("wrong_number")
+        } else if !has_number {
+            Some("no_whatsapp_number")
+        } else {
+            None
+        };
+    }
+    let today = at.with_timezone(&state.tz).date_naive();
+    match case {
+        None => Some("case_missing"),
+        Some(c) if c.resolved => Some("case_resolved"),
+        Some(c) if c.status == CaseStatus::Escalated => Some("escalated"),
+        // The case moved on (a crashed worker's claim came back late): the
+        // current stage's message is the one to send.
+        Some(c) if row.stage().zip(c.stage).is_some_and(|(m, now)| m < now) => Some("stage_passed"),
+        Some(_) if state.opted_out => Some("opted_out"),
+        Some(_) if state.contact_invalid => Some("wrong_number"),
+        Some(c) if c.paused_until.is_some_and(|u| u > at) => Some("paused"),
+        Some(c) if c.officer_hold => Some("awaiting_officer"),
+        Some(c)
+            if c.status == CaseStatus::Promised && c.promised_date.is_some_and(|p| p >= today) =>
+        {
+            Some("promised")
+        }
+        Some(_) if !has_number => Some("no_whatsapp_number"),
+        Some(_) => None,
     }
 }
 

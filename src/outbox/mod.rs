@@ -434,7 +434,8 @@ pub async fn has_reply(
     message: &str,
     reply_state: &str,
 ) -> Result<bool> {
-    let found: Option<i64> = tx
+    // `SELECT 1` is an INT4 on PostgreSQL.
+    let found: Option<i32> = tx
         .query(
             "SELECT 1 AS one FROM outbox WHERE employer_id = $1 AND message = $2 AND reply_state = $3 \
                AND state NOT IN ('cancelled', 'skipped', 'failed') LIMIT 1",

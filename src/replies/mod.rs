@@ -284,7 +284,8 @@ fn status_name(s: &StatusEvent) -> std::borrow::Cow<'_, str> {
 
 /// Whether any stored status still waits to be applied.
 async fn pending_statuses(db: &Db) -> Result<bool> {
-    let row: Option<i64> = db
+    // `SELECT 1` is an INT4 on PostgreSQL.
+    let row: Option<i32> = db
         .query("SELECT 1 AS one FROM webhook_statuses WHERE sunk_at IS NULL LIMIT 1")
         .fetch_optional_scalar(db)
         .await?;
