@@ -135,11 +135,6 @@ fn local_midnight(tz: Tz, d: NaiveDate) -> DateTime<Utc> {
         .unwrap_or_else(|| Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("valid")))
 }
 
-/// Whether the 24-hour customer-service window is open at `now`.
-pub fn window_open(last_inbound_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
-    last_inbound_at.is_some_and(|t| now < t + Duration::hours(24))
-}
-
 /// Applies `action` to case `case_id` as `who`, at `now`. `templates` are
 /// the message names an officer may send.
 pub async fn apply(
@@ -274,11 +269,7 @@ pub async fn apply(
             .execute(&mut tx)
             .await?;
             // Nothing queued for a closed case may still go out.
-            tx.query("UPDATE outbox SET state = 'cancelled', updated_at = $2 WHERE case_id = $1 AND state = 'queued'")
-                .bind(case_id)
-                .bind(now)
-                .execute(&mut tx)
-                .await?;
+            crate::outbox::cancel_for_case(&mut tx, case_id, now).await?;
             event(
                 EventKind::CaseResolved,
                 json!({"reason": reason, "previous_status": c.status}),
@@ -307,7 +298,7 @@ pub async fn apply(
         }
         Action::SendText { text: t } => {
             let t = text(&t, "the message")?;
-            if !window_open(c.last_inbound_at, now) {
+            if !crate::outbox::window_open(c.last_inbound_at, now) {
                 return reject("the 24-hour window is closed: only approved templates may be sent");
             }
             let wa = sendable(&c)?;
@@ -402,21 +393,17 @@ async fn queue(
     now: DateTime<Utc>,
 ) -> Result<i64> {
     let key = format!("case:{case_id}:manual:{}", crate::accounts::random_secret());
-    let id = tx
-        .query(
-            "INSERT INTO outbox (case_id, employer_id, idempotency_key, message, kind, wa_id, body, state, due_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8, $8) RETURNING id",
-        )
-        .bind(case_id)
-        .bind(c.employer_id)
-        .bind(key)
-        .bind(message.to_owned())
-        .bind(kind.to_owned())
-        .bind(wa_id.to_owned())
-        .bind(body.to_string())
-        .bind(now)
-        .fetch_one(&mut *tx)
+    let text = body
+        .get("text")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned);
+    let m =
+        crate::outbox::NewMessage::new(c.employer_id, key, message, kind, body.to_string(), now)
+            .case(Some(case_id))
+            .to(Some(wa_id.to_owned()))
+            .text(text);
+    let id = crate::outbox::enqueue(tx, &m, now)
         .await?
-        .get("id")?;
+        .ok_or_else(|| anyhow::anyhow!("a manual message key was already taken"))?;
     Ok(id)
 }

@@ -6,7 +6,7 @@
 use crate::domain::{CaseStatus, Money};
 use crate::store::{Backend, Db, Query};
 use anyhow::Result;
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 pub const PER_PAGE: i64 = 50;
 /// Up to this many matches, a page is filtered first and sorted after.
@@ -222,7 +222,7 @@ fn build(ctx: &Ctx, f: &Filter, with_status: bool, for_count: bool) -> Where {
         // sometimes walked the whole sort index instead (~300 ms).
         w.push(
             &rare(backend, "c.last_inbound_at > $?"),
-            Bind::Time(now - Duration::hours(24)),
+            Bind::Time(crate::outbox::window_start(now)),
         );
     }
     let q = f.q.trim();
@@ -332,7 +332,7 @@ pub async fn list(
          JOIN employers e ON e.id = c.employer_id ORDER BY {order}",
         (page - 1) * PER_PAGE
     );
-    let window_from = now - Duration::hours(24);
+    let window_from = crate::outbox::window_start(now);
     let mut cases = Vec::new();
     for r in w.bind(db.query(&sql)).fetch_all(db).await? {
         let oldest: Option<NaiveDate> = r.get("oldest_due_date")?;

@@ -287,40 +287,23 @@ async fn redact_outbox(db: &Db, cutoff: DateTime<Utc>, at: DateTime<Utc>) -> Res
     let mut after_id = 0i64;
     let mut n = 0u64;
     loop {
-        let rows = db
-            .query(
-                "SELECT id, body, wa_id FROM outbox \
-                 WHERE created_at < $1 AND state NOT IN ('queued', 'sending') AND id > $2 \
-                 ORDER BY id LIMIT $3",
-            )
-            .bind(cutoff)
-            .bind(after_id)
-            .bind(BATCH)
-            .fetch_all(db)
-            .await
-            .context("failed to read the outbox")?;
+        let rows = crate::outbox::settled_before(db, cutoff, after_id, BATCH).await?;
         let Some(last) = rows.last() else { break };
-        after_id = last.get("id")?;
+        after_id = last.id;
         let mut updates = Vec::new();
         for r in &rows {
-            let body: String = r.get("body")?;
-            let wa: Option<String> = r.get("wa_id")?;
-            let redacted = redact_text(&body);
-            if redacted.is_some() || wa.is_some() {
-                updates.push((r.get::<i64>("id")?, redacted.unwrap_or(body)));
+            let redacted = redact_text(&r.body);
+            // The text the employer saw names them: it goes with the rest.
+            let text_personal = r.text.as_deref().is_some_and(|t| t != REDACTED);
+            if redacted.is_some() || r.wa_id.is_some() || text_personal {
+                let text = r.text.as_ref().map(|_| REDACTED);
+                updates.push((r.id, redacted.unwrap_or_else(|| r.body.clone()), text));
             }
         }
         if !updates.is_empty() {
             let mut tx = db.begin().await?;
-            for (id, body) in &updates {
-                tx.query(
-                    "UPDATE outbox SET body = $1, wa_id = NULL, updated_at = $2 WHERE id = $3",
-                )
-                .bind(body.clone())
-                .bind(at)
-                .bind(*id)
-                .execute(&mut tx)
-                .await?;
+            for (id, body, text) in &updates {
+                crate::outbox::redact(&mut tx, *id, body, *text, at).await?;
             }
             tx.commit().await?;
             n += updates.len() as u64;

@@ -12,9 +12,7 @@
 use crate::case_log::{self, Actor, EventKind, NewEvent};
 use crate::config::{parse_zone, Config};
 use crate::domain::{Calendar, CaseStatus, Money, Policy, QuietReason, Stage};
-use crate::store::{
-    list_placeholders, rows_per_statement, values_placeholders, Db, Query, Row, Tx,
-};
+use crate::store::{list_placeholders, rows_per_statement, values_placeholders, Db, Query, Tx};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -647,54 +645,36 @@ async fn scan_chunk(
     }
 
     // The stage messages, once per case and stage by their key.
-    for chunk in messages.chunks(rows_per_statement(tx.backend(), 11)) {
-        let sql = format!(
-            "INSERT INTO outbox (case_id, employer_id, idempotency_key, message, kind, wa_id, body, state, due_at, created_at, updated_at) \
-             VALUES {} ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, case_id, message, due_at",
-            values_placeholders(chunk.len(), 11, 1)
-        );
-        let mut q = tx.query(&sql);
-        for NewMessage {
-            case_id,
-            employer_id,
-            wa_id,
-            stage,
-            due_at,
-        } in chunk
-        {
-            q = q
-                .bind(*case_id)
-                .bind(*employer_id)
-                .bind(stage_key(*case_id, *stage))
-                .bind(stage.as_str())
-                .bind("template")
-                .bind(wa_id.clone())
-                .bind(json!({"stage": stage.as_str(), "case_id": case_id}).to_string())
-                .bind("queued")
-                .bind(*due_at)
-                .bind(at)
-                .bind(at);
-        }
-        let mut queued: Vec<Row> = q
-            .fetch_all(&mut *tx)
-            .await
-            .context("failed to queue messages")?;
-        summary.messages_queued += queued.len() as u64;
-        for r in queued.drain(..) {
-            let due_at: DateTime<Utc> = r.get("due_at")?;
-            let message: String = r.get("message")?;
-            events.push(NewEvent::new(
-                r.get("case_id")?,
-                at,
-                EventKind::MessageQueued,
-                Actor::System,
-                json!({
-                    "outbox_id": r.get::<i64>("id")?,
-                    "message": message,
-                    "due_at": due_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                }),
-            ));
-        }
+    let new: Vec<crate::outbox::NewMessage> = messages
+        .iter()
+        .map(|m| {
+            let body = json!({"stage": m.stage.as_str(), "case_id": m.case_id}).to_string();
+            crate::outbox::NewMessage::new(
+                m.employer_id,
+                stage_key(m.case_id, m.stage),
+                m.stage.as_str(),
+                "template",
+                body,
+                m.due_at,
+            )
+            .case(Some(m.case_id))
+            .to(m.wa_id.clone())
+        })
+        .collect();
+    let queued = crate::outbox::enqueue_many(tx, &new, at).await?;
+    summary.messages_queued += queued.len() as u64;
+    for q in queued {
+        events.push(NewEvent::new(
+            q.case_id.context("a stage message without its case")?,
+            at,
+            EventKind::MessageQueued,
+            Actor::System,
+            json!({
+                "outbox_id": q.id,
+                "message": q.message,
+                "due_at": q.due_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            }),
+        ));
     }
 
     case_log::record(tx, &events).await?;

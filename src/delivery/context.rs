@@ -54,16 +54,43 @@ pub async fn load_many(
     case_ids: &[i64],
     at: DateTime<Utc>,
 ) -> Result<HashMap<i64, MessageContext>> {
-    let mut out = HashMap::with_capacity(case_ids.len());
     if case_ids.is_empty() {
-        return Ok(out);
+        return Ok(HashMap::new());
     }
-    struct Head {
-        employer_id: i64,
-        opened_at: DateTime<Utc>,
-        ctx: MessageContext,
-        tz: Tz,
-    }
+    let mut heads = load_heads(db, src, case_ids, at).await?;
+    add_bills(db, src, &mut heads).await?;
+    Ok(heads.into_iter().map(|(id, h)| (id, h.ctx)).collect())
+}
+
+/// A case's context before its bills.
+struct Head {
+    employer_id: i64,
+    opened_at: DateTime<Utc>,
+    ctx: MessageContext,
+    tz: Tz,
+}
+
+#[derive(sqlx::FromRow)]
+struct HeadRow {
+    id: i64,
+    opened_at: DateTime<Utc>,
+    promised_date: Option<NaiveDate>,
+    employer_id: i64,
+    npp: String,
+    name: String,
+    branch: String,
+    contact_name: String,
+    /// Parsed leniently: an unusable zone falls back to the default.
+    timezone: String,
+}
+
+/// The cases and their employers.
+async fn load_heads(
+    db: &Db,
+    src: &ContextSource,
+    case_ids: &[i64],
+    at: DateTime<Utc>,
+) -> Result<HashMap<i64, Head>> {
     let mut heads: HashMap<i64, Head> = HashMap::new();
     for chunk in case_ids.chunks(rows_per_statement(db.backend(), 1)) {
         let sql = format!(
@@ -77,42 +104,56 @@ pub async fn load_many(
             q = q.bind(*id);
         }
         for r in q
-            .fetch_all(db)
+            .fetch_all_as::<HeadRow>(db)
             .await
             .context("failed to read cases to render")?
         {
-            let zone: String = r.get("timezone")?;
-            let tz: Tz = zone.parse().unwrap_or(src.default_tz);
-            let npp: String = r.get("npp")?;
-            let branch: String = r.get("branch")?;
-            let contact: String = r.get("contact_name")?;
-            let id: i64 = r.get("id")?;
+            let tz: Tz = r.timezone.parse().unwrap_or(src.default_tz);
+            let id = r.id;
             let link = src.link_template.as_ref().map(|t| {
-                t.replace("{npp}", &npp)
+                t.replace("{npp}", &r.npp)
                     .replace("{reference}", &format!("C{id}"))
             });
             heads.insert(
                 id,
                 Head {
-                    employer_id: r.get("employer_id")?,
-                    opened_at: r.get("opened_at")?,
+                    employer_id: r.employer_id,
+                    opened_at: r.opened_at,
                     tz,
                     ctx: MessageContext {
                         today: at.with_timezone(&tz).date_naive(),
                         case_id: id,
-                        employer_name: r.get("name")?,
-                        contact_name: Some(contact).filter(|c| !c.trim().is_empty()),
-                        npp,
-                        branch: src.messages.contact_for(&branch).into(),
+                        employer_name: r.name,
+                        contact_name: Some(r.contact_name).filter(|c| !c.trim().is_empty()),
+                        npp: r.npp,
+                        branch: src.messages.contact_for(&r.branch).into(),
                         bills: Vec::new(),
                         payment_code: None,
                         payment_link: link,
-                        promised_date: r.get("promised_date")?,
+                        promised_date: r.promised_date,
                     },
                 },
             );
         }
     }
+    Ok(heads)
+}
+
+#[derive(sqlx::FromRow)]
+struct BillRow {
+    employer_id: i64,
+    period: Period,
+    amount_minor: Money,
+    due_date: NaiveDate,
+    payment_code: Option<String>,
+    late_fee_minor: Option<Money>,
+    paid_minor: Money,
+    settled_at: Option<DateTime<Utc>>,
+}
+
+/// Each case's bills: the unpaid overdue ones, and those settled while the
+/// case ran (a thank-you lists them).
+async fn add_bills(db: &Db, src: &ContextSource, heads: &mut HashMap<i64, Head>) -> Result<()> {
     let by_employer: HashMap<i64, i64> = heads.iter().map(|(c, h)| (h.employer_id, *c)).collect();
     let employer_ids: Vec<i64> = by_employer.keys().copied().collect();
     for chunk in employer_ids.chunks(rows_per_statement(db.backend(), 1)) {
@@ -126,59 +167,52 @@ pub async fn load_many(
             q = q.bind(*id);
         }
         for r in q
-            .fetch_all(db)
+            .fetch_all_as::<BillRow>(db)
             .await
             .context("failed to read bills to render")?
         {
             let Some(head) = by_employer
-                .get(&r.get::<i64>("employer_id")?)
+                .get(&r.employer_id)
                 .and_then(|c| heads.get_mut(c))
             else {
                 continue;
             };
-            let due_date: NaiveDate = r.get("due_date")?;
-            let settled_at: Option<DateTime<Utc>> = r.get("settled_at")?;
             let today = head.ctx.today;
-            // The case's bills: the unpaid overdue ones, and those settled
-            // while the case ran (a thank-you lists them).
-            let in_case = match settled_at {
-                None => due_date < today,
-                Some(s) => s >= head.opened_at && due_date < today,
+            let in_case = match r.settled_at {
+                None => r.due_date < today,
+                Some(s) => s >= head.opened_at && r.due_date < today,
             };
             if !in_case {
                 continue;
             }
-            let amount = Money::from_minor(r.get("amount_minor")?);
-            let paid = Money::from_minor(r.get("paid_minor")?);
-            let fee_until = settled_at
+            let fee_until = r
+                .settled_at
                 .map(|s| s.with_timezone(&head.tz).date_naive())
                 .unwrap_or(today);
-            let (late_fee, late_fee_estimated) = match r.get::<Option<i64>>("late_fee_minor")? {
-                Some(f) => (Money::from_minor(f), false),
+            let (late_fee, late_fee_estimated) = match r.late_fee_minor {
+                Some(f) => (f, false),
                 None => (
-                    src.policy
-                        .late_fee(amount.saturating_sub(paid), due_date, fee_until),
+                    src.policy.late_fee(
+                        r.amount_minor.saturating_sub(r.paid_minor),
+                        r.due_date,
+                        fee_until,
+                    ),
                     true,
                 ),
             };
-            let period: String = r.get("period")?;
-            let code: Option<String> = r.get("payment_code")?;
             // The oldest unpaid bill's kode iuran is the one to quote.
-            if settled_at.is_none() && head.ctx.payment_code.is_none() {
-                head.ctx.payment_code = code;
+            if r.settled_at.is_none() && head.ctx.payment_code.is_none() {
+                head.ctx.payment_code = r.payment_code;
             }
             head.ctx.bills.push(BillLine {
-                period: Period::parse(&period).map_err(|e| anyhow::anyhow!("{e}"))?,
-                amount,
+                period: r.period,
+                amount: r.amount_minor,
                 late_fee,
                 late_fee_estimated,
-                due_date,
-                paid,
+                due_date: r.due_date,
+                paid: r.paid_minor,
             });
         }
     }
-    for (id, head) in heads {
-        out.insert(id, head.ctx);
-    }
-    Ok(out)
+    Ok(())
 }

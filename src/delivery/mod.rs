@@ -31,18 +31,18 @@
 
 mod context;
 mod rate;
-mod status;
+mod write;
 
+pub use crate::outbox::{record_status, record_status_in, MessageStatus, StatusUpdate};
 pub use context::{load_many as load_contexts, load_one as load_context, ContextSource};
 pub use rate::RateLimiter;
-pub use status::{record_status, record_status_in, MessageStatus, StatusUpdate};
 
-use crate::case_log::{self, Actor, EventKind, NewEvent};
 use crate::config::Config;
-use crate::domain::{Calendar, QuietReason, Stage, WaId};
+use crate::domain::{Calendar, CaseStatus, QuietReason, Stage, WaId};
 use crate::messages::{Catalog, MessageContext};
 use crate::metrics as m;
-use crate::store::{list_placeholders, rows_per_statement, values_placeholders, Backend, Db, Tx};
+use crate::outbox::{self, Claimed};
+use crate::store::{list_placeholders, rows_per_statement, Db, Tx};
 use crate::whatsapp::{
     ErrorClass, MessageContent, OutgoingMessage, RetryAfter, SendError, TextBody, WhatsappClient,
 };
@@ -52,7 +52,6 @@ use chrono_tz::Tz;
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -210,12 +209,9 @@ pub const FLAG_AUTH_EXPIRED: &str = "auth_expired";
 /// Active halt flags: `(name, reason)`.
 pub async fn halted(db: &Db) -> Result<Vec<(String, String)>> {
     db.query("SELECT name, reason FROM delivery_flags ORDER BY name")
-        .fetch_all(db)
+        .fetch_all_as(db)
         .await
-        .context("failed to read delivery flags")?
-        .iter()
-        .map(|r| Ok((r.get("name")?, r.get("reason")?)))
-        .collect()
+        .context("failed to read delivery flags")
 }
 
 /// Clears halt flags (all when `name` is None): the operator's "resume".
@@ -403,35 +399,6 @@ pub async fn run_worker(
     tracing::info!("delivery worker stopped");
 }
 
-/// A claimed row.
-#[derive(Debug, Clone)]
-struct Claimed {
-    id: i64,
-    case_id: Option<i64>,
-    employer_id: i64,
-    key: String,
-    message: String,
-    kind: String,
-    wa_id: Option<String>,
-    body: String,
-    attempts: u32,
-}
-
-impl Claimed {
-    /// An automated stage reminder (as the scan queues them), as opposed to
-    /// a reply or confirmation.
-    fn is_reminder(&self) -> bool {
-        self.key.starts_with("case:") && self.key.contains(":stage:")
-    }
-
-    /// The stage a reminder was queued for (`case:42:stage:reminder_2`, or
-    /// its template fallback `…:reminder_2:template`).
-    fn stage(&self) -> Option<Stage> {
-        let rest = self.key.split_once(":stage:")?.1;
-        Stage::from_str(rest.split(':').next()?).ok()
-    }
-}
-
 /// A row ready to go out.
 struct Prepared {
     row: Claimed,
@@ -439,6 +406,8 @@ struct Prepared {
     /// Sent outside the recipient's 24-hour window (counts towards the tier).
     initiated: bool,
     kind: &'static str,
+    /// The exact text the employer sees.
+    text: Option<String>,
 }
 
 enum Outcome {
@@ -447,6 +416,7 @@ enum Outcome {
         wamid: String,
         initiated: bool,
         kind: &'static str,
+        text: Option<String>,
     },
     Retry {
         row: Claimed,
@@ -686,7 +656,7 @@ impl Pass<'_> {
             return ready;
         }
         let ids: Vec<i64> = ready.iter().map(|p| p.row.id).collect();
-        match mark_handed(self.db, self.d, self.at, &ids).await {
+        match outbox::mark_handed(self.db, &self.d.worker_id, self.at, &ids).await {
             Ok(mine) => {
                 let (keep, lost): (Vec<_>, Vec<_>) =
                     ready.into_iter().partition(|p| mine.contains(&p.row.id));
@@ -740,42 +710,8 @@ impl Pass<'_> {
                 .or_else(|| state.wa_id.clone())
                 .filter(|w| !w.trim().is_empty())
                 .and_then(|w| WaId::from_meta(&w).ok());
-            let window_open = case
-                .and_then(|c| c.last_inbound_at)
-                .is_some_and(|t| t > at - ChronoDuration::hours(24) && t <= at);
-            // The re-check: anything that should silence a reminder since
-            // it was queued.
-            let skip = if row.is_reminder() {
-                match case {
-                    None => Some("case_missing"),
-                    Some(c) if c.resolved => Some("case_resolved"),
-                    Some(c) if c.status == "escalated" => Some("escalated"),
-                    // The case moved on (a crashed worker's claim came back
-                    // late): the current stage's message is the one to send.
-                    Some(c) if row.stage().zip(c.stage).is_some_and(|(m, now)| m < now) => {
-                        Some("stage_passed")
-                    }
-                    Some(_) if state.opted_out => Some("opted_out"),
-                    Some(_) if state.contact_invalid => Some("wrong_number"),
-                    Some(c) if c.paused_until.is_some_and(|u| u > at) => Some("paused"),
-                    Some(c) if c.officer_hold => Some("awaiting_officer"),
-                    Some(c)
-                        if c.status == "promised"
-                            && c.promised_date
-                                .is_some_and(|p| p >= at.with_timezone(&tz).date_naive()) =>
-                    {
-                        Some("promised")
-                    }
-                    Some(_) if wa_id.is_none() => Some("no_whatsapp_number"),
-                    Some(_) => None,
-                }
-            } else if state.contact_invalid {
-                Some("wrong_number")
-            } else if wa_id.is_none() {
-                Some("no_whatsapp_number")
-            } else {
-                None
-            };
+            let window_open = outbox::window_open(case.and_then(|c| c.last_inbound_at), at);
+            let skip = skip_reason(&row, state, case, wa_id.is_some(), at);
             if let Some(reason) = skip {
                 out.push(Err(Outcome::Skipped { row, reason }));
                 continue;
@@ -822,26 +758,20 @@ impl Pass<'_> {
             let as_template = row.kind == "template" || !window_open;
             let initiated = !window_open;
             if initiated {
-                let mut tier = self.tier.lock().expect("tier lock");
-                if !tier.recent.contains(wa_id.as_str()) {
-                    if tier.remaining <= 0 {
-                        let until = tier.frees_at;
-                        drop(tier);
-                        out.push(Err(Outcome::Deferred {
-                            row,
-                            until,
-                            reason: Some(QuietReason::DailyTier),
-                        }));
-                        continue;
-                    }
-                    tier.remaining -= 1;
-                    tier.recent.insert(wa_id.as_str().to_owned());
+                if let Err(until) = self.take_tier_slot(&wa_id) {
+                    out.push(Err(Outcome::Deferred {
+                        row,
+                        until,
+                        reason: Some(QuietReason::DailyTier),
+                    }));
+                    continue;
                 }
             }
             let ctx = row.case_id.and_then(|c| contexts.get(&c));
             match self.render(&row, ctx, as_template) {
                 Ok((content, kind)) => {
                     pair.insert(wa_id.as_str().to_owned(), at);
+                    let text = outbox::employer_text(&self.d.catalog, &content);
                     let mut msg = OutgoingMessage::new(&wa_id, content)
                         .with_callback_data(row.id.to_string());
                     // A reply quotes the employer's message it answers.
@@ -856,6 +786,7 @@ impl Pass<'_> {
                         msg,
                         initiated,
                         kind,
+                        text,
                     }));
                 }
                 Err(reason) => out.push(Err(Outcome::Failed {
@@ -868,6 +799,20 @@ impl Pass<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// A slot of the daily tier for a business-initiated message to
+    /// `wa_id` (free when it already had one today); Err: when one frees.
+    fn take_tier_slot(&self, wa_id: &WaId) -> Result<(), DateTime<Utc>> {
+        let mut tier = self.tier.lock().expect("tier lock");
+        if !tier.recent.contains(wa_id.as_str()) {
+            if tier.remaining <= 0 {
+                return Err(tier.frees_at);
+            }
+            tier.remaining -= 1;
+            tier.recent.insert(wa_id.as_str().to_owned());
+        }
+        Ok(())
     }
 
     fn render(
@@ -1002,6 +947,7 @@ impl Pass<'_> {
                 wamid: receipt.message_id,
                 initiated: p.initiated,
                 kind: p.kind,
+                text: p.text,
             },
             Err(e) => self.classify(p, e),
         }
@@ -1109,7 +1055,7 @@ impl Pass<'_> {
         let mut tries = 0u32;
         loop {
             tries += 1;
-            match write_outcomes(self.db, self.d, self.at, outcomes, summary).await {
+            match write::write_outcomes(self.db, self.d, self.at, outcomes, summary).await {
                 Ok(()) => {
                     if tries > 1 {
                         tracing::info!(
@@ -1146,60 +1092,55 @@ impl Pass<'_> {
     }
 }
 
+/// The re-check at send time: why this row must not go out now that the
+/// case and employer may have changed since it was queued, if anything.
+fn skip_reason(
+    row: &Claimed,
+    state: &EmployerState,
+    case: Option<&CaseState>,
+    has_number: bool,
+    at: DateTime<Utc>,
+) -> Option<&'static str> {
+    if !row.is_reminder() {
+        return if state.contact_invalid {
+            Some("wrong_number")
+        } else if !has_number {
+            Some("no_whatsapp_number")
+        } else {
+            None
+        };
+    }
+    let today = at.with_timezone(&state.tz).date_naive();
+    match case {
+        None => Some("case_missing"),
+        Some(c) if c.resolved => Some("case_resolved"),
+        Some(c) if c.status == CaseStatus::Escalated => Some("escalated"),
+        // The case moved on (a crashed worker's claim came back late): the
+        // current stage's message is the one to send.
+        Some(c) if row.stage().zip(c.stage).is_some_and(|(m, now)| m < now) => Some("stage_passed"),
+        Some(_) if state.opted_out => Some("opted_out"),
+        Some(_) if state.contact_invalid => Some("wrong_number"),
+        Some(c) if c.paused_until.is_some_and(|u| u > at) => Some("paused"),
+        Some(c) if c.officer_hold => Some("awaiting_officer"),
+        Some(c)
+            if c.status == CaseStatus::Promised && c.promised_date.is_some_and(|p| p >= today) =>
+        {
+            Some("promised")
+        }
+        Some(_) if !has_number => Some("no_whatsapp_number"),
+        Some(_) => None,
+    }
+}
+
 /// Claims up to a batch of due rows with a lease, in this worker's name.
 async fn claim(db: &Db, d: &Deliverer, at: DateTime<Utc>) -> Result<Vec<Claimed>> {
-    let limit = d.options.batch;
     let lease_until =
         at + ChronoDuration::from_std(d.options.lease).unwrap_or(ChronoDuration::minutes(5));
-    let sql = match db.backend() {
-        Backend::Postgres => {
-            "UPDATE outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1, updated_at = $2, \
-                    claimed_by = $4, handed_at = NULL, unknown_since = NULL \
-             WHERE id IN (SELECT id FROM outbox WHERE state = 'queued' AND due_at <= $2 \
-                          ORDER BY due_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             RETURNING id, case_id, employer_id, idempotency_key, message, kind, wa_id, body, attempts"
-        }
-        Backend::Sqlite => {
-            "UPDATE outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1, updated_at = $2, \
-                    claimed_by = $4, handed_at = NULL, unknown_since = NULL \
-             WHERE id IN (SELECT id FROM outbox WHERE state = 'queued' AND due_at <= $2 \
-                          ORDER BY due_at, id LIMIT $3) \
-             RETURNING id, case_id, employer_id, idempotency_key, message, kind, wa_id, body, attempts"
-        }
-    };
-    let mut tx = db.begin().await?;
-    let rows = tx
-        .query(sql)
-        .bind(lease_until)
-        .bind(at)
-        .bind(limit as i64)
-        .bind(d.worker_id.clone())
-        .fetch_all(&mut tx)
-        .await
-        .context("failed to claim outbox rows")?;
-    tx.commit().await?;
-    let mut claimed = rows
-        .iter()
-        .map(|r| {
-            Ok(Claimed {
-                id: r.get("id")?,
-                case_id: r.get("case_id")?,
-                employer_id: r.get("employer_id")?,
-                key: r.get("idempotency_key")?,
-                message: r.get("message")?,
-                kind: r.get("kind")?,
-                wa_id: r.get("wa_id")?,
-                body: r.get("body")?,
-                attempts: u32::try_from(r.get::<i64>("attempts")?).unwrap_or(u32::MAX),
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    claimed.sort_by_key(|c| c.id);
-    Ok(claimed)
+    outbox::claim(db, &d.worker_id, at, lease_until, d.options.batch).await
 }
 
 struct CaseState {
-    status: String,
+    status: CaseStatus,
     stage: Option<Stage>,
     resolved: bool,
     paused_until: Option<DateTime<Utc>>,
@@ -1217,6 +1158,46 @@ struct EmployerState {
     cases: HashMap<i64, CaseState>,
 }
 
+#[derive(sqlx::FromRow)]
+struct EmployerRow {
+    id: i64,
+    /// Parsed leniently: an unusable zone falls back to WIB here.
+    timezone: String,
+    wa_id: Option<String>,
+    opted_out_at: Option<DateTime<Utc>>,
+    contact_invalid_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct CaseRow {
+    id: i64,
+    employer_id: i64,
+    status: CaseStatus,
+    stage: String,
+    resolved_at: Option<DateTime<Utc>>,
+    paused_until: Option<DateTime<Utc>>,
+    promised_date: Option<chrono::NaiveDate>,
+    last_inbound_at: Option<DateTime<Utc>>,
+    officer_hold: Option<String>,
+}
+
+/// `SELECT {cols} FROM {table} WHERE id IN (…)` over `ids`, in chunks.
+async fn by_ids<T: crate::store::Record>(db: &Db, select: &str, ids: &[i64]) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(rows_per_statement(db.backend(), 1)) {
+        let sql = format!(
+            "{select} WHERE id IN ({})",
+            list_placeholders(chunk.len(), 1)
+        );
+        let mut q = db.query(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        out.extend(q.fetch_all_as::<T>(db).await?);
+    }
+    Ok(out)
+}
+
 /// The employers and cases of a batch, as they are now.
 async fn case_states(
     db: &Db,
@@ -1224,61 +1205,48 @@ async fn case_states(
     employer_ids: impl Iterator<Item = i64>,
 ) -> Result<HashMap<i64, EmployerState>> {
     let employer_ids: Vec<i64> = employer_ids.collect::<HashSet<_>>().into_iter().collect();
-    let mut out: HashMap<i64, EmployerState> = HashMap::new();
-    for chunk in employer_ids.chunks(rows_per_statement(db.backend(), 1)) {
-        let sql = format!(
-            "SELECT id, timezone, wa_id, opted_out_at, contact_invalid_at FROM employers WHERE id IN ({})",
-            list_placeholders(chunk.len(), 1)
-        );
-        let mut q = db.query(&sql);
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        for r in q
-            .fetch_all(db)
-            .await
-            .context("failed to re-read employers")?
-        {
-            let zone: String = r.get("timezone")?;
-            out.insert(
-                r.get("id")?,
-                EmployerState {
-                    tz: zone.parse().unwrap_or(chrono_tz::Asia::Jakarta),
-                    wa_id: r.get("wa_id")?,
-                    opted_out: r.get::<Option<DateTime<Utc>>>("opted_out_at")?.is_some(),
-                    contact_invalid: r
-                        .get::<Option<DateTime<Utc>>>("contact_invalid_at")?
-                        .is_some(),
-                    cases: HashMap::new(),
+    let employers: Vec<EmployerRow> = by_ids(
+        db,
+        "SELECT id, timezone, wa_id, opted_out_at, contact_invalid_at FROM employers",
+        &employer_ids,
+    )
+    .await
+    .context("failed to re-read employers")?;
+    let mut out: HashMap<i64, EmployerState> = employers
+        .into_iter()
+        .map(|e| {
+            let state = EmployerState {
+                tz: e.timezone.parse().unwrap_or(chrono_tz::Asia::Jakarta),
+                wa_id: e.wa_id,
+                opted_out: e.opted_out_at.is_some(),
+                contact_invalid: e.contact_invalid_at.is_some(),
+                cases: HashMap::new(),
+            };
+            (e.id, state)
+        })
+        .collect();
+    let cases: Vec<CaseRow> = by_ids(
+        db,
+        "SELECT id, employer_id, status, stage, resolved_at, paused_until, promised_date, last_inbound_at, \
+         officer_hold FROM cases",
+        case_ids,
+    )
+    .await
+    .context("failed to re-read cases")?;
+    for c in cases {
+        if let Some(e) = out.get_mut(&c.employer_id) {
+            e.cases.insert(
+                c.id,
+                CaseState {
+                    status: c.status,
+                    stage: c.stage.parse().ok(),
+                    resolved: c.resolved_at.is_some(),
+                    paused_until: c.paused_until,
+                    promised_date: c.promised_date,
+                    last_inbound_at: c.last_inbound_at,
+                    officer_hold: c.officer_hold.is_some(),
                 },
             );
-        }
-    }
-    for chunk in case_ids.chunks(rows_per_statement(db.backend(), 1)) {
-        let sql = format!(
-            "SELECT id, employer_id, status, stage, resolved_at, paused_until, promised_date, last_inbound_at, \
-             officer_hold FROM cases WHERE id IN ({})",
-            list_placeholders(chunk.len(), 1)
-        );
-        let mut q = db.query(&sql);
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        for r in q.fetch_all(db).await.context("failed to re-read cases")? {
-            if let Some(e) = out.get_mut(&r.get("employer_id")?) {
-                e.cases.insert(
-                    r.get("id")?,
-                    CaseState {
-                        status: r.get("status")?,
-                        stage: Stage::from_str(&r.get::<String>("stage")?).ok(),
-                        resolved: r.get::<Option<DateTime<Utc>>>("resolved_at")?.is_some(),
-                        paused_until: r.get("paused_until")?,
-                        promised_date: r.get("promised_date")?,
-                        last_inbound_at: r.get("last_inbound_at")?,
-                        officer_hold: r.get::<Option<String>>("officer_hold")?.is_some(),
-                    },
-                );
-            }
         }
     }
     Ok(out)
@@ -1294,41 +1262,20 @@ async fn reminded_today(db: &Db, rows: &[Claimed], at: DateTime<Utc>) -> Result<
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let mut out = HashSet::new();
     if employers.is_empty() {
-        return Ok(out);
+        return Ok(HashSet::new());
     }
     // Local days are at most 14 h away from UTC in Indonesia's zones.
     let since = at - ChronoDuration::hours(36);
-    for chunk in employers.chunks(rows_per_statement(db.backend(), 1)) {
-        let sql = format!(
-            "SELECT o.employer_id, o.sent_at, e.timezone FROM outbox o JOIN employers e ON e.id = o.employer_id \
-             WHERE o.employer_id IN ({}) AND o.sent_at >= ${} AND o.sent_at <= ${} \
-               AND o.idempotency_key LIKE 'case:%:stage:%' AND o.state IN ('sent', 'delivered', 'read')",
-            list_placeholders(chunk.len(), 1),
-            chunk.len() + 1,
-            chunk.len() + 2
-        );
-        let mut q = db.query(&sql);
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        for r in q
-            .bind(since)
-            .bind(at)
-            .fetch_all(db)
-            .await
-            .context("failed to read today's reminders")?
-        {
-            let zone: String = r.get("timezone")?;
-            let tz: Tz = zone.parse().unwrap_or(chrono_tz::Asia::Jakarta);
-            let sent: DateTime<Utc> = r.get("sent_at")?;
-            if sent.with_timezone(&tz).date_naive() == at.with_timezone(&tz).date_naive() {
-                out.insert(r.get("employer_id")?);
-            }
-        }
-    }
-    Ok(out)
+    let sent = outbox::reminders_sent_since(db, &employers, since, at).await?;
+    Ok(sent
+        .into_iter()
+        .filter(|r| {
+            let tz: Tz = r.timezone.parse().unwrap_or(chrono_tz::Asia::Jakarta);
+            r.sent_at.with_timezone(&tz).date_naive() == at.with_timezone(&tz).date_naive()
+        })
+        .map(|r| r.employer_id)
+        .collect())
 }
 
 /// Claims whose worker is gone, and rows whose outcome is unknown.
@@ -1357,41 +1304,9 @@ async fn reconcile(db: &Db, d: &Deliverer, at: DateTime<Utc>) -> Result<u64> {
         .await
         .context("failed to find dead delivery workers")?
         .len();
-    const ORPHAN: &str = "state = 'sending' AND unknown_since IS NULL AND claimed_by IS NOT NULL \
-                          AND claimed_by NOT IN (SELECT id FROM delivery_workers)";
-    let released = tx
-        .query(&format!(
-            "UPDATE outbox SET state = 'queued', lease_until = NULL, claimed_by = NULL, \
-                    attempts = attempts - 1, updated_at = $1 \
-             WHERE handed_at IS NULL AND (({ORPHAN}) OR (state = 'sending' AND unknown_since IS NULL \
-                   AND claimed_by IS NOT NULL AND lease_until < $1))"
-        ))
-        .bind(at)
-        .execute(&mut tx)
-        .await
-        .context("failed to release dead workers' claims")?;
-    let unknown = tx
-        .query(&format!(
-            "UPDATE outbox SET unknown_since = handed_at, claimed_by = NULL, lease_until = NULL, \
-                    last_error = 'worker_died', updated_at = $1 \
-             WHERE handed_at IS NOT NULL AND {ORPHAN}"
-        ))
-        .bind(at)
-        .execute(&mut tx)
-        .await
-        .context("failed to hold dead workers' sends for their statuses")?;
-    let requeued = tx
-        .query(
-            "UPDATE outbox SET state = 'queued', lease_until = NULL, claimed_by = NULL, handed_at = NULL, \
-                    unknown_since = NULL, resent_unknown = resent_unknown + 1, updated_at = $1 \
-             WHERE state = 'sending' AND (unknown_since < $2 OR (unknown_since IS NULL AND lease_until < $2)) \
-             RETURNING id, last_error",
-        )
-        .bind(at)
-        .bind(cutoff)
-        .fetch_all(&mut tx)
-        .await
-        .context("failed to reconcile unknown outcomes")?;
+    let released = outbox::release_orphaned_claims(&mut tx, at).await?;
+    let unknown = outbox::hold_orphaned_sends(&mut tx, at).await?;
+    let requeued = outbox::requeue_unknown(&mut tx, at, cutoff).await?;
     tx.commit().await?;
     if dead > 0 || released > 0 || unknown > 0 {
         tracing::warn!(
@@ -1407,7 +1322,7 @@ async fn reconcile(db: &Db, d: &Deliverer, at: DateTime<Utc>) -> Result<u64> {
             "requeued messages whose outcome was unknown (timeout or dead worker) and no status arrived"
         );
         for r in &requeued {
-            let reason = match r.get::<Option<String>>("last_error")?.as_deref() {
+            let reason = match r.last_error.as_deref() {
                 Some("timeout") => "timeout",
                 Some("worker_died") => "worker_died",
                 _ => "lease_expired",
@@ -1420,9 +1335,6 @@ async fn reconcile(db: &Db, d: &Deliverer, at: DateTime<Utc>) -> Result<u64> {
     Ok(requeued.len() as u64 + released)
 }
 
-/// A due row for the tier: (outbox id, case id, employer id).
-type DueRow = (i64, Option<i64>, i64);
-
 /// The daily tier: when more new business-initiated recipients are due than
 /// the tier has room for, the largest and oldest arrears go first; the rest
 /// wait for a slot, with the reason on the case.
@@ -1430,19 +1342,9 @@ async fn plan_tier(db: &Db, d: &Deliverer, at: DateTime<Utc>) -> Result<Tier> {
     let day_ago = at - ChronoDuration::hours(24);
     let mut recent = HashSet::new();
     let mut oldest: Option<DateTime<Utc>> = None;
-    for r in db
-        .query(
-            "SELECT wa_id, MIN(sent_at) AS first FROM outbox \
-             WHERE initiated = TRUE AND sent_at > $1 AND wa_id IS NOT NULL GROUP BY wa_id",
-        )
-        .bind(day_ago)
-        .fetch_all(db)
-        .await
-        .context("failed to count today's recipients")?
-    {
-        recent.insert(r.get::<String>("wa_id")?);
-        let first: DateTime<Utc> = r.get("first")?;
-        oldest = Some(oldest.map_or(first, |o| o.min(first)));
+    for r in outbox::recent_initiated(db, day_ago).await? {
+        recent.insert(r.wa_id);
+        oldest = Some(oldest.map_or(r.first, |o| o.min(r.first)));
     }
     let limit = i64::from(d.daily_unique_recipients);
     let mut remaining = limit - recent.len() as i64;
@@ -1452,28 +1354,11 @@ async fn plan_tier(db: &Db, d: &Deliverer, at: DateTime<Utc>) -> Result<Tier> {
     });
 
     // Due rows to recipients who are neither recent nor inside their window.
-    let candidates = db
-        .query(
-            "SELECT o.id, o.wa_id, o.case_id, o.employer_id FROM outbox o LEFT JOIN cases c ON c.id = o.case_id \
-             WHERE o.state = 'queued' AND o.due_at <= $1 AND o.wa_id IS NOT NULL \
-               AND (c.last_inbound_at IS NULL OR c.last_inbound_at <= $2)",
-        )
-        .bind(at)
-        .bind(day_ago)
-        .fetch_all(db)
-        .await
-        .context("failed to read due recipients")?;
-    let mut by_recipient: HashMap<String, Vec<DueRow>> = HashMap::new();
-    for r in &candidates {
-        let wa: String = r.get("wa_id")?;
-        if recent.contains(&wa) {
-            continue;
+    let mut by_recipient: HashMap<String, Vec<outbox::DueRecipient>> = HashMap::new();
+    for r in outbox::due_outside_window(db, at).await? {
+        if !recent.contains(&r.wa_id) {
+            by_recipient.entry(r.wa_id.clone()).or_default().push(r);
         }
-        by_recipient.entry(wa).or_default().push((
-            r.get("id")?,
-            r.get("case_id")?,
-            r.get("employer_id")?,
-        ));
     }
     if by_recipient.len() as i64 <= remaining.max(0) {
         return Ok(Tier {
@@ -1482,10 +1367,40 @@ async fn plan_tier(db: &Db, d: &Deliverer, at: DateTime<Utc>) -> Result<Tier> {
             frees_at,
         });
     }
-    // Rank by arrears (largest first), then the oldest unpaid due date.
+    let ranked = rank_by_arrears(db, by_recipient).await?;
+    let keep = remaining.max(0) as usize;
+    let waiting: Vec<&outbox::DueRecipient> =
+        ranked[keep..].iter().flat_map(|(_, rows)| rows).collect();
+    postpone_over_tier(db, &waiting, frees_at, at).await?;
+    tracing::warn!(
+        waiting = ranked.len() - keep,
+        tier = limit,
+        "daily tier of business-initiated recipients reached; the smallest arrears wait"
+    );
+    remaining = remaining.max(0);
+    Ok(Tier {
+        recent,
+        remaining,
+        frees_at,
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct Arrears {
+    employer_id: i64,
+    owed: i64,
+    oldest: chrono::NaiveDate,
+}
+
+/// Recipients ranked for the tier: by arrears (largest first), then the
+/// oldest unpaid due date, then the number.
+async fn rank_by_arrears(
+    db: &Db,
+    by_recipient: HashMap<String, Vec<outbox::DueRecipient>>,
+) -> Result<Vec<(String, Vec<outbox::DueRecipient>)>> {
     let employers: Vec<i64> = by_recipient
         .values()
-        .flat_map(|v| v.iter().map(|x| x.2))
+        .flat_map(|v| v.iter().map(|x| x.employer_id))
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
@@ -1500,44 +1415,43 @@ async fn plan_tier(db: &Db, d: &Deliverer, at: DateTime<Utc>) -> Result<Tier> {
         for id in chunk {
             q = q.bind(*id);
         }
-        for r in q.fetch_all(db).await.context("failed to rank arrears")? {
-            arrears.insert(r.get("employer_id")?, (r.get("owed")?, r.get("oldest")?));
+        for r in q
+            .fetch_all_as::<Arrears>(db)
+            .await
+            .context("failed to rank arrears")?
+        {
+            arrears.insert(r.employer_id, (r.owed, r.oldest));
         }
     }
     let far = chrono::NaiveDate::MAX;
-    let mut ranked: Vec<(String, Vec<DueRow>)> = by_recipient.into_iter().collect();
+    let mut ranked: Vec<(String, Vec<outbox::DueRecipient>)> = by_recipient.into_iter().collect();
     ranked.sort_by(|a, b| {
-        let key = |rows: &Vec<DueRow>| {
+        let key = |rows: &Vec<outbox::DueRecipient>| {
             let (owed, oldest) = rows
                 .iter()
-                .filter_map(|r| arrears.get(&r.2))
+                .filter_map(|r| arrears.get(&r.employer_id))
                 .fold((0i64, far), |acc, x| (acc.0.max(x.0), acc.1.min(x.1)));
             (std::cmp::Reverse(owed), oldest)
         };
         key(&a.1).cmp(&key(&b.1)).then_with(|| a.0.cmp(&b.0))
     });
-    let keep = remaining.max(0) as usize;
-    let waiting: Vec<(i64, Option<i64>)> = ranked[keep..]
-        .iter()
-        .flat_map(|(_, rows)| rows.iter().map(|r| (r.0, r.1)))
-        .collect();
+    Ok(ranked)
+}
+
+/// The rows over the tier wait until a slot frees, and their cases say why.
+async fn postpone_over_tier(
+    db: &Db,
+    waiting: &[&outbox::DueRecipient],
+    frees_at: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> Result<()> {
     let mut tx = db.begin().await?;
     for chunk in waiting.chunks(rows_per_statement(tx.backend(), 1)) {
-        let ids: Vec<i64> = chunk.iter().map(|w| w.0).collect();
-        let sql = format!(
-            "UPDATE outbox SET due_at = $1, updated_at = $2 WHERE state = 'queued' AND id IN ({})",
-            list_placeholders(ids.len(), 3)
-        );
-        let mut q = tx.query(&sql).bind(frees_at).bind(at);
-        for id in &ids {
-            q = q.bind(*id);
-        }
-        q.execute(&mut tx)
-            .await
-            .context("failed to defer messages over the tier")?;
+        let ids: Vec<i64> = chunk.iter().map(|w| w.id).collect();
+        outbox::postpone_queued(&mut tx, &ids, frees_at, at).await?;
         let cases: Vec<i64> = chunk
             .iter()
-            .filter_map(|w| w.1)
+            .filter_map(|w| w.case_id)
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
@@ -1548,17 +1462,7 @@ async fn plan_tier(db: &Db, d: &Deliverer, at: DateTime<Utc>) -> Result<Tier> {
     tx.commit().await?;
     metrics::counter!(m::MESSAGES_DEFERRED, "reason" => "daily_tier")
         .increment(waiting.len() as u64);
-    tracing::warn!(
-        waiting = ranked.len() - keep,
-        tier = limit,
-        "daily tier of business-initiated recipients reached; the smallest arrears wait"
-    );
-    remaining = remaining.max(0);
-    Ok(Tier {
-        recent,
-        remaining,
-        frees_at,
-    })
+    Ok(())
 }
 
 /// Records on open cases why the bot is silent and when it acts next.
@@ -1584,400 +1488,4 @@ async fn mark_quiet(
             .context("failed to record why a case waits")?;
     }
     Ok(())
-}
-
-/// Writes a batch of outcomes in one transaction (all or nothing, so a
-/// failed write can be tried again as it is). Every update is guarded by
-/// `state = 'sending'`: a status webhook that settled the row meanwhile
-/// wins; and all but `sent` by this worker's claim, since a peer may have
-/// taken this worker for dead and released the row.
-async fn write_outcomes(
-    db: &Db,
-    d: &Deliverer,
-    at: DateTime<Utc>,
-    outcomes: &[Outcome],
-    summary: &mut DeliverSummary,
-) -> Result<()> {
-    let me = d.worker_id.as_str();
-    let mut tx = db.begin().await?;
-    if tx.backend() == Backend::Postgres {
-        // A bounded wait, then the retry with back-off, logged: not an
-        // unbounded wait behind another transaction's locks.
-        let sql = format!(
-            "SET LOCAL lock_timeout = '{}ms'",
-            d.options.write_wait.as_millis().max(1)
-        );
-        tx.query(&sql)
-            .execute(&mut tx)
-            .await
-            .context("failed to bound the outcome write's lock wait")?;
-    }
-    let mut events = Vec::new();
-    let mut sent = Vec::new();
-    let mut officer_cases = Vec::new();
-    let mut unreachable = Vec::new();
-    let mut halts: Vec<(&'static str, &str)> = Vec::new();
-    let mut local = DeliverSummary::default();
-    let mut counters: Vec<(&'static str, &'static str, String)> = Vec::new();
-    for o in outcomes {
-        match o {
-            Outcome::Sent {
-                row,
-                wamid,
-                initiated,
-                kind,
-            } => sent.push((row, wamid.as_str(), *initiated, *kind)),
-            Outcome::Retry {
-                row,
-                until,
-                reason,
-                code,
-            } => {
-                let n = tx
-                    .query(
-                        "UPDATE outbox SET state = 'queued', lease_until = NULL, due_at = $2, last_error = $3, \
-                                error_code = $4, updated_at = $5, claimed_by = NULL \
-                         WHERE id = $1 AND state = 'sending' AND claimed_by = $6",
-                    )
-                    .bind(row.id)
-                    .bind(crate::time::truncate(*until))
-                    .bind(reason.clone())
-                    .bind(*code)
-                    .bind(at)
-                    .bind(me.to_owned())
-                    .execute(&mut tx)
-                    .await
-                    .context("failed to schedule a retry")?;
-                if n > 0 {
-                    local.retried += 1;
-                    counters.push((m::MESSAGES_RETRIED, "reason", reason.clone()));
-                }
-            }
-            Outcome::Unknown { row, reason } => {
-                let n = tx
-                    .query(
-                        "UPDATE outbox SET unknown_since = $2, lease_until = NULL, claimed_by = NULL, \
-                                last_error = $3, updated_at = $2 \
-                         WHERE id = $1 AND state = 'sending' AND claimed_by = $4",
-                    )
-                    .bind(row.id)
-                    .bind(at)
-                    .bind(reason.clone())
-                    .bind(me.to_owned())
-                    .execute(&mut tx)
-                    .await
-                    .context("failed to record an unknown outcome")?;
-                if n > 0 {
-                    local.retried += 1;
-                    counters.push((
-                        m::MESSAGES_RETRIED,
-                        "reason",
-                        format!("{reason}_awaiting_status"),
-                    ));
-                }
-            }
-            Outcome::Fallback { row } => {
-                let n = tx
-                    .query(
-                        "UPDATE outbox SET state = 'queued', kind = 'template', lease_until = NULL, due_at = $2, \
-                                last_error = 'meta_131047', error_code = 131047, updated_at = $2, claimed_by = NULL \
-                         WHERE id = $1 AND state = 'sending' AND claimed_by = $3",
-                    )
-                    .bind(row.id)
-                    .bind(at)
-                    .bind(me.to_owned())
-                    .execute(&mut tx)
-                    .await
-                    .context("failed to queue the template form")?;
-                if n > 0 {
-                    local.retried += 1;
-                    counters.push((m::MESSAGES_RETRIED, "reason", "template_fallback".into()));
-                }
-            }
-            Outcome::Failed {
-                row,
-                reason,
-                code,
-                title,
-                unreachable: gone,
-            } => {
-                let n = tx
-                    .query(
-                        "UPDATE outbox SET state = 'failed', lease_until = NULL, last_error = $2, error_code = $3, \
-                                error_title = $4, status_at = $5, updated_at = $5 \
-                         WHERE id = $1 AND state = 'sending' AND claimed_by = $6",
-                    )
-                    .bind(row.id)
-                    .bind(reason.clone())
-                    .bind(*code)
-                    .bind(title.clone())
-                    .bind(at)
-                    .bind(me.to_owned())
-                    .execute(&mut tx)
-                    .await
-                    .context("failed to fail a message")?;
-                if n == 0 {
-                    continue;
-                }
-                local.failed += 1;
-                counters.push((m::MESSAGES_FAILED, "reason", reason.clone()));
-                if let Some(case_id) = row.case_id {
-                    events.push(NewEvent::new(
-                        case_id,
-                        at,
-                        EventKind::MessageFailed,
-                        Actor::System,
-                        json!({"outbox_id": row.id, "message": row.message, "reason": reason,
-                               "code": code, "title": title, "attempts": row.attempts}),
-                    ));
-                    officer_cases.push(case_id);
-                }
-                if *gone {
-                    unreachable.push(row.employer_id);
-                }
-            }
-            Outcome::Skipped { row, reason } => {
-                let n = tx
-                    .query(
-                        "UPDATE outbox SET state = 'skipped', lease_until = NULL, last_error = $2, updated_at = $3 \
-                         WHERE id = $1 AND state = 'sending' AND claimed_by = $4",
-                    )
-                    .bind(row.id)
-                    .bind(*reason)
-                    .bind(at)
-                    .bind(me.to_owned())
-                    .execute(&mut tx)
-                    .await
-                    .context("failed to skip a message")?;
-                if n == 0 {
-                    continue;
-                }
-                local.skipped += 1;
-                counters.push((m::MESSAGES_SKIPPED, "reason", (*reason).to_owned()));
-                if let Some(case_id) = row.case_id {
-                    events.push(NewEvent::new(
-                        case_id,
-                        at,
-                        EventKind::MessageSkipped,
-                        Actor::System,
-                        json!({"outbox_id": row.id, "message": row.message, "reason": reason}),
-                    ));
-                }
-            }
-            Outcome::Deferred { row, until, reason } => {
-                let until = crate::time::truncate(*until);
-                // Waiting is not an attempt.
-                let n = tx
-                    .query(
-                        "UPDATE outbox SET state = 'queued', lease_until = NULL, due_at = $2, \
-                                attempts = attempts - 1, updated_at = $3, claimed_by = NULL \
-                         WHERE id = $1 AND state = 'sending' AND claimed_by = $4",
-                    )
-                    .bind(row.id)
-                    .bind(until)
-                    .bind(at)
-                    .bind(me.to_owned())
-                    .execute(&mut tx)
-                    .await
-                    .context("failed to defer a message")?;
-                if n > 0 {
-                    let label = reason.map_or("pair_rate", |r| r.as_str());
-                    counters.push((m::MESSAGES_DEFERRED, "reason", label.into()));
-                    if let (Some(case_id), Some(reason), true) =
-                        (row.case_id, reason, row.is_reminder())
-                    {
-                        mark_quiet(&mut tx, &[case_id], *reason, until, at).await?;
-                    }
-                }
-            }
-            Outcome::Release { row } => {
-                release(&mut tx, me, row.id, at).await?;
-            }
-            Outcome::Halt { row, flag, reason } => {
-                release(&mut tx, me, row.id, at).await?;
-                halts.push((flag, reason.as_str()));
-            }
-        }
-    }
-
-    if !sent.is_empty() {
-        write_sent(&mut tx, at, &sent, &mut events, &mut local, &mut counters).await?;
-    }
-    case_log::record(&mut tx, &events).await?;
-    let officer_cases: Vec<i64> = officer_cases
-        .into_iter()
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    for chunk in officer_cases.chunks(rows_per_statement(tx.backend(), 1)) {
-        let sql = format!(
-            "UPDATE cases SET status = 'needs_officer', updated_at = $1 \
-             WHERE resolved_at IS NULL AND status IN ('open', 'promised') AND id IN ({})",
-            list_placeholders(chunk.len(), 2)
-        );
-        let mut q = tx.query(&sql).bind(at);
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        q.execute(&mut tx)
-            .await
-            .context("failed to flag cases for an officer")?;
-    }
-    for employer in unreachable {
-        tx.query("UPDATE employers SET contact_invalid_at = $2, updated_at = $2 WHERE id = $1 AND contact_invalid_at IS NULL")
-            .bind(employer)
-            .bind(at)
-            .execute(&mut tx)
-            .await
-            .context("failed to mark a contact unreachable")?;
-    }
-    // Many in-flight sends fail with the same 190: one halt, one alert.
-    let mut raised = Vec::new();
-    for (flag, reason) in &halts {
-        if set_flag(&mut tx, flag, reason, at).await? {
-            raised.push((*flag, *reason));
-        }
-        local.halted = Some(*flag);
-    }
-    tx.commit().await?;
-
-    for (flag, reason) in raised {
-        tracing::error!(flag, reason = %reason, "delivery halted: operator action needed (`wa-smile deliver --resume` once fixed)");
-        metrics::counter!(m::OPERATOR_ALERTS, "kind" => flag).increment(1);
-    }
-    for (name, label, value) in counters {
-        metrics::counter!(name, label => value).increment(1);
-    }
-    summary.sent += local.sent;
-    summary.failed += local.failed;
-    summary.retried += local.retried;
-    summary.skipped += local.skipped;
-    summary.halted = summary.halted.or(local.halted);
-    Ok(())
-}
-
-/// Puts a claim of this worker back, unattempted.
-async fn release(tx: &mut Tx, me: &str, id: i64, at: DateTime<Utc>) -> Result<()> {
-    tx.query(
-        "UPDATE outbox SET state = 'queued', lease_until = NULL, attempts = attempts - 1, updated_at = $2, \
-                claimed_by = NULL, handed_at = NULL \
-         WHERE id = $1 AND state = 'sending' AND claimed_by = $3",
-    )
-    .bind(id)
-    .bind(at)
-    .bind(me.to_owned())
-    .execute(&mut *tx)
-    .await
-    .context("failed to release a claim")?;
-    Ok(())
-}
-
-/// Marks claimed rows as handed to HTTP; returns those still this worker's.
-async fn mark_handed(
-    db: &Db,
-    d: &Deliverer,
-    at: DateTime<Utc>,
-    ids: &[i64],
-) -> Result<HashSet<i64>> {
-    let mut mine = HashSet::new();
-    let mut tx = db.begin().await?;
-    for chunk in ids.chunks(rows_per_statement(tx.backend(), 1)) {
-        let sql = format!(
-            "UPDATE outbox SET handed_at = $1 WHERE state = 'sending' AND claimed_by = $2 AND id IN ({}) \
-             RETURNING id",
-            list_placeholders(chunk.len(), 3)
-        );
-        let mut q = tx.query(&sql).bind(at).bind(d.worker_id.clone());
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        for r in q
-            .fetch_all(&mut tx)
-            .await
-            .context("failed to mark claims as sending")?
-        {
-            mine.insert(r.get::<i64>("id")?);
-        }
-    }
-    tx.commit().await?;
-    Ok(mine)
-}
-
-type SentRow<'a> = (&'a Claimed, &'a str, bool, &'static str);
-
-/// Marks accepted messages sent, many rows a statement.
-async fn write_sent(
-    tx: &mut Tx,
-    at: DateTime<Utc>,
-    sent: &[SentRow<'_>],
-    events: &mut Vec<NewEvent>,
-    local: &mut DeliverSummary,
-    counters: &mut Vec<(&'static str, &'static str, String)>,
-) -> Result<()> {
-    const COLS: usize = 3;
-    let mut updated = HashSet::new();
-    for chunk in sent.chunks(rows_per_statement(tx.backend(), COLS)) {
-        let sql = format!(
-            "UPDATE outbox SET state = 'sent', wamid = v.column2, initiated = v.column3, sent_at = ${p}, \
-                    status_at = ${p}, lease_until = NULL, last_error = NULL, updated_at = ${p} \
-             FROM (VALUES {values}) AS v \
-             WHERE outbox.id = v.column1 AND outbox.state = 'sending' RETURNING outbox.id",
-            values = values_placeholders(chunk.len(), COLS, 1),
-            p = chunk.len() * COLS + 1
-        );
-        let mut q = tx.query(&sql);
-        for (row, wamid, initiated, _) in chunk {
-            q = q.bind(row.id).bind((*wamid).to_owned()).bind(*initiated);
-        }
-        for r in q
-            .bind(at)
-            .fetch_all(&mut *tx)
-            .await
-            .context("failed to mark messages sent")?
-        {
-            updated.insert(r.get::<i64>("id")?);
-        }
-    }
-    for (row, wamid, initiated, kind) in sent {
-        if updated.contains(&row.id) {
-            local.sent += 1;
-            counters.push((m::MESSAGES_SENT, "kind", (*kind).to_owned()));
-            if let Some(case_id) = row.case_id {
-                events.push(NewEvent::new(
-                    case_id,
-                    at,
-                    EventKind::MessageSent,
-                    Actor::System,
-                    json!({"outbox_id": row.id, "template": row.message, "kind": kind, "wamid": wamid}),
-                ));
-            }
-        } else {
-            // A status webhook settled the row first (it carried our id in
-            // the callback data): keep its state, add what only we know.
-            tx.query(
-                "UPDATE outbox SET wamid = COALESCE(wamid, $2), initiated = $3, \
-                        sent_at = COALESCE(sent_at, $4), updated_at = $4 WHERE id = $1",
-            )
-            .bind(row.id)
-            .bind((*wamid).to_owned())
-            .bind(*initiated)
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .context("failed to record a wamid")?;
-            local.sent += 1;
-        }
-    }
-    Ok(())
-}
-
-/// Outbox rows by state, for the `wa_smile_outbox_depth` gauge.
-pub async fn outbox_depth(db: &Db) -> Result<Vec<(String, i64)>> {
-    db.query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state ORDER BY state")
-        .fetch_all(db)
-        .await
-        .context("failed to count the outbox")?
-        .iter()
-        .map(|r| Ok((r.get("state")?, r.get("n")?)))
-        .collect()
 }

@@ -26,19 +26,10 @@ async fn metrics(State(state): State<AppState>) -> Response {
         )
             .into_response();
     };
-    if let Ok(depth) = crate::delivery::outbox_depth(&state.db).await {
-        for st in [
-            "queued",
-            "sending",
-            "sent",
-            "delivered",
-            "read",
-            "failed",
-            "skipped",
-            "cancelled",
-        ] {
-            let n = depth.iter().find(|(s, _)| s == st).map_or(0, |(_, n)| *n);
-            metrics::gauge!(m::OUTBOX_DEPTH, "state" => st).set(n as f64);
+    if let Ok(depth) = crate::outbox::depth(&state.db).await {
+        for st in crate::outbox::OutboxState::ALL {
+            let n = depth.iter().find(|(s, _)| *s == st).map_or(0, |(_, n)| *n);
+            metrics::gauge!(m::OUTBOX_DEPTH, "state" => st.as_str()).set(n as f64);
         }
     }
     if let Ok(flags) = crate::delivery::halted(&state.db).await {

@@ -297,7 +297,7 @@ async fn apply(
         let ctx =
             outgoing::message_context(tx, config, &party, Bills::SinceCaseOpened, now).await?;
         let window =
-            outgoing::window_open(party.case.as_ref().and_then(|c| c.last_inbound_at), now);
+            crate::outbox::window_open(party.case.as_ref().and_then(|c| c.last_inbound_at), now);
         outgoing::queue(
             tx,
             config,

@@ -115,8 +115,9 @@ pub(crate) async fn apply(
     }
     // Free-form replies only inside the window, and only while the
     // employer's message is fresh (a late redelivery is not answered).
-    let window = outgoing::window_open(party.case.as_ref().and_then(|c| c.last_inbound_at), now)
-        && outgoing::window_open(Some(reply.received_at), now);
+    let window =
+        crate::outbox::window_open(party.case.as_ref().and_then(|c| c.last_inbound_at), now)
+            && crate::outbox::window_open(Some(reply.received_at), now);
     let key = |name: &str| format!("reply:{}:{name}", reply.wamid);
     let local_today = reply.received_at.with_timezone(&party.tz).date_naive();
 
@@ -493,8 +494,9 @@ pub(crate) async fn link_made(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let party = outgoing::load_party(tx, employer_id, Some(case_id)).await?;
-    let window = outgoing::window_open(party.case.as_ref().and_then(|c| c.last_inbound_at), now)
-        && outgoing::window_open(Some(reply.received_at), now);
+    let window =
+        crate::outbox::window_open(party.case.as_ref().and_then(|c| c.last_inbound_at), now)
+            && crate::outbox::window_open(Some(reply.received_at), now);
     let key = |name: &str| format!("reply:{}:{name}", reply.wamid);
     match link {
         Ok(link) => {

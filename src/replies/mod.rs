@@ -14,7 +14,7 @@ use crate::conversation::{self, Intent};
 use crate::domain::WaId;
 use crate::payments::{self, Provider};
 use crate::store::{values_placeholders, Db};
-use crate::webhook::{InboundMessage, MessageKind, StatusUpdate, WebhookEvent};
+use crate::webhook::{InboundMessage, MessageKind, StatusEvent, WebhookEvent};
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
@@ -60,7 +60,7 @@ pub async fn record_events_with(
     let now = crate::time::truncate(now);
     let mut other = Vec::new();
     let mut out = Recorded::default();
-    let statuses: Vec<StatusUpdate> = events
+    let statuses: Vec<StatusEvent> = events
         .iter()
         .filter_map(|e| match e {
             WebhookEvent::Status(s) => Some(s.clone()),
@@ -131,8 +131,8 @@ pub struct StatusQueue {
 }
 
 type Waiting = (
-    Vec<StatusUpdate>,
-    tokio::sync::oneshot::Sender<Result<Vec<StatusUpdate>, String>>,
+    Vec<StatusEvent>,
+    tokio::sync::oneshot::Sender<Result<Vec<StatusEvent>, String>>,
 );
 
 impl StatusQueue {
@@ -178,9 +178,9 @@ impl StatusQueue {
     pub async fn store(
         &self,
         db: &Db,
-        statuses: Vec<StatusUpdate>,
+        statuses: Vec<StatusEvent>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<StatusUpdate>> {
+    ) -> Result<Vec<StatusEvent>> {
         use tokio::sync::oneshot::error::TryRecvError;
         let (tx, mut rx) = tokio::sync::oneshot::channel();
         self.lock_pending().push((statuses, tx));
@@ -192,7 +192,7 @@ impl StatusQueue {
             Err(TryRecvError::Empty) => {}
         }
         let batch = std::mem::take(&mut *self.lock_pending());
-        let all: Vec<&StatusUpdate> = batch.iter().flat_map(|(s, _)| s.iter()).collect();
+        let all: Vec<&StatusEvent> = batch.iter().flat_map(|(s, _)| s.iter()).collect();
         let written = write_statuses(db, &all, now).await;
         for (statuses, reply) in batch {
             let r = match &written {
@@ -213,25 +213,25 @@ impl StatusQueue {
 }
 
 /// The first request of a batch naming a new (wamid, status) gets it.
-fn claim(fresh: &std::sync::Mutex<HashSet<(String, String)>>, s: &StatusUpdate) -> bool {
+fn claim(fresh: &std::sync::Mutex<HashSet<(String, String)>>, s: &StatusEvent) -> bool {
     fresh
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .remove(&(s.wamid.clone(), status_name(s).to_owned()))
+        .remove(&(s.wamid.clone(), status_name(s).into_owned()))
 }
 
 /// Inserts statuses in one transaction; returns the (wamid, status) pairs
 /// that were new.
 async fn write_statuses(
     db: &Db,
-    statuses: &[&StatusUpdate],
+    statuses: &[&StatusEvent],
     now: DateTime<Utc>,
 ) -> Result<std::sync::Mutex<HashSet<(String, String)>>> {
     const COLS: usize = 8;
     let mut seen = HashSet::new();
-    let unique: Vec<&StatusUpdate> = statuses
+    let unique: Vec<&StatusEvent> = statuses
         .iter()
-        .filter(|s| seen.insert((s.wamid.as_str(), status_name(s))))
+        .filter(|s| seen.insert((s.wamid.clone(), status_name(s).into_owned())))
         .copied()
         .collect();
     let mut fresh = HashSet::new();
@@ -246,7 +246,7 @@ async fn write_statuses(
         for s in chunk {
             q = q
                 .bind(s.wamid.clone())
-                .bind(status_name(s).to_owned())
+                .bind(status_name(s).into_owned())
                 .bind(sane_instant(s.timestamp, now))
                 .bind(s.recipient.clone())
                 .bind(s.callback_data.clone())
@@ -254,13 +254,11 @@ async fn write_statuses(
                 .bind(s.error.as_ref().and_then(|e| e.title.clone()))
                 .bind(now);
         }
-        for r in q
-            .fetch_all(&mut tx)
+        let new: Vec<(String, String)> = q
+            .fetch_all_as(&mut tx)
             .await
-            .context("failed to store statuses")?
-        {
-            fresh.insert((r.get::<String>("wamid")?, r.get::<String>("status")?));
-        }
+            .context("failed to store statuses")?;
+        fresh.extend(new);
     }
     tx.commit().await?;
     Ok(std::sync::Mutex::new(fresh))
@@ -274,19 +272,22 @@ fn sane_instant(t: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
     crate::time::truncate(t.clamp(now - chrono::Duration::days(3650), now))
 }
 
-/// The status as stored: the known name, else what Meta sent (lower case).
-fn status_name(s: &StatusUpdate) -> &str {
-    match s.status {
-        crate::webhook::DeliveryStatus::Unknown => s.raw_status.as_deref().unwrap_or("unknown"),
-        known => known.as_str(),
+/// The status as stored: a known name in lower case (`played` stays
+/// `played`), else what Meta sent.
+fn status_name(s: &StatusEvent) -> std::borrow::Cow<'_, str> {
+    match (s.status, s.raw_status.as_deref()) {
+        (Some(_), Some(raw)) => raw.trim().to_ascii_lowercase().into(),
+        (Some(known), None) => known.as_str().into(),
+        (None, raw) => raw.unwrap_or("unknown").into(),
     }
 }
 
 /// Whether any stored status still waits to be applied.
 async fn pending_statuses(db: &Db) -> Result<bool> {
-    let row = db
+    // `SELECT 1` is an INT4 on PostgreSQL.
+    let row: Option<i32> = db
         .query("SELECT 1 AS one FROM webhook_statuses WHERE sunk_at IS NULL LIMIT 1")
-        .fetch_optional(db)
+        .fetch_optional_scalar(db)
         .await?;
     Ok(row.is_some())
 }
@@ -303,19 +304,17 @@ pub async fn apply_pending_statuses(db: &Db) -> Result<u64> {
     let mut applied = 0u64;
     let mut failed: std::collections::HashSet<(String, String)> = Default::default();
     loop {
-        let rows = db
+        let rows: Vec<Stored> = db
             .query(
                 "SELECT wamid, status, at, recipient, callback_data, error_code, error_title \
                  FROM webhook_statuses WHERE sunk_at IS NULL ORDER BY created_at, wamid, status LIMIT $1",
             )
             .bind(PAGE + failed.len() as i64)
-            .fetch_all(db)
+            .fetch_all_as(db)
             .await
             .context("failed to read stored statuses")?;
+        let n = rows.len() as i64;
         let page: Vec<Stored> = rows
-            .iter()
-            .map(Stored::from_row)
-            .collect::<Result<Vec<_>>>()?
             .into_iter()
             .filter(|s| !failed.contains(&(s.wamid.clone(), s.status.clone())))
             .collect();
@@ -351,15 +350,17 @@ pub async fn apply_pending_statuses(db: &Db) -> Result<u64> {
                 }
             }
         }
-        if (rows.len() as i64) < PAGE {
+        if n < PAGE {
             return Ok(applied);
         }
     }
 }
 
-/// A stored status, as `apply_pending_statuses` reads it back.
+/// A row of `webhook_statuses`, as `apply_pending_statuses` reads it back.
+#[derive(sqlx::FromRow)]
 struct Stored {
     wamid: String,
+    /// As stored: a known status name, or what Meta sent.
     status: String,
     at: DateTime<Utc>,
     recipient: Option<String>,
@@ -369,38 +370,28 @@ struct Stored {
 }
 
 impl Stored {
-    fn from_row(r: &crate::store::Row) -> Result<Self> {
-        Ok(Self {
-            wamid: r.get("wamid")?,
-            status: r.get("status")?,
-            at: r.get("at")?,
-            recipient: r.get("recipient")?,
-            callback_data: r.get("callback_data")?,
-            error_code: r.get("error_code")?,
-            error_title: r.get("error_title")?,
+    /// The status to settle; None for a status this code does not know
+    /// (Meta adds some): kept for officers, with nothing to settle.
+    fn update(&self) -> Option<crate::outbox::StatusUpdate> {
+        Some(crate::outbox::StatusUpdate {
+            wamid: self.wamid.clone(),
+            status: crate::outbox::MessageStatus::parse(&self.status)?,
+            timestamp: self.at,
+            recipient: self.recipient.clone(),
+            callback_data: self
+                .callback_data
+                .as_deref()
+                .and_then(|c| c.trim().parse().ok()),
+            error: self
+                .error_code
+                .map(|c| (c, self.error_title.clone().unwrap_or_default())),
         })
     }
 
     /// Settles it on its outbox row and marks it applied, in `tx`.
     async fn apply(&self, tx: &mut crate::store::Tx) -> Result<()> {
-        use crate::delivery::{record_status_in, MessageStatus, StatusUpdate as Settle};
-        // Statuses this code does not know (Meta adds some) are kept for
-        // officers and have nothing to settle.
-        if let Some(kind) = MessageStatus::parse(&self.status) {
-            let settle = Settle {
-                wamid: self.wamid.clone(),
-                status: kind,
-                timestamp: self.at,
-                recipient: self.recipient.clone(),
-                callback_data: self
-                    .callback_data
-                    .as_deref()
-                    .and_then(|c| c.trim().parse().ok()),
-                error: self
-                    .error_code
-                    .map(|c| (c, self.error_title.clone().unwrap_or_default())),
-            };
-            record_status_in(tx, settle).await?;
+        if let Some(update) = self.update() {
+            crate::outbox::record_status_in(tx, update).await?;
         }
         tx.query("UPDATE webhook_statuses SET sunk_at = $1 WHERE wamid = $2 AND status = $3")
             .bind(crate::time::now())

@@ -6,6 +6,7 @@ use crate::case_log::{Actor, EventKind, NewEvent};
 use crate::config::{parse_zone, Config};
 use crate::domain::{Money, Period};
 use crate::messages::{BillLine, Catalog, MessageContext};
+use crate::outbox::{self, NewMessage};
 use crate::store::Tx;
 use crate::whatsapp::MessageContent;
 use anyhow::{anyhow, Context, Result};
@@ -57,43 +58,56 @@ const PARTY_SQL: &str =
      FROM employers e LEFT JOIN cases c ON c.id = $1 AND c.employer_id = e.id \
      WHERE e.id = $2";
 
+#[derive(sqlx::FromRow)]
+struct PartyRow {
+    npp: String,
+    name: String,
+    contact_name: String,
+    branch: String,
+    wa_id: Option<String>,
+    timezone: String,
+    opted_out_at: Option<DateTime<Utc>>,
+    contact_invalid_at: Option<DateTime<Utc>>,
+    case_id: Option<i64>,
+    status: Option<String>,
+    opened_at: Option<DateTime<Utc>>,
+    resolved_at: Option<DateTime<Utc>>,
+    promised_date: Option<NaiveDate>,
+    promise_date_asked_at: Option<DateTime<Utc>>,
+    last_inbound_at: Option<DateTime<Utc>>,
+}
+
 /// Reads an employer and, when `case_id` is given and belongs to it, the case.
 pub async fn load_party(tx: &mut Tx, employer_id: i64, case_id: Option<i64>) -> Result<Party> {
-    let r = tx
+    let r: PartyRow = tx
         .query(PARTY_SQL)
         .bind(case_id.unwrap_or(-1))
         .bind(employer_id)
-        .fetch_one(&mut *tx)
+        .fetch_one_as(&mut *tx)
         .await
         .context("failed to read the employer")?;
-    let zone: String = r.get("timezone")?;
-    let case = match r.get::<Option<i64>>("case_id")? {
+    let case = match r.case_id {
         Some(id) => Some(CaseRow {
             id,
-            status: r.get("status")?,
-            opened_at: r.get("opened_at")?,
-            resolved: r.get::<Option<DateTime<Utc>>>("resolved_at")?.is_some(),
-            promised_date: r.get("promised_date")?,
-            promise_date_asked_at: r.get("promise_date_asked_at")?,
-            last_inbound_at: r.get("last_inbound_at")?,
+            status: r.status.context("a case without a status")?,
+            opened_at: r.opened_at.context("a case without an opening time")?,
+            resolved: r.resolved_at.is_some(),
+            promised_date: r.promised_date,
+            promise_date_asked_at: r.promise_date_asked_at,
+            last_inbound_at: r.last_inbound_at,
         }),
         None => None,
     };
-    let contact_name: String = r.get("contact_name")?;
     Ok(Party {
         employer_id,
-        npp: r.get("npp")?,
-        name: r.get("name")?,
-        contact_name,
-        branch: r.get("branch")?,
-        wa_id: r
-            .get::<Option<String>>("wa_id")?
-            .filter(|w| !w.trim().is_empty()),
-        tz: parse_zone(&zone).unwrap_or(chrono_tz::Asia::Jakarta),
-        opted_out: r.get::<Option<DateTime<Utc>>>("opted_out_at")?.is_some(),
-        contact_invalid: r
-            .get::<Option<DateTime<Utc>>>("contact_invalid_at")?
-            .is_some(),
+        npp: r.npp,
+        name: r.name,
+        contact_name: r.contact_name,
+        branch: r.branch,
+        wa_id: r.wa_id.filter(|w| !w.trim().is_empty()),
+        tz: parse_zone(&r.timezone).unwrap_or(chrono_tz::Asia::Jakarta),
+        opted_out: r.opted_out_at.is_some(),
+        contact_invalid: r.contact_invalid_at.is_some(),
         case,
     })
 }
@@ -105,6 +119,17 @@ pub enum Bills {
     Unpaid,
     /// Overdue bills unpaid or settled since the case opened (a thank-you).
     SinceCaseOpened,
+}
+
+#[derive(sqlx::FromRow)]
+struct BillRow {
+    period: Period,
+    amount_minor: Money,
+    due_date: NaiveDate,
+    payment_code: Option<String>,
+    late_fee_minor: Option<Money>,
+    paid_minor: Money,
+    settled_at: Option<DateTime<Utc>>,
 }
 
 /// The render context for `party` at `at`.
@@ -130,34 +155,33 @@ pub async fn message_context(
     if let Some(since) = since {
         q = q.bind(since);
     }
-    let rows = q
-        .fetch_all(&mut *tx)
+    let rows: Vec<BillRow> = q
+        .fetch_all_as(&mut *tx)
         .await
         .context("failed to read bills for a message")?;
     let policy = config.policy();
     let mut bills = Vec::with_capacity(rows.len());
     let mut payment_code = None;
     for r in rows {
-        let amount = Money::from_minor(r.get("amount_minor")?);
-        let paid = Money::from_minor(r.get("paid_minor")?);
-        let due_date: NaiveDate = r.get("due_date")?;
-        let settled_at: Option<DateTime<Utc>> = r.get("settled_at")?;
+        let amount = r.amount_minor;
+        let paid = r.paid_minor;
+        let due_date = r.due_date;
+        let settled_at = r.settled_at;
         let fee_until = settled_at
             .map(|s| s.with_timezone(&party.tz).date_naive())
             .unwrap_or(today);
-        let (late_fee, late_fee_estimated) = match r.get::<Option<i64>>("late_fee_minor")? {
-            Some(f) => (Money::from_minor(f), false),
+        let (late_fee, late_fee_estimated) = match r.late_fee_minor {
+            Some(f) => (f, false),
             None => (
                 policy.late_fee(amount.saturating_sub(paid), due_date, fee_until),
                 true,
             ),
         };
-        let period: String = r.get("period")?;
         if payment_code.is_none() && settled_at.is_none() {
-            payment_code = r.get::<Option<String>>("payment_code")?;
+            payment_code = r.payment_code;
         }
         bills.push(BillLine {
-            period: Period::parse(&period).map_err(|e| anyhow!("bill period: {e}"))?,
+            period: r.period,
             amount,
             late_fee,
             late_fee_estimated,
@@ -178,12 +202,6 @@ pub async fn message_context(
         payment_link: None,
         promised_date: None,
     })
-}
-
-/// Free-form messages are allowed within 24 hours of the employer's last
-/// message; after that only approved templates.
-pub fn window_open(last_inbound_at: Option<DateTime<Utc>>, at: DateTime<Utc>) -> bool {
-    last_inbound_at.is_some_and(|t| at < t + Duration::hours(24))
 }
 
 /// Queues message `name` for the party, once per `key`. Inside the 24-hour
@@ -254,30 +272,21 @@ pub async fn queue(
     } else {
         (None, None)
     };
-    let row = tx
-        .query(
-            "INSERT INTO outbox (case_id, employer_id, idempotency_key, message, kind, wa_id, body, state, due_at, created_at, updated_at, last_error, reply_state) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $9, $10, $11) \
-             ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-        )
-        .bind(case_id)
-        .bind(party.employer_id)
-        .bind(key)
-        .bind(name.to_owned())
-        .bind(kind)
-        .bind(wa_id)
-        .bind(body.to_string())
-        .bind(if withheld.is_some() { "skipped" } else { "queued" })
-        .bind(at)
-        .bind(withheld)
-        .bind(reply_state)
-        .fetch_optional(&mut *tx)
+    let text = crate::outbox::employer_text(catalog, &content);
+    let message = NewMessage {
+        withheld: withheld.map(str::to_owned),
+        reply_state,
+        ..NewMessage::new(party.employer_id, key, name, kind, body.to_string(), at)
+            .case(case_id)
+            .to(Some(wa_id))
+            .text(text)
+    };
+    let Some(id) = outbox::enqueue(tx, &message, at)
         .await
-        .context("failed to queue a reply")?;
-    let Some(row) = row else {
+        .context("failed to queue a reply")?
+    else {
         return Ok(None);
     };
-    let id: i64 = row.get("id")?;
     if let Some(case_id) = case_id {
         let event = match withheld {
             Some(reason) => NewEvent::new(
@@ -317,14 +326,22 @@ async fn reply_state(tx: &mut Tx, party: &Party, ctx: &MessageContext) -> Result
         .map(|b| b.amount.saturating_sub(b.paid).minor())
         .sum();
     // Read afresh: the reply's own effects may have just changed the case.
-    let case = match party.case.as_ref() {
+    #[derive(sqlx::FromRow)]
+    struct CaseState {
+        status: String,
+        stage: String,
+        quiet_reason: Option<String>,
+        promised_date: Option<NaiveDate>,
+        paused_until: Option<DateTime<Utc>>,
+    }
+    let case: Option<CaseState> = match party.case.as_ref() {
         Some(c) => tx
             .query(
                 "SELECT status, stage, quiet_reason, promised_date, paused_until \
                  FROM cases WHERE id = $1",
             )
             .bind(c.id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional_as(&mut *tx)
             .await
             .context("failed to read the case state for a reply")?,
         None => None,
@@ -332,11 +349,11 @@ async fn reply_state(tx: &mut Tx, party: &Party, ctx: &MessageContext) -> Result
     let case_state = match case {
         Some(r) => json!([
             party.case.as_ref().map(|c| c.id),
-            r.get::<String>("status")?,
-            r.get::<String>("stage")?,
-            r.get::<Option<String>>("quiet_reason")?,
-            r.get::<Option<NaiveDate>>("promised_date")?,
-            r.get::<Option<DateTime<Utc>>>("paused_until")?,
+            r.status,
+            r.stage,
+            r.quiet_reason,
+            r.promised_date,
+            r.paused_until,
         ]),
         None => json!(null),
     };
@@ -360,31 +377,10 @@ async fn withheld(
         .execute(&mut *tx)
         .await
         .context("failed to take the employer's reply lock")?;
-    let same = tx
-        .query(
-            "SELECT 1 AS one FROM outbox WHERE employer_id = $1 AND message = $2 AND reply_state = $3 \
-               AND state NOT IN ('cancelled', 'skipped', 'failed') LIMIT 1",
-        )
-        .bind(employer_id)
-        .bind(name.to_owned())
-        .bind(state.to_owned())
-        .fetch_optional(&mut *tx)
-        .await
-        .context("failed to look for the same reply")?;
-    if same.is_some() {
+    if outbox::has_reply(tx, employer_id, name, state).await? {
         return Ok(Some("reply_already_sent"));
     }
-    let sent: i64 = tx
-        .query(
-            "SELECT COUNT(*) AS n FROM outbox WHERE employer_id = $1 AND due_at > $2 \
-               AND reply_state IS NOT NULL AND state NOT IN ('cancelled', 'skipped', 'failed')",
-        )
-        .bind(employer_id)
-        .bind(at - Duration::hours(24))
-        .fetch_one(&mut *tx)
-        .await
-        .context("failed to count today's replies")?
-        .get("n")?;
+    let sent = outbox::replies_since(tx, employer_id, at - Duration::hours(24)).await?;
     if sent >= i64::from(config.policy.replies_per_day) {
         return Ok(Some("daily_reply_cap"));
     }
@@ -400,31 +396,22 @@ pub async fn cancel_queued(
     reason: &str,
     at: DateTime<Utc>,
 ) -> Result<()> {
-    let sql = if reminders_only {
-        "UPDATE outbox SET state = 'cancelled', updated_at = $2 \
-         WHERE employer_id = $1 AND state = 'queued' AND idempotency_key LIKE 'case:%:stage:%' \
-         RETURNING id, case_id, message"
+    let which = if reminders_only {
+        outbox::Which::Reminders
     } else {
-        "UPDATE outbox SET state = 'cancelled', updated_at = $2 \
-         WHERE employer_id = $1 AND state = 'queued' RETURNING id, case_id, message"
+        outbox::Which::All
     };
     let at = crate::time::truncate(at);
-    let rows = tx
-        .query(sql)
-        .bind(employer_id)
-        .bind(at)
-        .fetch_all(&mut *tx)
-        .await
-        .context("failed to cancel queued messages")?;
+    let rows = outbox::cancel_for_employer(tx, employer_id, which, at).await?;
     let mut events = Vec::new();
     for r in rows {
-        if let Some(case_id) = r.get::<Option<i64>>("case_id")? {
+        if let Some(case_id) = r.case_id {
             events.push(NewEvent::new(
                 case_id,
                 at,
                 EventKind::MessageSkipped,
                 Actor::System,
-                json!({"outbox_id": r.get::<i64>("id")?, "message": r.get::<String>("message")?, "reason": reason}),
+                json!({"outbox_id": r.id, "message": r.message, "reason": reason}),
             ));
         }
     }

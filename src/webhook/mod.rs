@@ -8,6 +8,7 @@ mod signature;
 pub use model::{ApiError, Item, Payload};
 pub use signature::{sign, verify_signature, SignatureError};
 
+use crate::outbox::MessageStatus;
 use chrono::{DateTime, Utc};
 
 /// A body that is not a webhook at all (the handler answers 400).
@@ -74,7 +75,7 @@ pub fn body_digest(raw_body: &[u8]) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub enum WebhookEvent {
     InboundMessage(InboundMessage),
-    Status(StatusUpdate),
+    Status(StatusEvent),
     /// A change-level error Meta reports (not tied to one message).
     Error {
         phone_number_id: Option<String>,
@@ -177,47 +178,14 @@ pub enum MessageKind {
     },
 }
 
-/// Delivery state of a message we sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    Sent,
-    Delivered,
-    Read,
-    Failed,
-    Played,
-    Unknown,
-}
-
-impl DeliveryStatus {
-    pub fn parse(s: &str) -> Self {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "sent" => Self::Sent,
-            "delivered" => Self::Delivered,
-            "read" => Self::Read,
-            "failed" => Self::Failed,
-            "played" => Self::Played,
-            _ => Self::Unknown,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Sent => "sent",
-            Self::Delivered => "delivered",
-            Self::Read => "read",
-            Self::Failed => "failed",
-            Self::Played => "played",
-            Self::Unknown => "unknown",
-        }
-    }
-}
-
-/// A status webhook for a message we sent.
+/// A status webhook for a message we sent, as parsed: the edge's view,
+/// with what Meta sent kept raw for the record. Settlement reads it back as
+/// an [`crate::outbox::StatusUpdate`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct StatusUpdate {
+pub struct StatusEvent {
     pub wamid: String,
-    pub status: DeliveryStatus,
+    /// None: a status name this code does not know (kept, not settled).
+    pub status: Option<MessageStatus>,
     /// The status string as received, kept for statuses this code does not know.
     pub raw_status: Option<String>,
     pub timestamp: DateTime<Utc>,
@@ -422,12 +390,9 @@ fn status_update(s: &model::Status) -> WebhookEvent {
         return invalid("status", "status without a valid timestamp");
     };
     let errors = parsed_errors(&s.errors);
-    WebhookEvent::Status(StatusUpdate {
+    WebhookEvent::Status(StatusEvent {
         wamid,
-        status: s
-            .status
-            .as_deref()
-            .map_or(DeliveryStatus::Unknown, DeliveryStatus::parse),
+        status: s.status.as_deref().and_then(MessageStatus::parse),
         raw_status: s.status.clone(),
         timestamp,
         recipient: s.recipient_id.clone(),

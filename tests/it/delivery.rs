@@ -317,6 +317,45 @@ async fn a_due_reminder_goes_out_as_its_template_with_the_outbox_id_and_is_recor
 }
 
 #[tokio::test]
+async fn a_sent_reminder_keeps_the_exact_text_the_employer_saw() {
+    for (t, server, config) in setup(&[]).await {
+        let db = &t.db;
+        Mock::given(method("POST"))
+            .and(path(MESSAGES_PATH))
+            .respond_with(accept())
+            .mount(&server)
+            .await;
+        let (_e, case_id, outbox_id) =
+            overdue(db, "00000001", "6281234567890", 1_250_000_000).await;
+        // Queued by the scan, the reminder's text is not known yet: it is
+        // rendered from the case when it leaves.
+        let queued = wa_smile::outbox::get(db, outbox_id).await.unwrap().unwrap();
+        assert_eq!(queued.text, None, "{}", t.name);
+        let d = deliverer(&config);
+        deliver_due(db, &d, at(AT)).await.unwrap();
+
+        let src = delivery::ContextSource::from_config(&config).unwrap();
+        let ctx = delivery::load_context(db, &src, case_id, at(AT))
+            .await
+            .unwrap()
+            .unwrap();
+        let want = Catalog::load()
+            .unwrap()
+            .render_whatsapp_body("reminder_3", &ctx)
+            .unwrap();
+        let sent = wa_smile::outbox::get(db, outbox_id).await.unwrap().unwrap();
+        assert_eq!(
+            sent.state,
+            wa_smile::outbox::OutboxState::Sent,
+            "{}",
+            t.name
+        );
+        assert_eq!(sent.text.as_deref(), Some(want.as_str()), "{}", t.name);
+        assert!(want.contains("12.500.000"), "{}: {want}", t.name);
+    }
+}
+
+#[tokio::test]
 async fn free_form_goes_as_text_or_interactive_inside_the_window_and_as_the_template_outside() {
     for (t, server, config) in setup(&[]).await {
         let db = &t.db;

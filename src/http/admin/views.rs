@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 use minijinja::context;
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -128,7 +128,7 @@ async fn case_page_with(
     let items = timeline::build(&view.events);
     let window_until = view
         .last_inbound_at
-        .map(|t| t + Duration::hours(24))
+        .map(crate::outbox::window_closes_at)
         .filter(|t| *t > now);
     let assignees =
         crate::accounts::usernames(&state.db, Some(view.employer.branch.as_str())).await?;

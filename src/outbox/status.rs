@@ -3,6 +3,7 @@
 //! status) is recorded once and the row's state only moves forward:
 //! sent < delivered < read, and failed is terminal.
 
+use super::{MessageStatus, NewMessage, OutboxState};
 use crate::case_log::{self, Actor, EventKind, NewEvent};
 use crate::metrics as m;
 use crate::store::{Db, Tx};
@@ -10,53 +11,8 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-/// A message status as Meta reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum MessageStatus {
-    Sent,
-    Delivered,
-    Read,
-    Failed,
-}
-
-impl MessageStatus {
-    /// Meta's status name; `played` (voice) counts as `read`. Unknown names
-    /// are None, to be ignored.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "sent" => Self::Sent,
-            "delivered" => Self::Delivered,
-            "read" | "played" => Self::Read,
-            "failed" => Self::Failed,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Sent => "sent",
-            Self::Delivered => "delivered",
-            Self::Read => "read",
-            Self::Failed => "failed",
-        }
-    }
-
-    fn rank(&self) -> u8 {
-        match self {
-            Self::Sent => 1,
-            Self::Delivered => 2,
-            Self::Read => 3,
-            Self::Failed => 4,
-        }
-    }
-}
-
-/// The rank of an outbox state on the same scale (0: not yet sent).
-fn state_rank(state: &str) -> u8 {
-    MessageStatus::parse(state).map_or(0, |s| s.rank())
-}
-
-/// One entry of a webhook's `statuses[]`.
+/// A status to settle on its outbox row: one entry of a webhook's
+/// `statuses[]`, as stored and read back.
 #[derive(Debug, Clone)]
 pub struct StatusUpdate {
     pub wamid: String,
@@ -86,34 +42,10 @@ pub async fn record_status(db: &Db, update: StatusUpdate) -> Result<bool> {
 /// share one commit (the webhook settles them in pages).
 pub async fn record_status_in(tx: &mut Tx, update: StatusUpdate) -> Result<bool> {
     let at = crate::time::truncate(update.timestamp);
-    let cols =
-        "id, case_id, employer_id, idempotency_key, message, kind, wa_id, body, state, wamid";
-    let mut row = None;
-    if !update.wamid.trim().is_empty() {
-        row = tx
-            .query(&format!("SELECT {cols} FROM outbox WHERE wamid = $1"))
-            .bind(update.wamid.clone())
-            .fetch_optional(&mut *tx)
-            .await
-            .context("failed to find the message of a status")?;
-    }
-    if row.is_none() {
-        if let Some(id) = update.callback_data {
-            row = tx
-                .query(&format!(
-                    "SELECT {cols} FROM outbox WHERE id = $1 AND (wamid IS NULL OR wamid = $2)"
-                ))
-                .bind(id)
-                .bind(update.wamid.clone())
-                .fetch_optional(&mut *tx)
-                .await
-                .context("failed to find the message of a status")?;
-        }
-    }
-    let Some(row) = row else {
+    let Some(row) = find(tx, &update).await? else {
         return Ok(false);
     };
-    let id: i64 = row.get("id")?;
+    let id = row.id;
     let seen = tx
         .query(
             "INSERT INTO outbox_statuses (outbox_id, status, at) VALUES ($1, $2, $3) \
@@ -128,17 +60,12 @@ pub async fn record_status_in(tx: &mut Tx, update: StatusUpdate) -> Result<bool>
     if seen == 0 {
         return Ok(false);
     }
-    let state: String = row.get("state")?;
-    let case_id: Option<i64> = row.get("case_id")?;
-    let message: String = row.get("message")?;
-    let kind: String = row.get("kind")?;
-    let unsent = matches!(state.as_str(), "queued" | "sending");
+    let state = row.state;
     // A message delivered or read reached the employer: a `failed` after
     // that (Meta sends them, out of order or for a later delivery attempt
     // to another device) is recorded above, but neither undoes the delivery
     // nor makes the contact unreachable.
-    let reached = matches!(state.as_str(), "delivered" | "read");
-    if update.status == MessageStatus::Failed && reached {
+    if update.status == MessageStatus::Failed && state.reached() {
         tracing::warn!(
             outbox_id = id,
             state = %state,
@@ -148,12 +75,11 @@ pub async fn record_status_in(tx: &mut Tx, update: StatusUpdate) -> Result<bool>
         metrics::counter!(m::MESSAGE_STATUSES, "status" => "failed_after_delivery").increment(1);
         return Ok(true);
     }
-    let advance = state != "failed" && update.status.rank() > state_rank(&state);
     let (code, title) = update
         .error
         .clone()
         .map_or((None, None), |(c, t)| (Some(c), Some(t)));
-    if advance {
+    if state.advanced_by(update.status) {
         tx.query(
             "UPDATE outbox SET state = $2, wamid = COALESCE(wamid, $3), status_at = $4, \
                     sent_at = CASE WHEN $5 THEN COALESCE(sent_at, $4) ELSE sent_at END, \
@@ -162,7 +88,7 @@ pub async fn record_status_in(tx: &mut Tx, update: StatusUpdate) -> Result<bool>
              WHERE id = $1",
         )
         .bind(id)
-        .bind(update.status.as_str())
+        .bind(update.status.state())
         .bind(Some(update.wamid.clone()).filter(|w| !w.trim().is_empty()))
         .bind(at)
         .bind(update.status != MessageStatus::Failed)
@@ -172,8 +98,28 @@ pub async fn record_status_in(tx: &mut Tx, update: StatusUpdate) -> Result<bool>
         .await
         .context("failed to settle a message status")?;
     }
+    let events = status_events(&row, &update, at, (code, title.as_deref()));
+    if update.status == MessageStatus::Failed && state != OutboxState::Failed {
+        on_failure(tx, &row, code, at).await?;
+    }
+    case_log::record(tx, &events).await?;
+    metrics::counter!(m::MESSAGE_STATUSES, "status" => update.status.as_str()).increment(1);
+    Ok(true)
+}
+
+/// The case log's record of a status (and of the send, when the worker died
+/// before writing it).
+fn status_events(
+    row: &StatusRow,
+    update: &StatusUpdate,
+    at: DateTime<Utc>,
+    (code, title): (Option<i64>, Option<&str>),
+) -> Vec<NewEvent> {
+    let id = row.id;
+    let message = &row.message;
+    let unsent = row.state.is_unsent();
     let mut events = Vec::new();
-    if let Some(case_id) = case_id {
+    if let Some(case_id) = row.case_id {
         let wamid = &update.wamid;
         // The worker died before writing `sent`: this is the record of it.
         if unsent && update.status != MessageStatus::Failed {
@@ -210,53 +156,104 @@ pub async fn record_status_in(tx: &mut Tx, update: StatusUpdate) -> Result<bool>
             )),
         }
     }
-    if update.status == MessageStatus::Failed && state != "failed" {
-        let free_form = kind != "template";
-        if code == Some(131047) && free_form {
-            // Outside the 24-hour window: the template form goes instead.
-            let key: String = row.get("idempotency_key")?;
-            tx.query(
-                "INSERT INTO outbox (case_id, employer_id, idempotency_key, message, kind, wa_id, body, state, \
-                                     due_at, fallback_of, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, 'template', $5, $6, 'queued', $7, $8, $7, $7) \
-                 ON CONFLICT (idempotency_key) DO NOTHING",
+    events
+}
+
+/// What a failure means beyond the row: a free-form message outside the
+/// window is queued again as its template; otherwise the case goes to an
+/// officer (and an undeliverable number is marked so).
+async fn on_failure(
+    tx: &mut Tx,
+    row: &StatusRow,
+    code: Option<i64>,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let free_form = row.kind != "template";
+    if code == Some(131047) && free_form {
+        // Outside the 24-hour window: the template form goes instead.
+        let now = crate::time::now();
+        let fallback = NewMessage {
+            fallback_of: Some(row.id),
+            ..NewMessage::new(
+                row.employer_id,
+                format!("{}:template", row.idempotency_key),
+                &row.message,
+                "template",
+                row.body.clone(),
+                now,
             )
-            .bind(case_id)
-            .bind(row.get::<i64>("employer_id")?)
-            .bind(format!("{key}:template"))
-            .bind(message.clone())
-            .bind(row.get::<Option<String>>("wa_id")?)
-            .bind(row.get::<String>("body")?)
-            .bind(crate::time::now())
-            .bind(id)
-            .execute(&mut *tx)
+            .case(row.case_id)
+            .to(row.wa_id.clone())
+        };
+        super::enqueue(tx, &fallback, now)
             .await
             .context("failed to queue the template fallback")?;
-        } else if let Some(case_id) = case_id {
-            if code == Some(131026) {
-                tx.query(
-                    "UPDATE employers SET contact_invalid_at = $2, updated_at = $2 \
-                     WHERE id = $1 AND contact_invalid_at IS NULL",
-                )
-                .bind(row.get::<i64>("employer_id")?)
-                .bind(at)
-                .execute(&mut *tx)
-                .await
-                .context("failed to mark a contact unreachable")?;
-            }
+    } else if let Some(case_id) = row.case_id {
+        if code == Some(131026) {
             tx.query(
-                "UPDATE cases SET status = 'needs_officer', updated_at = $2 \
-                 WHERE id = $1 AND resolved_at IS NULL AND status IN ('open', 'promised')",
+                "UPDATE employers SET contact_invalid_at = $2, updated_at = $2 \
+                 WHERE id = $1 AND contact_invalid_at IS NULL",
             )
-            .bind(case_id)
+            .bind(row.employer_id)
             .bind(at)
             .execute(&mut *tx)
             .await
-            .context("failed to flag the case for an officer")?;
+            .context("failed to mark a contact unreachable")?;
         }
-        metrics::counter!(m::MESSAGES_FAILED, "reason" => code.map_or("status_failed".to_owned(), |c| format!("meta_{c}"))).increment(1);
+        tx.query(
+            "UPDATE cases SET status = 'needs_officer', updated_at = $2 \
+             WHERE id = $1 AND resolved_at IS NULL AND status IN ('open', 'promised')",
+        )
+        .bind(case_id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .context("failed to flag the case for an officer")?;
     }
-    case_log::record(tx, &events).await?;
-    metrics::counter!(m::MESSAGE_STATUSES, "status" => update.status.as_str()).increment(1);
-    Ok(true)
+    metrics::counter!(m::MESSAGES_FAILED, "reason" => code.map_or("status_failed".to_owned(), |c| format!("meta_{c}"))).increment(1);
+    Ok(())
+}
+
+/// The outbox row a status is about.
+#[derive(sqlx::FromRow)]
+struct StatusRow {
+    id: i64,
+    case_id: Option<i64>,
+    employer_id: i64,
+    idempotency_key: String,
+    message: String,
+    kind: String,
+    wa_id: Option<String>,
+    body: String,
+    state: OutboxState,
+}
+
+/// Matched by wamid or, when the process died before writing the wamid, by
+/// the callback data (the outbox id).
+async fn find(tx: &mut Tx, update: &StatusUpdate) -> Result<Option<StatusRow>> {
+    const COLS: &str =
+        "id, case_id, employer_id, idempotency_key, message, kind, wa_id, body, state";
+    let mut row = None;
+    if !update.wamid.trim().is_empty() {
+        row = tx
+            .query(&format!("SELECT {COLS} FROM outbox WHERE wamid = $1"))
+            .bind(update.wamid.clone())
+            .fetch_optional_as(&mut *tx)
+            .await
+            .context("failed to find the message of a status")?;
+    }
+    if row.is_none() {
+        if let Some(id) = update.callback_data {
+            row = tx
+                .query(&format!(
+                    "SELECT {COLS} FROM outbox WHERE id = $1 AND (wamid IS NULL OR wamid = $2)"
+                ))
+                .bind(id)
+                .bind(update.wamid.clone())
+                .fetch_optional_as(&mut *tx)
+                .await
+                .context("failed to find the message of a status")?;
+        }
+    }
+    Ok(row)
 }
