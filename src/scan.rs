@@ -896,68 +896,15 @@ fn decide(
     stage: Stage,
     rows: &[OutboxRow],
 ) -> Decision {
-    let window = &ctx.policy.window;
-    let cal = &ctx.calendar;
     let tz = employer.tz;
-    let local_today = at.with_timezone(&tz).date_naive();
-    let old_status = case.map_or(CaseStatus::Open, |c| c.status);
     let old_stage = case.map(|c| c.stage);
-    let entered = old_stage != Some(stage);
-
-    let mut status = old_status;
-    // A promise whose day has passed is broken; an "already paid" whose
-    // pause has run out without a payment record goes to an officer.
-    if let Some(c) = case {
-        let promise_over = c.promised_date.is_none_or(|d| d < local_today);
-        let claim_lapsed = c.payment_claimed_at.is_some() && c.paused_until.is_none_or(|u| u <= at);
-        if (status == CaseStatus::Promised && promise_over)
-            || (claim_lapsed && matches!(status, CaseStatus::Open | CaseStatus::Promised))
-        {
-            status = CaseStatus::NeedsOfficer;
-        }
-    }
-    if stage == Stage::Escalated {
-        status = CaseStatus::Escalated;
-    } else if stage == Stage::Warning && entered && status == CaseStatus::Open {
-        // The warning notice still goes out; an officer follows it up.
-        status = CaseStatus::NeedsOfficer;
-    }
-    if employer.wa_id.is_none() && status == CaseStatus::Open {
-        status = CaseStatus::NeedsOfficer;
-    }
-
+    let status = next_status(at, employer, case, stage);
     let case_id = case.map(|c| c.id);
     let own_queued = || {
         rows.iter()
             .filter(move |r| case_id.is_some() && r.case_id == case_id && r.state == "queued")
     };
-
-    let blocked: Option<(QuietReason, Option<DateTime<Utc>>)> =
-        if status == CaseStatus::Escalated || stage == Stage::Escalated {
-            Some((QuietReason::Escalated, None))
-        } else if employer.opted_out {
-            Some((QuietReason::OptedOut, None))
-        } else if employer.wa_id.is_none() {
-            Some((QuietReason::NoWhatsApp, None))
-        } else if employer.contact_invalid {
-            Some((QuietReason::WrongNumber, None))
-        } else if case.is_some_and(|c| c.officer_hold.is_some()) {
-            // The employer disputed, complained or asked for a person: the
-            // bot waits until an officer resumes, records a promise or
-            // takes the case.
-            Some((QuietReason::AwaitingOfficer, None))
-        } else if let Some(until) = case.and_then(|c| c.paused_until).filter(|u| *u > at) {
-            Some((QuietReason::Paused, Some(until)))
-        } else {
-            case.and_then(|c| c.promised_date)
-                .filter(|d| status == CaseStatus::Promised && *d >= local_today)
-                .map(|promised| {
-                    (
-                        QuietReason::Promised,
-                        Some(window.opening_after_day(promised, tz, cal)),
-                    )
-                })
-        };
+    let blocked = blocked(ctx, at, employer, case, status, stage);
 
     let mut cancel: Vec<(i64, &'static str)> = Vec::new();
     if blocked.map(|b| b.0) == Some(QuietReason::Escalated) {
@@ -1032,6 +979,81 @@ fn decide(
             None
         },
         cancel,
+    }
+}
+
+/// The status the case moves to at `at` on entering (or staying at) `stage`.
+fn next_status(
+    at: DateTime<Utc>,
+    employer: &Employer,
+    case: Option<&OpenCase>,
+    stage: Stage,
+) -> CaseStatus {
+    let local_today = at.with_timezone(&employer.tz).date_naive();
+    let entered = case.map(|c| c.stage) != Some(stage);
+    let mut status = case.map_or(CaseStatus::Open, |c| c.status);
+    // A promise whose day has passed is broken; an "already paid" whose
+    // pause has run out without a payment record goes to an officer.
+    if let Some(c) = case {
+        let promise_over = c.promised_date.is_none_or(|d| d < local_today);
+        let claim_lapsed = c.payment_claimed_at.is_some() && c.paused_until.is_none_or(|u| u <= at);
+        if (status == CaseStatus::Promised && promise_over)
+            || (claim_lapsed && matches!(status, CaseStatus::Open | CaseStatus::Promised))
+        {
+            status = CaseStatus::NeedsOfficer;
+        }
+    }
+    if stage == Stage::Escalated {
+        status = CaseStatus::Escalated;
+    } else if stage == Stage::Warning && entered && status == CaseStatus::Open {
+        // The warning notice still goes out; an officer follows it up.
+        status = CaseStatus::NeedsOfficer;
+    }
+    if employer.wa_id.is_none() && status == CaseStatus::Open {
+        status = CaseStatus::NeedsOfficer;
+    }
+    status
+}
+
+/// Why no message may go out at all right now, and until when, if known.
+fn blocked(
+    ctx: &ScanContext,
+    at: DateTime<Utc>,
+    employer: &Employer,
+    case: Option<&OpenCase>,
+    status: CaseStatus,
+    stage: Stage,
+) -> Option<(QuietReason, Option<DateTime<Utc>>)> {
+    let tz = employer.tz;
+    let local_today = at.with_timezone(&tz).date_naive();
+    if status == CaseStatus::Escalated || stage == Stage::Escalated {
+        Some((QuietReason::Escalated, None))
+    } else if employer.opted_out {
+        Some((QuietReason::OptedOut, None))
+    } else if employer.wa_id.is_none() {
+        Some((QuietReason::NoWhatsApp, None))
+    } else if employer.contact_invalid {
+        Some((QuietReason::WrongNumber, None))
+    } else if case.is_some_and(|c| c.officer_hold.is_some()) {
+        // The employer disputed, complained or asked for a person: the
+        // bot waits until an officer resumes, records a promise or
+        // takes the case.
+        Some((QuietReason::AwaitingOfficer, None))
+    } else if let Some(until) = case.and_then(|c| c.paused_until).filter(|u| *u > at) {
+        Some((QuietReason::Paused, Some(until)))
+    } else {
+        case.and_then(|c| c.promised_date)
+            .filter(|d| status == CaseStatus::Promised && *d >= local_today)
+            .map(|promised| {
+                (
+                    QuietReason::Promised,
+                    Some(
+                        ctx.policy
+                            .window
+                            .opening_after_day(promised, tz, &ctx.calendar),
+                    ),
+                )
+            })
     }
 }
 
