@@ -130,7 +130,14 @@ enum Cmd {
         dir: Option<PathBuf>,
     },
     /// (internal) run one scan and print its figures as JSON.
-    ScanChild { url: String, at: String },
+    ScanChild {
+        url: String,
+        at: String,
+    },
+    PlainChild {
+        scanned: String,
+        copy: String,
+    },
     /// Seed audit rows (a valid chain), then export them all to CSV in a
     /// child process and report its time and peak RSS.
     Export {
@@ -153,7 +160,10 @@ enum Cmd {
         format: String,
     },
     /// (internal) verify one export against its manifest and the database.
-    VerifyChild { url: String, file: PathBuf },
+    VerifyChild {
+        url: String,
+        file: PathBuf,
+    },
 }
 
 /// The instant every run scans at: a Tuesday 10:00 WIB, inside the window.
@@ -163,6 +173,7 @@ const SCAN_AT: &str = "2026-03-03T03:00:00Z";
 async fn main() -> Result<()> {
     match Args::parse().command {
         Cmd::ScanChild { url, at } => scan_child(&url, &at).await,
+        Cmd::PlainChild { scanned, copy } => plain_child(&scanned, &copy).await,
         Cmd::Throughput {
             messages,
             paced_messages,
@@ -311,19 +322,23 @@ async fn main() -> Result<()> {
                 started.elapsed().as_secs_f64()
             );
             let sqlite = dir.join("bench.db");
+            let plain = dir.join("bench-plain.db");
             for ext in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{ext}", sqlite.display()));
+                let _ = std::fs::remove_file(format!("{}{ext}", plain.display()));
             }
             run_backend(
                 "sqlite",
                 &format!("sqlite://{}", sqlite.display()),
+                &Copy::Sqlite(sqlite.clone(), plain.clone()),
                 &emp_csv,
                 &bill_csv,
             )
             .await?;
             if let Some(server) = postgres {
                 let url = recreate_pg(&server).await?;
-                run_backend("postgres", &url, &emp_csv, &bill_csv).await?;
+                let copy = Copy::Postgres(server.clone());
+                run_backend("postgres", &url, &copy, &emp_csv, &bill_csv).await?;
             }
             Ok(())
         }
@@ -350,14 +365,205 @@ async fn recreate_pg_named(server: &str, name: &str) -> Result<String> {
     Ok(format!("{base}/{name}"))
 }
 
-async fn run_backend(name: &str, url: &str, emp_csv: &Path, bill_csv: &Path) -> Result<()> {
-    run_import(name, url, emp_csv, bill_csv).await?;
-    for label in ["first scan", "second scan (no change)"] {
-        println!(
-            "[{name}] {label}: {}",
-            child(&["scan-child", url, SCAN_AT])?
-        );
+/// Where `scale` keeps an untouched copy of the imported database, for the
+/// plain-SQL baseline.
+enum Copy {
+    /// The database file and its copy.
+    Sqlite(PathBuf, PathBuf),
+    /// The server; the copy is `wa_smile_bench_plain`.
+    Postgres(String),
+}
+
+impl Copy {
+    /// Copies the imported database; returns the copy's URL.
+    async fn make(&self) -> Result<String> {
+        match self {
+            Copy::Sqlite(from, to) => {
+                for ext in ["", "-wal", "-shm"] {
+                    let src = format!("{}{ext}", from.display());
+                    if Path::new(&src).exists() {
+                        std::fs::copy(&src, format!("{}{ext}", to.display()))?;
+                    }
+                }
+                Ok(format!("sqlite://{}", to.display()))
+            }
+            Copy::Postgres(server) => {
+                use sqlx::Connection;
+                let mut admin = sqlx::PgConnection::connect(server).await?;
+                sqlx::query("DROP DATABASE IF EXISTS wa_smile_bench_plain")
+                    .execute(&mut admin)
+                    .await?;
+                sqlx::query("CREATE DATABASE wa_smile_bench_plain TEMPLATE wa_smile_bench")
+                    .execute(&mut admin)
+                    .await?;
+                let base = server.rsplit_once('/').map(|(b, _)| b).unwrap_or(server);
+                Ok(format!("{base}/wa_smile_bench_plain"))
+            }
+        }
     }
+}
+
+/// The leading `12.3s` of a child's figures, in seconds.
+fn seconds(figures: &str) -> Option<f64> {
+    figures.split('s').next()?.parse().ok()
+}
+
+async fn run_backend(
+    name: &str,
+    url: &str,
+    copy: &Copy,
+    emp_csv: &Path,
+    bill_csv: &Path,
+) -> Result<()> {
+    run_import(name, url, emp_csv, bill_csv).await?;
+    let copy_url = copy.make().await?;
+    let first = child(&["scan-child", url, SCAN_AT])?;
+    println!("[{name}] first scan: {first}");
+    println!(
+        "[{name}] second scan (no change): {}",
+        child(&["scan-child", url, SCAN_AT])?
+    );
+    let plain = child(&["plain-child", url, &copy_url])?;
+    println!("[{name}] plain SQL inserting the same cases and outbox rows: {plain}");
+    if let (Some(scan), Some(base)) = (seconds(&first), seconds(&plain)) {
+        println!("[{name}] first scan / plain SQL: {:.2}×", scan / base);
+    }
+    Ok(())
+}
+
+/// The baseline the scan is held to: the cases and outbox rows the first
+/// scan wrote into `scanned`, inserted into `copy` (the same imported
+/// database, before any scan) with plain multi-row INSERTs, in one
+/// transaction per range of employers as the scan does — no reads, no
+/// decisions, no case log.
+async fn plain_child(scanned: &str, copy: &str) -> Result<()> {
+    use chrono::{DateTime, NaiveDate, Utc};
+    use std::collections::HashMap;
+    use wa_smile::store::{rows_per_statement, values_placeholders};
+
+    #[derive(sqlx::FromRow)]
+    struct Case {
+        employer_id: i64,
+        status: String,
+        stage: String,
+        opened_at: DateTime<Utc>,
+        quiet_reason: Option<String>,
+        next_action_at: Option<DateTime<Utc>>,
+        updated_at: DateTime<Utc>,
+        branch: Option<String>,
+        arrears_minor: i64,
+        oldest_due_date: Option<NaiveDate>,
+        last_activity_at: Option<DateTime<Utc>>,
+    }
+    #[derive(sqlx::FromRow)]
+    struct Outbox {
+        employer_id: i64,
+        idempotency_key: String,
+        message: String,
+        kind: String,
+        wa_id: Option<String>,
+        body: String,
+        state: String,
+        due_at: DateTime<Utc>,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+    }
+    const RANGE: i64 = 2_000;
+
+    let src = Db::connect(scanned, 2).await?;
+    let cases: Vec<Case> = src
+        .query(
+            "SELECT employer_id, status, stage, opened_at, quiet_reason, next_action_at, updated_at, \
+                    branch, arrears_minor, oldest_due_date, last_activity_at FROM cases ORDER BY employer_id",
+        )
+        .fetch_all_as(&src)
+        .await?;
+    let outbox: Vec<Outbox> = src
+        .query(
+            "SELECT employer_id, idempotency_key, message, kind, wa_id, body, state, due_at, created_at, updated_at \
+             FROM outbox ORDER BY employer_id",
+        )
+        .fetch_all_as(&src)
+        .await?;
+    src.close().await;
+
+    let db = Db::connect(copy, 4).await?;
+    let t = Instant::now();
+    let (mut ci, mut oi) = (0, 0);
+    while ci < cases.len() {
+        let range = cases[ci].employer_id / RANGE;
+        let cend = ci
+            + cases[ci..]
+                .iter()
+                .take_while(|c| c.employer_id / RANGE == range)
+                .count();
+        let mut tx = db.begin().await?;
+        let mut ids: HashMap<i64, i64> = HashMap::new();
+        for chunk in cases[ci..cend].chunks(rows_per_statement(db.backend(), 11)) {
+            let sql = format!(
+                "INSERT INTO cases (employer_id, status, stage, opened_at, quiet_reason, next_action_at, updated_at, \
+                                    branch, arrears_minor, oldest_due_date, last_activity_at) VALUES {} \
+                 RETURNING id, employer_id",
+                values_placeholders(chunk.len(), 11, 1)
+            );
+            let mut q = tx.query(&sql);
+            for c in chunk {
+                q = q
+                    .bind(c.employer_id)
+                    .bind(c.status.clone())
+                    .bind(c.stage.clone())
+                    .bind(c.opened_at)
+                    .bind(c.quiet_reason.clone())
+                    .bind(c.next_action_at)
+                    .bind(c.updated_at)
+                    .bind(c.branch.clone())
+                    .bind(c.arrears_minor)
+                    .bind(c.oldest_due_date)
+                    .bind(c.last_activity_at);
+            }
+            let rows: Vec<(i64, i64)> = q.fetch_all_as(&mut tx).await?;
+            ids.extend(rows.into_iter().map(|(id, employer)| (employer, id)));
+        }
+        let oend = oi
+            + outbox[oi..]
+                .iter()
+                .take_while(|o| o.employer_id / RANGE <= range)
+                .count();
+        for chunk in outbox[oi..oend].chunks(rows_per_statement(db.backend(), 11)) {
+            let sql = format!(
+                "INSERT INTO outbox (case_id, employer_id, idempotency_key, message, kind, wa_id, body, state, due_at, \
+                                     created_at, updated_at) VALUES {}",
+                values_placeholders(chunk.len(), 11, 1)
+            );
+            let mut q = tx.query(&sql);
+            for o in chunk {
+                q = q
+                    .bind(ids.get(&o.employer_id).copied())
+                    .bind(o.employer_id)
+                    .bind(o.idempotency_key.clone())
+                    .bind(o.message.clone())
+                    .bind(o.kind.clone())
+                    .bind(o.wa_id.clone())
+                    .bind(o.body.clone())
+                    .bind(o.state.clone())
+                    .bind(o.due_at)
+                    .bind(o.created_at)
+                    .bind(o.updated_at);
+            }
+            q.execute(&mut tx).await?;
+        }
+        tx.commit().await?;
+        (ci, oi) = (cend, oend);
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "{:.1}s, peak RSS {} MB — {} cases, {} outbox rows",
+        secs,
+        peak_rss_kb() / 1024,
+        cases.len(),
+        outbox.len()
+    );
+    db.close().await;
     Ok(())
 }
 

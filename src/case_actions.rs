@@ -95,6 +95,21 @@ struct CaseRow {
     contact_name: String,
 }
 
+/// The case and employer columns an action reads, as stored.
+#[derive(sqlx::FromRow)]
+struct ReadRow {
+    employer_id: i64,
+    status: String,
+    resolved_at: Option<DateTime<Utc>>,
+    last_inbound_at: Option<DateTime<Utc>>,
+    assignee: Option<String>,
+    wa_id: Option<String>,
+    timezone: String,
+    opted_out_at: Option<DateTime<Utc>>,
+    contact_invalid_at: Option<DateTime<Utc>>,
+    contact_name: String,
+}
+
 async fn read(tx: &mut Tx, case_id: i64) -> Result<Option<CaseRow>> {
     let Some(r) = tx
         .query(
@@ -103,27 +118,22 @@ async fn read(tx: &mut Tx, case_id: i64) -> Result<Option<CaseRow>> {
              FROM cases c JOIN employers e ON e.id = c.employer_id WHERE c.id = $1",
         )
         .bind(case_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional_as::<ReadRow>(&mut *tx)
         .await?
     else {
         return Ok(None);
     };
     Ok(Some(CaseRow {
-        employer_id: r.get("employer_id")?,
-        status: r.get("status")?,
-        resolved: r.get::<Option<DateTime<Utc>>>("resolved_at")?.is_some(),
-        wa_id: r.get("wa_id")?,
-        tz: r
-            .get::<String>("timezone")?
-            .parse()
-            .unwrap_or(chrono_tz::Asia::Jakarta),
-        opted_out: r.get::<Option<DateTime<Utc>>>("opted_out_at")?.is_some(),
-        contact_invalid: r
-            .get::<Option<DateTime<Utc>>>("contact_invalid_at")?
-            .is_some(),
-        last_inbound_at: r.get("last_inbound_at")?,
-        assignee: r.get("assignee")?,
-        contact_name: r.get("contact_name")?,
+        employer_id: r.employer_id,
+        status: r.status,
+        resolved: r.resolved_at.is_some(),
+        wa_id: r.wa_id,
+        tz: r.timezone.parse().unwrap_or(chrono_tz::Asia::Jakarta),
+        opted_out: r.opted_out_at.is_some(),
+        contact_invalid: r.contact_invalid_at.is_some(),
+        last_inbound_at: r.last_inbound_at,
+        assignee: r.assignee,
+        contact_name: r.contact_name,
     }))
 }
 

@@ -129,6 +129,16 @@ pub struct Event {
     pub data: Value,
 }
 
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    id: i64,
+    case_id: i64,
+    at: DateTime<Utc>,
+    kind: String,
+    actor: String,
+    data: String,
+}
+
 /// Writes events (and their audit entries) in `tx`, many rows a statement.
 pub async fn record(tx: &mut Tx, events: &[NewEvent]) -> Result<()> {
     const COLS: usize = 5;
@@ -150,6 +160,14 @@ pub async fn record(tx: &mut Tx, events: &[NewEvent]) -> Result<()> {
             .await
             .context("failed to write case events")?;
     }
+    // The case list sorts on each case's latest event.
+    let mut latest: std::collections::BTreeMap<i64, DateTime<Utc>> = Default::default();
+    for e in events {
+        let t = latest.entry(e.case_id).or_insert(e.at);
+        *t = (*t).max(e.at);
+    }
+    let latest: Vec<(i64, DateTime<Utc>)> = latest.into_iter().collect();
+    crate::case::figures::touch(tx, &latest).await?;
     for e in events {
         tx.audit(
             AuditEntry::new(
@@ -171,17 +189,16 @@ pub async fn for_case<'c>(conn: impl Into<Conn<'c>>, case_id: i64) -> Result<Vec
         Conn::Db(db) => db.query("SELECT id, case_id, at, kind, actor, data FROM case_events WHERE case_id = $1 ORDER BY id"),
         Conn::Tx(tx) => tx.query("SELECT id, case_id, at, kind, actor, data FROM case_events WHERE case_id = $1 ORDER BY id"),
     };
-    let rows = q.bind(case_id).fetch_all(conn).await?;
-    rows.iter()
+    let rows: Vec<EventRow> = q.bind(case_id).fetch_all_as(conn).await?;
+    rows.into_iter()
         .map(|r| {
-            let data: String = r.get("data")?;
             Ok(Event {
-                id: r.get("id")?,
-                case_id: r.get("case_id")?,
-                at: r.get("at")?,
-                kind: r.get("kind")?,
-                actor: r.get("actor")?,
-                data: serde_json::from_str(&data).context("case event data is not JSON")?,
+                id: r.id,
+                case_id: r.case_id,
+                at: r.at,
+                kind: r.kind,
+                actor: r.actor,
+                data: serde_json::from_str(&r.data).context("case event data is not JSON")?,
             })
         })
         .collect()

@@ -170,6 +170,7 @@ pub async fn record_payments_flagged(
 
     let employers: Vec<i64> = touched.into_iter().collect();
     settle_bills(tx, &employers, actor, at).await?;
+    crate::case::figures::refresh(tx, &employers, at).await?;
     log_on_open_cases(tx, &new, at).await?;
     for (employer_id, data) in corrections {
         if let Some(case_id) = current_case(tx, employer_id).await? {
@@ -189,7 +190,7 @@ pub async fn record_payments_flagged(
     // Every payment path resolves the cases it paid off, here, so an import,
     // the API and a gateway callback cannot disagree about a case.
     for employer_id in &employers {
-        crate::scan::resolve_if_settled(tx, *employer_id, at).await?;
+        crate::case::resolve::resolve_if_settled(tx, *employer_id, at).await?;
     }
     Ok((counts, raised))
 }
@@ -209,17 +210,9 @@ async fn stored_payments(tx: &mut Tx, payments: &[NewPayment]) -> anyhow::Result
         for p in chunk {
             q = q.bind(p.reference.clone());
         }
-        for r in q.fetch_all(&mut *tx).await? {
-            let period: String = r.get("period")?;
-            existing.insert(
-                r.get::<String>("reference")?,
-                (
-                    r.get::<i64>("employer_id")?,
-                    period,
-                    r.get::<i64>("amount_minor")?,
-                    r.get::<DateTime<Utc>>("paid_at")?,
-                ),
-            );
+        let rows: Vec<(String, i64, String, i64, DateTime<Utc>)> = q.fetch_all_as(&mut *tx).await?;
+        for (reference, employer_id, period, amount, paid_at) in rows {
+            existing.insert(reference, (employer_id, period, amount, paid_at));
         }
     }
     Ok(existing)
@@ -270,7 +263,7 @@ pub async fn references_outside_branch(
         for r in chunk {
             q = q.bind((*r).to_owned());
         }
-        if q.fetch_one(db).await?.get::<i64>("n")? > 0 {
+        if q.fetch_scalar::<i64>(db).await? > 0 {
             return Ok(true);
         }
     }
@@ -302,15 +295,10 @@ async fn raise_beyond_owed(
         for id in chunk {
             q = q.bind(*id);
         }
-        for r in q.fetch_all(&mut *tx).await? {
-            bills.insert(
-                (r.get("employer_id")?, r.get("period")?),
-                (
-                    r.get("amount_minor")?,
-                    r.get("paid_minor")?,
-                    r.get::<Option<DateTime<Utc>>>("settled_at")?.is_some(),
-                ),
-            );
+        let rows: Vec<(i64, String, i64, i64, Option<DateTime<Utc>>)> =
+            q.fetch_all_as(&mut *tx).await?;
+        for (employer_id, period, amount, paid, settled_at) in rows {
+            bills.insert((employer_id, period), (amount, paid, settled_at.is_some()));
         }
     }
     let mut raised = 0;
@@ -439,11 +427,9 @@ async fn current_case(tx: &mut Tx, employer_id: i64) -> Result<Option<i64>> {
              ORDER BY (resolved_at IS NULL) DESC, id DESC LIMIT 1",
     )
     .bind(employer_id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional_scalar(&mut *tx)
     .await
-    .context("failed to find the employer's case")?
-    .map(|r| r.get::<i64>("id"))
-    .transpose()
+    .context("failed to find the employer's case")
 }
 
 /// Writes `payment_received` on the open case of each new payment's employer.
@@ -463,8 +449,9 @@ async fn log_on_open_cases(tx: &mut Tx, new: &[&NewPayment], at: DateTime<Utc>) 
         for id in chunk {
             q = q.bind(*id);
         }
-        for r in q.fetch_all(&mut *tx).await? {
-            open_case.insert(r.get::<i64>("employer_id")?, r.get::<i64>("id")?);
+        let rows: Vec<(i64, i64)> = q.fetch_all_as(&mut *tx).await?;
+        for (id, employer_id) in rows {
+            open_case.insert(employer_id, id);
         }
     }
     let events: Vec<NewEvent> = new
@@ -482,6 +469,19 @@ async fn log_on_open_cases(tx: &mut Tx, new: &[&NewPayment], at: DateTime<Utc>) 
         })
         .collect();
     case_log::record(tx, &events).await
+}
+
+/// A bill with the sum of its payments.
+#[derive(sqlx::FromRow)]
+struct Settlement {
+    id: i64,
+    employer_id: i64,
+    period: String,
+    amount_minor: i64,
+    paid_minor: i64,
+    settled_at: Option<DateTime<Utc>>,
+    paid_sum: i64,
+    last_paid_at: Option<DateTime<Utc>>,
 }
 
 /// Recomputes what has been paid on the bills of these employers from their
@@ -508,12 +508,18 @@ pub async fn settle_bills(
         for id in chunk {
             q = q.bind(*id);
         }
-        for r in q.fetch_all(&mut *tx).await? {
-            let amount: i64 = r.get("amount_minor")?;
-            let paid: i64 = r.get("paid_minor")?;
-            let settled_at: Option<DateTime<Utc>> = r.get("settled_at")?;
-            let paid_sum: i64 = r.get("paid_sum")?;
-            let last_paid_at: Option<DateTime<Utc>> = r.get("last_paid_at")?;
+        let rows: Vec<Settlement> = q.fetch_all_as(&mut *tx).await?;
+        for Settlement {
+            id,
+            employer_id,
+            period,
+            amount_minor: amount,
+            paid_minor: paid,
+            settled_at,
+            paid_sum,
+            last_paid_at,
+        } in rows
+        {
             let new_settled = if paid_sum >= amount && paid_sum > 0 {
                 settled_at.or(last_paid_at)
             } else {
@@ -522,9 +528,6 @@ pub async fn settle_bills(
             if paid_sum == paid && new_settled == settled_at {
                 continue;
             }
-            let id: i64 = r.get("id")?;
-            let employer_id: i64 = r.get("employer_id")?;
-            let period: String = r.get("period")?;
             tx.query(
                 "UPDATE bills SET paid_minor = $1, settled_at = $2, updated_at = $3 WHERE id = $4",
             )

@@ -4,10 +4,9 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod case;
 pub mod case_actions;
 pub mod case_log;
-pub mod caselist;
-pub mod cases;
 pub mod cli;
 pub mod config;
 pub mod conversation;
@@ -33,3 +32,7 @@ pub mod testing;
 pub mod time;
 pub mod webhook;
 pub mod whatsapp;
+
+// The case module's parts under their former paths, which callers use.
+pub use case::list as caselist;
+pub use case::view as cases;

@@ -9,16 +9,22 @@
 //! one — changes nothing. On PostgreSQL one scan at a time holds an advisory
 //! lock; on SQLite each range's `BEGIN IMMEDIATE` serialises writers.
 
+use crate::case::figures::{self, BillLine, Figures, Stored};
+use crate::case::resolve::resolve_case;
 use crate::case_log::{self, Actor, EventKind, NewEvent};
 use crate::config::{parse_zone, Config};
 use crate::domain::{Calendar, CaseStatus, Money, Policy, QuietReason, Stage};
-use crate::store::{list_placeholders, rows_per_statement, values_placeholders, Db, Query, Tx};
+use crate::store::{list_placeholders, rows_per_statement, values_placeholders, Db, Tx};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
+
+/// Resolution is the case's (`crate::case::resolve`); kept here under its
+/// former path for callers.
+pub use crate::case::resolve::resolve_if_settled;
 
 /// Employer ids per transaction: large enough for few round trips, small
 /// enough that a range's rows and its write locks stay modest.
@@ -100,15 +106,12 @@ pub async fn run(db: &Db, ctx: &ScanContext, at: DateTime<Utc>) -> Result<ScanSu
 }
 
 async fn scan_all(db: &Db, ctx: &ScanContext, at: DateTime<Utc>) -> Result<ScanSummary> {
-    let bounds = db
+    let bounds: (Option<i64>, Option<i64>) = db
         .query("SELECT MIN(id) AS lo, MAX(id) AS hi FROM employers")
-        .fetch_one(db)
+        .fetch_one_as(db)
         .await
         .context("failed to read the employer id range")?;
-    let (Some(lo), Some(hi)) = (
-        bounds.get::<Option<i64>>("lo")?,
-        bounds.get::<Option<i64>>("hi")?,
-    ) else {
+    let (Some(lo), Some(hi)) = bounds else {
         return Ok(ScanSummary::default());
     };
     let mut summary = ScanSummary::default();
@@ -166,16 +169,18 @@ struct Employer {
 #[derive(Clone)]
 struct OpenCase {
     id: i64,
-    status: String,
-    stage: String,
+    status: CaseStatus,
+    stage: Stage,
     paused_until: Option<DateTime<Utc>>,
     promised_date: Option<NaiveDate>,
-    quiet_reason: Option<String>,
+    quiet_reason: Option<QuietReason>,
     next_action_at: Option<DateTime<Utc>>,
     /// Set while an "already paid" claim awaits its payment record.
     payment_claimed_at: Option<DateTime<Utc>>,
     /// Set while the employer's reply waits for an officer.
     officer_hold: Option<String>,
+    /// The list's stored figures, rewritten when they changed.
+    stored: Stored,
 }
 
 struct OutboxRow {
@@ -209,11 +214,76 @@ struct NewMessage {
 
 struct Plan {
     employer_id: i64,
+    branch: String,
     wa_id: Option<String>,
     decision: Decision,
+    figures: Figures,
     summary: serde_json::Value,
 }
 
+/// An employer of the range with its open case (if any) and the outbox row
+/// of that case's current stage (if any), as read.
+#[derive(sqlx::FromRow)]
+struct EmployerCaseRow {
+    id: i64,
+    branch: String,
+    timezone: String,
+    wa_id: Option<String>,
+    opted_out_at: Option<DateTime<Utc>>,
+    contact_invalid_at: Option<DateTime<Utc>>,
+    case_id: Option<i64>,
+    status: Option<CaseStatus>,
+    stage: Option<Stage>,
+    paused_until: Option<DateTime<Utc>>,
+    promised_date: Option<NaiveDate>,
+    officer_hold: Option<String>,
+    quiet_reason: Option<QuietReason>,
+    next_action_at: Option<DateTime<Utc>>,
+    payment_claimed_at: Option<DateTime<Utc>>,
+    arrears_minor: Option<Money>,
+    oldest_due_date: Option<NaiveDate>,
+    cur_id: Option<i64>,
+    cur_state: Option<String>,
+    cur_due_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct EmployerBill {
+    employer_id: i64,
+    #[sqlx(flatten)]
+    bill: BillLine,
+}
+
+/// One employer of the range as the scan sees it at `at`.
+struct Scanned {
+    employer_id: i64,
+    branch: String,
+    employer: Employer,
+    case: Option<(OpenCase, Option<OutboxRow>)>,
+    figures: Figures,
+}
+
+/// What a range's scan will write.
+#[derive(Default)]
+struct Plans {
+    to_open: Vec<Plan>,
+    to_update: Vec<(OpenCase, Plan)>,
+    /// Open cases with no overdue bill left, in id order.
+    to_resolve: Vec<(i64, CaseStatus)>,
+    /// Open cases whose stored list figures changed.
+    figures: Vec<(i64, Stored)>,
+}
+
+/// The rows a range's writes produce besides the cases themselves.
+#[derive(Default)]
+struct Writes {
+    events: Vec<NewEvent>,
+    messages: Vec<NewMessage>,
+    /// (case, outbox row, reason)
+    cancels: Vec<(i64, i64, &'static str)>,
+}
+
+/// One range of employers, in one transaction: read, decide, write.
 async fn scan_chunk(
     tx: &mut Tx,
     ctx: &ScanContext,
@@ -223,99 +293,158 @@ async fn scan_chunk(
     zones: &mut Zones,
     summary: &mut ScanSummary,
 ) -> Result<()> {
-    // Which bills are overdue depends on each employer's local date. The
-    // range's zones are few, so each zone's date is bound into a CASE and
-    // SQL aggregates per employer with the exact cut: one row per overdue
-    // employer, whatever its number of bills.
-    let zone_dates: Vec<(String, NaiveDate)> = tx
-        .query("SELECT DISTINCT timezone FROM employers WHERE id >= $1 AND id < $2")
-        .bind(lo)
-        .bind(hi)
-        .fetch_all(&mut *tx)
-        .await
-        .context("failed to read employer time zones")?
+    let scanned = read_range(tx, at, lo, hi, zones).await?;
+    let acts = scanned
         .iter()
-        .map(|r| {
-            let name: String = r.get("timezone")?;
-            let tz = zones.get(&name);
-            Ok((name, at.with_timezone(&tz).date_naive()))
-        })
-        .collect::<Result<_>>()?;
-    if zone_dates.is_empty() {
+        .any(|s| s.case.is_some() || s.figures.overdue_bills > 0);
+    if !acts {
         return Ok(());
     }
-    let mut cut = String::from("CASE e.timezone");
-    for i in 0..zone_dates.len() {
-        cut.push_str(&format!(" WHEN ${} THEN ${}", 3 + 2 * i, 4 + 2 * i));
-    }
-    // An employer added since the zones were read (PostgreSQL, read
-    // committed) falls back to the default zone rather than to NULL, which
-    // would make its bills look paid.
-    cut.push_str(&format!(" ELSE ${} END", 3 + 2 * zone_dates.len()));
-    let default_date = at.with_timezone(&ctx.default_tz).date_naive();
-    fn bind_cut<'q>(
-        q: Query<'q>,
-        lo: i64,
-        hi: i64,
-        zone_dates: &[(String, NaiveDate)],
-        default_date: NaiveDate,
-    ) -> Query<'q> {
-        let mut q = q.bind(lo).bind(hi);
-        for (name, date) in zone_dates {
-            q = q.bind(name.clone()).bind(*date);
+    let outbox = read_outbox(tx, at, lo, hi).await?;
+    let plans = plan(ctx, at, scanned, &outbox);
+    let mut writes = Writes::default();
+    summary.cases_opened += open_cases(tx, at, &plans.to_open, &mut writes).await?;
+    let updated = update_cases(tx, at, &plans.to_update).await?;
+    summary.cases_updated += updated.len() as u64;
+    follow_updates(at, &plans.to_update, &updated, &mut writes);
+    figures::write(tx, &plans.figures).await?;
+    cancel_messages(tx, at, &writes.cancels, &mut writes.events).await?;
+    summary.messages_queued += queue_messages(tx, at, &writes.messages, &mut writes.events).await?;
+    case_log::record(tx, &writes.events).await?;
+    for (case_id, status) in plans.to_resolve {
+        if resolve_case(tx, case_id, status, at).await? {
+            summary.cases_resolved += 1;
         }
-        q.bind(default_date)
     }
+    Ok(())
+}
 
+/// The range's employers that have unpaid bills or an open case, each with
+/// its figures at `at` in its own zone. Employers are read whole (a range
+/// is a few thousand rows) and their unsettled bills folded in Rust, so the
+/// figures — what is overdue, arrears, the oldest due date — come from the
+/// same function as the case page's and the list's.
+async fn read_range(
+    tx: &mut Tx,
+    at: DateTime<Utc>,
+    lo: i64,
+    hi: i64,
+    zones: &mut Zones,
+) -> Result<Vec<Scanned>> {
     // The id range is repeated on every table: planners do not carry it
     // across the joins on their own, and a missed range is a full scan.
-    let overdue_sql = format!(
-        "SELECT e.id, e.timezone, e.wa_id, e.opted_out_at, e.contact_invalid_at, \
-                a.n, a.owed, a.oldest, \
-                c.id AS case_id, c.status, c.stage, c.paused_until, c.promised_date, c.officer_hold, \
-                c.quiet_reason, c.next_action_at, c.payment_claimed_at, \
-                o.id AS cur_id, o.state AS cur_state, o.due_at AS cur_due_at \
-         FROM (SELECT b.employer_id, COUNT(*) AS n, \
-                      CAST(SUM(b.amount_minor - b.paid_minor) AS BIGINT) AS owed, \
-                      MIN(b.due_date) AS oldest \
-               FROM bills b JOIN employers e ON e.id = b.employer_id \
-               WHERE b.settled_at IS NULL AND b.employer_id >= $1 AND b.employer_id < $2 \
-                 AND e.id >= $1 AND e.id < $2 AND b.due_date < {cut} \
-               GROUP BY b.employer_id) a \
-         JOIN employers e ON e.id = a.employer_id AND e.id >= $1 AND e.id < $2 \
-         LEFT JOIN cases c ON c.employer_id = e.id AND c.resolved_at IS NULL \
-                          AND c.employer_id >= $1 AND c.employer_id < $2 \
-         LEFT JOIN outbox o ON o.idempotency_key = 'case:' || c.id || ':stage:' || c.stage \
-         ORDER BY e.id"
-    );
-    let overdue = bind_cut(tx.query(&overdue_sql), lo, hi, &zone_dates, default_date)
-        .fetch_all(&mut *tx)
+    let rows: Vec<EmployerCaseRow> = tx
+        .query(
+            "SELECT e.id, e.branch, e.timezone, e.wa_id, e.opted_out_at, e.contact_invalid_at, \
+                    c.id AS case_id, c.status, c.stage, c.paused_until, c.promised_date, c.officer_hold, \
+                    c.quiet_reason, c.next_action_at, c.payment_claimed_at, c.arrears_minor, c.oldest_due_date, \
+                    o.id AS cur_id, o.state AS cur_state, o.due_at AS cur_due_at \
+             FROM employers e \
+             LEFT JOIN cases c ON c.employer_id = e.id AND c.resolved_at IS NULL \
+                              AND c.employer_id >= $1 AND c.employer_id < $2 \
+             LEFT JOIN outbox o ON o.idempotency_key = 'case:' || c.id || ':stage:' || c.stage \
+             WHERE e.id >= $1 AND e.id < $2 \
+             ORDER BY e.id",
+        )
+        .bind(lo)
+        .bind(hi)
+        .fetch_all_as(&mut *tx)
         .await
-        .context("failed to read overdue employers")?;
-
-    let settled_sql = format!(
-        "SELECT c.id, c.status FROM cases c JOIN employers e ON e.id = c.employer_id \
-         WHERE c.resolved_at IS NULL AND c.employer_id >= $1 AND c.employer_id < $2 \
-           AND e.id >= $1 AND e.id < $2 \
-           AND NOT EXISTS (SELECT 1 FROM bills b \
-                           WHERE b.employer_id = c.employer_id AND b.settled_at IS NULL \
-                             AND b.due_date < {cut}) \
-         ORDER BY c.id"
-    );
-    let mut to_resolve: Vec<(i64, String)> = Vec::new();
-    for r in bind_cut(tx.query(&settled_sql), lo, hi, &zone_dates, default_date)
-        .fetch_all(&mut *tx)
+        .context("failed to read the employers and their open cases")?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut bills: HashMap<i64, Vec<BillLine>> = HashMap::new();
+    for b in tx
+        .query(
+            "SELECT employer_id, amount_minor, paid_minor, due_date, settled_at, late_fee_minor \
+             FROM bills WHERE settled_at IS NULL AND employer_id >= $1 AND employer_id < $2",
+        )
+        .bind(lo)
+        .bind(hi)
+        .fetch_all_as::<EmployerBill>(&mut *tx)
         .await
-        .context("failed to read settled cases")?
+        .context("failed to read unpaid bills")?
     {
-        to_resolve.push((r.get("id")?, r.get("status")?));
+        bills.entry(b.employer_id).or_default().push(b.bill);
     }
-    if overdue.is_empty() && to_resolve.is_empty() {
-        return Ok(());
+    let mut out = Vec::new();
+    for r in rows {
+        let lines = bills.remove(&r.id);
+        if lines.is_none() && r.case_id.is_none() {
+            continue;
+        }
+        let tz = zones.get(&r.timezone);
+        let (figures, _) = figures::figures(lines.as_deref().unwrap_or(&[]), at, tz, None);
+        out.push(scanned(r, tz, figures)?);
     }
+    Ok(out)
+}
 
-    // Queued and recent automated reminders: what to cancel when a case
-    // moves on, and what counts towards the daily cap.
+fn scanned(r: EmployerCaseRow, tz: Tz, figures: Figures) -> Result<Scanned> {
+    let case = match (r.case_id, r.status, r.stage) {
+        (Some(id), Some(status), Some(stage)) => {
+            let current_row = r.cur_id.map(|cur| OutboxRow {
+                id: cur,
+                case_id: Some(id),
+                stage: Some(stage),
+                state: r.cur_state.clone().unwrap_or_default(),
+                due_at: r.cur_due_at.unwrap_or(DateTime::<Utc>::MIN_UTC),
+                sent_at: None,
+            });
+            let case = OpenCase {
+                id,
+                status,
+                stage,
+                paused_until: r.paused_until,
+                promised_date: r.promised_date,
+                quiet_reason: r.quiet_reason,
+                next_action_at: r.next_action_at,
+                payment_claimed_at: r.payment_claimed_at,
+                officer_hold: r.officer_hold,
+                stored: Stored {
+                    arrears: r.arrears_minor.unwrap_or(Money::ZERO),
+                    oldest_due_date: r.oldest_due_date,
+                },
+            };
+            Some((case, current_row))
+        }
+        (None, ..) => None,
+        (Some(id), ..) => anyhow::bail!("case {id} has no status or stage"),
+    };
+    Ok(Scanned {
+        employer_id: r.id,
+        branch: r.branch,
+        employer: Employer {
+            tz,
+            wa_id: r.wa_id.filter(|w| !w.trim().is_empty()),
+            opted_out: r.opted_out_at.is_some(),
+            contact_invalid: r.contact_invalid_at.is_some(),
+        },
+        case,
+        figures,
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct OutboxRead {
+    id: i64,
+    employer_id: i64,
+    case_id: Option<i64>,
+    message: String,
+    state: String,
+    due_at: DateTime<Utc>,
+    sent_at: Option<DateTime<Utc>>,
+}
+
+/// Queued and recent automated reminders of the range, per employer: what
+/// to cancel when a case moves on, and what counts towards the daily cap.
+async fn read_outbox(
+    tx: &mut Tx,
+    at: DateTime<Utc>,
+    lo: i64,
+    hi: i64,
+) -> Result<HashMap<i64, Vec<OutboxRow>>> {
     let recent = at - Duration::days(3);
     let mut outbox: HashMap<i64, Vec<OutboxRow>> = HashMap::new();
     for r in tx
@@ -327,148 +456,144 @@ async fn scan_chunk(
         .bind(lo)
         .bind(hi)
         .bind(recent)
-        .fetch_all(&mut *tx)
+        .fetch_all_as::<OutboxRead>(&mut *tx)
         .await
         .context("failed to read queued messages")?
     {
-        let message: String = r.get("message")?;
-        outbox
-            .entry(r.get("employer_id")?)
-            .or_default()
-            .push(OutboxRow {
-                id: r.get("id")?,
-                case_id: r.get("case_id")?,
-                stage: Stage::from_str(&message).ok(),
-                state: r.get("state")?,
-                due_at: r.get("due_at")?,
-                sent_at: r.get("sent_at")?,
-            });
+        outbox.entry(r.employer_id).or_default().push(OutboxRow {
+            id: r.id,
+            case_id: r.case_id,
+            stage: Stage::from_str(&r.message).ok(),
+            state: r.state,
+            due_at: r.due_at,
+            sent_at: r.sent_at,
+        });
     }
+    Ok(outbox)
+}
 
+/// Decides, for every employer of the range, whether to open, move or
+/// resolve its case, and which list figures to rewrite.
+fn plan(
+    ctx: &ScanContext,
+    at: DateTime<Utc>,
+    scanned: Vec<Scanned>,
+    outbox: &HashMap<i64, Vec<OutboxRow>>,
+) -> Plans {
     let no_rows: Vec<OutboxRow> = Vec::new();
-    let mut to_open: Vec<Plan> = Vec::new();
-    let mut to_update: Vec<(OpenCase, Plan)> = Vec::new();
-    for r in &overdue {
-        let employer_id: i64 = r.get("id")?;
-        let zone: String = r.get("timezone")?;
-        let employer = Employer {
-            tz: zones.get(&zone),
-            wa_id: r
-                .get::<Option<String>>("wa_id")?
-                .filter(|w| !w.trim().is_empty()),
-            opted_out: r.get::<Option<DateTime<Utc>>>("opted_out_at")?.is_some(),
-            contact_invalid: r
-                .get::<Option<DateTime<Utc>>>("contact_invalid_at")?
-                .is_some(),
-        };
-        let local_today = at.with_timezone(&employer.tz).date_naive();
-        let oldest: NaiveDate = r.get("oldest")?;
-        let days = (local_today - oldest).num_days();
+    let mut plans = Plans::default();
+    for s in scanned {
+        let f = s.figures;
+        if let Some((c, _)) = &s.case {
+            let stored = Stored::from(&f);
+            if stored != c.stored {
+                plans.figures.push((c.id, stored));
+            }
+        }
+        if f.overdue_bills == 0 {
+            if let Some((c, _)) = s.case {
+                plans.to_resolve.push((c.id, c.status));
+            }
+            continue;
+        }
+        let days = f.days_overdue().unwrap_or(0);
         let target = ctx.policy.stage_for(days);
-        let rows = outbox.get(&employer_id).unwrap_or(&no_rows);
-        let bills_summary = json!({
-            "bills": r.get::<i64>("n")?,
-            "arrears": Money::from_minor(r.get("owed")?).to_string(),
-            "oldest_due_date": oldest.to_string(),
+        let rows = outbox.get(&s.employer_id).unwrap_or(&no_rows);
+        let summary = json!({
+            "bills": f.overdue_bills,
+            "arrears": f.arrears.to_string(),
+            "oldest_due_date": f.oldest_due_date.map(|d| d.to_string()),
             "days_overdue": days,
         });
-        match r.get::<Option<i64>>("case_id")? {
+        let decided = |decision| Plan {
+            employer_id: s.employer_id,
+            branch: s.branch.clone(),
+            wa_id: s.employer.wa_id.clone(),
+            decision,
+            figures: f,
+            summary: summary.clone(),
+        };
+        match &s.case {
             None => {
                 let Some(stage) = target else { continue };
-                let decision = decide(ctx, at, &employer, None, None, stage, rows);
-                to_open.push(Plan {
-                    employer_id,
-                    wa_id: employer.wa_id.clone(),
-                    decision,
-                    summary: bills_summary,
-                });
+                let decision = decide(ctx, at, &s.employer, None, None, stage, rows);
+                plans.to_open.push(decided(decision));
             }
-            Some(case_id) => {
-                let c = OpenCase {
-                    id: case_id,
-                    status: r.get("status")?,
-                    stage: r.get("stage")?,
-                    paused_until: r.get("paused_until")?,
-                    officer_hold: r.get("officer_hold")?,
-                    promised_date: r.get("promised_date")?,
-                    quiet_reason: r.get("quiet_reason")?,
-                    next_action_at: r.get("next_action_at")?,
-                    payment_claimed_at: r.get("payment_claimed_at")?,
-                };
-                let current = Stage::from_str(&c.stage).map_err(anyhow::Error::msg)?;
-                let current_row = match r.get::<Option<i64>>("cur_id")? {
-                    Some(id) => Some(OutboxRow {
-                        id,
-                        case_id: Some(case_id),
-                        stage: Some(current),
-                        state: r.get("cur_state")?,
-                        due_at: r.get("cur_due_at")?,
-                        sent_at: None,
-                    }),
-                    None => None,
-                };
+            Some((c, current_row)) => {
                 // Stages only move forward: paying the oldest bill does not
                 // send an earlier reminder again.
-                let stage = target.map_or(current, |t| t.max(current));
+                let stage = target.map_or(c.stage, |t| t.max(c.stage));
                 let decision = decide(
                     ctx,
                     at,
-                    &employer,
-                    Some(&c),
+                    &s.employer,
+                    Some(c),
                     current_row.as_ref(),
                     stage,
                     rows,
                 );
-                to_update.push((
-                    c,
-                    Plan {
-                        employer_id,
-                        wa_id: employer.wa_id.clone(),
-                        decision,
-                        summary: bills_summary,
-                    },
-                ));
+                plans.to_update.push((c.clone(), decided(decision)));
             }
         }
     }
+    plans.to_resolve.sort_by_key(|(id, _)| *id);
+    plans
+}
 
-    let mut events: Vec<NewEvent> = Vec::new();
-    let mut messages: Vec<NewMessage> = Vec::new();
-    let mut cancels: Vec<(i64, i64, &'static str)> = Vec::new();
+#[derive(sqlx::FromRow)]
+struct Opened {
+    id: i64,
+    employer_id: i64,
+}
 
-    // New cases. A concurrent scan that opened one first wins the unique
-    // index, and this one leaves that employer alone.
-    for chunk in to_open.chunks(rows_per_statement(tx.backend(), 7)) {
+/// Opens the planned cases, with the list's figures, and records what
+/// follows (`case_opened`, the first stage message). A concurrent scan that
+/// opened one first wins the unique index, and this one leaves that
+/// employer alone. Returns how many it opened.
+async fn open_cases(
+    tx: &mut Tx,
+    at: DateTime<Utc>,
+    to_open: &[Plan],
+    writes: &mut Writes,
+) -> Result<u64> {
+    const COLS: usize = 11;
+    let mut opened_count = 0;
+    for chunk in to_open.chunks(rows_per_statement(tx.backend(), COLS)) {
         let sql = format!(
-            "INSERT INTO cases (employer_id, status, stage, opened_at, quiet_reason, next_action_at, updated_at) \
+            "INSERT INTO cases (employer_id, status, stage, opened_at, quiet_reason, next_action_at, updated_at, \
+                                branch, arrears_minor, oldest_due_date, last_activity_at) \
              VALUES {} ON CONFLICT (employer_id) WHERE resolved_at IS NULL DO NOTHING \
              RETURNING id, employer_id",
-            values_placeholders(chunk.len(), 7, 1)
+            values_placeholders(chunk.len(), COLS, 1)
         );
         let mut q = tx.query(&sql);
         for p in chunk {
             let d = &p.decision;
             q = q
                 .bind(p.employer_id)
-                .bind(d.status.as_str())
-                .bind(d.stage.as_str())
+                .bind(d.status)
+                .bind(d.stage)
                 .bind(at)
-                .bind(d.quiet.map(|r| r.as_str()))
+                .bind(d.quiet)
                 .bind(d.next_action_at)
+                .bind(at)
+                .bind(p.branch.clone())
+                .bind(p.figures.arrears)
+                .bind(p.figures.oldest_due_date)
                 .bind(at);
         }
         let opened: HashMap<i64, i64> = q
-            .fetch_all(&mut *tx)
+            .fetch_all_as::<Opened>(&mut *tx)
             .await
             .context("failed to open cases")?
-            .iter()
-            .map(|r| Ok((r.get::<i64>("employer_id")?, r.get::<i64>("id")?)))
-            .collect::<Result<_>>()?;
+            .into_iter()
+            .map(|o| (o.employer_id, o.id))
+            .collect();
         for p in chunk {
             let Some(&case_id) = opened.get(&p.employer_id) else {
                 continue;
             };
-            summary.cases_opened += 1;
+            opened_count += 1;
             let d = &p.decision;
             let mut data = p.summary.clone();
             data["stage"] = json!(d.stage.as_str());
@@ -476,7 +601,7 @@ async fn scan_chunk(
             if let Some(q) = d.quiet {
                 data["quiet_reason"] = json!(q.as_str());
             }
-            events.push(NewEvent::new(
+            writes.events.push(NewEvent::new(
                 case_id,
                 at,
                 EventKind::CaseOpened,
@@ -484,7 +609,7 @@ async fn scan_chunk(
                 data,
             ));
             if let Some((stage, due_at)) = d.queue {
-                messages.push(NewMessage {
+                writes.messages.push(NewMessage {
                     case_id,
                     employer_id: p.employer_id,
                     wa_id: p.wa_id.clone(),
@@ -494,21 +619,32 @@ async fn scan_chunk(
             }
         }
     }
+    Ok(opened_count)
+}
 
-    // Existing cases whose row should change; the old stage and status are
-    // conditions, so a concurrent scan or officer action is never overwritten.
+/// Whether the scan wants to change the case row.
+fn row_changes(c: &OpenCase, d: &Decision) -> bool {
+    c.status != d.status
+        || c.stage != d.stage
+        || c.quiet_reason != d.quiet
+        || c.next_action_at != d.next_action_at
+}
+
+/// Writes the existing cases whose row should change; the old stage and
+/// status are conditions, so a concurrent scan or officer action is never
+/// overwritten. Returns the ids it changed.
+async fn update_cases(
+    tx: &mut Tx,
+    at: DateTime<Utc>,
+    to_update: &[(OpenCase, Plan)],
+) -> Result<HashSet<i64>> {
+    const COLS: usize = 7;
     let changed: Vec<&(OpenCase, Plan)> = to_update
         .iter()
-        .filter(|(c, p)| {
-            let d = &p.decision;
-            c.status != d.status.as_str()
-                || c.stage != d.stage.as_str()
-                || c.quiet_reason.as_deref() != d.quiet.map(|r| r.as_str())
-                || c.next_action_at != d.next_action_at
-        })
+        .filter(|(c, p)| row_changes(c, &p.decision))
         .collect();
     let mut updated: HashSet<i64> = HashSet::new();
-    for chunk in changed.chunks(rows_per_statement(tx.backend(), 7)) {
+    for chunk in changed.chunks(rows_per_statement(tx.backend(), COLS)) {
         let sql = format!(
             "UPDATE cases SET status = v.column2, stage = v.column3, quiet_reason = v.column4, \
                     next_action_at = v.column5, updated_at = ${at_param} \
@@ -516,90 +652,56 @@ async fn scan_chunk(
              WHERE cases.id = v.column1 AND cases.stage = v.column6 AND cases.status = v.column7 \
                AND cases.resolved_at IS NULL \
              RETURNING id",
-            values = values_placeholders(chunk.len(), 7, 1),
-            at_param = chunk.len() * 7 + 1
+            values = values_placeholders(chunk.len(), COLS, 1),
+            at_param = chunk.len() * COLS + 1
         );
         let mut q = tx.query(&sql);
         for (c, p) in chunk {
             let d = &p.decision;
             q = q
                 .bind(c.id)
-                .bind(d.status.as_str())
-                .bind(d.stage.as_str())
-                .bind(d.quiet.map(|r| r.as_str()))
+                .bind(d.status)
+                .bind(d.stage)
+                .bind(d.quiet)
                 .bind(d.next_action_at)
-                .bind(c.stage.clone())
-                .bind(c.status.clone());
+                .bind(c.stage)
+                .bind(c.status);
         }
-        for r in q
+        let ids: Vec<(i64,)> = q
             .bind(at)
-            .fetch_all(&mut *tx)
+            .fetch_all_as(&mut *tx)
             .await
-            .context("failed to update cases")?
-        {
-            updated.insert(r.get("id")?);
-        }
+            .context("failed to update cases")?;
+        updated.extend(ids.into_iter().map(|(id,)| id));
     }
-    summary.cases_updated += updated.len() as u64;
-    let changed_ids: HashSet<i64> = changed.iter().map(|(c, _)| c.id).collect();
+    Ok(updated)
+}
 
-    for (c, p) in &to_update {
+/// The events, cancellations and messages that follow the updated cases.
+fn follow_updates(
+    at: DateTime<Utc>,
+    to_update: &[(OpenCase, Plan)],
+    updated: &HashSet<i64>,
+    writes: &mut Writes,
+) {
+    for (c, p) in to_update {
+        let d = &p.decision;
         // A row that should have changed but did not was changed under us
         // (another scan, an officer): leave this case to that writer.
-        if changed_ids.contains(&c.id) && !updated.contains(&c.id) {
+        if row_changes(c, d) && !updated.contains(&c.id) {
             continue;
         }
-        let d = &p.decision;
-        if c.stage != d.stage.as_str() {
-            let mut data = json!({"from": c.stage, "to": d.stage.as_str()});
-            if c.status != d.status.as_str() {
-                data["status"] = json!(d.status.as_str());
-            }
-            data["days_overdue"] = p.summary["days_overdue"].clone();
-            events.push(NewEvent::new(
-                c.id,
-                at,
-                EventKind::StageChanged,
-                Actor::System,
-                data,
-            ));
+        if let Some(event) = change_event(at, c, p) {
+            writes.events.push(event);
         }
-        let flagged = c.status != d.status.as_str() && d.status == CaseStatus::NeedsOfficer;
-        if flagged && c.status == CaseStatus::Promised.as_str() {
-            // The promised day has passed unpaid: recorded, an officer
-            // follows up, and reminders resume.
-            events.push(NewEvent::new(
-                c.id,
-                at,
-                EventKind::PromiseBroken,
-                Actor::System,
-                json!({"promised_date": c.promised_date.map(|d| d.to_string())}),
-            ));
-        } else if flagged && c.payment_claimed_at.is_some() {
-            events.push(NewEvent::new(
-                c.id,
-                at,
-                EventKind::OfficerRequested,
-                Actor::System,
-                json!({
-                    "reason": "payment_claim_unconfirmed",
-                    "claimed_at": c.payment_claimed_at,
-                }),
-            ));
-        } else if flagged && c.stage == d.stage.as_str() {
-            events.push(NewEvent::new(
-                c.id,
-                at,
-                EventKind::OfficerRequested,
-                Actor::System,
-                json!({"reason": d.quiet.map_or("needs_officer", |q| q.as_str())}),
-            ));
+        if let Some(event) = officer_event(at, c, d) {
+            writes.events.push(event);
         }
         for &(outbox_id, reason) in &d.cancel {
-            cancels.push((c.id, outbox_id, reason));
+            writes.cancels.push((c.id, outbox_id, reason));
         }
         if let Some((stage, due_at)) = d.queue {
-            messages.push(NewMessage {
+            writes.messages.push(NewMessage {
                 case_id: c.id,
                 employer_id: p.employer_id,
                 wa_id: p.wa_id.clone(),
@@ -608,8 +710,74 @@ async fn scan_chunk(
             });
         }
     }
+}
 
-    // Reminders the case has moved past, or that escalation silences.
+/// `stage_changed`, when the stage moved.
+fn change_event(at: DateTime<Utc>, c: &OpenCase, p: &Plan) -> Option<NewEvent> {
+    let d = &p.decision;
+    if c.stage == d.stage {
+        return None;
+    }
+    let mut data = json!({"from": c.stage.as_str(), "to": d.stage.as_str()});
+    if c.status != d.status {
+        data["status"] = json!(d.status.as_str());
+    }
+    data["days_overdue"] = p.summary["days_overdue"].clone();
+    Some(NewEvent::new(
+        c.id,
+        at,
+        EventKind::StageChanged,
+        Actor::System,
+        data,
+    ))
+}
+
+/// Why the case went to an officer, when the scan sent it there.
+fn officer_event(at: DateTime<Utc>, c: &OpenCase, d: &Decision) -> Option<NewEvent> {
+    let flagged = c.status != d.status && d.status == CaseStatus::NeedsOfficer;
+    if !flagged {
+        return None;
+    }
+    let (kind, data) = if c.status == CaseStatus::Promised {
+        // The promised day has passed unpaid: recorded, an officer
+        // follows up, and reminders resume.
+        (
+            EventKind::PromiseBroken,
+            json!({"promised_date": c.promised_date.map(|d| d.to_string())}),
+        )
+    } else if c.payment_claimed_at.is_some() {
+        (
+            EventKind::OfficerRequested,
+            json!({
+                "reason": "payment_claim_unconfirmed",
+                "claimed_at": c.payment_claimed_at,
+            }),
+        )
+    } else if c.stage == d.stage {
+        (
+            EventKind::OfficerRequested,
+            json!({"reason": d.quiet.map_or("needs_officer", |q| q.as_str())}),
+        )
+    } else {
+        return None;
+    };
+    Some(NewEvent::new(c.id, at, kind, Actor::System, data))
+}
+
+#[derive(sqlx::FromRow)]
+struct Settled {
+    id: i64,
+    message: String,
+}
+
+/// Cancels reminders the case has moved past, or that escalation silences,
+/// and records `message_skipped` for each one still queued.
+async fn cancel_messages(
+    tx: &mut Tx,
+    at: DateTime<Utc>,
+    cancels: &[(i64, i64, &'static str)],
+    events: &mut Vec<NewEvent>,
+) -> Result<()> {
     for chunk in cancels.chunks(rows_per_statement(tx.backend(), 1)) {
         let reasons: HashMap<i64, (i64, &str)> = chunk
             .iter()
@@ -625,12 +793,12 @@ async fn scan_chunk(
             q = q.bind(id);
         }
         let mut done: Vec<(i64, String)> = q
-            .fetch_all(&mut *tx)
+            .fetch_all_as::<Settled>(&mut *tx)
             .await
             .context("failed to cancel superseded messages")?
-            .iter()
-            .map(|r| Ok((r.get::<i64>("id")?, r.get::<String>("message")?)))
-            .collect::<Result<_>>()?;
+            .into_iter()
+            .map(|r| (r.id, r.message))
+            .collect();
         done.sort();
         for (id, message) in done {
             let (case_id, why) = reasons[&id];
@@ -643,8 +811,17 @@ async fn scan_chunk(
             ));
         }
     }
+    Ok(())
+}
 
-    // The stage messages, once per case and stage by their key.
+/// Queues the stage messages, once per case and stage by their key, and
+/// records `message_queued` for each new one. Returns how many it queued.
+async fn queue_messages(
+    tx: &mut Tx,
+    at: DateTime<Utc>,
+    messages: &[NewMessage],
+    events: &mut Vec<NewEvent>,
+) -> Result<u64> {
     let new: Vec<crate::outbox::NewMessage> = messages
         .iter()
         .map(|m| {
@@ -662,7 +839,7 @@ async fn scan_chunk(
         })
         .collect();
     let queued = crate::outbox::enqueue_many(tx, &new, at).await?;
-    summary.messages_queued += queued.len() as u64;
+    let count = queued.len() as u64;
     for q in queued {
         events.push(NewEvent::new(
             q.case_id.context("a stage message without its case")?,
@@ -676,15 +853,7 @@ async fn scan_chunk(
             }),
         ));
     }
-
-    case_log::record(tx, &events).await?;
-
-    for (case_id, status) in to_resolve {
-        if resolve_case(tx, case_id, &status, at).await? {
-            summary.cases_resolved += 1;
-        }
-    }
-    Ok(())
+    Ok(count)
 }
 
 fn stage_key(case_id: i64, stage: Stage) -> String {
@@ -702,70 +871,15 @@ fn decide(
     stage: Stage,
     rows: &[OutboxRow],
 ) -> Decision {
-    let window = &ctx.policy.window;
-    let cal = &ctx.calendar;
     let tz = employer.tz;
-    let local_today = at.with_timezone(&tz).date_naive();
-    let old_status = case
-        .and_then(|c| CaseStatus::from_str(&c.status).ok())
-        .unwrap_or(CaseStatus::Open);
-    let old_stage = case.and_then(|c| Stage::from_str(&c.stage).ok());
-    let entered = old_stage != Some(stage);
-
-    let mut status = old_status;
-    // A promise whose day has passed is broken; an "already paid" whose
-    // pause has run out without a payment record goes to an officer.
-    if let Some(c) = case {
-        let promise_over = c.promised_date.is_none_or(|d| d < local_today);
-        let claim_lapsed = c.payment_claimed_at.is_some() && c.paused_until.is_none_or(|u| u <= at);
-        if (status == CaseStatus::Promised && promise_over)
-            || (claim_lapsed && matches!(status, CaseStatus::Open | CaseStatus::Promised))
-        {
-            status = CaseStatus::NeedsOfficer;
-        }
-    }
-    if stage == Stage::Escalated {
-        status = CaseStatus::Escalated;
-    } else if stage == Stage::Warning && entered && status == CaseStatus::Open {
-        // The warning notice still goes out; an officer follows it up.
-        status = CaseStatus::NeedsOfficer;
-    }
-    if employer.wa_id.is_none() && status == CaseStatus::Open {
-        status = CaseStatus::NeedsOfficer;
-    }
-
+    let old_stage = case.map(|c| c.stage);
+    let status = next_status(at, employer, case, stage);
     let case_id = case.map(|c| c.id);
     let own_queued = || {
         rows.iter()
             .filter(move |r| case_id.is_some() && r.case_id == case_id && r.state == "queued")
     };
-
-    let blocked: Option<(QuietReason, Option<DateTime<Utc>>)> =
-        if status == CaseStatus::Escalated || stage == Stage::Escalated {
-            Some((QuietReason::Escalated, None))
-        } else if employer.opted_out {
-            Some((QuietReason::OptedOut, None))
-        } else if employer.wa_id.is_none() {
-            Some((QuietReason::NoWhatsApp, None))
-        } else if employer.contact_invalid {
-            Some((QuietReason::WrongNumber, None))
-        } else if case.is_some_and(|c| c.officer_hold.is_some()) {
-            // The employer disputed, complained or asked for a person: the
-            // bot waits until an officer resumes, records a promise or
-            // takes the case.
-            Some((QuietReason::AwaitingOfficer, None))
-        } else if let Some(until) = case.and_then(|c| c.paused_until).filter(|u| *u > at) {
-            Some((QuietReason::Paused, Some(until)))
-        } else {
-            case.and_then(|c| c.promised_date)
-                .filter(|d| status == CaseStatus::Promised && *d >= local_today)
-                .map(|promised| {
-                    (
-                        QuietReason::Promised,
-                        Some(window.opening_after_day(promised, tz, cal)),
-                    )
-                })
-        };
+    let blocked = blocked(ctx, at, employer, case, status, stage);
 
     let mut cancel: Vec<(i64, &'static str)> = Vec::new();
     if blocked.map(|b| b.0) == Some(QuietReason::Escalated) {
@@ -843,6 +957,81 @@ fn decide(
     }
 }
 
+/// The status the case moves to at `at` on entering (or staying at) `stage`.
+fn next_status(
+    at: DateTime<Utc>,
+    employer: &Employer,
+    case: Option<&OpenCase>,
+    stage: Stage,
+) -> CaseStatus {
+    let local_today = at.with_timezone(&employer.tz).date_naive();
+    let entered = case.map(|c| c.stage) != Some(stage);
+    let mut status = case.map_or(CaseStatus::Open, |c| c.status);
+    // A promise whose day has passed is broken; an "already paid" whose
+    // pause has run out without a payment record goes to an officer.
+    if let Some(c) = case {
+        let promise_over = c.promised_date.is_none_or(|d| d < local_today);
+        let claim_lapsed = c.payment_claimed_at.is_some() && c.paused_until.is_none_or(|u| u <= at);
+        if (status == CaseStatus::Promised && promise_over)
+            || (claim_lapsed && matches!(status, CaseStatus::Open | CaseStatus::Promised))
+        {
+            status = CaseStatus::NeedsOfficer;
+        }
+    }
+    if stage == Stage::Escalated {
+        status = CaseStatus::Escalated;
+    } else if stage == Stage::Warning && entered && status == CaseStatus::Open {
+        // The warning notice still goes out; an officer follows it up.
+        status = CaseStatus::NeedsOfficer;
+    }
+    if employer.wa_id.is_none() && status == CaseStatus::Open {
+        status = CaseStatus::NeedsOfficer;
+    }
+    status
+}
+
+/// Why no message may go out at all right now, and until when, if known.
+fn blocked(
+    ctx: &ScanContext,
+    at: DateTime<Utc>,
+    employer: &Employer,
+    case: Option<&OpenCase>,
+    status: CaseStatus,
+    stage: Stage,
+) -> Option<(QuietReason, Option<DateTime<Utc>>)> {
+    let tz = employer.tz;
+    let local_today = at.with_timezone(&tz).date_naive();
+    if status == CaseStatus::Escalated || stage == Stage::Escalated {
+        Some((QuietReason::Escalated, None))
+    } else if employer.opted_out {
+        Some((QuietReason::OptedOut, None))
+    } else if employer.wa_id.is_none() {
+        Some((QuietReason::NoWhatsApp, None))
+    } else if employer.contact_invalid {
+        Some((QuietReason::WrongNumber, None))
+    } else if case.is_some_and(|c| c.officer_hold.is_some()) {
+        // The employer disputed, complained or asked for a person: the
+        // bot waits until an officer resumes, records a promise or
+        // takes the case.
+        Some((QuietReason::AwaitingOfficer, None))
+    } else if let Some(until) = case.and_then(|c| c.paused_until).filter(|u| *u > at) {
+        Some((QuietReason::Paused, Some(until)))
+    } else {
+        case.and_then(|c| c.promised_date)
+            .filter(|d| status == CaseStatus::Promised && *d >= local_today)
+            .map(|promised| {
+                (
+                    QuietReason::Promised,
+                    Some(
+                        ctx.policy
+                            .window
+                            .opening_after_day(promised, tz, &ctx.calendar),
+                    ),
+                )
+            })
+    }
+}
+
 /// The first window opening at or after `at` on a local day that still has
 /// room under the daily reminder cap, given the employer's live reminders.
 fn first_free_slot(
@@ -892,117 +1081,4 @@ fn wait_reason(
     } else {
         Some(QuietReason::DailyCap)
     }
-}
-
-/// Resolves the employer's open case if none of its overdue bills is still
-/// unpaid: records `case_resolved` (reason `paid`) and cancels its queued
-/// messages. Returns whether it resolved one. The payments import and the
-/// scan both resolve through here.
-pub async fn resolve_if_settled(tx: &mut Tx, employer_id: i64, at: DateTime<Utc>) -> Result<bool> {
-    let at = crate::time::truncate(at);
-    let Some(row) = tx
-        .query(
-            "SELECT c.id, c.status, e.timezone FROM cases c JOIN employers e ON e.id = c.employer_id \
-             WHERE c.employer_id = $1 AND c.resolved_at IS NULL",
-        )
-        .bind(employer_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .context("failed to read the open case")?
-    else {
-        return Ok(false);
-    };
-    let case_id: i64 = row.get("id")?;
-    let status: String = row.get("status")?;
-    let zone: String = row.get("timezone")?;
-    let tz = parse_zone(&zone).map_err(anyhow::Error::msg)?;
-    let local_today = at.with_timezone(&tz).date_naive();
-    let unpaid: i64 = tx
-        .query(
-            "SELECT COUNT(*) AS n FROM bills \
-             WHERE employer_id = $1 AND settled_at IS NULL AND due_date < $2",
-        )
-        .bind(employer_id)
-        .bind(local_today)
-        .fetch_one(&mut *tx)
-        .await
-        .context("failed to count unpaid overdue bills")?
-        .get("n")?;
-    if unpaid > 0 {
-        return Ok(false);
-    }
-    resolve_case(tx, case_id, &status, at).await
-}
-
-async fn resolve_case(tx: &mut Tx, case_id: i64, status: &str, at: DateTime<Utc>) -> Result<bool> {
-    let changed = tx
-        .query(
-            "UPDATE cases SET status = 'resolved', resolved_at = $2, resolution = 'paid', \
-                    quiet_reason = NULL, next_action_at = NULL, updated_at = $2 \
-             WHERE id = $1 AND resolved_at IS NULL",
-        )
-        .bind(case_id)
-        .bind(at)
-        .execute(&mut *tx)
-        .await
-        .context("failed to resolve the case")?;
-    if changed == 0 {
-        return Ok(false);
-    }
-    let mut events = Vec::new();
-    if status == CaseStatus::Promised.as_str() {
-        let row = tx
-            .query(
-                "SELECT c.promised_date, e.timezone FROM cases c \
-                 JOIN employers e ON e.id = c.employer_id WHERE c.id = $1",
-            )
-            .bind(case_id)
-            .fetch_one(&mut *tx)
-            .await
-            .context("failed to read the case's promise")?;
-        let promised: Option<NaiveDate> = row.get("promised_date")?;
-        let tz = parse_zone(&row.get::<String>("timezone")?).unwrap_or(chrono_tz::Asia::Jakarta);
-        if let Some(d) = promised.filter(|d| *d >= at.with_timezone(&tz).date_naive()) {
-            events.push(NewEvent::new(
-                case_id,
-                at,
-                EventKind::PromiseKept,
-                Actor::System,
-                json!({"promised_date": d.to_string()}),
-            ));
-        }
-    }
-    let cancelled = tx
-        .query(
-            "UPDATE outbox SET state = 'cancelled', updated_at = $2 \
-             WHERE case_id = $1 AND state = 'queued' RETURNING id, message",
-        )
-        .bind(case_id)
-        .bind(at)
-        .fetch_all(&mut *tx)
-        .await
-        .context("failed to cancel the resolved case's messages")?;
-    events.push(NewEvent::new(
-        case_id,
-        at,
-        EventKind::CaseResolved,
-        Actor::System,
-        json!({"reason": "paid", "status_before": status}),
-    ));
-    let mut skipped: Vec<(i64, String)> = cancelled
-        .iter()
-        .map(|r| Ok((r.get::<i64>("id")?, r.get::<String>("message")?)))
-        .collect::<Result<_>>()?;
-    skipped.sort();
-    for (id, message) in skipped {
-        events.push(NewEvent::new(
-            case_id,
-            at,
-            EventKind::MessageSkipped,
-            Actor::System,
-            json!({"outbox_id": id, "message": message, "reason": "case_resolved"}),
-        ));
-    }
-    case_log::record(tx, &events).await?;
-    Ok(true)
 }

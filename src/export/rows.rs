@@ -1,6 +1,7 @@
 //! The rows of each export, derived from the database by streaming.
 
 use super::{wib, Cell, ColType, Column, Consumer, ExportKind, Filters};
+use crate::case::figures::{figures, BillLine};
 use crate::domain::{Money, Policy};
 use crate::store::{list_placeholders, Db, Row};
 use anyhow::{Context, Result};
@@ -262,14 +263,6 @@ async fn case_rows<C: Consumer, W: AsyncWrite + Unpin + Send>(
     Ok(())
 }
 
-struct BillRow {
-    amount: Money,
-    paid: Money,
-    due_date: NaiveDate,
-    settled_at: Option<DateTime<Utc>>,
-    late_fee: Option<i64>,
-}
-
 /// Cases open at any time in the range, a page at a time (each page's bills
 /// in one query), with the case log counted up to `max_event_id`. Amounts are
 /// as of `as_of`, or of the resolution for a resolved case, computed like
@@ -332,18 +325,12 @@ async fn summary_rows<C: Consumer, W: AsyncWrite + Unpin + Send>(
         for id in &employer_ids {
             bq = bq.bind(*id);
         }
-        let mut bills: HashMap<i64, Vec<BillRow>> = HashMap::new();
+        let mut bills: HashMap<i64, Vec<BillLine>> = HashMap::new();
         for b in bq.fetch_all(db).await? {
             bills
                 .entry(b.get("employer_id")?)
                 .or_default()
-                .push(BillRow {
-                    amount: Money::from_minor(b.get("amount_minor")?),
-                    paid: Money::from_minor(b.get("paid_minor")?),
-                    due_date: b.get("due_date")?,
-                    settled_at: b.get("settled_at")?,
-                    late_fee: b.get("late_fee_minor")?,
-                });
+                .push(b.decode::<BillLine>()?);
         }
         for r in &page {
             let resolved: Option<DateTime<Utc>> = r.get("resolved_at")?;
@@ -353,30 +340,12 @@ async fn summary_rows<C: Consumer, W: AsyncWrite + Unpin + Send>(
                 .parse()
                 .unwrap_or(chrono_tz::Asia::Jakarta);
             let at = resolved.map_or(f.as_of, |t| t.min(f.as_of));
-            let today = at.with_timezone(&tz).date_naive();
-            let (mut arrears, mut fees) = (Money::ZERO, Money::ZERO);
-            for b in bills
+            let lines = bills
                 .get(&r.get::<i64>("employer_id")?)
                 .map(Vec::as_slice)
-                .unwrap_or(&[])
-            {
-                let unsettled_then = b.settled_at.is_none_or(|s| s > at);
-                let unpaid = b.amount.saturating_sub(b.paid);
-                if unsettled_then && b.due_date < today {
-                    arrears = arrears + unpaid;
-                }
-                // As `cases::load`: SMILE's fee when given, else the estimate
-                // to the settlement or to the day.
-                let until = b
-                    .settled_at
-                    .filter(|s| *s <= at)
-                    .map_or(today, |s| s.with_timezone(&tz).date_naive());
-                fees = fees
-                    + match b.late_fee {
-                        Some(fee) => Money::from_minor(fee),
-                        None => policy.late_fee(unpaid, b.due_date, until),
-                    };
-            }
+                .unwrap_or(&[]);
+            let (figures, _) = figures(lines, at, tz, Some(policy));
+            let (arrears, fees) = (figures.arrears, figures.late_fees);
             let n = |k: &str| -> Result<Cell> { Ok(Cell::Int(r.get(k)?)) };
             let cells = [
                 Cell::Int(r.get("id")?),

@@ -66,6 +66,7 @@ pub async fn upsert_employers(
                 // flag on the old one no longer applies. Opt-outs stay until
                 // an officer records consent.
                 let number_changed = before["wa_id"] != after["wa_id"];
+                let branch_moved = before["branch"] != after["branch"];
                 tx.query(
                     "UPDATE employers SET name = $1, branch = $2, wa_id = $3, contact_name = $4, timezone = $5, updated_at = $6, \
                      contact_invalid_at = CASE WHEN $7 THEN NULL ELSE contact_invalid_at END WHERE npp = $8",
@@ -80,6 +81,9 @@ pub async fn upsert_employers(
                 .bind(r.npp.as_str().to_owned())
                 .execute(&mut *tx)
                 .await?;
+                if branch_moved {
+                    crate::case::figures::employer_moved(tx, r.npp.as_str(), &r.branch).await?;
+                }
                 tx.audit(
                     AuditEntry::new(at, actor, "employer.update", entity)
                         .before(before.clone())
@@ -210,6 +214,7 @@ pub async fn upsert_bills(
     if counts.inserted + counts.updated > 0 {
         let with_payments = employers_with_payments(tx, &employer_ids).await?;
         ledger::settle_bills(tx, &with_payments, actor, at).await?;
+        crate::case::figures::refresh(tx, &employer_ids, at).await?;
     }
     Ok(counts)
 }

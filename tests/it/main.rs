@@ -8,6 +8,7 @@ mod admin;
 mod api;
 mod audit;
 mod browser;
+mod case_figures;
 mod cli;
 mod connections;
 mod delivery;

@@ -1,9 +1,11 @@
 //! The case list officers work from and `GET /api/v1/cases` returns:
 //! filters, sorting, pagination and counts per status. Sorting reads the
-//! columns migration 0004's triggers keep on each case row, so a page is an
-//! index walk, not an aggregate over every bill.
+//! figures kept on each case row by the code that changes them
+//! (`super::figures`), so a page is an index walk, not an aggregate over
+//! every bill.
 
-use crate::domain::{CaseStatus, Money};
+use super::figures::days_overdue;
+use crate::domain::{CaseStatus, Money, QuietReason, Stage};
 use crate::store::{Backend, Db, Query};
 use anyhow::Result;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -66,6 +68,24 @@ pub struct Page {
     /// Cases per status under every filter but the status one.
     pub counts: Vec<(String, i64)>,
     pub cases: Vec<ListRow>,
+}
+
+/// A list line as read.
+#[derive(sqlx::FromRow)]
+struct PageRow {
+    id: i64,
+    npp: String,
+    name: String,
+    branch: Option<String>,
+    status: CaseStatus,
+    stage: Stage,
+    assignee: Option<String>,
+    arrears_minor: Money,
+    oldest_due_date: Option<NaiveDate>,
+    last_activity_at: Option<DateTime<Utc>>,
+    promised_date: Option<NaiveDate>,
+    quiet_reason: Option<QuietReason>,
+    last_inbound_at: Option<DateTime<Utc>>,
 }
 
 /// Builds the WHERE clause and its binds, numbering from `$1`.
@@ -145,14 +165,11 @@ async fn matching_employers(db: &Db, q: &str, branch: Option<&str>) -> Result<Op
     if let Some(b) = branch {
         query = query.bind(b.to_owned());
     }
-    let rows = query.fetch_all(db).await?;
+    let rows: Vec<(i64,)> = query.fetch_all_as(db).await?;
     if rows.len() > MAX_IDS {
         return Ok(None);
     }
-    rows.iter()
-        .map(|r| r.get("id"))
-        .collect::<Result<_>>()
-        .map(Some)
+    Ok(Some(rows.into_iter().map(|(id,)| id).collect()))
 }
 
 struct Ctx<'a> {
@@ -280,8 +297,9 @@ pub async fn list(
         cw.sql()
     );
     let mut by_status = std::collections::HashMap::new();
-    for r in cw.bind(db.query(&count_sql)).fetch_all(db).await? {
-        by_status.insert(r.get::<String>("status")?, r.get::<i64>("n")?);
+    let status_counts: Vec<(String, i64)> = cw.bind(db.query(&count_sql)).fetch_all_as(db).await?;
+    for (status, n) in status_counts {
+        by_status.insert(status, n);
     }
     let counts: Vec<(String, i64)> = CaseStatus::ALL
         .iter()
@@ -333,27 +351,26 @@ pub async fn list(
         (page - 1) * PER_PAGE
     );
     let window_from = crate::outbox::window_start(now);
-    let mut cases = Vec::new();
-    for r in w.bind(db.query(&sql)).fetch_all(db).await? {
-        let oldest: Option<NaiveDate> = r.get("oldest_due_date")?;
-        let last_inbound: Option<DateTime<Utc>> = r.get("last_inbound_at")?;
-        cases.push(ListRow {
-            id: r.get("id")?,
-            npp: r.get("npp")?,
-            employer_name: r.get("name")?,
-            branch: r.get::<Option<String>>("branch")?.unwrap_or_default(),
-            status: r.get("status")?,
-            stage: r.get("stage")?,
-            assignee: r.get("assignee")?,
-            arrears: Money::from_minor(r.get("arrears_minor")?),
-            oldest_due_date: oldest,
-            days_overdue: oldest.map(|d| (today - d).num_days()).filter(|d| *d > 0),
-            last_activity_at: r.get("last_activity_at")?,
-            promised_date: r.get("promised_date")?,
-            quiet_reason: r.get("quiet_reason")?,
-            window_open: last_inbound.is_some_and(|t| t > window_from),
-        });
-    }
+    let rows: Vec<PageRow> = w.bind(db.query(&sql)).fetch_all_as(db).await?;
+    let cases = rows
+        .into_iter()
+        .map(|r| ListRow {
+            id: r.id,
+            npp: r.npp,
+            employer_name: r.name,
+            branch: r.branch.unwrap_or_default(),
+            status: r.status.as_str().to_owned(),
+            stage: r.stage.as_str().to_owned(),
+            assignee: r.assignee,
+            arrears: r.arrears_minor,
+            oldest_due_date: r.oldest_due_date,
+            days_overdue: days_overdue(r.oldest_due_date, today),
+            last_activity_at: r.last_activity_at,
+            promised_date: r.promised_date,
+            quiet_reason: r.quiet_reason.map(|q| q.as_str().to_owned()),
+            window_open: r.last_inbound_at.is_some_and(|t| t > window_from),
+        })
+        .collect();
     Ok(Page {
         page,
         per_page: PER_PAGE,
@@ -366,24 +383,22 @@ pub async fn list(
 
 /// The branch of a case, to check a caller's access before anything else.
 pub async fn case_branch(db: &Db, case_id: i64) -> Result<Option<String>> {
-    let row = db
+    Ok(db
         .query(
             "SELECT e.branch FROM cases c JOIN employers e ON e.id = c.employer_id WHERE c.id = $1",
         )
         .bind(case_id)
-        .fetch_optional(db)
-        .await?;
-    row.map(|r| r.get("branch")).transpose()
+        .fetch_optional_scalar(db)
+        .await?)
 }
 
 /// Branches that have employers (for the filter drop-down).
 pub async fn branches(db: &Db) -> Result<Vec<String>> {
-    db.query("SELECT DISTINCT branch FROM employers ORDER BY branch")
-        .fetch_all(db)
-        .await?
-        .iter()
-        .map(|r| r.get("branch"))
-        .collect()
+    let rows: Vec<(String,)> = db
+        .query("SELECT DISTINCT branch FROM employers ORDER BY branch")
+        .fetch_all_as(db)
+        .await?;
+    Ok(rows.into_iter().map(|(b,)| b).collect())
 }
 
 /// Refreshes SQLite's planner statistics. Without them SQLite cannot tell
