@@ -155,6 +155,7 @@ async fn run_backend(name: &str, url: &str, opts: &Options) -> Result<()> {
     let app = router(AppState {
         db: db.clone(),
         config: Arc::new(config),
+        workers: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

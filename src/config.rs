@@ -1,6 +1,9 @@
 //! Configuration: built-in defaults (`config/default.toml`, embedded), an
 //! optional file layered over them, then `WA_SMILE__SECTION__KEY` variables.
-//! Everything is validated at start so a bad key fails with one clear line.
+//! Everything is validated at start so a bad key fails with one clear line,
+//! and parsed then: the calendar (with its holidays file), the policy, the
+//! default zone and the scan schedule are built once at load and handed out,
+//! so nothing reads a file or parses a setting while serving.
 
 use crate::domain::{Calendar, Holiday, Policy, SendingWindow, Stage};
 use chrono::{NaiveTime, Weekday};
@@ -9,6 +12,7 @@ use rust_decimal::Decimal;
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use toml::{Table, Value};
 
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -29,6 +33,19 @@ pub struct Config {
     pub messages: MessagesConfig,
     pub retention: RetentionConfig,
     pub simulator: SimulatorConfig,
+    /// What the sections above mean, parsed once by `validate` (the only
+    /// way a `Config` is made is `from_sources`, which sets it).
+    #[serde(skip)]
+    parsed: Option<Arc<Parsed>>,
+}
+
+/// The settings the code uses, parsed from the text sections.
+#[derive(Debug)]
+struct Parsed {
+    timezone: Tz,
+    calendar: Calendar,
+    policy: Policy,
+    scan_schedule: croner::Cron,
 }
 
 /// The built-in WhatsApp simulator (`crate::simulator`).
@@ -291,16 +308,20 @@ impl Config {
         if !errors.is_empty() {
             return Err(ConfigError(errors));
         }
-        let config: Config = Value::Table(merged)
-            .try_into()
-            .map_err(|e: toml::de::Error| {
-                ConfigError(vec![format!("config: {}", one_line(&e.to_string()))])
-            })?;
-        config.validate()?;
+        let mut config: Config =
+            Value::Table(merged)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    ConfigError(vec![format!("config: {}", one_line(&e.to_string()))])
+                })?;
+        config.parsed = Some(Arc::new(config.validate()?));
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Every key checked (all problems reported at once), then the parsed
+    /// values built from the checked text.
+    // The checks are one flat list on purpose: one line per key.
+    fn validate(&self) -> Result<Parsed, ConfigError> {
         let mut errors = Vec::new();
         let mut check = |key: &str, r: Result<(), String>| {
             if let Err(e) = r {
@@ -377,7 +398,11 @@ impl Config {
             "whatsapp.daily_unique_recipients",
             positive(self.whatsapp.daily_unique_recipients as i64),
         );
-        check("schedule.timezone", self.timezone().map(|_| ()));
+        let timezone = parse_zone(&self.schedule.timezone);
+        check(
+            "schedule.timezone",
+            timezone.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
         check(
             "schedule.window_start",
             parse_time(&self.schedule.window_start).map(|_| ()),
@@ -403,16 +428,10 @@ impl Config {
             "schedule.window_days",
             parse_days(&self.schedule.window_days).map(|_| ()),
         );
+        let scan_schedule = parse_cron(&self.schedule.scan_cron);
         check(
             "schedule.scan_cron",
-            if self.schedule.scan_cron.split_whitespace().count() == 6 {
-                Ok(())
-            } else {
-                Err(format!(
-                    "`{}` must have six fields, seconds first",
-                    self.schedule.scan_cron
-                ))
-            },
+            scan_schedule.as_ref().map(|_| ()).map_err(Clone::clone),
         );
         check(
             "payments.provider",
@@ -468,7 +487,11 @@ impl Config {
                 Err("stage days must start at 1 or more and strictly increase".into())
             },
         );
-        check("calendar.holidays_file", self.holidays().map(|_| ()));
+        let holidays = self.holidays();
+        check(
+            "calendar.holidays_file",
+            holidays.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
         check(
             "messages.default_contact",
             if self.messages.default_contact.name.trim().is_empty()
@@ -500,15 +523,37 @@ impl Config {
                 other => Err(format!("`{other}` must be \"pretty\" or \"json\"")),
             },
         );
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError(errors))
+        match (timezone, scan_schedule, holidays) {
+            (Ok(timezone), Ok(scan_schedule), Ok(holidays)) if errors.is_empty() => Ok(Parsed {
+                timezone,
+                calendar: Calendar::new(
+                    holidays,
+                    self.calendar.cuti_bersama_is_holiday,
+                    self.calendar.saturday_is_working_day,
+                ),
+                policy: self.build_policy(),
+                scan_schedule,
+            }),
+            _ => Err(ConfigError(errors)),
         }
     }
 
-    pub fn timezone(&self) -> Result<Tz, String> {
-        parse_zone(&self.schedule.timezone)
+    fn parsed(&self) -> &Parsed {
+        self.parsed
+            .as_deref()
+            .expect("a Config is only made by from_sources, which parses it")
+    }
+
+    /// The branch offices' zone (`schedule.timezone`): the default for an
+    /// employer without one, and the zone the scan's schedule is read in.
+    pub fn timezone(&self) -> Tz {
+        self.parsed().timezone
+    }
+
+    /// When the overdue scan runs (`schedule.scan_cron`, seconds first,
+    /// read in `timezone()`).
+    pub fn scan_schedule(&self) -> &croner::Cron {
+        &self.parsed().scan_schedule
     }
 
     fn late_fee_percent(&self) -> Result<Decimal, String> {
@@ -538,17 +583,19 @@ impl Config {
         Ok(file.holiday)
     }
 
-    /// The working-day calendar (validated at load, so this cannot fail).
+    /// The working-day calendar, holidays read once at load (a clone
+    /// shares them).
     pub fn calendar(&self) -> Calendar {
-        Calendar::new(
-            self.holidays().expect("validated at load"),
-            self.calendar.cuti_bersama_is_holiday,
-            self.calendar.saturday_is_working_day,
-        )
+        self.parsed().calendar.clone()
     }
 
-    /// The collection policy (validated at load, so this cannot fail).
+    /// The collection policy, built once at load.
     pub fn policy(&self) -> Policy {
+        self.parsed().policy.clone()
+    }
+
+    /// Called by `validate` once every key it reads has been checked.
+    fn build_policy(&self) -> Policy {
         let s = &self.policy.stages;
         Policy {
             stage_days: vec![
@@ -571,10 +618,24 @@ impl Config {
     }
 }
 
-/// An IANA zone name, as employers' rows and the schedule carry them.
+/// An IANA zone name, as employers' rows and the schedule carry them
+/// (`crate::domain::parse_zone`, its reason as text).
 pub fn parse_zone(raw: &str) -> Result<Tz, String> {
-    raw.parse::<Tz>()
-        .map_err(|_| format!("`{raw}` is not an IANA time zone (e.g. Asia/Jakarta)"))
+    crate::domain::parse_zone(raw).map_err(|e| e.0)
+}
+
+/// A six-field cron expression, seconds first (`0 0 7 * * *`), parsed as
+/// the scheduler always has (day-of-month and day-of-week both apply).
+fn parse_cron(raw: &str) -> Result<croner::Cron, String> {
+    if raw.split_whitespace().count() != 6 {
+        return Err(format!("`{raw}` must have six fields, seconds first"));
+    }
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(raw)
+        .map_err(|e| format!("`{raw}` is not a cron expression: {e}"))
 }
 
 fn parse_time(raw: &str) -> Result<NaiveTime, String> {
@@ -827,5 +888,64 @@ mod tests {
         let dup = format!("{file}{file}");
         let err = Config::from_sources(Some(&dup), env(&[])).unwrap_err();
         assert!(err.to_string().contains("listed twice"), "{err}");
+    }
+
+    #[test]
+    fn the_holidays_file_is_read_once_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("holidays.toml");
+        std::fs::write(
+            &file,
+            "[[holiday]]\ndate = \"2026-03-20\"\nkind = \"libur\"\nname = \"Idul Fitri\"\n",
+        )
+        .unwrap();
+        let c = Config::from_sources(
+            None,
+            env(&[("WA_SMILE__CALENDAR__HOLIDAYS_FILE", file.to_str().unwrap())]),
+        )
+        .unwrap();
+        // Edited (here: broken) after start: what was loaded stays.
+        std::fs::write(&file, "not toml [").unwrap();
+        let day = "2026-03-20".parse().unwrap();
+        assert_eq!(c.calendar().holiday(day).unwrap().name, "Idul Fitri");
+        std::fs::remove_file(&file).unwrap();
+        assert!(!c.clone().calendar().is_working_day(day));
+    }
+
+    #[test]
+    fn zone_policy_and_schedule_are_parsed_at_load() {
+        let c = Config::from_sources(
+            None,
+            env(&[("WA_SMILE__SCHEDULE__TIMEZONE", "Asia/Makassar")]),
+        )
+        .unwrap();
+        assert_eq!(c.timezone(), chrono_tz::Asia::Makassar);
+        assert_eq!(
+            c.policy().window.start,
+            NaiveTime::from_hms_opt(8, 0, 0).unwrap()
+        );
+        let from = "2026-03-03T00:00:00+08:00"
+            .parse::<chrono::DateTime<chrono::FixedOffset>>()
+            .unwrap()
+            .with_timezone(&c.timezone());
+        assert_eq!(
+            c.scan_schedule()
+                .find_next_occurrence(&from, false)
+                .unwrap()
+                .to_rfc3339(),
+            "2026-03-03T07:00:00+08:00"
+        );
+        // A cron expression that does not parse fails the load, not `serve`.
+        let err = Config::from_sources(
+            None,
+            env(&[("WA_SMILE__SCHEDULE__SCAN_CRON", "0 0 25 * * *")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.0.len(), 1, "{err}");
+        assert!(
+            err.0[0]
+                .starts_with("config: schedule.scan_cron: `0 0 25 * * *` is not a cron expression"),
+            "{err}"
+        );
     }
 }

@@ -132,7 +132,7 @@ pub fn write_csv(dir: &Path, spec: &Synthetic) -> Result<(PathBuf, PathBuf)> {
 pub async fn import(db: &Db, config: &Config, employers: &Path, bills: &Path) -> Result<()> {
     let ctx = ImportContext {
         calendar: config.calendar(),
-        default_tz: config.timezone().map_err(anyhow::Error::msg)?,
+        default_tz: config.timezone(),
         actor: "demo".into(),
     };
     for (kind, path) in [(Kind::Employers, employers), (Kind::Bills, bills)] {
@@ -583,7 +583,7 @@ pub async fn run(config: Config, data: Option<PathBuf>, at: Option<DateTime<Utc>
     }));
     let ctx = ImportContext {
         calendar: config.calendar(),
-        default_tz: config.timezone().map_err(anyhow::Error::msg)?,
+        default_tz: config.timezone(),
         actor: "demo".into(),
     };
     for (kind, path) in [Kind::Employers, Kind::Bills, Kind::Payments]
@@ -618,7 +618,7 @@ pub async fn run(config: Config, data: Option<PathBuf>, at: Option<DateTime<Utc>
 
     let scan_ctx = crate::scan::ScanContext::from_config(&config)?;
     let scan = crate::scan::run(&db, &scan_ctx, crate::time::now()).await?;
-    let catalog = Arc::new(crate::messages::Catalog::load().context("message templates")?);
+    let catalog = crate::messages::shared().context("message templates")?;
     let deliverer = crate::delivery::Deliverer::from_config(&config, catalog)?;
     crate::delivery::deliver_due(&db, &deliverer, crate::time::now()).await?;
     settle(&simulator).await;

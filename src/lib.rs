@@ -27,6 +27,7 @@ pub mod scan;
 pub mod serve;
 pub mod simulator;
 pub mod store;
+pub mod supervise;
 pub mod telemetry;
 pub mod testing;
 pub mod time;

@@ -17,6 +17,7 @@ pub const OPERATOR_ALERTS: &str = "wa_smile_operator_alerts_total";
 pub const OUTCOME_WRITE_RETRIES: &str = "wa_smile_delivery_outcome_write_retries_total";
 pub const DELIVERY_PACE: &str = "wa_smile_delivery_pace_per_second";
 pub const MESSAGES_RESENT_UNKNOWN: &str = "wa_smile_messages_resent_after_unknown_total";
+pub const WORKER_RESTARTS: &str = "wa_smile_worker_restarts_total";
 /// Reserved for the webhook handler: label `kind` (message, status, error…).
 pub const WEBHOOKS_RECEIVED: &str = "webhooks_received_total";
 
@@ -72,6 +73,10 @@ fn describe() {
     describe_counter!(
         MESSAGES_RESENT_UNKNOWN,
         "Messages queued again without knowing whether Meta took the earlier attempt (timeout, dead worker), by reason"
+    );
+    describe_counter!(
+        WORKER_RESTARTS,
+        "Background workers restarted after an error or a panic, by worker"
     );
     describe_counter!(
         OPERATOR_ALERTS,

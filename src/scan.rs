@@ -51,7 +51,7 @@ impl ScanContext {
         Ok(ScanContext {
             policy: config.policy(),
             calendar: config.calendar(),
-            default_tz: config.timezone().map_err(anyhow::Error::msg)?,
+            default_tz: config.timezone(),
         })
     }
 }

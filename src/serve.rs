@@ -1,14 +1,18 @@
 //! `wa-smile serve`: the HTTP server plus the scheduler, until SIGINT or
 //! SIGTERM. Shutdown is graceful: the server stops accepting, in-flight
 //! requests finish, scheduled jobs are stopped, then the pool is closed.
+//! The scheduler and the delivery worker run supervised
+//! (`crate::supervise`): restarted after a failure, reported by `/readyz`.
 
 use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::store::Db;
+use crate::supervise::Supervisor;
 use anyhow::{Context, Result};
+use chrono::Utc;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio::sync::watch;
 
 /// How often the delivery worker looks for due messages when idle.
 const DELIVERY_POLL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -18,18 +22,27 @@ const DELIVERY_POLL: std::time::Duration = std::time::Duration::from_secs(5);
 pub async fn run(config: Arc<Config>, db: Db, listener: TcpListener) -> Result<()> {
     let _ = crate::metrics::handle();
     // A template that does not render stops start-up, not a send.
-    let catalog = Arc::new(crate::messages::Catalog::load().context("message templates")?);
+    let catalog = crate::messages::shared().context("message templates")?;
     let deliverer = Arc::new(crate::delivery::Deliverer::from_config(&config, catalog)?);
     // A new process may carry a new token; an account restriction stays
     // until an operator resumes.
     crate::delivery::resume(&db, Some(crate::delivery::FLAG_AUTH_EXPIRED)).await?;
-    let (stop_worker, worker_stop) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(crate::delivery::run_worker(
-        db.clone(),
-        deliverer,
-        DELIVERY_POLL,
-        worker_stop,
-    ));
+    let workers = Arc::new(Supervisor::default());
+    let worker = {
+        let (db, stop) = (db.clone(), workers.stop_signal());
+        workers.spawn("delivery worker", move || {
+            let worker = crate::delivery::run_worker(
+                db.clone(),
+                deliverer.clone(),
+                DELIVERY_POLL,
+                stop.clone(),
+            );
+            async move {
+                worker.await;
+                Ok(())
+            }
+        })
+    };
     // Planner statistics for the admin case list (SQLite); not fatal.
     if let Err(e) = crate::caselist::analyze(&db).await {
         tracing::warn!(error = %format!("{e:#}"), "ANALYZE failed");
@@ -39,13 +52,20 @@ pub async fn run(config: Arc<Config>, db: Db, listener: TcpListener) -> Result<(
         tracing::warn!(error = %format!("{e:#}"), "settling stored statuses failed");
     }
     let imports = tokio::spawn(finish_interrupted_imports(db.clone()));
-    let mut scheduler = start_scheduler(&config, &db).await?;
+    let scheduler = {
+        let ctx = Arc::new(crate::scan::ScanContext::from_config(&config)?);
+        let (config, db, stop) = (config.clone(), db.clone(), workers.stop_signal());
+        workers.spawn("scheduler", move || {
+            run_scheduler(config.clone(), db.clone(), ctx.clone(), stop.clone())
+        })
+    };
     crate::accounts::warm_up().await;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
     let app = http::router(AppState {
         db: db.clone(),
         config: config.clone(),
+        workers: workers.clone(),
     });
     http::listen::serve(
         listener,
@@ -56,49 +76,66 @@ pub async fn run(config: Arc<Config>, db: Db, listener: TcpListener) -> Result<(
     .await;
     tracing::info!("shutting down");
     // In-flight sends finish; claimed rows not yet sent are released.
-    let _ = stop_worker.send(true);
+    workers.shutdown();
     if let Err(e) = worker.await {
-        tracing::error!(error = %e, "delivery worker panicked");
+        tracing::error!(error = %e, "delivery worker supervisor failed");
     }
     // An import being finished stops between two batches' transactions;
-    // the next start (or the next import) finishes it.
+    // the next start (or the next import) finishes it. A scan under way
+    // stops likewise between its transactions; the next scan redoes it.
     imports.abort();
-    scheduler
-        .shutdown()
-        .await
-        .context("failed to stop the scheduler")?;
+    scheduler.abort();
+    let _ = scheduler.await;
     db.close().await;
     Ok(())
 }
 
-/// The overdue scan on `schedule.scan_cron`, read in `schedule.timezone`.
-async fn start_scheduler(config: &Arc<Config>, db: &Db) -> Result<JobScheduler> {
-    let scheduler = JobScheduler::new()
-        .await
-        .context("failed to create the scheduler")?;
-    let tz = config.timezone().map_err(anyhow::Error::msg)?;
-    let ctx = Arc::new(crate::scan::ScanContext::from_config(config)?);
-    let db = db.clone();
-    let job = Job::new_async_tz(config.schedule.scan_cron.as_str(), tz, move |_id, _lock| {
-        let db = db.clone();
-        let ctx = ctx.clone();
-        Box::pin(async move {
-            // scan::run logs its own summary; only a failure needs saying here.
-            if let Err(e) = crate::scan::run(&db, &ctx, crate::time::now()).await {
-                tracing::error!(error = %format!("{e:#}"), "scheduled scan failed");
+/// The longest the scheduler sleeps at once: the wall clock may be set
+/// while it waits, and a scan is due by the clock, not by elapsed time.
+const SCHEDULER_NAP: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The overdue scan on `schedule.scan_cron`, read in `schedule.timezone`,
+/// until `stop`. A failed scan is logged and the next one runs on time; a
+/// panic ends this run and the supervisor starts another.
+async fn run_scheduler(
+    config: Arc<Config>,
+    db: Db,
+    ctx: Arc<crate::scan::ScanContext>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let tz = config.timezone();
+    loop {
+        let now = crate::time::now();
+        let next = config
+            .scan_schedule()
+            .find_next_occurrence(&now.with_timezone(&tz), false)
+            .with_context(|| {
+                format!(
+                    "schedule.scan_cron `{}` has no next run",
+                    config.schedule.scan_cron
+                )
+            })?
+            .with_timezone(&Utc);
+        loop {
+            if *stop.borrow() {
+                return Ok(());
             }
-        })
-    })
-    .with_context(|| format!("invalid schedule.scan_cron `{}`", config.schedule.scan_cron))?;
-    scheduler
-        .add(job)
-        .await
-        .context("failed to schedule the scan")?;
-    scheduler
-        .start()
-        .await
-        .context("failed to start the scheduler")?;
-    Ok(scheduler)
+            let Ok(left) = (next - crate::time::now()).to_std() else {
+                break;
+            };
+            if left.is_zero() {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(left.min(SCHEDULER_NAP)) => {}
+                changed = stop.changed() => if changed.is_err() { return Ok(()) },
+            }
+        }
+        // scan::run logs its own summary; only a failure needs saying here.
+        if let Err(e) = crate::scan::run(&db, &ctx, crate::time::now()).await {
+            tracing::error!(error = %format!("{e:#}"), "scheduled scan failed");
+        }
+    }
 }
 
 /// Finishes (or discards) imports whose process died half-way: at start,

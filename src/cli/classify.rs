@@ -15,7 +15,7 @@ pub(super) fn classify(
     let tz = match timezone {
         Some(z) => crate::config::parse_zone(&z)
             .map_err(|e| Failure::invalid(vec![format!("--timezone: {e}")]))?,
-        None => ctx.config.timezone().map_err(anyhow::Error::msg)?,
+        None => ctx.config.timezone(),
     };
     if let Some(file) = eval {
         return classify_eval(&file, at, tz, json);

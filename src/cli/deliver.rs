@@ -2,7 +2,6 @@
 
 use super::{one_line, Ctx, Failure};
 use chrono::{DateTime, Utc};
-use std::sync::Arc;
 
 pub(super) async fn deliver(
     ctx: &Ctx,
@@ -23,10 +22,8 @@ pub(super) async fn deliver(
                 .into(),
         ]));
     }
-    let catalog = Arc::new(
-        crate::messages::Catalog::load()
-            .map_err(|e| Failure::invalid(vec![format!("error: {e}")]))?,
-    );
+    let catalog =
+        crate::messages::shared().map_err(|e| Failure::invalid(vec![format!("error: {e}")]))?;
     let flags = crate::delivery::halted(&db).await?;
     if !flags.is_empty() {
         return Err(Failure {

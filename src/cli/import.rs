@@ -20,7 +20,7 @@ pub(super) async fn import(
     };
     let ictx = ImportContext {
         calendar: config.calendar(),
-        default_tz: config.timezone().map_err(anyhow::Error::msg)?,
+        default_tz: config.timezone(),
         actor: format!(
             "import:{}",
             file.file_name()

@@ -11,7 +11,7 @@ pub(super) async fn templates(ctx: &Ctx, command: TemplatesCommand) -> Result<()
 }
 
 fn check() -> Result<(), Failure> {
-    match crate::messages::Catalog::load() {
+    match crate::messages::embedded() {
         Ok(c) => println!("{} message template(s) OK", c.names().count()),
         Err(e) => return Err(Failure::invalid(vec![one_line(&e.to_string())])),
     }
@@ -24,7 +24,7 @@ async fn preview(
     case_id: i64,
     at: Option<DateTime<Utc>>,
 ) -> Result<(), Failure> {
-    let catalog = crate::messages::Catalog::load()
+    let catalog = crate::messages::embedded()
         .map_err(|e| Failure::invalid(vec![one_line(&e.to_string())]))?;
     if catalog.get(name).is_none() {
         return Err(Failure::invalid(vec![format!(

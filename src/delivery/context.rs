@@ -31,7 +31,7 @@ impl ContextSource {
             messages: config.messages.clone(),
             link_template: (config.payments.provider == "static")
                 .then(|| config.payments.link_template.clone()),
-            default_tz: config.timezone().map_err(anyhow::Error::msg)?,
+            default_tz: config.timezone(),
         })
     }
 }

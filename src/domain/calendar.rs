@@ -1,5 +1,6 @@
 use chrono::{Datelike, NaiveDate, Weekday};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// One day off from the official joint decrees.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -10,10 +11,11 @@ pub struct Holiday {
     pub name: String,
 }
 
-/// Working days for due dates and sending days for reminders.
+/// Working days for due dates and sending days for reminders. Built once
+/// from the configuration; clones share the holidays.
 #[derive(Debug, Clone)]
 pub struct Calendar {
-    holidays: BTreeMap<NaiveDate, Holiday>,
+    holidays: Arc<BTreeMap<NaiveDate, Holiday>>,
     saturday_is_working: bool,
 }
 
@@ -25,11 +27,13 @@ impl Calendar {
         include_cuti_bersama: bool,
         saturday_is_working: bool,
     ) -> Self {
-        let holidays = holidays
-            .into_iter()
-            .filter(|h| include_cuti_bersama || h.kind != "cuti_bersama")
-            .map(|h| (h.date, h))
-            .collect();
+        let holidays = Arc::new(
+            holidays
+                .into_iter()
+                .filter(|h| include_cuti_bersama || h.kind != "cuti_bersama")
+                .map(|h| (h.date, h))
+                .collect(),
+        );
         Self {
             holidays,
             saturday_is_working,

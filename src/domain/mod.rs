@@ -8,6 +8,7 @@ mod npp;
 mod period;
 mod policy;
 mod wa_id;
+mod zone;
 
 pub use calendar::{Calendar, Holiday};
 pub use case::{CaseStatus, QuietReason, Stage};
@@ -16,6 +17,7 @@ pub use npp::Npp;
 pub use period::Period;
 pub use policy::{Policy, SendingWindow};
 pub use wa_id::WaId;
+pub use zone::{local_instant, parse_zone, start_of_day};
 
 /// A value that failed to parse, with a reason fit for `line N, column X: reason`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

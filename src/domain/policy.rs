@@ -1,5 +1,5 @@
 use super::{Calendar, Money, QuietReason, Stage};
-use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
+use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, NaiveTime, Utc, Weekday};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
@@ -50,11 +50,7 @@ impl SendingWindow {
         // A year of days off in a row would be a broken calendar; stop there.
         for _ in 0..366 {
             if self.days.contains(&date.weekday()) && cal.holiday(date).is_none() {
-                let opening = tz
-                    .from_local_datetime(&date.and_time(self.start))
-                    .earliest()
-                    .expect("Indonesian zones have no DST gaps")
-                    .with_timezone(&Utc);
+                let opening = super::local_instant(tz, date.and_time(self.start));
                 return (opening, Some(reason));
             }
             date = date.succ_opt().expect("date in range");
@@ -66,12 +62,7 @@ impl SendingWindow {
     /// (used by the one-reminder-a-day cap).
     pub fn opening_after_day(&self, after: NaiveDate, tz: Tz, cal: &Calendar) -> DateTime<Utc> {
         let next = after.succ_opt().expect("date in range");
-        let start = tz
-            .from_local_datetime(&next.and_time(NaiveTime::MIN))
-            .earliest()
-            .expect("midnight exists")
-            .with_timezone(&Utc);
-        self.next_opening(start, tz, cal).0
+        self.next_opening(super::start_of_day(tz, next), tz, cal).0
     }
 }
 
@@ -254,5 +245,30 @@ mod tests {
             p.window
                 .next_opening(at("2026-03-03T23:30:00Z"), chrono_tz::Asia::Makassar, &cal);
         assert_eq!(next, at("2026-03-04T00:00:00Z"));
+    }
+
+    #[test]
+    fn a_zone_whose_clocks_jump_over_the_opening_does_not_panic() {
+        // São Paulo, 4 November 2018: clocks went from 00:00 -03 straight to
+        // 01:00 -02, so neither midnight nor a 00:00 opening existed.
+        let mut p = policy();
+        p.window.start = NaiveTime::MIN;
+        let cal = Calendar::new(vec![], true, true);
+        let tz = chrono_tz::America::Sao_Paulo;
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let gap_ends = at("2018-11-04T03:00:00Z");
+        // Saturday 3 November 20:00 -03: the next opening is Monday (Sunday
+        // is not a sending day) but the day after Saturday must be computed.
+        assert_eq!(
+            p.window.opening_after_day(d("2018-11-03"), tz, &cal),
+            at("2018-11-05T02:00:00Z")
+        );
+        p.window.days.push(Weekday::Sun);
+        assert_eq!(
+            p.window.opening_after_day(d("2018-11-03"), tz, &cal),
+            gap_ends
+        );
+        let (next, why) = p.window.next_opening(at("2018-11-03T23:30:00Z"), tz, &cal);
+        assert_eq!((next, why), (gap_ends, Some(QuietReason::WindowClosed)));
     }
 }

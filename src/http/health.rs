@@ -16,11 +16,18 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready only while the database answers.
-async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.db.ping().await {
-        (StatusCode::OK, "ready")
+/// Ready while the database answers and every background worker (the
+/// scheduler, the delivery worker) runs; otherwise 503 with the reasons,
+/// one per line.
+async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    // Read before the ping, so the answer is the workers' state when asked.
+    let mut problems = state.workers.not_running();
+    if !state.db.ping().await {
+        problems.insert(0, "database unavailable".into());
+    }
+    if problems.is_empty() {
+        (StatusCode::OK, "ready".into())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        (StatusCode::SERVICE_UNAVAILABLE, problems.join("\n"))
     }
 }

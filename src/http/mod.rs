@@ -23,12 +23,14 @@ use tower_http::trace::TraceLayer;
 pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
+    /// The background workers `/readyz` reports on (none outside `serve`).
+    pub workers: Arc<crate::supervise::Supervisor>,
 }
 
 impl AppState {
     /// The branch offices' zone (`schedule.timezone`), validated at load.
     pub fn tz(&self) -> chrono_tz::Tz {
-        self.config.timezone().unwrap_or(chrono_tz::Asia::Jakarta)
+        self.config.timezone()
     }
 }
 

@@ -24,5 +24,23 @@ pub enum MessageError {
 
 pub type Result<T, E = MessageError> = std::result::Result<T, E>;
 
+/// The compiled-in catalog, compiled and checked once per process: `serve`
+/// and the commands that send ask for it at start, so a template that does
+/// not render stops start-up, and every later caller shares that one.
+pub fn shared() -> Result<std::sync::Arc<Catalog>> {
+    compiled().clone()
+}
+
+/// [`shared`], borrowed for the life of the process.
+pub fn embedded() -> Result<&'static Catalog> {
+    compiled().as_deref().map_err(Clone::clone)
+}
+
+fn compiled() -> &'static Result<std::sync::Arc<Catalog>> {
+    static CATALOG: std::sync::OnceLock<Result<std::sync::Arc<Catalog>>> =
+        std::sync::OnceLock::new();
+    CATALOG.get_or_init(|| Catalog::load().map(std::sync::Arc::new))
+}
+
 #[cfg(test)]
 mod tests;

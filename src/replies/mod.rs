@@ -116,6 +116,9 @@ pub async fn record_events_with(
     Ok(out)
 }
 
+/// How long the status settler waits after a failed pass before the next.
+const SETTLE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Group commit for status webhooks. Each request queues its statuses and
 /// waits for the writer lock; whoever holds it writes everything queued so
 /// far in one transaction and hands every waiting request its result. So a
@@ -157,7 +160,11 @@ impl StatusQueue {
         let db = db.clone();
         tokio::spawn(async move {
             loop {
-                if let Err(e) = apply_pending_statuses(&db).await {
+                // A panic is caught here: left unwound, it would leave the
+                // flag set and no status would be settled again.
+                let settled =
+                    crate::supervise::guard("status settler", apply_pending_statuses(&db)).await;
+                if let Err(e) = &settled {
                     tracing::error!(error = %format!("{e:#}"), "settling stored statuses failed");
                 }
                 flag.store(false, Ordering::Release);
@@ -168,6 +175,10 @@ impl StatusQueue {
                         .is_err()
                 {
                     break;
+                }
+                // What failed is likely still pending: not in a tight loop.
+                if settled.is_err() {
+                    tokio::time::sleep(SETTLE_RETRY).await;
                 }
             }
         });

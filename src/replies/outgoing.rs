@@ -13,15 +13,10 @@ use anyhow::{anyhow, Context, Result};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde_json::json;
-use std::sync::OnceLock;
 
 /// The compiled catalog, checked once per process.
 pub fn catalog() -> Result<&'static Catalog> {
-    static CATALOG: OnceLock<Result<Catalog, String>> = OnceLock::new();
-    CATALOG
-        .get_or_init(|| Catalog::load().map_err(|e| e.to_string()))
-        .as_ref()
-        .map_err(|e| anyhow!("message templates: {e}"))
+    crate::messages::embedded().map_err(|e| anyhow!("message templates: {e}"))
 }
 
 /// An employer and (when there is one) its case, as the reply code needs them.

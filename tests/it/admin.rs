@@ -74,6 +74,7 @@ async fn secure_cookie_flag_when_public_url_is_https() {
     let app = wa_smile::http::router(wa_smile::http::AppState {
         db: t.db.clone(),
         config: std::sync::Arc::new(config),
+        workers: Default::default(),
     });
     let mut c = Client {
         app,

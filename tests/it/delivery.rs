@@ -1170,6 +1170,7 @@ async fn metrics_are_served_in_prometheus_text_with_outbox_depth() {
     let app = wa_smile::http::router(wa_smile::http::AppState {
         db: t.db.clone(),
         config: Arc::new(config.clone()),
+        workers: Default::default(),
     });
     deliver_due(&t.db, &deliverer(&config), at(AT))
         .await
@@ -1200,6 +1201,7 @@ async fn metrics_are_served_in_prometheus_text_with_outbox_depth() {
     let again = wa_smile::http::router(wa_smile::http::AppState {
         db: t.db.clone(),
         config: Arc::new(config),
+        workers: Default::default(),
     });
     let res = again
         .oneshot(

@@ -209,6 +209,7 @@ async fn the_phone_page_is_not_there_unless_the_simulator_is_enabled() {
         let app = wa_smile::http::router(wa_smile::http::AppState {
             db: t.db.clone(),
             config: std::sync::Arc::new(config),
+            workers: Default::default(),
         });
         for uri in ["/simulator", "/simulator/6281234567890"] {
             let res = app

@@ -51,6 +51,7 @@ async fn spawn(t: TestDb, config: Config) -> App {
     let app = router(AppState {
         db: t.db.clone(),
         config: config.clone(),
+        workers: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -59,6 +59,7 @@ fn app_on(t: TestDb, config: Config) -> App {
     let router = router(AppState {
         db: t.db.clone(),
         config: config.clone(),
+        workers: Default::default(),
     });
     App { t, config, router }
 }

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 /// Message templates an officer may send by hand.
 fn template_names() -> &'static [String] {
     static NAMES: OnceLock<Vec<String>> = OnceLock::new();
-    NAMES.get_or_init(|| match crate::messages::Catalog::load() {
+    NAMES.get_or_init(|| match crate::messages::embedded() {
         Ok(c) => {
             let mut v: Vec<String> = c.names().map(str::to_owned).collect();
             v.sort();

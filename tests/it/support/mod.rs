@@ -35,6 +35,7 @@ pub fn app(db: &Db) -> Router {
     http::router(AppState {
         db: db.clone(),
         config: Arc::new(config()),
+        workers: Default::default(),
     })
 }
 
@@ -360,6 +361,7 @@ pub async fn serve_app(db: &Db, config: Config) -> Server {
     let app = http::router(AppState {
         db: db.clone(),
         config: Arc::new(config),
+        workers: Default::default(),
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(http::listen::serve(listener, app, limits, async move {
