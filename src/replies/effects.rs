@@ -269,7 +269,7 @@ impl<'a> Turn<'a> {
     }
 
     /// The case goes to an officer: the event, the flag, the holding reply.
-    async fn to_officer(
+    async fn hand_to_officer(
         &mut self,
         tx: &mut Tx,
         case_id: i64,
@@ -307,7 +307,7 @@ impl<'a> Turn<'a> {
             .collect();
         let data = json!({"reason": "unsure_reply", "guesses": guesses,
                           "confidence": self.reply.understood.confidence, "wamid": self.wamid()});
-        self.to_officer(
+        self.hand_to_officer(
             tx,
             case_id,
             EventKind::OfficerRequested,
@@ -348,7 +348,8 @@ impl<'a> Turn<'a> {
             ) => {
                 let (kind, reason) = officer_reason(intent);
                 let data = json!({"reason": reason, "wamid": self.wamid()});
-                self.to_officer(tx, case_id, kind, reason, data).await?;
+                self.hand_to_officer(tx, case_id, kind, reason, data)
+                    .await?;
             }
         }
         Ok(None)
@@ -400,7 +401,7 @@ impl<'a> Turn<'a> {
             Some(d) if (d - self.local_today).num_days() > horizon => {
                 let data = json!({"reason": "promise_beyond_horizon", "promised_date": d.to_string(),
                                   "horizon_days": horizon});
-                self.to_officer(
+                self.hand_to_officer(
                     tx,
                     case_id,
                     EventKind::OfficerRequested,
@@ -545,7 +546,7 @@ pub(crate) async fn link_made(
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), case_id, "payment link could not be made");
             let data = json!({"reason": "payment_link_failed"});
-            turn.to_officer(
+            turn.hand_to_officer(
                 tx,
                 case_id,
                 EventKind::OfficerRequested,
