@@ -95,13 +95,13 @@ pub(crate) async fn append(tx: &mut Tx, entries: Vec<AuditEntry>) -> Result<()> 
         Backend::Postgres => "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
         Backend::Sqlite => "SELECT seq, hash FROM audit_head WHERE id = 1",
     };
-    let head = tx
+    let head: HeadRow = tx
         .query(head_sql)
-        .fetch_one(&mut *tx)
+        .fetch_one_as(&mut *tx)
         .await
         .context("failed to read the audit chain head")?;
-    let mut seq: i64 = head.get("seq")?;
-    let mut prev: String = head.get("hash")?;
+    let mut seq = head.seq;
+    let mut prev = head.hash;
 
     const COLS: usize = 10;
     for chunk in entries.chunks(rows_per_statement(tx.backend(), COLS)) {
@@ -152,13 +152,36 @@ pub struct Verification {
     pub broken: Option<(i64, String)>,
 }
 
+/// `audit_head`: the chain's last sequence number and hash.
+#[derive(sqlx::FromRow)]
+struct HeadRow {
+    seq: i64,
+    hash: String,
+}
+
+/// One `audit_log` row as `verify` recomputes it.
+#[derive(sqlx::FromRow)]
+struct LogRow {
+    seq: i64,
+    at: DateTime<Utc>,
+    actor: String,
+    action: String,
+    entity: String,
+    before: Option<String>,
+    after: Option<String>,
+    payload_digest: String,
+    prev_hash: String,
+    hash: String,
+    redacted_at: Option<DateTime<Utc>>,
+}
+
 /// The current head of the chain (sequence number and hash).
 pub async fn head(db: &Db) -> Result<(i64, String)> {
-    let row = db
+    let row: HeadRow = db
         .query("SELECT seq, hash FROM audit_head WHERE id = 1")
-        .fetch_one(db)
+        .fetch_one_as(db)
         .await?;
-    Ok((row.get("seq")?, row.get("hash")?))
+    Ok((row.seq, row.hash))
 }
 
 /// Recomputes the whole chain, streaming, and names the first broken row.
@@ -169,7 +192,7 @@ pub async fn verify(db: &Db) -> Result<Verification> {
             "SELECT seq, at, actor, action, entity, before, after, payload_digest, prev_hash, hash, redacted_at \
              FROM audit_log ORDER BY seq",
         )
-        .fetch(db);
+        .fetch_as::<LogRow>(db);
     let mut expected_seq = 1i64;
     let mut prev = GENESIS_HASH.to_owned();
     let mut count = 0i64;
@@ -177,7 +200,7 @@ pub async fn verify(db: &Db) -> Result<Verification> {
     let mut result = None;
     while let Some(row) = rows.next().await {
         let row = row?;
-        let seq: i64 = row.get("seq")?;
+        let seq = row.seq;
         count += 1;
         if seq != expected_seq {
             result = broken(
@@ -186,33 +209,34 @@ pub async fn verify(db: &Db) -> Result<Verification> {
             );
             break;
         }
-        let stored_prev: String = row.get("prev_hash")?;
-        if stored_prev != prev {
+        if row.prev_hash != prev {
             result = broken(
                 seq,
                 "prev_hash does not match the previous row's hash".into(),
             );
             break;
         }
-        let digest: String = row.get("payload_digest")?;
-        let redacted: Option<DateTime<Utc>> = row.get("redacted_at")?;
-        if redacted.is_none() {
-            let before: Option<String> = row.get("before")?;
-            let after: Option<String> = row.get("after")?;
-            if payload_digest(before.as_deref(), after.as_deref()) != digest {
-                result = broken(
-                    seq,
-                    "before/after were changed (payload digest mismatch)".into(),
-                );
-                break;
-            }
+        let digest = row.payload_digest;
+        if row.redacted_at.is_none()
+            && payload_digest(row.before.as_deref(), row.after.as_deref()) != digest
+        {
+            result = broken(
+                seq,
+                "before/after were changed (payload digest mismatch)".into(),
+            );
+            break;
         }
-        let at: DateTime<Utc> = row.get("at")?;
-        let actor: String = row.get("actor")?;
-        let action: String = row.get("action")?;
-        let entity: String = row.get("entity")?;
-        let hash: String = row.get("hash")?;
-        if row_hash(&prev, seq, at, &actor, &action, &entity, &digest) != hash {
+        let hash = row.hash;
+        if row_hash(
+            &prev,
+            seq,
+            row.at,
+            &row.actor,
+            &row.action,
+            &row.entity,
+            &digest,
+        ) != hash
+        {
             result = broken(seq, "row content does not match its hash".into());
             break;
         }

@@ -20,6 +20,7 @@ pub mod ledger;
 pub mod messages;
 pub mod metrics;
 pub mod outbox;
+pub mod payment_callback;
 pub mod payments;
 pub mod replies;
 pub mod retention;

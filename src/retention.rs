@@ -37,6 +37,7 @@
 
 use crate::audit::AuditEntry;
 use crate::config::RetentionConfig;
+use crate::domain::Npp;
 use crate::store::Db;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, Utc};
@@ -148,7 +149,7 @@ pub async fn apply(
     s.outbox_rows = redact_outbox(db, s.personal_cutoff, at).await?;
 
     let mut tx = db.begin().await?;
-    let rows = tx
+    let rows: Vec<ContactRow> = tx
         .query(
             "SELECT e.id, e.npp FROM employers e \
              WHERE (e.wa_id IS NOT NULL OR e.contact_name <> '') \
@@ -158,16 +159,14 @@ pub async fn apply(
              ORDER BY e.id",
         )
         .bind(s.contact_cutoff)
-        .fetch_all(&mut tx)
+        .fetch_all_as(&mut tx)
         .await?;
-    for r in &rows {
-        let id: i64 = r.get("id")?;
-        let npp: String = r.get("npp")?;
+    for ContactRow { id, npp } in &rows {
         tx.query(
             "UPDATE employers SET contact_name = '', wa_id = NULL, updated_at = $1 WHERE id = $2",
         )
         .bind(at)
-        .bind(id)
+        .bind(*id)
         .execute(&mut tx)
         .await?;
         tx.audit(
@@ -185,11 +184,33 @@ pub async fn apply(
     Ok(s)
 }
 
+/// An employer whose contact retention clears.
+#[derive(sqlx::FromRow)]
+struct ContactRow {
+    id: i64,
+    npp: Npp,
+}
+
+/// An audit row's payload, as retention reads it.
+#[derive(sqlx::FromRow)]
+struct AuditPayloadRow {
+    seq: i64,
+    before: Option<String>,
+    after: Option<String>,
+}
+
+/// A case event's data, as retention reads it.
+#[derive(sqlx::FromRow)]
+struct EventDataRow {
+    id: i64,
+    data: String,
+}
+
 async fn redact_audit(db: &Db, cutoff: DateTime<Utc>, at: DateTime<Utc>) -> Result<u64> {
     let mut after_seq = 0i64;
     let mut n = 0u64;
     loop {
-        let rows = db
+        let rows: Vec<AuditPayloadRow> = db
             .query(
                 "SELECT seq, before, after FROM audit_log \
                  WHERE at < $1 AND redacted_at IS NULL AND seq > $2 ORDER BY seq LIMIT $3",
@@ -197,19 +218,18 @@ async fn redact_audit(db: &Db, cutoff: DateTime<Utc>, at: DateTime<Utc>) -> Resu
             .bind(cutoff)
             .bind(after_seq)
             .bind(BATCH)
-            .fetch_all(db)
+            .fetch_all_as(db)
             .await
             .context("failed to read the audit log")?;
         let Some(last) = rows.last() else { break };
-        after_seq = last.get("seq")?;
+        after_seq = last.seq;
+        let batch_len = rows.len() as i64;
         let mut updates = Vec::new();
-        for r in &rows {
-            let before: Option<String> = r.get("before")?;
-            let after: Option<String> = r.get("after")?;
+        for AuditPayloadRow { seq, before, after } in rows {
             let rb = before.as_deref().and_then(redact_text);
             let ra = after.as_deref().and_then(redact_text);
             if rb.is_some() || ra.is_some() {
-                updates.push((r.get::<i64>("seq")?, rb.or(before), ra.or(after)));
+                updates.push((seq, rb.or(before), ra.or(after)));
             }
         }
         if !updates.is_empty() {
@@ -228,7 +248,7 @@ async fn redact_audit(db: &Db, cutoff: DateTime<Utc>, at: DateTime<Utc>) -> Resu
             tx.commit().await?;
             n += updates.len() as u64;
         }
-        if (rows.len() as i64) < BATCH {
+        if batch_len < BATCH {
             break;
         }
     }
@@ -239,29 +259,28 @@ async fn redact_events(db: &Db, cutoff: DateTime<Utc>) -> Result<u64> {
     let mut after_id = 0i64;
     let mut n = 0u64;
     loop {
-        let rows = db
+        let rows: Vec<EventDataRow> = db
             .query(
                 "SELECT id, data FROM case_events WHERE at < $1 AND id > $2 ORDER BY id LIMIT $3",
             )
             .bind(cutoff)
             .bind(after_id)
             .bind(BATCH)
-            .fetch_all(db)
+            .fetch_all_as(db)
             .await
             .context("failed to read the case log")?;
         let Some(last) = rows.last() else { break };
-        after_id = last.get("id")?;
+        after_id = last.id;
         let mut updates = Vec::new();
         for r in &rows {
-            let data: String = r.get("data")?;
-            let Ok(mut v) = serde_json::from_str::<Value>(&data) else {
+            let Ok(mut v) = serde_json::from_str::<Value>(&r.data) else {
                 continue;
             };
             if redact_value(&mut v) {
                 if let Value::Object(m) = &mut v {
                     m.insert("redacted".into(), Value::Bool(true));
                 }
-                updates.push((r.get::<i64>("id")?, v.to_string()));
+                updates.push((r.id, v.to_string()));
             }
         }
         if !updates.is_empty() {

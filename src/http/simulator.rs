@@ -82,18 +82,7 @@ fn templates() -> &'static Environment<'static> {
 }
 
 fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Response {
-    match templates().get_template(name).and_then(|t| t.render(ctx)) {
-        Ok(body) => (
-            status,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            body,
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, template = name, "simulator template failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
-        }
-    }
+    super::admin::render_in(templates(), status, name, ctx)
 }
 
 fn problem(status: StatusCode, message: &str) -> Response {
@@ -117,6 +106,12 @@ fn phone() -> Result<Phone, Problem> {
             "Simulator WhatsApp tidak berjalan di proses ini. Jalankan `wa-smile demo`.".into(),
         )
     })
+}
+
+/// The phone, for a request that acts on it (from this origin only).
+fn acting_phone(headers: &HeaderMap) -> Result<Phone, Problem> {
+    same_origin(headers)?;
+    phone()
 }
 
 /// A page with no login can still be driven by another site's form: only
@@ -332,31 +327,28 @@ fn chat_context(phone: &Phone, wa_id: &str, state: &AppState) -> minijinja::Valu
     }
 }
 
-async fn chat(
-    State(state): State<AppState>,
-    Path(wa_id): Path<String>,
-) -> Result<Response, Problem> {
-    let phone = phone()?;
-    // The employer has the chat open: what was delivered is now read.
-    phone.open_chat(&wa_id).await;
-    Ok(render(
-        StatusCode::OK,
-        "simulator/chat.html",
-        chat_context(&phone, &wa_id, &state),
-    ))
+async fn chat(state: State<AppState>, wa_id: Path<String>) -> Result<Response, Problem> {
+    open_chat(state, wa_id, "simulator/chat.html").await
 }
 
 /// The bubbles alone, which the chat page polls (htmx) so the bot's
 /// answers appear as they are sent.
-async fn messages(
+async fn messages(state: State<AppState>, wa_id: Path<String>) -> Result<Response, Problem> {
+    open_chat(state, wa_id, "simulator/messages.html").await
+}
+
+/// The employer has the chat open: what was delivered is now read, and
+/// `template` shows it.
+async fn open_chat(
     State(state): State<AppState>,
     Path(wa_id): Path<String>,
+    template: &str,
 ) -> Result<Response, Problem> {
     let phone = phone()?;
     phone.open_chat(&wa_id).await;
     Ok(render(
         StatusCode::OK,
-        "simulator/messages.html",
+        template,
         chat_context(&phone, &wa_id, &state),
     ))
 }
@@ -410,8 +402,7 @@ async fn reply(
     headers: HeaderMap,
     Form(f): Form<ReplyForm>,
 ) -> Result<Response, Problem> {
-    same_origin(&headers)?;
-    let phone = phone()?;
+    let phone = acting_phone(&headers)?;
     Ok(outcome(&wa_id, phone.reply(&wa_id, &f.text).await))
 }
 
@@ -425,8 +416,7 @@ async fn tap(
     headers: HeaderMap,
     Form(f): Form<TapForm>,
 ) -> Result<Response, Problem> {
-    same_origin(&headers)?;
-    let phone = phone()?;
+    let phone = acting_phone(&headers)?;
     Ok(outcome(&wa_id, phone.tap(&wa_id, f.payload.trim()).await))
 }
 
@@ -441,8 +431,7 @@ async fn image(
     headers: HeaderMap,
     Form(f): Form<ImageForm>,
 ) -> Result<Response, Problem> {
-    same_origin(&headers)?;
-    let phone = phone()?;
+    let phone = acting_phone(&headers)?;
     Ok(outcome(
         &wa_id,
         phone.send_image(&wa_id, Some(&f.caption)).await,
@@ -459,8 +448,7 @@ async fn number(
     headers: HeaderMap,
     Form(f): Form<NumberForm>,
 ) -> Result<Response, Problem> {
-    same_origin(&headers)?;
-    let phone = phone()?;
+    let phone = acting_phone(&headers)?;
     Ok(match phone.change_number(&wa_id, &f.new_wa_id).await {
         Ok(_) => {
             let new = crate::domain::WaId::parse(f.new_wa_id.trim())
@@ -482,8 +470,7 @@ async fn block(
     headers: HeaderMap,
     Form(f): Form<BlockForm>,
 ) -> Result<Response, Problem> {
-    same_origin(&headers)?;
-    let phone = phone()?;
+    let phone = acting_phone(&headers)?;
     phone.set_blocked(&wa_id, f.blocked == "1");
     Ok(Redirect::to(&format!("/simulator/{wa_id}")).into_response())
 }

@@ -3,7 +3,8 @@
 //! is parsed or stored; a verified body is stored, then answered 200.
 
 use super::AppState;
-use crate::payments::{self, CallbackError};
+use crate::payment_callback::{self, CallbackError};
+use crate::payments;
 use crate::replies::StatusQueue;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -174,7 +175,7 @@ async fn payment_callback(
         Err(_) => return (StatusCode::BAD_REQUEST, "body is not JSON").into_response(),
     };
     metrics::counter!("webhooks_received_total", "kind" => "payment").increment(1);
-    match payments::handle_callback(&state.db, &state.config, &value, crate::time::now()).await {
+    match payment_callback::handle(&state.db, &state.config, &value, crate::time::now()).await {
         Ok(outcome) => (StatusCode::OK, Json(json!({"outcome": outcome}))).into_response(),
         Err(CallbackError::Invalid(reason)) => {
             (StatusCode::BAD_REQUEST, Json(json!({"error": reason}))).into_response()

@@ -1,20 +1,20 @@
-//! Payment links and the gateway's payment callback.
+//! Payment links and their providers.
 //!
 //! A link covers a case's unpaid overdue bills at the moment it is made; its
-//! `reference` (Xendit's `external_id`) is ours, and the callback finds the
-//! link, and through it the bills, by that reference. Providers: `static`
-//! (a URL from `payments.link_template`, no network) and `xendit` (an invoice
-//! created over HTTP).
+//! `reference` (Xendit's `external_id`) is ours, and the gateway's callback
+//! ([`crate::payment_callback`]) finds the link, and through it the bills,
+//! by that reference. Providers: `static` (a URL from
+//! `payments.link_template`, no network) and `xendit` (an invoice created
+//! over HTTP). Nothing here sends a message: replies and the callback do,
+//! on top of this module.
 
-pub mod callback;
 mod xendit;
 
-pub use callback::{handle_callback, CallbackError, CallbackOutcome};
 pub use xendit::XenditClient;
 
 use crate::config::Config;
-use crate::domain::Money;
-use crate::store::Tx;
+use crate::domain::{Money, Npp, Period};
+use crate::store::{Tx, Zone};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -150,10 +150,36 @@ pub struct PaymentLink {
 }
 
 /// An older link a new one replaced: no longer payable.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Superseded {
     pub reference: String,
     pub provider_id: Option<String>,
+}
+
+/// The open case a link is for, with its employer.
+#[derive(sqlx::FromRow)]
+struct OpenCaseRow {
+    employer_id: i64,
+    npp: Npp,
+    name: String,
+    timezone: Zone,
+}
+
+/// A bill still owed, as a link lists it.
+#[derive(sqlx::FromRow)]
+struct OwedBillRow {
+    period: Period,
+    amount_minor: Money,
+    paid_minor: Money,
+}
+
+/// An unexpired pending link that can be sent again.
+#[derive(sqlx::FromRow)]
+struct ReusableLinkRow {
+    reference: String,
+    url: String,
+    amount_minor: Money,
+    expires_at: DateTime<Utc>,
 }
 
 /// A link the provider still has to make over the network, reserved in the
@@ -189,23 +215,36 @@ pub async fn plan_link(
     at: DateTime<Utc>,
 ) -> Result<LinkPlan> {
     let at = crate::time::truncate(at);
+    plan_link_drawing(tx, config, provider, case_id, at, &mut || {
+        new_reference(case_id, at)
+    })
+    .await
+}
+
+/// [`plan_link`] with the references a new link may take drawn by `draw`.
+async fn plan_link_drawing(
+    tx: &mut Tx,
+    config: &Config,
+    provider: &Provider,
+    case_id: i64,
+    at: DateTime<Utc>,
+    draw: &mut (dyn FnMut() -> String + Send),
+) -> Result<LinkPlan> {
     let Some(c) = tx
         .query(
             "SELECT c.employer_id, e.npp, e.name, e.timezone FROM cases c \
              JOIN employers e ON e.id = c.employer_id WHERE c.id = $1 AND c.resolved_at IS NULL",
         )
         .bind(case_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional_as::<OpenCaseRow>(&mut *tx)
         .await
         .context("failed to read the case for a payment link")?
     else {
         return Ok(LinkPlan::Nothing);
     };
-    let employer_id: i64 = c.get("employer_id")?;
-    let npp: String = c.get("npp")?;
-    let tz = crate::config::parse_zone(&c.get::<String>("timezone")?)
-        .unwrap_or(chrono_tz::Asia::Jakarta);
-    let today: NaiveDate = at.with_timezone(&tz).date_naive();
+    let employer_id = c.employer_id;
+    let npp = c.npp.to_string();
+    let today: NaiveDate = at.with_timezone(&c.timezone.0).date_naive();
     let mut bills = Vec::new();
     for r in tx
         .query(
@@ -214,14 +253,14 @@ pub async fn plan_link(
         )
         .bind(employer_id)
         .bind(today)
-        .fetch_all(&mut *tx)
+        .fetch_all_as::<OwedBillRow>(&mut *tx)
         .await
         .context("failed to read the bills for a payment link")?
     {
-        let owed = r.get::<i64>("amount_minor")? - r.get::<i64>("paid_minor")?;
+        let owed = r.amount_minor.minor() - r.paid_minor.minor();
         if owed > 0 {
             bills.push(LinkBill {
-                period: r.get("period")?,
+                period: r.period.to_string(),
                 amount_minor: owed,
             });
         }
@@ -243,25 +282,24 @@ pub async fn plan_link(
         .bind(amount_minor)
         .bind(bills_json.clone())
         .bind(at + Duration::hours(1))
-        .fetch_optional(&mut *tx)
+        .fetch_optional_as::<ReusableLinkRow>(&mut *tx)
         .await
         .context("failed to look for a reusable payment link")?
     {
         return Ok(LinkPlan::Ready(PaymentLink {
-            reference: r.get("reference")?,
+            reference: r.reference,
             case_id,
-            url: r.get("url")?,
-            amount: Money::from_minor(r.get("amount_minor")?),
-            expires_at: r.get("expires_at")?,
+            url: r.url,
+            amount: r.amount_minor,
+            expires_at: r.expires_at,
             created: false,
             superseded: Vec::new(),
         }));
     }
-    let reference = new_reference(case_id, at);
     let req = LinkRequest {
-        reference: reference.clone(),
+        reference: String::new(),
         npp: npp.clone(),
-        employer_name: c.get("name")?,
+        employer_name: c.name,
         amount: Money::from_minor(amount_minor),
         expires_at: at + Duration::hours(i64::from(config.payments.link_validity_hours)),
         description: format!(
@@ -273,55 +311,69 @@ pub async fn plan_link(
                 .join(", ")
         ),
     };
-    match provider {
-        Provider::Static(p) => {
-            let link = p.create(&req).await?;
-            store_link(
-                tx,
-                &req,
-                case_id,
-                employer_id,
-                &bills_json,
-                &link,
-                p.name(),
-                "pending",
-                at,
-            )
-            .await?;
-            let superseded = supersede_older(tx, case_id, &reference, at).await?;
-            Ok(LinkPlan::Ready(PaymentLink {
-                reference,
-                case_id,
-                url: link.url,
-                amount: req.amount,
-                expires_at: link.expires_at,
-                created: true,
-                superseded,
-            }))
-        }
-        Provider::Xendit(p) => {
+    let stored = StoredLink {
+        case_id,
+        employer_id,
+        bills_json: &bills_json,
+        at,
+    };
+    new_link(tx, provider, req, &stored, draw).await
+}
+
+/// How many references are drawn before a link request gives up: a random
+/// reference taken already is one in four billion per case and day.
+const REFERENCE_DRAWS: usize = 5;
+
+/// Stores a new link for `req` under a fresh reference: payable now for the
+/// static provider (superseding the case's older links), reserved for
+/// Xendit. A reference another link holds is refused by its unique key,
+/// never checked first, and another is drawn.
+async fn new_link(
+    tx: &mut Tx,
+    provider: &Provider,
+    mut req: LinkRequest,
+    stored: &StoredLink<'_>,
+    draw: &mut (dyn FnMut() -> String + Send),
+) -> Result<LinkPlan> {
+    for _ in 0..REFERENCE_DRAWS {
+        req.reference = draw();
+        let (link, status) = match provider {
+            Provider::Static(p) => (p.create(&req).await?, "pending"),
             // Reserved now, made after the commit: no lock is held across
             // the network call, and the reference is fixed before it.
-            let placeholder = CreatedLink {
-                url: String::new(),
-                provider_id: None,
-                expires_at: req.expires_at,
-            };
-            store_link(
-                tx,
-                &req,
-                case_id,
-                employer_id,
-                &bills_json,
-                &placeholder,
-                p.name(),
+            Provider::Xendit(_) => (
+                CreatedLink {
+                    url: String::new(),
+                    provider_id: None,
+                    expires_at: req.expires_at,
+                },
                 "creating",
-                at,
-            )
-            .await?;
-            Ok(LinkPlan::Create(PendingLink { req, case_id }))
+            ),
+        };
+        if !store_link(tx, &req, stored, &link, provider.name(), status).await? {
+            continue;
         }
+        return Ok(match provider {
+            Provider::Static(_) => {
+                let superseded =
+                    supersede_older(tx, stored.case_id, &req.reference, stored.at).await?;
+                LinkPlan::Ready(PaymentLink {
+                    reference: req.reference,
+                    case_id: stored.case_id,
+                    url: link.url,
+                    amount: req.amount,
+                    expires_at: link.expires_at,
+                    created: true,
+                    superseded,
+                })
+            }
+            Provider::Xendit(_) => LinkPlan::Create(PendingLink {
+                req,
+                case_id: stored.case_id,
+            }),
+        });
     }
+    anyhow::bail!("no free payment link reference after {REFERENCE_DRAWS} draws")
 }
 
 /// Asks the provider for a reserved link (outside any transaction).
@@ -365,7 +417,7 @@ pub async fn finish_link(
         }
     };
     // Kept whatever its status now, so a callback for it finds its bills.
-    let row = tx
+    let status: String = tx
         .query(
             "UPDATE payment_links SET url = $2, provider_id = $3, expires_at = $4, \
                     status = CASE WHEN status = 'creating' THEN 'pending' ELSE status END \
@@ -375,10 +427,10 @@ pub async fn finish_link(
         .bind(link.url.clone())
         .bind(link.provider_id.clone())
         .bind(crate::time::truncate(link.expires_at))
-        .fetch_one(&mut *tx)
+        .fetch_scalar(&mut *tx)
         .await
         .context("failed to store the payment link")?;
-    if row.get::<String>("status")? != "pending" {
+    if status != "pending" {
         return Ok(Finished::Overtaken(Superseded {
             reference,
             provider_id: link.provider_id,
@@ -417,7 +469,7 @@ async fn supersede_older(
     newest: &str,
     at: DateTime<Utc>,
 ) -> Result<Vec<Superseded>> {
-    let rows = tx
+    let rows: Vec<Superseded> = tx
         .query(
             "UPDATE payment_links SET status = 'superseded' \
              WHERE case_id = $1 AND reference <> $2 AND status IN ('pending', 'creating') \
@@ -425,15 +477,10 @@ async fn supersede_older(
         )
         .bind(case_id)
         .bind(newest.to_owned())
-        .fetch_all(&mut *tx)
+        .fetch_all_as(&mut *tx)
         .await
         .context("failed to supersede older payment links")?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let old = Superseded {
-            reference: r.get("reference")?,
-            provider_id: r.get("provider_id")?,
-        };
+    for old in &rows {
         tx.audit(
             crate::audit::AuditEntry::new(
                 at,
@@ -444,9 +491,8 @@ async fn supersede_older(
             .before(serde_json::json!({"status": "pending"}))
             .after(serde_json::json!({"status": "superseded", "by": newest})),
         );
-        out.push(old);
     }
-    Ok(out)
+    Ok(rows)
 }
 
 /// Expires superseded links at the provider, after the commit that
@@ -463,36 +509,46 @@ pub async fn expire_superseded(provider: &Provider, superseded: &[Superseded]) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where a new link belongs, besides its request.
+struct StoredLink<'a> {
+    case_id: i64,
+    employer_id: i64,
+    bills_json: &'a str,
+    at: DateTime<Utc>,
+}
+
+/// Inserts the link; false when its reference is taken already.
 async fn store_link(
     tx: &mut Tx,
     req: &LinkRequest,
-    case_id: i64,
-    employer_id: i64,
-    bills_json: &str,
+    stored: &StoredLink<'_>,
     link: &CreatedLink,
     provider: &str,
     status: &str,
-    at: DateTime<Utc>,
-) -> Result<()> {
-    tx.query(
-        "INSERT INTO payment_links (reference, case_id, employer_id, amount_minor, bills, url, provider, provider_id, expires_at, created_at, status) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(req.reference.clone())
-    .bind(case_id)
-    .bind(employer_id)
-    .bind(req.amount.minor())
-    .bind(bills_json.to_owned())
-    .bind(link.url.clone())
-    .bind(provider.to_owned())
-    .bind(link.provider_id.clone())
-    .bind(crate::time::truncate(link.expires_at))
-    .bind(at)
-    .bind(status.to_owned())
-    .execute(&mut *tx)
-    .await
-    .context("failed to store the payment link")?;
+) -> Result<bool> {
+    let at = stored.at;
+    let inserted = tx
+        .query(
+            "INSERT INTO payment_links (reference, case_id, employer_id, amount_minor, bills, url, provider, provider_id, expires_at, created_at, status) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (reference) DO NOTHING",
+        )
+        .bind(req.reference.clone())
+        .bind(stored.case_id)
+        .bind(stored.employer_id)
+        .bind(req.amount)
+        .bind(stored.bills_json.to_owned())
+        .bind(link.url.clone())
+        .bind(provider.to_owned())
+        .bind(link.provider_id.clone())
+        .bind(crate::time::truncate(link.expires_at))
+        .bind(at)
+        .bind(status.to_owned())
+        .execute(&mut *tx)
+        .await
+        .context("failed to store the payment link")?;
+    if inserted == 0 {
+        return Ok(false);
+    }
     tx.audit(
         crate::audit::AuditEntry::new(
             at,
@@ -501,7 +557,7 @@ async fn store_link(
             format!("payment_link:{}", req.reference),
         )
         .after(serde_json::json!({
-            "case_id": case_id,
+            "case_id": stored.case_id,
             "amount": req.amount,
             "provider": provider,
             "provider_id": link.provider_id,
@@ -509,7 +565,7 @@ async fn store_link(
             "status": status,
         })),
     );
-    Ok(())
+    Ok(true)
 }
 
 /// `WAS-<case>-<random>`: unique without a round trip, short enough for a
@@ -528,4 +584,100 @@ pub fn token_matches(configured: &str, presented: Option<&str>) -> bool {
         return false;
     };
     !configured.is_empty() && bool::from(configured.as_bytes().ct_eq(presented.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An employer with one overdue bill and its open case.
+    async fn open_case(db: &crate::store::Db, at: DateTime<Utc>) -> Result<i64> {
+        let employer: i64 = db
+            .query(
+                "INSERT INTO employers (npp, name, branch, wa_id, contact_name, timezone, created_at, updated_at) \
+                 VALUES ('12345678', 'PT Uji', 'PKU', NULL, 'Ibu Sari', 'Asia/Jakarta', $1, $1) RETURNING id",
+            )
+            .bind(at)
+            .fetch_scalar(db)
+            .await?;
+        db.query(
+            "INSERT INTO bills (employer_id, period, amount_minor, due_date, created_at, updated_at) \
+             VALUES ($1, '2025-01', 150000000, $2, $3, $3)",
+        )
+        .bind(employer)
+        .bind(at.date_naive() - Duration::days(10))
+        .bind(at)
+        .execute(db)
+        .await?;
+        Ok(db
+            .query(
+                "INSERT INTO cases (employer_id, status, stage, opened_at, updated_at) \
+                 VALUES ($1, 'open', 'reminder_1', $2, $2) RETURNING id",
+            )
+            .bind(employer)
+            .bind(at)
+            .fetch_scalar(db)
+            .await?)
+    }
+
+    #[tokio::test]
+    async fn a_reference_another_link_holds_is_refused_by_the_key_and_drawn_again() -> Result<()> {
+        let config = Config::from_sources(None, Vec::<(String, String)>::new())?;
+        let provider = Provider::from_config(&config)?;
+        for t in crate::testing::all().await? {
+            let db = &t.db;
+            let at = crate::time::truncate(Utc::now());
+            let case_id = open_case(db, at).await?;
+            db.query(
+                "INSERT INTO payment_links (reference, case_id, employer_id, amount_minor, bills, url, provider, expires_at, created_at, status) \
+                 SELECT 'WAS-TAKEN', id, employer_id, 1, '[]', 'https://old', 'static', $2, $2, 'paid' FROM cases WHERE id = $1",
+            )
+            .bind(case_id)
+            .bind(at)
+            .execute(db)
+            .await?;
+
+            let mut drawn = ["WAS-TAKEN", "WAS-FREE"].into_iter().map(str::to_owned);
+            let mut tx = db.begin().await?;
+            let plan = plan_link_drawing(&mut tx, &config, &provider, case_id, at, &mut || {
+                drawn.next().expect("two draws at most")
+            })
+            .await?;
+            tx.commit().await?;
+            let LinkPlan::Ready(link) = plan else {
+                panic!("{}: a static link is ready at once, got {plan:?}", t.name);
+            };
+            assert_eq!(link.reference, "WAS-FREE", "{}", t.name);
+            assert!(link.created, "{}", t.name);
+            let links: Vec<ReferenceStatus> = db
+                .query("SELECT reference, status, url FROM payment_links ORDER BY id")
+                .fetch_all_as(db)
+                .await?;
+            assert_eq!(
+                links,
+                [
+                    ReferenceStatus {
+                        reference: "WAS-TAKEN".into(),
+                        status: "paid".into(),
+                        url: "https://old".into()
+                    },
+                    ReferenceStatus {
+                        reference: "WAS-FREE".into(),
+                        status: "pending".into(),
+                        url: link.url.clone()
+                    },
+                ],
+                "{}: the older link is untouched",
+                t.name
+            );
+        }
+        Ok(())
+    }
+
+    #[derive(Debug, PartialEq, sqlx::FromRow)]
+    struct ReferenceStatus {
+        reference: String,
+        status: String,
+        url: String,
+    }
 }

@@ -8,6 +8,7 @@ use crate::audit::AuditEntry;
 use crate::case_log::{self, Actor, EventKind, NewEvent};
 use crate::config::Config;
 use crate::conversation::{self, Intent};
+use crate::messages::MessageContext;
 use crate::payments::{self, LinkPlan, PaymentLink, PendingLink, Provider, Superseded};
 use crate::store::Tx;
 use anyhow::{Context, Result};
@@ -38,6 +39,7 @@ pub(crate) enum AfterCommit {
 /// How long an unanswered "on which date?" keeps a bare date meaning a promise.
 const DATE_QUESTION_DAYS: i64 = 7;
 
+/// Acts on one reply (and then on the second request of a two-part one).
 pub(crate) async fn apply(
     tx: &mut Tx,
     config: &Config,
@@ -47,418 +49,22 @@ pub(crate) async fn apply(
     now: DateTime<Utc>,
 ) -> Result<Option<AfterCommit>> {
     let mut party = outgoing::load_party(tx, employer_id, case_id).await?;
-    let Some(mut intent) = reply.understood.intent else {
+    let Some(intent) = reply.understood.intent else {
         return Ok(None);
     };
-    let mut after = None;
-    let mut promised_date = reply.understood.promised_date;
-    let mut completes_date = false;
-
-    // After "on which date?", a reply that only names a day ("tgl 10",
-    // "jumat depan") completes the promise.
-    if let (Some(c), Some(text)) = (&party.case, reply.text) {
-        let asked = c
-            .promise_date_asked_at
-            .is_some_and(|t| reply.received_at < t + Duration::days(DATE_QUESTION_DAYS));
-        let open_ended = matches!(
-            intent,
-            Intent::PromiseToPay | Intent::Unknown | Intent::Acknowledgement | Intent::Question
-        );
-        if asked && open_ended && promised_date.is_none() {
-            let again =
-                conversation::classify(&format!("akan bayar {text}"), reply.received_at, party.tz);
-            if again.intent == Intent::PromiseToPay && again.promised_date.is_some() {
-                intent = Intent::PromiseToPay;
-                promised_date = again.promised_date;
-                completes_date = true;
-            }
-        }
-    }
-
-    // Opening the 24-hour window: the employer's latest message counts.
-    if let Some(c) = &mut party.case {
-        tx.query(
-            "UPDATE cases SET last_inbound_at = $2 \
-             WHERE id = $1 AND (last_inbound_at IS NULL OR last_inbound_at < $2)",
-        )
-        .bind(c.id)
-        .bind(reply.received_at)
-        .execute(&mut *tx)
-        .await
-        .context("failed to record the reply time on the case")?;
-        if c.last_inbound_at.is_none_or(|t| t < reply.received_at) {
-            c.last_inbound_at = Some(reply.received_at);
-        }
-    }
-    let open_case = party.case.as_ref().filter(|c| !c.resolved).map(|c| c.id);
-    let mut events = Vec::new();
-    let unsure = (!completes_date && !reply.secondary)
-        .then(|| unsure(config, &reply.understood, intent))
+    let reading = Reading::of(&party, reply, intent);
+    note_reply_time(tx, &mut party, reply).await?;
+    let mut turn = Turn::new(config, employer_id, reply, party, now);
+    let unsure = (!reading.completes_date && !reply.secondary)
+        .then(|| unsure(config, &reply.understood, reading.intent))
         .flatten();
-    if let (Some(case_id), false) = (open_case, reply.secondary) {
-        events.push(NewEvent::new(
-            case_id,
-            now,
-            EventKind::ReplyReceived,
-            Actor::Employer,
-            json!({
-                "intent": intent.as_str(),
-                "text": reply.text,
-                "wamid": reply.wamid,
-                "promised_date": promised_date.map(|d| d.to_string()),
-                "button": reply.understood.button,
-                "confidence": reply.understood.confidence,
-                "also": reply.understood.also.map(Intent::as_str),
-                "acted": unsure.is_none(),
-            }),
-        ));
-    }
-    // Free-form replies only inside the window, and only while the
-    // employer's message is fresh (a late redelivery is not answered).
-    let window =
-        crate::outbox::window_open(party.case.as_ref().and_then(|c| c.last_inbound_at), now)
-            && crate::outbox::window_open(Some(reply.received_at), now);
-    let key = |name: &str| format!("reply:{}:{name}", reply.wamid);
-    let local_today = reply.received_at.with_timezone(&party.tz).date_naive();
-
-    // Not acting on a guess: a paid-or-will-pay doubt is asked back inside
-    // the window (the buttons answer it); any other doubt, or one outside
-    // the window, goes to an officer with the two best guesses.
-    if let (Some((first, second)), Some(case_id)) = (unsure, open_case) {
-        let paid_or_promise = [Some(first), second]
-            .iter()
-            .flatten()
-            .all(|i| matches!(i, Intent::PromiseToPay | Intent::AlreadyPaid));
-        case_log::record(tx, &events).await?;
-        events.clear();
-        if paid_or_promise && window {
-            let ctx = outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
-            outgoing::queue(
-                tx,
-                config,
-                &party,
-                &ctx,
-                "clarify_paid_or_promise",
-                key("clarify_paid_or_promise"),
-                Some(reply.wamid),
-                window,
-                now,
-            )
-            .await?;
-        } else {
-            let guesses: Vec<&str> = [Some(first), second]
-                .into_iter()
-                .flatten()
-                .map(Intent::as_str)
-                .collect();
-            case_log::record(
-                tx,
-                &[event(
-                    case_id,
-                    now,
-                    EventKind::OfficerRequested,
-                    json!({"reason": "unsure_reply", "guesses": guesses,
-                           "confidence": reply.understood.confidence, "wamid": reply.wamid}),
-                )],
-            )
-            .await?;
-            flag_officer(tx, case_id, "unsure_reply", now).await?;
-            holding_reply(
-                tx,
-                config,
-                &party,
-                &key("officer_will_contact"),
-                reply.wamid,
-                window,
-                now,
-            )
-            .await?;
-        }
+    turn.reply_received(&reading, unsure.is_none());
+    if let (Some(guesses), Some(case_id)) = (unsure, turn.open_case) {
+        turn.hold_back(tx, case_id, guesses).await?;
         return Ok(None);
     }
-
-    match (intent, open_case) {
-        (Intent::OptOut, _) => {
-            let changed =
-                flag_employer(tx, employer_id, EmployerFlag::OptedOut, reply.wamid, now).await?;
-            if changed {
-                outgoing::cancel_queued(tx, employer_id, false, "opted_out", now).await?;
-                if let Some(case_id) = open_case {
-                    events.push(event(
-                        case_id,
-                        now,
-                        EventKind::OptedOut,
-                        json!({"wamid": reply.wamid}),
-                    ));
-                    flag_officer(tx, case_id, "opted_out", now).await?;
-                }
-                // The number opted out, not only this employer: any other
-                // employer on the same number is silenced too.
-                if let Some(wa_id) = party.wa_id.clone() {
-                    opt_out_others(tx, &wa_id, employer_id, reply.wamid, now, &mut events).await?;
-                }
-                // The one confirmation; every later message is refused by
-                // `outgoing::queue` because the employer is now opted out.
-                party.opted_out = true;
-                let ctx = outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
-                case_log::record(tx, &events).await?;
-                events.clear();
-                outgoing::queue(
-                    tx,
-                    config,
-                    &party,
-                    &ctx,
-                    "opt_out_confirmed",
-                    key("opt_out_confirmed"),
-                    Some(reply.wamid),
-                    window,
-                    now,
-                )
-                .await?;
-            }
-        }
-        (Intent::WrongNumber, _) => {
-            let changed = flag_employer(
-                tx,
-                employer_id,
-                EmployerFlag::ContactInvalid,
-                reply.wamid,
-                now,
-            )
-            .await?;
-            if changed {
-                outgoing::cancel_queued(tx, employer_id, false, "wrong_number", now).await?;
-            }
-            if let Some(case_id) = open_case {
-                events.push(event(
-                    case_id,
-                    now,
-                    EventKind::WrongNumber,
-                    json!({"wamid": reply.wamid}),
-                ));
-                flag_officer(tx, case_id, "wrong_number", now).await?;
-            }
-            // Whoever answered is not the employer: nothing is sent back.
-        }
-        (_, None) => {
-            // No open case: the reply is stored with its employer, and there
-            // is nothing owed to act on.
-        }
-        (Intent::PromiseToPay, Some(case_id)) => match promised_date {
-            Some(d) if (d - local_today).num_days() > config.policy.promise_horizon_days => {
-                events.push(event(
-                    case_id,
-                    now,
-                    EventKind::OfficerRequested,
-                    json!({"reason": "promise_beyond_horizon", "promised_date": d.to_string(),
-                           "horizon_days": config.policy.promise_horizon_days}),
-                ));
-                flag_officer(tx, case_id, "promise_beyond_horizon", now).await?;
-                case_log::record(tx, &events).await?;
-                events.clear();
-                holding_reply(
-                    tx,
-                    config,
-                    &party,
-                    &key("officer_will_contact"),
-                    reply.wamid,
-                    window,
-                    now,
-                )
-                .await?;
-            }
-            Some(d) => {
-                record_promise(tx, case_id, d, now).await?;
-                events.push(event(
-                    case_id,
-                    now,
-                    EventKind::PromiseToPay,
-                    json!({"promised_date": d.to_string(), "wamid": reply.wamid}),
-                ));
-                outgoing::cancel_queued(tx, employer_id, true, "promised", now).await?;
-                let mut ctx =
-                    outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
-                ctx.promised_date = Some(d);
-                case_log::record(tx, &events).await?;
-                events.clear();
-                outgoing::queue(
-                    tx,
-                    config,
-                    &party,
-                    &ctx,
-                    "promise_confirmed",
-                    key("promise_confirmed"),
-                    Some(reply.wamid),
-                    window,
-                    now,
-                )
-                .await?;
-            }
-            None => {
-                // No promise_to_pay event until a date is given.
-                tx.query(
-                    "UPDATE cases SET promise_date_asked_at = $2, updated_at = $2 WHERE id = $1",
-                )
-                .bind(case_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .context("failed to note the date question")?;
-                let ctx = outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
-                case_log::record(tx, &events).await?;
-                events.clear();
-                outgoing::queue(
-                    tx,
-                    config,
-                    &party,
-                    &ctx,
-                    "ask_promise_date",
-                    key("ask_promise_date"),
-                    Some(reply.wamid),
-                    window,
-                    now,
-                )
-                .await?;
-            }
-        },
-        (Intent::AlreadyPaid, Some(case_id)) => {
-            let calendar = config.calendar();
-            let last_day =
-                calendar.add_working_days(local_today, config.policy.paid_claim_pause_working_days);
-            let until = local_midnight_after(last_day, party.tz);
-            tx.query(
-                "UPDATE cases SET paused_until = $2, payment_claimed_at = $3, quiet_reason = 'paused', \
-                        next_action_at = $2, updated_at = $3 \
-                 WHERE id = $1 AND (paused_until IS NULL OR paused_until < $2)",
-            )
-            .bind(case_id)
-            .bind(until)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .context("failed to pause the case for a payment claim")?;
-            events.push(event(
-                case_id,
-                now,
-                EventKind::PaymentClaimed,
-                json!({"paused_until": until, "wamid": reply.wamid}),
-            ));
-            outgoing::cancel_queued(tx, employer_id, true, "payment_claimed", now).await?;
-            let ctx = outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
-            case_log::record(tx, &events).await?;
-            events.clear();
-            outgoing::queue(
-                tx,
-                config,
-                &party,
-                &ctx,
-                "payment_claim_ack",
-                key("payment_claim_ack"),
-                Some(reply.wamid),
-                window,
-                now,
-            )
-            .await?;
-        }
-        (Intent::PaymentLinkRequest, Some(case_id)) => {
-            let plan = match Provider::from_config(config) {
-                Ok(provider) => Ok(payments::plan_link(tx, config, &provider, case_id, now).await?),
-                Err(e) => Err(e),
-            };
-            match plan {
-                Ok(LinkPlan::Nothing) => {
-                    // Nothing owed right now: the breakdown says so.
-                    let ctx =
-                        outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
-                    case_log::record(tx, &events).await?;
-                    events.clear();
-                    outgoing::queue(
-                        tx,
-                        config,
-                        &party,
-                        &ctx,
-                        "amount_breakdown",
-                        key("amount_breakdown"),
-                        Some(reply.wamid),
-                        window,
-                        now,
-                    )
-                    .await?;
-                }
-                Ok(LinkPlan::Create(pending)) => after = Some(AfterCommit::CreateLink(pending)),
-                Ok(LinkPlan::Ready(link)) => {
-                    case_log::record(tx, &events).await?;
-                    events.clear();
-                    let superseded = link.superseded.clone();
-                    link_made(tx, config, employer_id, case_id, reply, Ok(link), now).await?;
-                    after = Some(AfterCommit::Expire(superseded));
-                }
-                Err(e) => {
-                    case_log::record(tx, &events).await?;
-                    events.clear();
-                    link_made(tx, config, employer_id, case_id, reply, Err(e), now).await?;
-                }
-            }
-        }
-        (Intent::AmountInquiry, Some(_)) => {
-            let ctx = outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
-            case_log::record(tx, &events).await?;
-            events.clear();
-            outgoing::queue(
-                tx,
-                config,
-                &party,
-                &ctx,
-                "amount_breakdown",
-                key("amount_breakdown"),
-                Some(reply.wamid),
-                window,
-                now,
-            )
-            .await?;
-        }
-        (Intent::Acknowledgement, Some(_)) => {}
-        (
-            Intent::InstallmentRequest
-            | Intent::Dispute
-            | Intent::OfficerRequest
-            | Intent::Complaint
-            | Intent::Question
-            | Intent::Unknown,
-            Some(case_id),
-        ) => {
-            let (kind, reason) = match intent {
-                Intent::InstallmentRequest => {
-                    (EventKind::InstallmentRequested, "installment_requested")
-                }
-                Intent::Dispute => (EventKind::DisputeRaised, "dispute_raised"),
-                Intent::OfficerRequest => (EventKind::OfficerRequested, "officer_requested"),
-                Intent::Complaint => (EventKind::OfficerRequested, "complaint"),
-                Intent::Question => (EventKind::OfficerRequested, "question"),
-                _ => (EventKind::OfficerRequested, "unrecognised_reply"),
-            };
-            events.push(event(
-                case_id,
-                now,
-                kind,
-                json!({"reason": reason, "wamid": reply.wamid}),
-            ));
-            flag_officer(tx, case_id, reason, now).await?;
-            case_log::record(tx, &events).await?;
-            events.clear();
-            holding_reply(
-                tx,
-                config,
-                &party,
-                &key("officer_will_contact"),
-                reply.wamid,
-                window,
-                now,
-            )
-            .await?;
-        }
-    }
-    case_log::record(tx, &events).await?;
+    let mut after = turn.act(tx, &reading).await?;
+    turn.flush(tx).await?;
     // The second request of a two-part reply ("sudah bayar september, yg
     // oktober tgl 30"): its own effect, after the first.
     if let (Some(second), false) = (reply.understood.also, reply.secondary) {
@@ -481,6 +87,420 @@ pub(crate) async fn apply(
     Ok(after)
 }
 
+/// What a reply is taken to say, once its context is known.
+struct Reading {
+    intent: Intent,
+    promised_date: Option<NaiveDate>,
+    /// A bare day answering "on which date?": a promise, never held back.
+    completes_date: bool,
+}
+
+impl Reading {
+    /// After "on which date?", a reply that only names a day ("tgl 10",
+    /// "jumat depan") completes the promise.
+    fn of(party: &Party, reply: &Reply<'_>, intent: Intent) -> Reading {
+        let plain = Reading {
+            intent,
+            promised_date: reply.understood.promised_date,
+            completes_date: false,
+        };
+        let (Some(c), Some(text)) = (&party.case, reply.text) else {
+            return plain;
+        };
+        let asked = c
+            .promise_date_asked_at
+            .is_some_and(|t| reply.received_at < t + Duration::days(DATE_QUESTION_DAYS));
+        let open_ended = matches!(
+            intent,
+            Intent::PromiseToPay | Intent::Unknown | Intent::Acknowledgement | Intent::Question
+        );
+        if !(asked && open_ended && plain.promised_date.is_none()) {
+            return plain;
+        }
+        let again =
+            conversation::classify(&format!("akan bayar {text}"), reply.received_at, party.tz);
+        if again.intent == Intent::PromiseToPay && again.promised_date.is_some() {
+            Reading {
+                intent: Intent::PromiseToPay,
+                promised_date: again.promised_date,
+                completes_date: true,
+            }
+        } else {
+            plain
+        }
+    }
+}
+
+/// Opening the 24-hour window: the employer's latest message counts.
+async fn note_reply_time(tx: &mut Tx, party: &mut Party, reply: &Reply<'_>) -> Result<()> {
+    let Some(c) = &mut party.case else {
+        return Ok(());
+    };
+    tx.query(
+        "UPDATE cases SET last_inbound_at = $2 \
+         WHERE id = $1 AND (last_inbound_at IS NULL OR last_inbound_at < $2)",
+    )
+    .bind(c.id)
+    .bind(reply.received_at)
+    .execute(&mut *tx)
+    .await
+    .context("failed to record the reply time on the case")?;
+    if c.last_inbound_at.is_none_or(|t| t < reply.received_at) {
+        c.last_inbound_at = Some(reply.received_at);
+    }
+    Ok(())
+}
+
+/// One reply being acted on: what its steps share besides the transaction.
+struct Turn<'a> {
+    config: &'a Config,
+    employer_id: i64,
+    reply: &'a Reply<'a>,
+    party: Party,
+    /// The employer's unresolved case, if any.
+    open_case: Option<i64>,
+    /// Free-form replies only inside the window, and only while the
+    /// employer's message is fresh (a late redelivery is not answered).
+    window: bool,
+    local_today: NaiveDate,
+    now: DateTime<Utc>,
+    /// Case events not yet written: written before each answer is queued,
+    /// so the case log reads in the order things happened.
+    events: Vec<NewEvent>,
+}
+
+impl<'a> Turn<'a> {
+    fn new(
+        config: &'a Config,
+        employer_id: i64,
+        reply: &'a Reply<'a>,
+        party: Party,
+        now: DateTime<Utc>,
+    ) -> Turn<'a> {
+        let window =
+            crate::outbox::window_open(party.case.as_ref().and_then(|c| c.last_inbound_at), now)
+                && crate::outbox::window_open(Some(reply.received_at), now);
+        Turn {
+            config,
+            employer_id,
+            reply,
+            open_case: party.case.as_ref().filter(|c| !c.resolved).map(|c| c.id),
+            window,
+            local_today: reply.received_at.with_timezone(&party.tz).date_naive(),
+            party,
+            now,
+            events: Vec::new(),
+        }
+    }
+
+    fn wamid(&self) -> &'a str {
+        self.reply.wamid
+    }
+
+    fn push(&mut self, case_id: i64, kind: EventKind, data: serde_json::Value) {
+        self.events.push(event(case_id, self.now, kind, data));
+    }
+
+    async fn flush(&mut self, tx: &mut Tx) -> Result<()> {
+        case_log::record(tx, &self.events).await?;
+        self.events.clear();
+        Ok(())
+    }
+
+    /// `reply_received` on the open case (once for a two-part reply).
+    fn reply_received(&mut self, reading: &Reading, acted: bool) {
+        let (Some(case_id), false) = (self.open_case, self.reply.secondary) else {
+            return;
+        };
+        let u = &self.reply.understood;
+        self.events.push(NewEvent::new(
+            case_id,
+            self.now,
+            EventKind::ReplyReceived,
+            Actor::Employer,
+            json!({
+                "intent": reading.intent.as_str(),
+                "text": self.reply.text,
+                "wamid": self.reply.wamid,
+                "promised_date": reading.promised_date.map(|d| d.to_string()),
+                "button": u.button,
+                "confidence": u.confidence,
+                "also": u.also.map(Intent::as_str),
+                "acted": acted,
+            }),
+        ));
+    }
+
+    /// Queues the reply `name` for this reply's case, rendered for its
+    /// unpaid bills (`edit` adds what the message names besides), after the
+    /// pending events. Returns the outbox id when a row was queued.
+    async fn answer(
+        &mut self,
+        tx: &mut Tx,
+        name: &str,
+        edit: impl FnOnce(&mut MessageContext),
+    ) -> Result<Option<i64>> {
+        let mut ctx =
+            outgoing::message_context(tx, self.config, &self.party, Bills::Unpaid, self.now)
+                .await?;
+        edit(&mut ctx);
+        self.flush(tx).await?;
+        outgoing::queue(
+            tx,
+            self.config,
+            &self.party,
+            &ctx,
+            name,
+            format!("reply:{}:{name}", self.reply.wamid),
+            Some(self.reply.wamid),
+            self.window,
+            self.now,
+        )
+        .await
+    }
+
+    /// "An officer will contact you". A chatty thread does not get it after
+    /// every line: `outgoing::queue` sends the same reply once per case state.
+    async fn holding_reply(&mut self, tx: &mut Tx) -> Result<()> {
+        if self.party.case.is_some() {
+            self.answer(tx, "officer_will_contact", |_| {}).await?;
+        }
+        Ok(())
+    }
+
+    /// The case goes to an officer: the event, the flag, the holding reply.
+    async fn hand_to_officer(
+        &mut self,
+        tx: &mut Tx,
+        case_id: i64,
+        kind: EventKind,
+        reason: &str,
+        data: serde_json::Value,
+    ) -> Result<()> {
+        self.push(case_id, kind, data);
+        flag_officer(tx, case_id, reason, self.now).await?;
+        self.flush(tx).await?;
+        self.holding_reply(tx).await
+    }
+
+    /// Not acting on a guess: a paid-or-will-pay doubt is asked back inside
+    /// the window (the buttons answer it); any other doubt, or one outside
+    /// the window, goes to an officer with the two best guesses.
+    async fn hold_back(
+        &mut self,
+        tx: &mut Tx,
+        case_id: i64,
+        (first, second): (Intent, Option<Intent>),
+    ) -> Result<()> {
+        let paid_or_promise = [Some(first), second]
+            .iter()
+            .flatten()
+            .all(|i| matches!(i, Intent::PromiseToPay | Intent::AlreadyPaid));
+        if paid_or_promise && self.window {
+            self.answer(tx, "clarify_paid_or_promise", |_| {}).await?;
+            return Ok(());
+        }
+        let guesses: Vec<&str> = [Some(first), second]
+            .into_iter()
+            .flatten()
+            .map(Intent::as_str)
+            .collect();
+        let data = json!({"reason": "unsure_reply", "guesses": guesses,
+                          "confidence": self.reply.understood.confidence, "wamid": self.wamid()});
+        self.hand_to_officer(
+            tx,
+            case_id,
+            EventKind::OfficerRequested,
+            "unsure_reply",
+            data,
+        )
+        .await
+    }
+
+    /// What the intent does. The pending events are written by the caller.
+    async fn act(&mut self, tx: &mut Tx, reading: &Reading) -> Result<Option<AfterCommit>> {
+        match (reading.intent, self.open_case) {
+            (Intent::OptOut, _) => self.opt_out(tx).await?,
+            (Intent::WrongNumber, _) => self.wrong_number(tx).await?,
+            (_, None) => {
+                // No open case: the reply is stored with its employer, and
+                // there is nothing owed to act on.
+            }
+            (Intent::PromiseToPay, Some(case_id)) => {
+                self.promise(tx, case_id, reading.promised_date).await?
+            }
+            (Intent::AlreadyPaid, Some(case_id)) => self.already_paid(tx, case_id).await?,
+            (Intent::PaymentLinkRequest, Some(case_id)) => {
+                return self.payment_link(tx, case_id).await
+            }
+            (Intent::AmountInquiry, Some(_)) => {
+                self.answer(tx, "amount_breakdown", |_| {}).await?;
+            }
+            (Intent::Acknowledgement, Some(_)) => {}
+            (
+                intent @ (Intent::InstallmentRequest
+                | Intent::Dispute
+                | Intent::OfficerRequest
+                | Intent::Complaint
+                | Intent::Question
+                | Intent::Unknown),
+                Some(case_id),
+            ) => {
+                let (kind, reason) = officer_reason(intent);
+                let data = json!({"reason": reason, "wamid": self.wamid()});
+                self.hand_to_officer(tx, case_id, kind, reason, data)
+                    .await?;
+            }
+        }
+        Ok(None)
+    }
+
+    async fn opt_out(&mut self, tx: &mut Tx) -> Result<()> {
+        let (employer_id, wamid, now) = (self.employer_id, self.wamid(), self.now);
+        if !flag_employer(tx, employer_id, EmployerFlag::OptedOut, wamid, now).await? {
+            return Ok(());
+        }
+        outgoing::cancel_queued(tx, employer_id, false, "opted_out", now).await?;
+        if let Some(case_id) = self.open_case {
+            self.push(case_id, EventKind::OptedOut, json!({"wamid": wamid}));
+            flag_officer(tx, case_id, "opted_out", now).await?;
+        }
+        // The number opted out, not only this employer: any other
+        // employer on the same number is silenced too.
+        if let Some(wa_id) = self.party.wa_id.clone() {
+            opt_out_others(tx, &wa_id, employer_id, wamid, now, &mut self.events).await?;
+        }
+        // The one confirmation; every later message is refused by
+        // `outgoing::queue` because the employer is now opted out.
+        self.party.opted_out = true;
+        self.answer(tx, "opt_out_confirmed", |_| {}).await?;
+        Ok(())
+    }
+
+    async fn wrong_number(&mut self, tx: &mut Tx) -> Result<()> {
+        let (employer_id, wamid, now) = (self.employer_id, self.wamid(), self.now);
+        if flag_employer(tx, employer_id, EmployerFlag::ContactInvalid, wamid, now).await? {
+            outgoing::cancel_queued(tx, employer_id, false, "wrong_number", now).await?;
+        }
+        if let Some(case_id) = self.open_case {
+            self.push(case_id, EventKind::WrongNumber, json!({"wamid": wamid}));
+            flag_officer(tx, case_id, "wrong_number", now).await?;
+        }
+        // Whoever answered is not the employer: nothing is sent back.
+        Ok(())
+    }
+
+    async fn promise(
+        &mut self,
+        tx: &mut Tx,
+        case_id: i64,
+        promised_date: Option<NaiveDate>,
+    ) -> Result<()> {
+        let horizon = self.config.policy.promise_horizon_days;
+        match promised_date {
+            Some(d) if (d - self.local_today).num_days() > horizon => {
+                let data = json!({"reason": "promise_beyond_horizon", "promised_date": d.to_string(),
+                                  "horizon_days": horizon});
+                self.hand_to_officer(
+                    tx,
+                    case_id,
+                    EventKind::OfficerRequested,
+                    "promise_beyond_horizon",
+                    data,
+                )
+                .await
+            }
+            Some(d) => {
+                record_promise(tx, case_id, d, self.now).await?;
+                let data = json!({"promised_date": d.to_string(), "wamid": self.wamid()});
+                self.push(case_id, EventKind::PromiseToPay, data);
+                outgoing::cancel_queued(tx, self.employer_id, true, "promised", self.now).await?;
+                self.answer(tx, "promise_confirmed", |ctx| ctx.promised_date = Some(d))
+                    .await?;
+                Ok(())
+            }
+            None => {
+                // No promise_to_pay event until a date is given.
+                tx.query(
+                    "UPDATE cases SET promise_date_asked_at = $2, updated_at = $2 WHERE id = $1",
+                )
+                .bind(case_id)
+                .bind(self.now)
+                .execute(&mut *tx)
+                .await
+                .context("failed to note the date question")?;
+                self.answer(tx, "ask_promise_date", |_| {}).await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn already_paid(&mut self, tx: &mut Tx, case_id: i64) -> Result<()> {
+        let (config, now) = (self.config, self.now);
+        let last_day = config.calendar().add_working_days(
+            self.local_today,
+            config.policy.paid_claim_pause_working_days,
+        );
+        let until = local_midnight_after(last_day, self.party.tz);
+        tx.query(
+            "UPDATE cases SET paused_until = $2, payment_claimed_at = $3, quiet_reason = 'paused', \
+                    next_action_at = $2, updated_at = $3 \
+             WHERE id = $1 AND (paused_until IS NULL OR paused_until < $2)",
+        )
+        .bind(case_id)
+        .bind(until)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .context("failed to pause the case for a payment claim")?;
+        let data = json!({"paused_until": until, "wamid": self.wamid()});
+        self.push(case_id, EventKind::PaymentClaimed, data);
+        outgoing::cancel_queued(tx, self.employer_id, true, "payment_claimed", now).await?;
+        self.answer(tx, "payment_claim_ack", |_| {}).await?;
+        Ok(())
+    }
+
+    async fn payment_link(&mut self, tx: &mut Tx, case_id: i64) -> Result<Option<AfterCommit>> {
+        let (config, now) = (self.config, self.now);
+        let plan = match Provider::from_config(config) {
+            Ok(provider) => Ok(payments::plan_link(tx, config, &provider, case_id, now).await?),
+            Err(e) => Err(e),
+        };
+        let (employer_id, reply) = (self.employer_id, self.reply);
+        match plan {
+            Ok(LinkPlan::Nothing) => {
+                // Nothing owed right now: the breakdown says so.
+                self.answer(tx, "amount_breakdown", |_| {}).await?;
+                Ok(None)
+            }
+            Ok(LinkPlan::Create(pending)) => Ok(Some(AfterCommit::CreateLink(pending))),
+            Ok(LinkPlan::Ready(link)) => {
+                self.flush(tx).await?;
+                let superseded = link.superseded.clone();
+                link_made(tx, config, employer_id, case_id, reply, Ok(link), now).await?;
+                Ok(Some(AfterCommit::Expire(superseded)))
+            }
+            Err(e) => {
+                self.flush(tx).await?;
+                link_made(tx, config, employer_id, case_id, reply, Err(e), now).await?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The event and the officer's reason for a reply only a person can answer.
+fn officer_reason(intent: Intent) -> (EventKind, &'static str) {
+    match intent {
+        Intent::InstallmentRequest => (EventKind::InstallmentRequested, "installment_requested"),
+        Intent::Dispute => (EventKind::DisputeRaised, "dispute_raised"),
+        Intent::OfficerRequest => (EventKind::OfficerRequested, "officer_requested"),
+        Intent::Complaint => (EventKind::OfficerRequested, "complaint"),
+        Intent::Question => (EventKind::OfficerRequested, "question"),
+        _ => (EventKind::OfficerRequested, "unrecognised_reply"),
+    }
+}
+
 /// Sends a payment link the case got (or says an officer will help when
 /// none could be made): the `payment_link` reply and its
 /// `payment_link_sent` event, naming the links it superseded.
@@ -494,26 +514,13 @@ pub(crate) async fn link_made(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let party = outgoing::load_party(tx, employer_id, Some(case_id)).await?;
-    let window =
-        crate::outbox::window_open(party.case.as_ref().and_then(|c| c.last_inbound_at), now)
-            && crate::outbox::window_open(Some(reply.received_at), now);
-    let key = |name: &str| format!("reply:{}:{name}", reply.wamid);
+    let mut turn = Turn::new(config, employer_id, reply, party, now);
     match link {
         Ok(link) => {
-            let mut ctx = outgoing::message_context(tx, config, &party, Bills::Unpaid, now).await?;
-            ctx.payment_link = Some(link.url.clone());
-            let queued = outgoing::queue(
-                tx,
-                config,
-                &party,
-                &ctx,
-                "payment_link",
-                key("payment_link"),
-                Some(reply.wamid),
-                window,
-                now,
-            )
-            .await?;
+            let url = link.url.clone();
+            let queued = turn
+                .answer(tx, "payment_link", |ctx| ctx.payment_link = Some(url))
+                .await?;
             // A new link is news on the case even if the reply is withheld.
             if queued.is_some() || link.created {
                 let supersedes: Vec<&str> = link
@@ -534,33 +541,21 @@ pub(crate) async fn link_made(
                 )
                 .await?;
             }
+            Ok(())
         }
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), case_id, "payment link could not be made");
-            case_log::record(
+            let data = json!({"reason": "payment_link_failed"});
+            turn.hand_to_officer(
                 tx,
-                &[event(
-                    case_id,
-                    now,
-                    EventKind::OfficerRequested,
-                    json!({"reason": "payment_link_failed"}),
-                )],
+                case_id,
+                EventKind::OfficerRequested,
+                "payment_link_failed",
+                data,
             )
-            .await?;
-            flag_officer(tx, case_id, "payment_link_failed", now).await?;
-            holding_reply(
-                tx,
-                config,
-                &party,
-                &key("officer_will_contact"),
-                reply.wamid,
-                window,
-                now,
-            )
-            .await?;
+            .await
         }
     }
-    Ok(())
 }
 
 /// The two readings the bot will not choose between itself: a typed reply
@@ -585,6 +580,11 @@ fn unsure(config: &Config, u: &Understood, intent: Intent) -> Option<(Intent, Op
     (torn || u.confidence < config.policy.reply_min_confidence).then_some((intent, u.runner_up))
 }
 
+#[derive(sqlx::FromRow)]
+struct EmployerId {
+    id: i64,
+}
+
 /// Opts out the other employers sharing the number, each with its audit
 /// row, cancelled messages and (for an open case) an event and officer flag.
 async fn opt_out_others(
@@ -595,7 +595,7 @@ async fn opt_out_others(
     now: DateTime<Utc>,
     events: &mut Vec<NewEvent>,
 ) -> Result<()> {
-    let others = tx
+    let others: Vec<EmployerId> = tx
         .query(
             "UPDATE employers SET opted_out_at = $2, updated_at = $2 \
              WHERE wa_id = $1 AND id <> $3 AND opted_out_at IS NULL RETURNING id",
@@ -603,11 +603,10 @@ async fn opt_out_others(
         .bind(wa_id.to_owned())
         .bind(now)
         .bind(employer_id)
-        .fetch_all(&mut *tx)
+        .fetch_all_as(&mut *tx)
         .await
         .context("failed to opt out the number's other employers")?;
-    for r in others {
-        let other: i64 = r.get("id")?;
+    for EmployerId { id: other } in others {
         tx.audit(
             AuditEntry::new(
                 now,
@@ -619,14 +618,13 @@ async fn opt_out_others(
             .after(json!({"opted_out_at": now, "wamid": wamid, "shared_number": true})),
         );
         outgoing::cancel_queued(tx, other, false, "opted_out", now).await?;
-        let case = tx
+        let case: Option<i64> = tx
             .query("SELECT id FROM cases WHERE employer_id = $1 AND resolved_at IS NULL")
             .bind(other)
-            .fetch_optional(&mut *tx)
+            .fetch_optional_scalar(&mut *tx)
             .await
             .context("failed to read a sharing employer's case")?;
-        if let Some(c) = case {
-            let case_id: i64 = c.get("id")?;
+        if let Some(case_id) = case {
             events.push(event(
                 case_id,
                 now,
@@ -647,8 +645,6 @@ fn event(case_id: i64, at: DateTime<Utc>, kind: EventKind, data: serde_json::Val
     NewEvent::new(case_id, at, kind, actor, data)
 }
 
-/// The case goes to an officer with `reason` as what the bot is waiting
-/// for; an escalated case already is an officer's and keeps its status.
 /// What an employer's reply can say about its contact.
 #[derive(Clone, Copy)]
 enum EmployerFlag {
@@ -709,6 +705,8 @@ async fn flag_employer(
     Ok(changed > 0)
 }
 
+/// The case goes to an officer with `reason` as what the bot is waiting
+/// for; an escalated case already is an officer's and keeps its status.
 async fn flag_officer(tx: &mut Tx, case_id: i64, reason: &str, at: DateTime<Utc>) -> Result<()> {
     let quiet = match reason {
         "opted_out" => "opted_out",
@@ -759,37 +757,6 @@ async fn record_promise(tx: &mut Tx, case_id: i64, d: NaiveDate, at: DateTime<Ut
     .execute(&mut *tx)
     .await
     .context("failed to record the promise")?;
-    Ok(())
-}
-
-/// "An officer will contact you". A chatty thread does not get it after
-/// every line: `outgoing::queue` sends the same reply once per case state.
-#[allow(clippy::too_many_arguments)]
-async fn holding_reply(
-    tx: &mut Tx,
-    config: &Config,
-    party: &Party,
-    key: &str,
-    wamid: &str,
-    window: bool,
-    at: DateTime<Utc>,
-) -> Result<()> {
-    if party.case.is_none() {
-        return Ok(());
-    }
-    let ctx = outgoing::message_context(tx, config, party, Bills::Unpaid, at).await?;
-    outgoing::queue(
-        tx,
-        config,
-        party,
-        &ctx,
-        "officer_will_contact",
-        key.to_owned(),
-        Some(wamid),
-        window,
-        at,
-    )
-    .await?;
     Ok(())
 }
 

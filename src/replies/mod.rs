@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::conversation::{self, Intent};
 use crate::domain::WaId;
 use crate::payments::{self, Provider};
-use crate::store::{values_placeholders, Db};
+use crate::store::{values_placeholders, Db, Zone};
 use crate::webhook::{InboundMessage, MessageKind, StatusEvent, WebhookEvent};
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -533,32 +533,36 @@ async fn match_sender(
     if let Some(case_id) = button_case {
         if let Some(r) = db
             .query(
-                "SELECT c.employer_id, c.id FROM cases c JOIN employers e ON e.id = c.employer_id \
+                "SELECT c.employer_id, c.id AS case_id FROM cases c JOIN employers e ON e.id = c.employer_id \
                  WHERE c.id = $1 AND e.wa_id = $2 AND c.resolved_at IS NULL",
             )
             .bind(case_id)
             .bind(wa_id.to_owned())
-            .fetch_optional(db)
+            .fetch_optional_as::<Sender>(db)
             .await
             .context("failed to match the button's case")?
         {
-            return Ok(Some((r.get("employer_id")?, Some(r.get("id")?))));
+            return Ok(Some((r.employer_id, r.case_id)));
         }
     }
     let r = db
         .query(
-            "SELECT e.id, c.id AS case_id FROM employers e \
+            "SELECT e.id AS employer_id, c.id AS case_id FROM employers e \
              LEFT JOIN cases c ON c.employer_id = e.id AND c.resolved_at IS NULL \
              WHERE e.wa_id = $1 ORDER BY (c.id IS NULL), e.id LIMIT 1",
         )
         .bind(wa_id.to_owned())
-        .fetch_optional(db)
+        .fetch_optional_as::<Sender>(db)
         .await
         .context("failed to match the sender")?;
-    match r {
-        None => Ok(None),
-        Some(r) => Ok(Some((r.get("id")?, r.get("case_id")?))),
-    }
+    Ok(r.map(|r| (r.employer_id, r.case_id)))
+}
+
+/// Whom a reply is from: the employer, and its case when one is open.
+#[derive(sqlx::FromRow)]
+struct Sender {
+    employer_id: i64,
+    case_id: Option<i64>,
 }
 
 fn kind_name(k: &MessageKind) -> String {
@@ -619,7 +623,7 @@ async fn record_inbound(
     let (intent, promised) = understood
         .as_ref()
         .map_or((None, None), |(u, _)| (u.intent, u.promised_date));
-    let inserted = tx
+    let inserted: Option<i64> = tx
         .query(
             "INSERT INTO inbound_messages (wamid, wa_id, user_id, employer_id, case_id, kind, body, payload, context_wamid, intent, promised_date, received_at, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
@@ -638,14 +642,13 @@ async fn record_inbound(
         .bind(promised)
         .bind(sane_instant(m.timestamp, now))
         .bind(now)
-        .fetch_optional(&mut tx)
+        .fetch_optional_scalar(&mut tx)
         .await
         .context("failed to store an inbound message")?;
-    let Some(row) = inserted else {
+    let Some(inbound_id) = inserted else {
         tx.rollback().await?;
         return Ok(Inbound::Duplicate);
     };
-    let inbound_id: i64 = row.get("id")?;
     let Some((employer_id, case_id)) = matched else {
         tx.commit().await?;
         let sender = wa_id
@@ -684,40 +687,66 @@ async fn record_inbound(
             tx.rollback().await?;
             let reason = format!("{e:#}");
             tracing::error!(error = %reason, inbound_id, "could not act on a reply");
-            db.query(
-                "INSERT INTO inbound_messages (wamid, wa_id, user_id, employer_id, case_id, kind, body, payload, context_wamid, intent, received_at, created_at, error) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (wamid) DO NOTHING",
-            )
-            .bind(m.wamid.clone())
-            .bind(wa_id)
-            .bind(m.user_id.clone())
-            .bind(employer_id)
-            .bind(case_id)
-            .bind(kind_name(&m.kind))
-            .bind(m.text().map(str::to_owned))
-            .bind(m.payload().map(str::to_owned))
-            .bind(m.context_id.clone())
-            .bind(intent.map(Intent::as_str))
-            .bind(sane_instant(m.timestamp, now))
-            .bind(now)
-            .bind(reason)
-            .execute(db)
-            .await
-            .context("failed to keep a reply whose effects failed")?;
+            let failed = Failed {
+                wa_id,
+                employer_id,
+                case_id,
+                intent,
+                reason,
+            };
+            keep_failed(db, m, failed, now).await?;
         }
     }
     Ok(Inbound::Handled)
 }
 
+/// A matched reply whose effects were rolled back, and why.
+struct Failed {
+    wa_id: Option<String>,
+    employer_id: i64,
+    case_id: Option<i64>,
+    intent: Option<Intent>,
+    reason: String,
+}
+
+/// Keeps the reply (with the reason) though its effects were rolled back.
+async fn keep_failed(
+    db: &Db,
+    m: &InboundMessage,
+    failed: Failed,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    db.query(
+        "INSERT INTO inbound_messages (wamid, wa_id, user_id, employer_id, case_id, kind, body, payload, context_wamid, intent, received_at, created_at, error) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (wamid) DO NOTHING",
+    )
+    .bind(m.wamid.clone())
+    .bind(failed.wa_id)
+    .bind(m.user_id.clone())
+    .bind(failed.employer_id)
+    .bind(failed.case_id)
+    .bind(kind_name(&m.kind))
+    .bind(m.text().map(str::to_owned))
+    .bind(m.payload().map(str::to_owned))
+    .bind(m.context_id.clone())
+    .bind(failed.intent.map(Intent::as_str))
+    .bind(sane_instant(m.timestamp, now))
+    .bind(now)
+    .bind(failed.reason)
+    .execute(db)
+    .await
+    .context("failed to keep a reply whose effects failed")?;
+    Ok(())
+}
+
 async fn employer_zone(db: &Db, employer_id: i64) -> Result<chrono_tz::Tz> {
-    let zone: String = db
+    let zone: Zone = db
         .query("SELECT timezone FROM employers WHERE id = $1")
         .bind(employer_id)
-        .fetch_one(db)
+        .fetch_scalar(db)
         .await
-        .context("failed to read the employer's zone")?
-        .get("timezone")?;
-    Ok(crate::config::parse_zone(&zone).unwrap_or(chrono_tz::Asia::Jakarta))
+        .context("failed to read the employer's zone")?;
+    Ok(zone.0)
 }
 
 /// The provider's network calls an inbound message left for after its
@@ -769,26 +798,39 @@ async fn after_commit(
 
 /// Replies from numbers no employer has, newest first, for officers.
 pub async fn unmatched(db: &Db, limit: i64) -> Result<Vec<serde_json::Value>> {
-    let rows = db
+    let rows: Vec<UnmatchedRow> = db
         .query(
             "SELECT id, wamid, wa_id, kind, body, payload, received_at FROM unmatched_inbound \
              ORDER BY received_at DESC, id DESC LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(db)
+        .fetch_all_as(db)
         .await
         .context("failed to list unmatched replies")?;
-    rows.iter()
+    Ok(rows
+        .into_iter()
         .map(|r| {
-            Ok(json!({
-                "id": r.get::<i64>("id")?,
-                "wamid": r.get::<String>("wamid")?,
-                "wa_id": r.get::<Option<String>>("wa_id")?,
-                "kind": r.get::<String>("kind")?,
-                "text": r.get::<Option<String>>("body")?,
-                "payload": r.get::<Option<String>>("payload")?,
-                "received_at": r.get::<DateTime<Utc>>("received_at")?,
-            }))
+            json!({
+                "id": r.id,
+                "wamid": r.wamid,
+                "wa_id": r.wa_id,
+                "kind": r.kind,
+                "text": r.body,
+                "payload": r.payload,
+                "received_at": r.received_at,
+            })
         })
-        .collect()
+        .collect())
+}
+
+/// A reply from a number no employer has. `wa_id` is Meta's, kept as sent.
+#[derive(sqlx::FromRow)]
+struct UnmatchedRow {
+    id: i64,
+    wamid: String,
+    wa_id: Option<String>,
+    kind: String,
+    body: Option<String>,
+    payload: Option<String>,
+    received_at: DateTime<Utc>,
 }

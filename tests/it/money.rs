@@ -679,3 +679,103 @@ fn a_payments_import_refuses_a_reference_of_another_employer_with_exit_2() {
         assert_eq!(got, [("JKTPAY-1".to_owned(), "11111111".to_owned())]);
     });
 }
+
+/// The callback's outcome, by name (`recorded`, `duplicate`…).
+async fn callback_outcome(app: &App, body: &Value) -> String {
+    let answer: Value = app
+        .http
+        .post(format!("{}/webhooks/payments", app.base))
+        .header("x-callback-token", CALLBACK)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    match &answer["outcome"] {
+        Value::String(s) => s.clone(),
+        Value::Object(m) => m.keys().next().cloned().unwrap_or_default(),
+        other => panic!("no outcome in {other}"),
+    }
+}
+
+/// PAID and SETTLED for one invoice, both past the "already paid?" look
+/// before either commits: the link's own row lets exactly one through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn paid_and_settled_racing_for_one_invoice_record_it_once() {
+    for app in apps(&[]).await {
+        let db = app.db();
+        let (employer, case_id) = seeded(&app).await;
+        post_signed(&app, &tap("wamid.R1", &format!("PAY_LINK:{case_id}"))).await;
+        let reference = links(db, case_id).await[0].0.clone();
+        let paid_body = paid(&reference, 3_000_000);
+        let mut settled_body = paid_body.clone();
+        settled_body["status"] = json!("SETTLED");
+
+        // On PostgreSQL the link's row is held until both callbacks wait
+        // for it, so both have read the link as unpaid. (SQLite runs one
+        // writer at a time: the second always sees the first's commit.)
+        let holder = if app.t.name == "postgres" {
+            let mut tx = db.begin().await.unwrap();
+            tx.query("SELECT id FROM payment_links WHERE reference = $1 FOR UPDATE")
+                .bind(reference.clone())
+                .execute(&mut tx)
+                .await
+                .unwrap();
+            Some(tx)
+        } else {
+            None
+        };
+        let both = futures::future::join(
+            callback_outcome(&app, &paid_body),
+            callback_outcome(&app, &settled_body),
+        );
+        let release = async {
+            if let Some(tx) = holder {
+                loop {
+                    let waiting: i64 = db
+                        .query(
+                            "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                             AND query LIKE 'UPDATE payment_links SET status = ''paid''%'",
+                        )
+                        .fetch_scalar(db)
+                        .await
+                        .unwrap();
+                    if waiting >= 2 {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+                tx.commit().await.unwrap();
+            }
+        };
+        let ((a, b), ()) = futures::future::join(both, release).await;
+        let mut outcomes = [a, b];
+        outcomes.sort();
+        assert_eq!(outcomes, ["duplicate", "recorded"], "{}", app.t.name);
+        assert_eq!(
+            count(
+                db,
+                "SELECT COUNT(*) AS n FROM payments WHERE employer_id = $1",
+                employer
+            )
+            .await,
+            2,
+            "{}: one payment per bill",
+            app.t.name
+        );
+        assert_eq!(
+            count(
+                db,
+                "SELECT COUNT(*) AS n FROM outbox WHERE employer_id = $1 AND message = 'payment_thanks'",
+                employer,
+            )
+            .await,
+            1,
+            "{}",
+            app.t.name
+        );
+        assert_eq!(case_status(db, case_id).await, "resolved");
+    }
+}

@@ -103,7 +103,18 @@ pub fn ser<T: serde::Serialize>(v: &T) -> minijinja::Value {
 
 /// Renders `name` with `ctx` as an HTML response.
 pub fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Response {
-    let html = templates().get_template(name).and_then(|t| t.render(ctx));
+    render_in(templates(), status, name, ctx)
+}
+
+/// Renders `name` from `env` with `ctx` as an HTML response; a template
+/// that fails is logged and answered 500.
+pub fn render_in(
+    env: &minijinja::Environment<'_>,
+    status: StatusCode,
+    name: &str,
+    ctx: minijinja::Value,
+) -> Response {
+    let html = env.get_template(name).and_then(|t| t.render(ctx));
     match html {
         Ok(body) => (
             status,

@@ -7,7 +7,7 @@ use crate::case_log::Event;
 use chrono::{DateTime, Utc};
 use minijinja::{Environment, Value};
 use serde_json::Value as Json;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, serde::Serialize)]
 pub struct Item {
@@ -81,7 +81,19 @@ fn actor_label(actor: &str) -> String {
 /// Builds the timeline, oldest first. Status events of a message are folded
 /// into its bubble (the ticks) rather than shown as lines of their own.
 pub fn build(events: &[Event]) -> Vec<Item> {
-    let mut state: HashMap<i64, (&'static str, Option<String>)> = HashMap::new();
+    let states = message_states(events);
+    let mut shown = HashSet::new();
+    events
+        .iter()
+        .filter_map(|e| item(e, &states, &mut shown))
+        .collect()
+}
+
+/// Per outbox id: the furthest delivery state, and why it failed.
+type States = HashMap<i64, (&'static str, Option<String>)>;
+
+fn message_states(events: &[Event]) -> States {
+    let mut states = States::new();
     for e in events {
         let Some(id) = outbox_id(&e.data) else {
             continue;
@@ -95,7 +107,7 @@ pub fn build(events: &[Event]) -> Vec<Item> {
             "message_skipped" => "skipped",
             _ => continue,
         };
-        let entry = state.entry(id).or_insert(("queued", None));
+        let entry = states.entry(id).or_insert(("queued", None));
         if rank(s) >= rank(entry.0) {
             entry.0 = s;
         }
@@ -103,113 +115,121 @@ pub fn build(events: &[Event]) -> Vec<Item> {
             entry.1 = failure_of(&e.data);
         }
     }
-    let mut shown = std::collections::HashSet::new();
-    let mut items = Vec::new();
-    for e in events {
-        let d = &e.data;
-        let base = |side, title: String, text: Option<String>| Item {
-            at: e.at,
-            side,
-            kind: e.kind.clone(),
-            actor: actor_label(&e.actor),
-            title,
-            text,
-            state: None,
-            failure: None,
-            link: None,
-        };
-        let item = match e.kind.as_str() {
-            "message_queued" | "message_sent" | "message_delivered" | "message_read"
-            | "message_failed" | "message_skipped" => {
-                let id = outbox_id(d);
-                if let Some(id) = id {
-                    if !shown.insert(id) {
-                        continue;
-                    }
-                }
-                let message = str_of(d, &["message", "template"]).unwrap_or("pesan");
-                let text = str_of(d, &["text", "body", "preview"]).map(str::to_owned);
-                let title = if message == "free_text" {
-                    "Pesan bebas".to_owned()
-                } else {
-                    format!("Template: {}", label(message))
-                };
-                let mut it = base("out", title, text);
-                let (s, f) = id
-                    .and_then(|id| state.get(&id).cloned())
-                    .unwrap_or_else(|| {
-                        let s = match e.kind.as_str() {
-                            "message_failed" => "failed",
-                            "message_skipped" => "skipped",
-                            _ => "queued",
-                        };
-                        (s, failure_of(d))
-                    });
-                it.state = Some(s);
-                it.failure = f.or_else(|| {
-                    (s == "skipped")
-                        .then(|| str_of(d, &["reason"]).map(str::to_owned))
-                        .flatten()
-                });
-                it
-            }
-            "reply_received" => {
-                let mut it = base(
-                    "in",
-                    str_of(d, &["intent"])
-                        .map(label)
-                        .unwrap_or("Balasan")
-                        .to_owned(),
-                    str_of(d, &["text", "body", "button_text"]).map(str::to_owned),
-                );
-                it.actor = "Pemberi kerja".into();
-                it
-            }
-            "note_added" => base(
-                "note",
-                "Catatan".into(),
-                str_of(d, &["text"]).map(str::to_owned),
-            ),
-            "promise_to_pay" => base(
-                "event",
-                format!(
-                    "Janji bayar: {}",
-                    str_of(d, &["promised_date"]).unwrap_or("tanpa tanggal")
-                ),
-                str_of(d, &["note"])
-                    .filter(|n| !n.is_empty())
-                    .map(str::to_owned),
-            ),
-            "payment_link_sent" => {
-                let mut it = base("event", "Tautan pembayaran dikirim".into(), None);
-                it.link = str_of(d, &["link", "url", "payment_link"])
-                    .filter(|l| l.starts_with("https://"))
-                    .map(str::to_owned);
-                it
-            }
-            "payment_received" => base(
-                "event",
-                format!(
-                    "Pembayaran diterima{}",
-                    str_of(d, &["period"])
-                        .map(|p| format!(" — periode {p}"))
-                        .unwrap_or_default()
-                ),
-                str_of(d, &["amount"]).map(|a| format!("Rp {a}")),
-            ),
-            other => base(
-                "event",
-                label(other).to_owned(),
-                str_of(
-                    d,
-                    &["reason", "text", "note", "assignee", "until", "stage", "to"],
-                )
-                .map(|v| label(v).to_owned()),
-            ),
-        };
-        items.push(item);
+    states
+}
+
+fn base_item(e: &Event, side: &'static str, title: String, text: Option<String>) -> Item {
+    Item {
+        at: e.at,
+        side,
+        kind: e.kind.clone(),
+        actor: actor_label(&e.actor),
+        title,
+        text,
+        state: None,
+        failure: None,
+        link: None,
     }
-    items
+}
+
+/// The line one event shows, if any (a message's later statuses show none).
+fn item(e: &Event, states: &States, shown: &mut HashSet<i64>) -> Option<Item> {
+    let d = &e.data;
+    let base = |side, title: String, text: Option<String>| base_item(e, side, title, text);
+    Some(match e.kind.as_str() {
+        "message_queued" | "message_sent" | "message_delivered" | "message_read"
+        | "message_failed" | "message_skipped" => return message_item(e, states, shown),
+        "reply_received" => {
+            let mut it = base(
+                "in",
+                str_of(d, &["intent"])
+                    .map(label)
+                    .unwrap_or("Balasan")
+                    .to_owned(),
+                str_of(d, &["text", "body", "button_text"]).map(str::to_owned),
+            );
+            it.actor = "Pemberi kerja".into();
+            it
+        }
+        "note_added" => base(
+            "note",
+            "Catatan".into(),
+            str_of(d, &["text"]).map(str::to_owned),
+        ),
+        "promise_to_pay" => base(
+            "event",
+            format!(
+                "Janji bayar: {}",
+                str_of(d, &["promised_date"]).unwrap_or("tanpa tanggal")
+            ),
+            str_of(d, &["note"])
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned),
+        ),
+        "payment_link_sent" => {
+            let mut it = base("event", "Tautan pembayaran dikirim".into(), None);
+            it.link = str_of(d, &["link", "url", "payment_link"])
+                .filter(|l| l.starts_with("https://"))
+                .map(str::to_owned);
+            it
+        }
+        "payment_received" => base(
+            "event",
+            format!(
+                "Pembayaran diterima{}",
+                str_of(d, &["period"])
+                    .map(|p| format!(" — periode {p}"))
+                    .unwrap_or_default()
+            ),
+            str_of(d, &["amount"]).map(|a| format!("Rp {a}")),
+        ),
+        other => base(
+            "event",
+            label(other).to_owned(),
+            str_of(
+                d,
+                &["reason", "text", "note", "assignee", "until", "stage", "to"],
+            )
+            .map(|v| label(v).to_owned()),
+        ),
+    })
+}
+
+/// A message's bubble, at its first event, with the furthest state it
+/// reached; its later status events add no line.
+fn message_item(e: &Event, states: &States, shown: &mut HashSet<i64>) -> Option<Item> {
+    let d = &e.data;
+    let id = outbox_id(d);
+    if let Some(id) = id {
+        if !shown.insert(id) {
+            return None;
+        }
+    }
+    let message = str_of(d, &["message", "template"]).unwrap_or("pesan");
+    let text = str_of(d, &["text", "body", "preview"]).map(str::to_owned);
+    let title = if message == "free_text" {
+        "Pesan bebas".to_owned()
+    } else {
+        format!("Template: {}", label(message))
+    };
+    let mut it = base_item(e, "out", title, text);
+    let (s, f) = id
+        .and_then(|id| states.get(&id).cloned())
+        .unwrap_or_else(|| {
+            let s = match e.kind.as_str() {
+                "message_failed" => "failed",
+                "message_skipped" => "skipped",
+                _ => "queued",
+            };
+            (s, failure_of(d))
+        });
+    it.state = Some(s);
+    it.failure = f.or_else(|| {
+        (s == "skipped")
+            .then(|| str_of(d, &["reason"]).map(str::to_owned))
+            .flatten()
+    });
+    Some(it)
 }
 
 /// Indonesian labels for the codes the UI shows.

@@ -209,7 +209,7 @@ async fn import_json(
             for n in chunk {
                 q = q.bind(n.to_string());
             }
-            let n: i64 = q.fetch_one(&state.db).await?.get("n")?;
+            let n: i64 = q.fetch_scalar(&state.db).await?;
             if n > 0 {
                 return Err(AppError::Forbidden);
             }
