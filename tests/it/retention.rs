@@ -5,15 +5,11 @@
 
 use crate::export_support as support;
 
+use crate::support::config;
 use support::{at, seed, PHONE, REPLY};
-use wa_smile::config::Config;
 use wa_smile::retention;
 use wa_smile::store::Db;
 use wa_smile::testing;
-
-fn config() -> Config {
-    Config::from_sources(None, Vec::<(String, String)>::new()).unwrap()
-}
 
 async fn all_text(db: &Db, sql: &'static str) -> String {
     let rows = db.query(sql).fetch_all(db).await.unwrap();
