@@ -66,14 +66,14 @@ async fn seeded(app: &TestApp) -> (i64, i64) {
         .tz("Asia/Jakarta")
         .create()
         .await;
-    let today = Utc::now().date_naive();
+    let today = app.now().date_naive();
     for (period, days) in [("2025-01", 12), ("2025-02", 9)] {
         f.bill(NPP, period, 150_000_000)
             .due(today - Duration::days(days))
             .create()
             .await;
     }
-    f.scan(Utc::now()).await;
+    f.scan(app.now()).await;
     (employer, f.case_of(NPP).await)
 }
 
@@ -292,17 +292,25 @@ async fn a_reply_from_an_unknown_number_is_kept_for_officers() {
 
 #[tokio::test]
 async fn a_dated_promise_pauses_reminders_and_is_confirmed_in_words() {
-    for app in apps().await {
+    // The app's clock stands at 23:30 WIB: "besok" is read at the app's
+    // time, not at whenever the test computes its expectation (the wall
+    // clock could pass midnight WIB in between).
+    let late_evening: DateTime<Utc> = "2026-03-03T16:30:00Z".parse().unwrap();
+    for app in TestApp::builder().clock_at(late_evening).all().await {
         let (employer, case_id) = seeded(&app).await;
-        assert_eq!(
-            app.post_json(&text("wamid.P1", "besok kami bayar")).await,
-            StatusCode::OK
+        let reply = message(
+            "wamid.P1",
+            PHONE,
+            app.now(),
+            json!({"type": "text", "text": {"body": "besok kami bayar"}}),
         );
+        assert_eq!(app.post_json(&reply).await, StatusCode::OK);
         let db = app.db();
-        let tomorrow = (Utc::now() + Duration::hours(7))
+        let tomorrow = (app.now() + Duration::hours(7))
             .date_naive()
             .succ_opt()
             .unwrap();
+        assert_eq!(tomorrow.to_string(), "2026-03-04");
         let (status, promised, _) = case_row(db, case_id).await;
         assert_eq!((status.as_str(), promised), ("promised", Some(tomorrow)));
         let ev = events(db, case_id).await;
@@ -323,9 +331,9 @@ async fn a_dated_promise_pauses_reminders_and_is_confirmed_in_words() {
         // The scan keeps quiet until the day, and the day after it the
         // promise is broken: an officer looks, reminders resume.
         let ctx = ScanContext::from_config(&app.config).unwrap();
-        scan::run(db, &ctx, Utc::now()).await.unwrap();
+        scan::run(db, &ctx, app.now()).await.unwrap();
         assert_eq!(case_row(db, case_id).await.0, "promised");
-        scan::run(db, &ctx, Utc::now() + Duration::days(3))
+        scan::run(db, &ctx, app.now() + Duration::days(3))
             .await
             .unwrap();
         assert_eq!(case_row(db, case_id).await.0, "needs_officer");
