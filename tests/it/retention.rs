@@ -93,8 +93,9 @@ async fn old_personal_data_is_redacted_and_the_chain_still_verifies() {
         assert!(!old_audit.contains(REPLY), "{}", t.name);
         assert!(!old_audit.contains(PHONE), "{}", t.name);
         assert!(!old_audit.contains("Ibu Sari"), "{}", t.name);
-        // …amounts, dates and NPPs stay.
-        assert!(old_audit.contains("1250000.50"), "{}", t.name);
+        // …amounts, dates and NPPs stay (the bill as the import audits it:
+        // `Money` writes its shortest decimal).
+        assert!(old_audit.contains(r#""amount":"1250000.5""#), "{}", t.name);
         assert!(old_audit.contains("2026-02-16"), "{}", t.name);
         assert!(
             old_audit.contains("2025-03-05") || old_audit.contains("2026-03-05"),
