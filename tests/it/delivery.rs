@@ -30,10 +30,6 @@ fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
 }
 
-fn config(server: &MockServer, extra: &[(&str, &str)]) -> Config {
-    cloud_config(server, extra)
-}
-
 fn deliverer(config: &Config) -> Deliverer {
     let client =
         WhatsappClient::new(&config.whatsapp, std::time::Duration::from_millis(800)).unwrap();
@@ -208,7 +204,7 @@ async fn setup(extra: &[(&str, &str)]) -> Vec<TestApp> {
 #[tokio::test]
 async fn a_due_reminder_goes_out_as_its_template_with_the_outbox_id_and_is_recorded() {
     for app in setup(&[]).await {
-        let (t, server, config) = (&app.t, app.cloud(), &*app.config);
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -274,7 +270,7 @@ async fn a_due_reminder_goes_out_as_its_template_with_the_outbox_id_and_is_recor
 #[tokio::test]
 async fn free_form_goes_as_text_or_interactive_inside_the_window_and_as_the_template_outside() {
     for app in setup(&[]).await {
-        let (t, server, config) = (&app.t, app.cloud(), &*app.config);
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -344,7 +340,7 @@ async fn free_form_goes_as_text_or_interactive_inside_the_window_and_as_the_temp
 #[tokio::test]
 async fn retryable_errors_back_off_then_succeed() {
     for app in setup(&[]).await {
-        let (t, server, config) = (&app.t, app.cloud(), &*app.config);
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         // A 5xx, a 429 (130429), then a timeout, then success.
         Mock::given(method("POST"))
@@ -424,7 +420,7 @@ async fn retryable_errors_back_off_then_succeed() {
 #[tokio::test]
 async fn pair_rate_limit_waits_four_to_the_n_and_max_attempts_fail_visibly() {
     for app in setup(&[]).await {
-        let (t, server, config) = (&app.t, app.cloud(), &*app.config);
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -458,7 +454,7 @@ async fn pair_rate_limit_waits_four_to_the_n_and_max_attempts_fail_visibly() {
 #[tokio::test]
 async fn a_permanent_error_fails_the_row_at_once_and_asks_an_officer() {
     for app in setup(&[]).await {
-        let (t, server, config) = (&app.t, app.cloud(), &*app.config);
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -492,7 +488,7 @@ async fn a_permanent_error_fails_the_row_at_once_and_asks_an_officer() {
 #[tokio::test]
 async fn an_expired_token_alerts_and_stops_sending_until_resumed() {
     for app in setup(&[]).await {
-        let (t, server, config) = (&app.t, app.cloud(), &*app.config);
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -556,7 +552,7 @@ async fn an_expired_token_alerts_and_stops_sending_until_resumed() {
 #[tokio::test]
 async fn a_restricted_account_pauses_all_sending() {
     for app in setup(&[]).await {
-        let (t, server, config) = (&app.t, app.cloud(), &*app.config);
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -587,7 +583,7 @@ async fn a_restricted_account_pauses_all_sending() {
 #[tokio::test]
 async fn a_claim_orphaned_by_a_crash_is_held_for_a_late_status_then_resent() {
     for app in setup(&[]).await {
-        let (t, server, config) = (&app.t, app.cloud(), &*app.config);
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -648,7 +644,7 @@ async fn a_claim_orphaned_by_a_crash_is_held_for_a_late_status_then_resent() {
 #[tokio::test]
 async fn a_lost_http_response_is_settled_by_the_status_and_not_resent() {
     for app in setup(&[]).await {
-        let (t, server, config) = (&app.t, app.cloud(), &*app.config);
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -693,7 +689,7 @@ async fn a_lost_http_response_is_settled_by_the_status_and_not_resent() {
 #[tokio::test]
 async fn statuses_stay_monotonic_and_are_recorded_once() {
     for app in setup(&[]).await {
-        let (t, server, config) = (&app.t, app.cloud(), &*app.config);
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -745,7 +741,7 @@ async fn statuses_stay_monotonic_and_are_recorded_once() {
 #[tokio::test]
 async fn a_failed_status_outside_the_window_queues_the_template_form() {
     for app in setup(&[]).await {
-        let (t, server, config) = (&app.t, app.cloud(), &*app.config);
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -812,7 +808,7 @@ async fn a_failed_status_outside_the_window_queues_the_template_form() {
 #[tokio::test]
 async fn a_synchronous_131047_on_free_form_resends_as_the_template() {
     for app in setup(&[]).await {
-        let (t, server, config) = (&app.t, app.cloud(), &*app.config);
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -860,7 +856,7 @@ async fn a_synchronous_131047_on_free_form_resends_as_the_template() {
 #[tokio::test]
 async fn a_case_paid_or_paused_after_queueing_is_not_reminded_and_says_why() {
     for app in setup(&[]).await {
-        let (t, server, config) = (&app.t, app.cloud(), &*app.config);
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -927,7 +923,7 @@ async fn a_case_paid_or_paused_after_queueing_is_not_reminded_and_says_why() {
 #[tokio::test]
 async fn outside_the_window_and_over_the_daily_cap_messages_wait_with_a_reason() {
     for app in setup(&[]).await {
-        let (t, server, config) = (&app.t, app.cloud(), &*app.config);
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -987,7 +983,7 @@ async fn outside_the_window_and_over_the_daily_cap_messages_wait_with_a_reason()
 #[tokio::test]
 async fn over_the_daily_tier_the_largest_and_oldest_arrears_go_first() {
     for app in setup(&[("WA_SMILE__WHATSAPP__DAILY_UNIQUE_RECIPIENTS", "2")]).await {
-        let (t, server, config) = (&app.t, app.cloud(), &*app.config);
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -1043,7 +1039,7 @@ async fn two_workers_on_postgres_never_send_the_same_row() {
         ))
         .mount(&server)
         .await;
-    let config = config(&server, &[]);
+    let config = cloud_config(&server, &[]);
     let f = fixtures(&t.db);
     let npps: Vec<String> = (0..60).map(|i| format!("{:08}", 100 + i)).collect();
     f.employers(
@@ -1108,7 +1104,7 @@ async fn metrics_are_served_in_prometheus_text_with_outbox_depth() {
         .respond_with(accept())
         .mount(&server)
         .await;
-    let config = config(&server, &[]);
+    let config = cloud_config(&server, &[]);
     overdue(&t.db, "00000030", "6281234567890", 500_000_000).await;
     let app = wa_smile::http::router(wa_smile::http::AppState {
         db: t.db.clone(),
@@ -1256,7 +1252,7 @@ async fn shutting_the_worker_down_releases_claims_that_were_not_sent() {
     // The worker runs at the wall clock: a window open all week, no holidays.
     let holidays = tempfile::NamedTempFile::new().unwrap();
     let holidays_path = holidays.path().display().to_string();
-    let config = config(
+    let config = cloud_config(
         &server,
         &[
             ("WA_SMILE__WHATSAPP__MESSAGES_PER_SECOND", "1"),
@@ -1413,7 +1409,7 @@ async fn outcomes_that_cannot_be_written_are_kept_and_written_once_the_database_
     for t in dbs {
         let db = &t.db;
         let server = MockServer::start().await;
-        let config = config(&server, &[]);
+        let config = cloud_config(&server, &[]);
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
             .respond_with(Accept(
@@ -1482,7 +1478,7 @@ async fn outcomes_that_cannot_be_written_are_kept_and_written_once_the_database_
 #[tokio::test]
 async fn a_timed_out_send_waits_for_its_status_before_any_resend() {
     for app in setup(&[]).await {
-        let (t, server, config) = (&app.t, app.cloud(), &*app.config);
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         let (_, _, a) = overdue(db, "00000201", "6281300000201", 500_000_000).await;
         let (_, case_b, b) = overdue(db, "00000202", "6281300000202", 500_000_000).await;
@@ -1556,7 +1552,7 @@ async fn a_timed_out_send_waits_for_its_status_before_any_resend() {
 #[tokio::test]
 async fn a_stale_stage_reminder_left_by_a_crash_is_skipped_and_the_current_one_sent() {
     for app in setup(&[]).await {
-        let (t, server, config) = (&app.t, app.cloud(), &*app.config);
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -1619,7 +1615,7 @@ async fn a_stale_stage_reminder_left_by_a_crash_is_skipped_and_the_current_one_s
 #[tokio::test]
 async fn a_dead_workers_claims_come_back_promptly_but_unknown_sends_wait_for_the_grace() {
     for app in setup(&[]).await {
-        let (t, server, config) = (&app.t, app.cloud(), &*app.config);
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         let mut inflight = Vec::new();
         for i in 0..5 {
@@ -1756,7 +1752,7 @@ async fn a_dead_workers_claims_come_back_promptly_but_unknown_sends_wait_for_the
 #[tokio::test]
 async fn after_a_130429_the_worker_sends_more_slowly() {
     for app in setup(&[("WA_SMILE__WHATSAPP__MESSAGES_PER_SECOND", "20")]).await {
-        let (t, server, config) = (&app.t, app.cloud(), &*app.config);
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         let arrivals = Arc::new(Mutex::new(Vec::new()));
         struct Clocked(Arc<Mutex<Vec<std::time::Instant>>>, Accept);
@@ -1810,7 +1806,7 @@ async fn after_a_130429_the_worker_sends_more_slowly() {
 #[tokio::test]
 async fn api_unknown_code_1_is_retried_not_sent_to_an_officer() {
     for app in setup(&[]).await {
-        let (t, server, config) = (&app.t, app.cloud(), &*app.config);
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -1847,7 +1843,7 @@ async fn api_unknown_code_1_is_retried_not_sent_to_an_officer() {
 #[tokio::test]
 async fn a_failed_status_after_read_does_not_mark_the_contact_unreachable() {
     for app in setup(&[]).await {
-        let (t, server, config) = (&app.t, app.cloud(), &*app.config);
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))

@@ -221,6 +221,15 @@ impl TestApp {
         Spawn::default().all().await
     }
 
+    /// The database, the mock Cloud API and the configuration, for a test
+    /// that drives the library itself (the delivery worker); the HTTP
+    /// server stops.
+    pub fn into_parts(self) -> (TestDb, MockServer, Config) {
+        let config = (*self.config).clone();
+        let cloud = self.cloud.expect("spawned with .cloud_api()");
+        (self.t, cloud, config)
+    }
+
     pub fn db(&self) -> &Db {
         &self.t.db
     }
