@@ -1241,30 +1241,20 @@ async fn the_simulator_answers_like_meta_and_posts_signed_statuses() {
 
 #[tokio::test]
 async fn shutting_the_worker_down_releases_claims_that_were_not_sent() {
-    let t = testing::sqlite().await.unwrap();
-    let server = MockServer::start().await;
+    // One message a second: most of the batch waits for a pacing slot. The
+    // worker reads the app's clock, stopped at AT (inside the window).
+    let app = TestApp::builder()
+        .cloud_api()
+        .env("WA_SMILE__WHATSAPP__MESSAGES_PER_SECOND", "1")
+        .clock_at(at(AT))
+        .on(testing::sqlite().await.unwrap())
+        .await;
+    let (t, server, config) = (&app.t, app.cloud(), &*app.config);
     Mock::given(method("POST"))
         .and(path(MESSAGES_PATH))
         .respond_with(accept())
-        .mount(&server)
+        .mount(server)
         .await;
-    // One message a second: most of the batch waits for a pacing slot.
-    // The worker runs at the wall clock: a window open all week, no holidays.
-    let holidays = tempfile::NamedTempFile::new().unwrap();
-    let holidays_path = holidays.path().display().to_string();
-    let config = cloud_config(
-        &server,
-        &[
-            ("WA_SMILE__WHATSAPP__MESSAGES_PER_SECOND", "1"),
-            ("WA_SMILE__SCHEDULE__WINDOW_START", "00:00"),
-            ("WA_SMILE__SCHEDULE__WINDOW_END", "23:59"),
-            (
-                "WA_SMILE__SCHEDULE__WINDOW_DAYS",
-                "Mon,Tue,Wed,Thu,Fri,Sat,Sun",
-            ),
-            ("WA_SMILE__CALENDAR__HOLIDAYS_FILE", holidays_path.as_str()),
-        ],
-    );
     let mut ids = Vec::new();
     for i in 0..5 {
         let (_, _, id) = overdue(
@@ -1276,20 +1266,19 @@ async fn shutting_the_worker_down_releases_claims_that_were_not_sent() {
         .await;
         ids.push(id);
     }
-    // Due now, whenever now is.
-    t.db.query("UPDATE outbox SET due_at = $1")
-        .bind(at(AT))
-        .execute(&t.db)
-        .await
-        .unwrap();
-    let d = Arc::new(deliverer(&config));
+    let d = Arc::new(deliverer(config));
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(delivery::run_worker(
-        t.db.clone(),
-        d,
-        std::time::Duration::from_secs(60),
-        stopped,
-    ));
+    let (clock, db) = (app.clock.clone(), t.db.clone());
+    let worker = tokio::spawn(async move {
+        clock
+            .run(delivery::run_worker(
+                db,
+                d,
+                std::time::Duration::from_secs(60),
+                stopped,
+            ))
+            .await
+    });
     // Stop once the first message is out: the rest wait for pacing slots
     // (polled, not slept for, so a slow machine cannot stop it too early).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
