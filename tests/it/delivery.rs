@@ -1097,37 +1097,29 @@ async fn two_workers_on_postgres_never_send_the_same_row() {
 #[tokio::test]
 async fn metrics_are_served_in_prometheus_text_with_outbox_depth() {
     use tower::ServiceExt;
-    let t = testing::sqlite().await.unwrap();
-    let server = MockServer::start().await;
+    let app = TestApp::builder()
+        .cloud_api()
+        .on(testing::sqlite().await.unwrap())
+        .await;
+    let (t, server, config) = (&app.t, app.cloud(), &*app.config);
     Mock::given(method("POST"))
         .and(path(MESSAGES_PATH))
         .respond_with(accept())
-        .mount(&server)
+        .mount(server)
         .await;
-    let config = cloud_config(&server, &[]);
     overdue(&t.db, "00000030", "6281234567890", 500_000_000).await;
-    let app = wa_smile::http::router(wa_smile::http::AppState {
-        db: t.db.clone(),
-        config: Arc::new(config.clone()),
-    });
-    deliver_due(&t.db, &deliverer(&config), at(AT))
+    deliver_due(&t.db, &deliverer(config), at(AT))
         .await
         .unwrap();
     let res = app
-        .clone()
-        .oneshot(
+        .send(
             axum::http::Request::get("/metrics")
                 .body(axum::body::Body::empty())
                 .unwrap(),
         )
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let body = http_body_util::BodyExt::collect(res.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    let text = String::from_utf8(body.to_vec()).unwrap();
+        .await;
+    assert_eq!(res.status, 200);
+    let text = res.body;
     for needle in [
         "wa_smile_outbox_depth{state=\"sent\"} 1",
         "wa_smile_messages_sent_total{kind=\"template\"}",
@@ -1138,7 +1130,7 @@ async fn metrics_are_served_in_prometheus_text_with_outbox_depth() {
     // Building another app (as many tests do) is fine.
     let again = wa_smile::http::router(wa_smile::http::AppState {
         db: t.db.clone(),
-        config: Arc::new(config),
+        config: app.config.clone(),
     });
     let res = again
         .oneshot(
