@@ -44,7 +44,7 @@ tokio::task_local! {
 }
 
 /// A clock for tests: follows the process's clock until [`TestClock::set`],
-/// then stands still at what it was set to until set or advanced again.
+/// then stands still at what it was set to until set again.
 /// Clones share one reading.
 #[derive(Clone, Default, Debug)]
 pub struct TestClock(Arc<Mutex<Option<DateTime<Utc>>>>);
@@ -57,12 +57,6 @@ impl TestClock {
     /// Stops the clock at `at`.
     pub fn set(&self, at: DateTime<Utc>) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(truncate(at));
-    }
-
-    /// Moves the clock on by `by` (from its reading now, if it was running).
-    pub fn advance(&self, by: TimeDelta) {
-        let at = self.now() + by;
-        self.set(at);
     }
 
     /// What `now()` answers under this clock.

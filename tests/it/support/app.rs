@@ -201,7 +201,7 @@ pub struct TestApp {
     pub addr: std::net::SocketAddr,
     /// The same app in process (`oneshot`), under the same clock.
     pub router: Router,
-    /// The app's clock: set or advance it; run library calls under it with
+    /// The app's clock: stop it at an instant with `set`; run library calls under it with
     /// `clock.run(…)`.
     pub clock: TestClock,
     /// The mock Cloud API, when spawned with [`Spawn::cloud_api`].
