@@ -172,7 +172,9 @@ mod tests {
         assert_eq!(slow.rate_at(t0), 1.0);
     }
 
-    #[tokio::test]
+    // On tokio's paused clock: slots are timed exactly, not by how soon a
+    // busy machine wakes the task.
+    #[tokio::test(start_paused = true)]
     async fn after_a_throughput_error_fewer_slots_are_handed_out() {
         let limiter = std::sync::Arc::new(RateLimiter::new(20));
         limiter.throttled();
@@ -185,7 +187,7 @@ mod tests {
         assert!((9..=12).contains(&n), "{n} slots in the second after a cut");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn never_more_than_the_limit_in_any_second() {
         let limiter = std::sync::Arc::new(RateLimiter::new(10));
         let start = Instant::now();

@@ -10,9 +10,10 @@ use wa_smile::testing;
 
 #[tokio::test]
 async fn pages_need_a_login_and_answer_with_security_headers() {
-    for t in testing::all().await.unwrap() {
+    for app in TestApp::all().await {
+        let t = &app.t;
         let s = seed(&t.db).await;
-        let mut c = Client::new(&t.db);
+        let mut c = app.browser();
         for uri in ["/", "/cases", &format!("/cases/{}", s.case_a), "/dashboard"] {
             let r = c.get(uri).await;
             assert!(r.status.is_redirection(), "{} {uri}: {}", t.name, r.status);
@@ -34,9 +35,10 @@ async fn pages_need_a_login_and_answer_with_security_headers() {
 
 #[tokio::test]
 async fn login_sets_a_safe_cookie_and_logout_ends_the_session() {
-    for t in testing::all().await.unwrap() {
+    for app in TestApp::all().await {
+        let t = &app.t;
         seed(&t.db).await;
-        let mut c = Client::new(&t.db);
+        let mut c = app.browser();
         let r = c.login("officer_a", PASSWORD).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", t.name);
         let cookie = r
@@ -67,19 +69,12 @@ async fn login_sets_a_safe_cookie_and_logout_ends_the_session() {
 
 #[tokio::test]
 async fn secure_cookie_flag_when_public_url_is_https() {
-    let t = testing::sqlite().await.unwrap();
-    seed(&t.db).await;
-    let mut config = config();
-    config.server.public_url = "https://smile.example".into();
-    let app = wa_smile::http::router(wa_smile::http::AppState {
-        db: t.db.clone(),
-        config: std::sync::Arc::new(config),
-        workers: Default::default(),
-    });
-    let mut c = Client {
-        app,
-        cookies: Vec::new(),
-    };
+    let app = TestApp::builder()
+        .env("WA_SMILE__SERVER__PUBLIC_URL", "https://smile.example")
+        .on(testing::sqlite().await.unwrap())
+        .await;
+    seed(app.db()).await;
+    let mut c = app.browser();
     let r = c.login("officer_a", PASSWORD).await;
     let cookies: Vec<_> = r
         .headers
@@ -95,9 +90,10 @@ async fn secure_cookie_flag_when_public_url_is_https() {
 
 #[tokio::test]
 async fn wrong_passwords_are_throttled_even_for_the_right_one_afterwards() {
-    for t in testing::all().await.unwrap() {
+    for app in TestApp::all().await {
+        let t = &app.t;
         seed(&t.db).await;
-        let mut c = Client::new(&t.db);
+        let mut c = app.browser();
         for _ in 0..5 {
             let r = c.login("officer_a", "salah-salah-salah").await;
             assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", t.name);
@@ -116,9 +112,12 @@ async fn wrong_passwords_are_throttled_even_for_the_right_one_afterwards() {
 
 #[tokio::test]
 async fn login_without_its_csrf_token_is_refused() {
-    let t = testing::sqlite().await.unwrap();
+    let app = TestApp::builder()
+        .on(testing::sqlite().await.unwrap())
+        .await;
+    let t = &app.t;
     seed(&t.db).await;
-    let mut c = Client::new(&t.db);
+    let mut c = app.browser();
     let r = c
         .post_form(
             "/login",
@@ -130,9 +129,10 @@ async fn login_without_its_csrf_token_is_refused() {
 
 #[tokio::test]
 async fn an_officer_sees_and_acts_on_their_own_branch_only() {
-    for t in testing::all().await.unwrap() {
+    for app in TestApp::all().await {
+        let t = &app.t;
         let s = seed(&t.db).await;
-        let mut c = Client::new(&t.db);
+        let mut c = app.browser();
         let csrf = c.login_ok("officer_a").await;
         let list = c.get("/cases").await;
         assert!(
@@ -171,7 +171,7 @@ async fn an_officer_sees_and_acts_on_their_own_branch_only() {
         assert_eq!(c.get("/cases/abc").await.status, StatusCode::NOT_FOUND);
 
         // The admin sees both branches; the supervisor gets the dashboard.
-        let mut admin = Client::new(&t.db);
+        let mut admin = app.browser();
         admin.login_ok("admin").await;
         let all = admin.get("/cases").await;
         assert!(all.body.contains("20000001") && all.body.contains("10000001"));
@@ -179,7 +179,7 @@ async fn an_officer_sees_and_acts_on_their_own_branch_only() {
             admin.get(&format!("/cases/{}", s.case_b)).await.status,
             StatusCode::OK
         );
-        let mut sup = Client::new(&t.db);
+        let mut sup = app.browser();
         sup.login_ok("super_a").await;
         let d = sup.get("/dashboard").await;
         assert_eq!(d.status, StatusCode::OK);
@@ -189,9 +189,10 @@ async fn an_officer_sees_and_acts_on_their_own_branch_only() {
 
 #[tokio::test]
 async fn state_changes_without_the_csrf_token_are_refused() {
-    for t in testing::all().await.unwrap() {
+    for app in TestApp::all().await {
+        let t = &app.t;
         let s = seed(&t.db).await;
-        let mut c = Client::new(&t.db);
+        let mut c = app.browser();
         let csrf = c.login_ok("officer_a").await;
         let uri = format!("/cases/{}/actions/note", s.case_a);
         for fields in [
@@ -202,7 +203,7 @@ async fn state_changes_without_the_csrf_token_are_refused() {
             assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", t.name);
         }
         // Another session's token does not work either.
-        let mut other = Client::new(&t.db);
+        let mut other = app.browser();
         let other_csrf = other.login_ok("officer_a").await;
         assert_ne!(other_csrf, csrf);
         let r = c
@@ -227,9 +228,10 @@ async fn state_changes_without_the_csrf_token_are_refused() {
 
 #[tokio::test]
 async fn case_actions_are_recorded_in_the_case_log_and_the_audit_trail() {
-    for t in testing::all().await.unwrap() {
+    for app in TestApp::all().await {
+        let t = &app.t;
         let s = seed(&t.db).await;
-        let mut c = Client::new(&t.db);
+        let mut c = app.browser();
         let csrf = c.login_ok("officer_a").await;
         let act = |a: &str| format!("/cases/{}/actions/{a}", s.case_a);
         let future = (now() + chrono::Duration::days(5)).date_naive().to_string();
@@ -328,9 +330,10 @@ async fn case_actions_are_recorded_in_the_case_log_and_the_audit_trail() {
 
 #[tokio::test]
 async fn free_text_only_while_the_window_is_open() {
-    for t in testing::all().await.unwrap() {
+    for app in TestApp::all().await {
+        let t = &app.t;
         let s = seed(&t.db).await;
-        let mut c = Client::new(&t.db);
+        let mut c = app.browser();
         let csrf = c.login_ok("officer_a").await;
         let closed = c.get(&format!("/cases/{}", s.case_a)).await;
         assert!(!closed.body.contains("/actions/text"), "{}", t.name);
@@ -365,9 +368,10 @@ async fn free_text_only_while_the_window_is_open() {
 
 #[tokio::test]
 async fn employer_names_and_replies_are_rendered_as_text() {
-    for t in testing::all().await.unwrap() {
+    for app in TestApp::all().await {
+        let t = &app.t;
         let s = seed(&t.db).await;
-        let mut c = Client::new(&t.db);
+        let mut c = app.browser();
         let csrf = c.login_ok("officer_a").await;
         let note = "<script>alert('note')</script>";
         c.post_form(
@@ -415,9 +419,10 @@ async fn employer_names_and_replies_are_rendered_as_text() {
 
 #[tokio::test]
 async fn the_case_list_filters_sorts_and_counts() {
-    for t in testing::all().await.unwrap() {
+    for app in TestApp::all().await {
+        let t = &app.t;
         let s = seed(&t.db).await;
-        let mut c = Client::new(&t.db);
+        let mut c = app.browser();
         c.login_ok("admin").await;
         let r = c.get("/cases?q=sinar").await;
         assert!(
@@ -475,7 +480,8 @@ async fn concurrent_logins(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_wrong_passwords_are_counted_before_any_is_checked() {
-    for t in testing::all().await.unwrap() {
+    for app in TestApp::all().await {
+        let t = &app.t;
         seed(&t.db).await;
         let server = serve_app(&t.db, config()).await;
         let statuses = concurrent_logins(
@@ -515,7 +521,8 @@ fn behind_proxy(trusted: &str) -> wa_smile::config::Config {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lockout_holds_for_one_client_only_up_to_a_slower_bound_per_username() {
-    for t in testing::all().await.unwrap() {
+    for app in TestApp::all().await {
+        let t = &app.t;
         seed(&t.db).await;
         let server = serve_app(&t.db, behind_proxy("127.0.0.1")).await;
         let http = http_client();
@@ -562,7 +569,8 @@ async fn a_lockout_holds_for_one_client_only_up_to_a_slower_bound_per_username()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_forwarded_header_is_believed_only_from_a_configured_proxy() {
-    for t in testing::all().await.unwrap() {
+    for app in TestApp::all().await {
+        let t = &app.t;
         seed(&t.db).await;
         for config in [config(), behind_proxy("10.9.9.9")] {
             wa_smile::accounts::unlock_user(&t.db, "officer_b", "cli")
@@ -594,11 +602,11 @@ async fn the_forwarded_header_is_believed_only_from_a_configured_proxy() {
 
 #[tokio::test]
 async fn an_unknown_username_takes_as_long_as_a_wrong_password() {
-    for t in testing::all().await.unwrap() {
+    for app in TestApp::all().await {
+        let t = &app.t;
         seed(&t.db).await;
-        let db = t.db.clone();
         let time = |user: &'static str| {
-            let mut c = Client::new(&db);
+            let mut c = app.browser();
             async move {
                 let started = std::time::Instant::now();
                 let r = c.login(user, "salah-salah-salah").await;
@@ -625,10 +633,11 @@ async fn an_unknown_username_takes_as_long_as_a_wrong_password() {
 
 #[tokio::test]
 async fn out_of_range_dashboard_dates_and_page_numbers_get_clear_answers() {
-    for t in testing::all().await.unwrap() {
+    for app in TestApp::all().await {
+        let t = &app.t;
         seed(&t.db).await;
         seed_more(&t.db, 60).await;
-        let mut c = Client::new(&t.db);
+        let mut c = app.browser();
         c.login_ok("super_a").await;
         for q in ["from=-262143-01-01", "to=+262142-12-31", "from=2026-13-40"] {
             let r = c.get(&format!("/dashboard?{q}")).await;
@@ -657,9 +666,10 @@ async fn out_of_range_dashboard_dates_and_page_numbers_get_clear_answers() {
 
 #[tokio::test]
 async fn an_officer_s_contact_and_promise_get_the_same_limits_as_imports_and_notes() {
-    for t in testing::all().await.unwrap() {
+    for app in TestApp::all().await {
+        let t = &app.t;
         let s = seed(&t.db).await;
-        let mut c = Client::new(&t.db);
+        let mut c = app.browser();
         let csrf = c.login_ok("officer_a").await;
         let act = |a: &str| format!("/cases/{}/actions/{a}", s.case_a);
         let long_name = "B".repeat(100_000);

@@ -28,9 +28,10 @@ async fn tokens(db: &wa_smile::store::Db) -> Tokens {
 
 #[tokio::test]
 async fn no_or_bad_token_is_401_with_a_json_error() {
-    for t in testing::all().await.unwrap() {
+    for app in TestApp::all().await {
+        let t = &app.t;
         seed(&t.db).await;
-        let mut c = Client::new(&t.db);
+        let mut c = app.browser();
         for token in [None, Some("wsk_nope"), Some("")] {
             let r = c.send(api("/api/v1/cases", "GET", token, None)).await;
             assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", t.name);
@@ -45,10 +46,11 @@ async fn no_or_bad_token_is_401_with_a_json_error() {
 
 #[tokio::test]
 async fn a_branch_token_reads_its_branch_and_gets_403_elsewhere() {
-    for t in testing::all().await.unwrap() {
+    for app in TestApp::all().await {
+        let t = &app.t;
         let s = seed(&t.db).await;
         let k = tokens(&t.db).await;
-        let mut c = Client::new(&t.db);
+        let mut c = app.browser();
         let r = c
             .send(api("/api/v1/cases", "GET", Some(&k.super_a), None))
             .await;
@@ -97,10 +99,11 @@ async fn a_branch_token_reads_its_branch_and_gets_403_elsewhere() {
 
 #[tokio::test]
 async fn the_case_is_the_case_view_with_events_oldest_first() {
-    for t in testing::all().await.unwrap() {
+    for app in TestApp::all().await {
+        let t = &app.t;
         let s = seed(&t.db).await;
         let k = tokens(&t.db).await;
-        let mut c = Client::new(&t.db);
+        let mut c = app.browser();
         let r = c
             .send(api(
                 &format!("/api/v1/cases/{}", s.case_a),
@@ -148,10 +151,11 @@ async fn the_case_is_the_case_view_with_events_oldest_first() {
 
 #[tokio::test]
 async fn bills_and_payments_are_validated_like_the_csv_import() {
-    for t in testing::all().await.unwrap() {
+    for app in TestApp::all().await {
+        let t = &app.t;
         let s = seed(&t.db).await;
         let k = tokens(&t.db).await;
-        let mut c = Client::new(&t.db);
+        let mut c = app.browser();
         let count = |db: wa_smile::store::Db| async move {
             db.query("SELECT COUNT(*) AS n FROM bills")
                 .fetch_one(&db)
@@ -253,10 +257,11 @@ async fn bills_and_payments_are_validated_like_the_csv_import() {
 
 #[tokio::test]
 async fn scan_runs_for_supervisors_and_returns_its_summary() {
-    for t in testing::all().await.unwrap() {
+    for app in TestApp::all().await {
+        let t = &app.t;
         seed(&t.db).await;
         let k = tokens(&t.db).await;
-        let mut c = Client::new(&t.db);
+        let mut c = app.browser();
         let r = c
             .send(api("/api/v1/scan", "POST", Some(&k.super_a), None))
             .await;
@@ -279,7 +284,10 @@ async fn scan_runs_for_supervisors_and_returns_its_summary() {
 
 #[tokio::test]
 async fn officers_cannot_hold_api_tokens() {
-    let t = testing::sqlite().await.unwrap();
+    let app = TestApp::builder()
+        .on(testing::sqlite().await.unwrap())
+        .await;
+    let t = &app.t;
     assert!(
         accounts::create_token(&t.db, "x", Role::Officer, Some(BRANCH_A))
             .await
@@ -295,8 +303,10 @@ async fn officers_cannot_hold_api_tokens() {
 
 #[tokio::test]
 async fn the_openapi_document_lists_exactly_the_routes() {
-    let t = testing::sqlite().await.unwrap();
-    let mut c = Client::new(&t.db);
+    let app = TestApp::builder()
+        .on(testing::sqlite().await.unwrap())
+        .await;
+    let mut c = app.browser();
     let r = c.get("/api/v1/openapi.json").await;
     assert_eq!(r.status, StatusCode::OK);
     let doc: Value = r.json();
@@ -364,10 +374,11 @@ async fn payment_owner(db: &wa_smile::store::Db, reference: &str) -> (String, i6
 
 #[tokio::test]
 async fn a_payment_reference_is_never_moved_to_another_employer() {
-    for t in testing::all().await.unwrap() {
+    for app in TestApp::all().await {
+        let t = &app.t;
         let s = seed(&t.db).await;
         let k = tokens(&t.db).await;
-        let mut c = Client::new(&t.db);
+        let mut c = app.browser();
         // Branch B's payment settles its bill.
         let r = post_payment(&mut c, &k.admin, &s.npp_b, "JKTPAY-1", "900000").await;
         assert_eq!(r.status, StatusCode::OK, "{}: {}", t.name, r.body);

@@ -62,22 +62,13 @@ async fn an_officer_logs_in_filters_opens_a_case_and_adds_a_note() {
         eprintln!("notice: {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver); skipping the browser test");
         return;
     }
-    let t = wa_smile::testing::sqlite().await.unwrap();
-    let s = seed(&t.db).await;
+    let app = TestApp::builder()
+        .on(wa_smile::testing::sqlite().await.unwrap())
+        .await;
+    let s = seed(app.db()).await;
     // More cases so the list looks like a branch's, not a fixture's.
-    seed_more(&t.db, 40).await;
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = app(&t.db);
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    seed_more(app.db(), 40).await;
+    let base = app.url.clone();
 
     let port = free_port();
     let _driver = Driver(

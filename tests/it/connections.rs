@@ -29,10 +29,10 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Durati
 
 #[tokio::test]
 async fn a_client_trickling_its_headers_is_disconnected_after_the_header_timeout() {
-    let t = testing::sqlite().await.unwrap();
-    let mut config = config();
-    config.server.header_read_timeout_secs = 1;
-    let server = serve_app(&t.db, config).await;
+    let server = TestApp::builder()
+        .env("WA_SMILE__SERVER__HEADER_READ_TIMEOUT_SECS", "1")
+        .on(testing::sqlite().await.unwrap())
+        .await;
     let mut slow = TcpStream::connect(server.addr).await.unwrap();
     slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         .await
@@ -75,10 +75,10 @@ async fn a_client_trickling_its_headers_is_disconnected_after_the_header_timeout
 
 #[tokio::test]
 async fn connections_beyond_the_cap_are_closed_and_served_again_once_others_end() {
-    let t = testing::sqlite().await.unwrap();
-    let mut config = config();
-    config.server.max_connections = 2;
-    let server = serve_app(&t.db, config).await;
+    let server = TestApp::builder()
+        .env("WA_SMILE__SERVER__MAX_CONNECTIONS", "2")
+        .on(testing::sqlite().await.unwrap())
+        .await;
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut c = TcpStream::connect(server.addr).await.unwrap();

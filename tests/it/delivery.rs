@@ -3,7 +3,8 @@
 //! class, crash safety, the caps and tiers, the send-time re-check, and
 //! status settlement.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use crate::support::{cloud_config, fixtures, TestApp, MESSAGES_PATH, PHONE_NUMBER_ID, TOKEN};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,36 +18,16 @@ use wa_smile::delivery::{
 use wa_smile::messages::Catalog;
 use wa_smile::scan::{self, ScanContext};
 use wa_smile::store::Db;
-use wa_smile::testing::{self, TestDb};
+use wa_smile::testing;
 use wa_smile::whatsapp::WhatsappClient;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-const PHONE_NUMBER_ID: &str = "106540352242922";
-const TOKEN: &str = "test-access-token";
-const MESSAGES_PATH: &str = "/v25.0/106540352242922/messages";
 /// Tuesday 3 March 2026, 10:00 WIB: inside the sending window.
 const AT: &str = "2026-03-03T03:00:00Z";
 
 fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
-}
-
-fn config(server: &MockServer, extra: &[(&str, &str)]) -> Config {
-    let mut env: Vec<(String, String)> = vec![
-        ("WA_SMILE__WHATSAPP__API_BASE".into(), server.uri()),
-        (
-            "WA_SMILE__WHATSAPP__PHONE_NUMBER_ID".into(),
-            PHONE_NUMBER_ID.into(),
-        ),
-        ("WA_SMILE__WHATSAPP__ACCESS_TOKEN".into(), TOKEN.into()),
-        (
-            "WA_SMILE__WHATSAPP__MESSAGES_PER_SECOND".into(),
-            "1000".into(),
-        ),
-    ];
-    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    Config::from_sources(None, env).unwrap()
 }
 
 fn deliverer(config: &Config) -> Deliverer {
@@ -86,42 +67,16 @@ fn meta_error(code: i64, message: &str) -> Value {
                      "code": code, "fbtrace_id": "Ftest"}})
 }
 
-async fn employer(db: &Db, npp: &str, wa: Option<&str>) -> i64 {
-    db.query(
-        "INSERT INTO employers (npp, name, branch, wa_id, contact_name, timezone, created_at, updated_at) \
-         VALUES ($1, $2, 'PEKANBARU', $3, 'Ibu Sari', 'Asia/Jakarta', $4, $4) RETURNING id",
-    )
-    .bind(npp.to_owned())
-    .bind(format!("PT {npp}"))
-    .bind(wa.map(str::to_owned))
-    .bind(at("2026-01-01T00:00:00Z"))
-    .fetch_one(db)
-    .await
-    .unwrap()
-    .get("id")
-    .unwrap()
-}
-
-async fn bill(db: &Db, employer_id: i64, period: &str, amount_minor: i64, due: &str) {
-    db.query(
-        "INSERT INTO bills (employer_id, period, amount_minor, due_date, payment_code, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, '12345678901', $5, $5)",
-    )
-    .bind(employer_id)
-    .bind(period.to_owned())
-    .bind(amount_minor)
-    .bind(due.parse::<NaiveDate>().unwrap())
-    .bind(at("2026-01-01T00:00:00Z"))
-    .execute(db)
-    .await
-    .unwrap();
-}
-
 /// An overdue employer scanned at AT: a case with its stage reminder queued
 /// for now. Returns (employer id, case id, outbox id).
 async fn overdue(db: &Db, npp: &str, wa: &str, amount_minor: i64) -> (i64, i64, i64) {
-    let e = employer(db, npp, Some(wa)).await;
-    bill(db, e, "2026-01", amount_minor, "2026-02-16").await;
+    let f = fixtures(db);
+    let e = f.employer(npp).wa(wa).tz("Asia/Jakarta").create().await;
+    f.bill(npp, "2026-01", amount_minor)
+        .due_on("2026-02-16")
+        .payment_code("12345678901")
+        .create()
+        .await;
     let config = Config::from_sources(None, Vec::<(String, String)>::new()).unwrap();
     scan::run(db, &ScanContext::from_config(&config).unwrap(), at(AT))
         .await
@@ -241,19 +196,15 @@ fn operator_alerts(kind: &str) -> f64 {
         .map_or(0.0, |v| v.trim().parse().unwrap())
 }
 
-async fn setup(extra: &[(&str, &str)]) -> Vec<(TestDb, MockServer, Config)> {
-    let mut out = Vec::new();
-    for t in testing::all().await.unwrap() {
-        let server = MockServer::start().await;
-        let c = config(&server, extra);
-        out.push((t, server, c));
-    }
-    out
+/// The app with a mock Cloud API on every backend.
+async fn setup(extra: &[(&str, &str)]) -> Vec<TestApp> {
+    TestApp::builder().cloud_api().envs(extra).all().await
 }
 
 #[tokio::test]
 async fn a_due_reminder_goes_out_as_its_template_with_the_outbox_id_and_is_recorded() {
-    for (t, server, config) in setup(&[]).await {
+    for app in setup(&[]).await {
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -357,7 +308,8 @@ async fn a_sent_reminder_keeps_the_exact_text_the_employer_saw() {
 
 #[tokio::test]
 async fn free_form_goes_as_text_or_interactive_inside_the_window_and_as_the_template_outside() {
-    for (t, server, config) in setup(&[]).await {
+    for app in setup(&[]).await {
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -426,7 +378,8 @@ async fn free_form_goes_as_text_or_interactive_inside_the_window_and_as_the_temp
 
 #[tokio::test]
 async fn retryable_errors_back_off_then_succeed() {
-    for (t, server, config) in setup(&[]).await {
+    for app in setup(&[]).await {
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         // A 5xx, a 429 (130429), then a timeout, then success.
         Mock::given(method("POST"))
@@ -505,7 +458,8 @@ async fn retryable_errors_back_off_then_succeed() {
 
 #[tokio::test]
 async fn pair_rate_limit_waits_four_to_the_n_and_max_attempts_fail_visibly() {
-    for (t, server, config) in setup(&[]).await {
+    for app in setup(&[]).await {
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -538,7 +492,8 @@ async fn pair_rate_limit_waits_four_to_the_n_and_max_attempts_fail_visibly() {
 
 #[tokio::test]
 async fn a_permanent_error_fails_the_row_at_once_and_asks_an_officer() {
-    for (t, server, config) in setup(&[]).await {
+    for app in setup(&[]).await {
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -571,7 +526,8 @@ async fn a_permanent_error_fails_the_row_at_once_and_asks_an_officer() {
 
 #[tokio::test]
 async fn an_expired_token_alerts_and_stops_sending_until_resumed() {
-    for (t, server, config) in setup(&[]).await {
+    for app in setup(&[]).await {
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -634,7 +590,8 @@ async fn an_expired_token_alerts_and_stops_sending_until_resumed() {
 
 #[tokio::test]
 async fn a_restricted_account_pauses_all_sending() {
-    for (t, server, config) in setup(&[]).await {
+    for app in setup(&[]).await {
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -664,7 +621,8 @@ async fn a_restricted_account_pauses_all_sending() {
 
 #[tokio::test]
 async fn a_claim_orphaned_by_a_crash_is_held_for_a_late_status_then_resent() {
-    for (t, server, config) in setup(&[]).await {
+    for app in setup(&[]).await {
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -724,7 +682,8 @@ async fn a_claim_orphaned_by_a_crash_is_held_for_a_late_status_then_resent() {
 
 #[tokio::test]
 async fn a_lost_http_response_is_settled_by_the_status_and_not_resent() {
-    for (t, server, config) in setup(&[]).await {
+    for app in setup(&[]).await {
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -768,7 +727,8 @@ async fn a_lost_http_response_is_settled_by_the_status_and_not_resent() {
 
 #[tokio::test]
 async fn statuses_stay_monotonic_and_are_recorded_once() {
-    for (t, server, config) in setup(&[]).await {
+    for app in setup(&[]).await {
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -819,7 +779,8 @@ async fn statuses_stay_monotonic_and_are_recorded_once() {
 
 #[tokio::test]
 async fn a_failed_status_outside_the_window_queues_the_template_form() {
-    for (t, server, config) in setup(&[]).await {
+    for app in setup(&[]).await {
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -885,7 +846,8 @@ async fn a_failed_status_outside_the_window_queues_the_template_form() {
 
 #[tokio::test]
 async fn a_synchronous_131047_on_free_form_resends_as_the_template() {
-    for (t, server, config) in setup(&[]).await {
+    for app in setup(&[]).await {
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -932,7 +894,8 @@ async fn a_synchronous_131047_on_free_form_resends_as_the_template() {
 
 #[tokio::test]
 async fn a_case_paid_or_paused_after_queueing_is_not_reminded_and_says_why() {
-    for (t, server, config) in setup(&[]).await {
+    for app in setup(&[]).await {
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -998,7 +961,8 @@ async fn a_case_paid_or_paused_after_queueing_is_not_reminded_and_says_why() {
 
 #[tokio::test]
 async fn outside_the_window_and_over_the_daily_cap_messages_wait_with_a_reason() {
-    for (t, server, config) in setup(&[]).await {
+    for app in setup(&[]).await {
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -1057,8 +1021,8 @@ async fn outside_the_window_and_over_the_daily_cap_messages_wait_with_a_reason()
 
 #[tokio::test]
 async fn over_the_daily_tier_the_largest_and_oldest_arrears_go_first() {
-    for (t, server, config) in setup(&[("WA_SMILE__WHATSAPP__DAILY_UNIQUE_RECIPIENTS", "2")]).await
-    {
+    for app in setup(&[("WA_SMILE__WHATSAPP__DAILY_UNIQUE_RECIPIENTS", "2")]).await {
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -1114,16 +1078,30 @@ async fn two_workers_on_postgres_never_send_the_same_row() {
         ))
         .mount(&server)
         .await;
-    let config = config(&server, &[]);
-    for i in 0..60 {
-        let e = employer(
-            &t.db,
-            &format!("{:08}", 100 + i),
-            Some(&format!("62812{:08}", i)),
-        )
-        .await;
-        bill(&t.db, e, "2026-01", 100_000_000, "2026-02-16").await;
-    }
+    let config = cloud_config(&server, &[]);
+    let f = fixtures(&t.db);
+    let npps: Vec<String> = (0..60).map(|i| format!("{:08}", 100 + i)).collect();
+    f.employers(
+        npps.iter()
+            .enumerate()
+            .map(|(i, npp)| {
+                f.employer(npp)
+                    .wa(&format!("62812{:08}", i))
+                    .tz("Asia/Jakarta")
+            })
+            .collect(),
+    )
+    .await;
+    f.bills(
+        npps.iter()
+            .map(|npp| {
+                f.bill(npp, "2026-01", 100_000_000)
+                    .due_on("2026-02-16")
+                    .payment_code("12345678901")
+            })
+            .collect(),
+    )
+    .await;
     scan::run(&t.db, &ScanContext::from_config(&config).unwrap(), at(AT))
         .await
         .unwrap();
@@ -1158,38 +1136,29 @@ async fn two_workers_on_postgres_never_send_the_same_row() {
 #[tokio::test]
 async fn metrics_are_served_in_prometheus_text_with_outbox_depth() {
     use tower::ServiceExt;
-    let t = testing::sqlite().await.unwrap();
-    let server = MockServer::start().await;
+    let app = TestApp::builder()
+        .cloud_api()
+        .on(testing::sqlite().await.unwrap())
+        .await;
+    let (t, server, config) = (&app.t, app.cloud(), &*app.config);
     Mock::given(method("POST"))
         .and(path(MESSAGES_PATH))
         .respond_with(accept())
-        .mount(&server)
+        .mount(server)
         .await;
-    let config = config(&server, &[]);
     overdue(&t.db, "00000030", "6281234567890", 500_000_000).await;
-    let app = wa_smile::http::router(wa_smile::http::AppState {
-        db: t.db.clone(),
-        config: Arc::new(config.clone()),
-        workers: Default::default(),
-    });
-    deliver_due(&t.db, &deliverer(&config), at(AT))
+    deliver_due(&t.db, &deliverer(config), at(AT))
         .await
         .unwrap();
     let res = app
-        .clone()
-        .oneshot(
+        .send(
             axum::http::Request::get("/metrics")
                 .body(axum::body::Body::empty())
                 .unwrap(),
         )
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let body = http_body_util::BodyExt::collect(res.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    let text = String::from_utf8(body.to_vec()).unwrap();
+        .await;
+    assert_eq!(res.status, 200);
+    let text = res.body;
     for needle in [
         "wa_smile_outbox_depth{state=\"sent\"} 1",
         "wa_smile_messages_sent_total{kind=\"template\"}",
@@ -1200,7 +1169,7 @@ async fn metrics_are_served_in_prometheus_text_with_outbox_depth() {
     // Building another app (as many tests do) is fine.
     let again = wa_smile::http::router(wa_smile::http::AppState {
         db: t.db.clone(),
-        config: Arc::new(config),
+        config: app.config.clone(),
         workers: Default::default(),
     });
     let res = again
@@ -1304,30 +1273,20 @@ async fn the_simulator_answers_like_meta_and_posts_signed_statuses() {
 
 #[tokio::test]
 async fn shutting_the_worker_down_releases_claims_that_were_not_sent() {
-    let t = testing::sqlite().await.unwrap();
-    let server = MockServer::start().await;
+    // One message a second: most of the batch waits for a pacing slot. The
+    // worker reads the app's clock, stopped at AT (inside the window).
+    let app = TestApp::builder()
+        .cloud_api()
+        .env("WA_SMILE__WHATSAPP__MESSAGES_PER_SECOND", "1")
+        .clock_at(at(AT))
+        .on(testing::sqlite().await.unwrap())
+        .await;
+    let (t, server, config) = (&app.t, app.cloud(), &*app.config);
     Mock::given(method("POST"))
         .and(path(MESSAGES_PATH))
         .respond_with(accept())
-        .mount(&server)
+        .mount(server)
         .await;
-    // One message a second: most of the batch waits for a pacing slot.
-    // The worker runs at the wall clock: a window open all week, no holidays.
-    let holidays = tempfile::NamedTempFile::new().unwrap();
-    let holidays_path = holidays.path().display().to_string();
-    let config = config(
-        &server,
-        &[
-            ("WA_SMILE__WHATSAPP__MESSAGES_PER_SECOND", "1"),
-            ("WA_SMILE__SCHEDULE__WINDOW_START", "00:00"),
-            ("WA_SMILE__SCHEDULE__WINDOW_END", "23:59"),
-            (
-                "WA_SMILE__SCHEDULE__WINDOW_DAYS",
-                "Mon,Tue,Wed,Thu,Fri,Sat,Sun",
-            ),
-            ("WA_SMILE__CALENDAR__HOLIDAYS_FILE", holidays_path.as_str()),
-        ],
-    );
     let mut ids = Vec::new();
     for i in 0..5 {
         let (_, _, id) = overdue(
@@ -1339,21 +1298,33 @@ async fn shutting_the_worker_down_releases_claims_that_were_not_sent() {
         .await;
         ids.push(id);
     }
-    // Due now, whenever now is.
-    t.db.query("UPDATE outbox SET due_at = $1")
-        .bind(at(AT))
-        .execute(&t.db)
-        .await
-        .unwrap();
-    let d = Arc::new(deliverer(&config));
+    let d = Arc::new(deliverer(config));
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(delivery::run_worker(
-        t.db.clone(),
-        d,
-        std::time::Duration::from_secs(60),
-        stopped,
-    ));
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (clock, db) = (app.clock.clone(), t.db.clone());
+    let worker = tokio::spawn(async move {
+        clock
+            .run(delivery::run_worker(
+                db,
+                d,
+                std::time::Duration::from_secs(60),
+                stopped,
+            ))
+            .await
+    });
+    // Stop once the first message is out: the rest wait for pacing slots
+    // (polled, not slept for, so a slow machine cannot stop it too early).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut sent = false;
+        for id in &ids {
+            sent |= row(&t.db, *id).await.state == "sent";
+        }
+        if sent {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing was sent");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let started = std::time::Instant::now();
     stop.send(true).unwrap();
     worker.await.unwrap();
@@ -1459,7 +1430,7 @@ async fn outcomes_that_cannot_be_written_are_kept_and_written_once_the_database_
     for t in dbs {
         let db = &t.db;
         let server = MockServer::start().await;
-        let config = config(&server, &[]);
+        let config = cloud_config(&server, &[]);
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
             .respond_with(Accept(
@@ -1527,7 +1498,8 @@ async fn outcomes_that_cannot_be_written_are_kept_and_written_once_the_database_
 /// 30 s back-off; only without one is it resent, and that resend is recorded.
 #[tokio::test]
 async fn a_timed_out_send_waits_for_its_status_before_any_resend() {
-    for (t, server, config) in setup(&[]).await {
+    for app in setup(&[]).await {
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         let (_, _, a) = overdue(db, "00000201", "6281300000201", 500_000_000).await;
         let (_, case_b, b) = overdue(db, "00000202", "6281300000202", 500_000_000).await;
@@ -1600,7 +1572,8 @@ async fn a_timed_out_send_waits_for_its_status_before_any_resend() {
 /// skips it (with the reason) and the current stage's message goes.
 #[tokio::test]
 async fn a_stale_stage_reminder_left_by_a_crash_is_skipped_and_the_current_one_sent() {
-    for (t, server, config) in setup(&[]).await {
+    for app in setup(&[]).await {
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -1662,7 +1635,8 @@ async fn a_stale_stage_reminder_left_by_a_crash_is_skipped_and_the_current_one_s
 /// happened still wait for the grace period (or their status webhook).
 #[tokio::test]
 async fn a_dead_workers_claims_come_back_promptly_but_unknown_sends_wait_for_the_grace() {
-    for (t, server, config) in setup(&[]).await {
+    for app in setup(&[]).await {
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         let mut inflight = Vec::new();
         for i in 0..5 {
@@ -1798,7 +1772,8 @@ async fn a_dead_workers_claims_come_back_promptly_but_unknown_sends_wait_for_the
 /// instead of sending on at the same rate.
 #[tokio::test]
 async fn after_a_130429_the_worker_sends_more_slowly() {
-    for (t, server, config) in setup(&[("WA_SMILE__WHATSAPP__MESSAGES_PER_SECOND", "20")]).await {
+    for app in setup(&[("WA_SMILE__WHATSAPP__MESSAGES_PER_SECOND", "20")]).await {
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         let arrivals = Arc::new(Mutex::new(Vec::new()));
         struct Clocked(Arc<Mutex<Vec<std::time::Instant>>>, Accept);
@@ -1851,7 +1826,8 @@ async fn after_a_130429_the_worker_sends_more_slowly() {
 /// not failed to an officer on the first try.
 #[tokio::test]
 async fn api_unknown_code_1_is_retried_not_sent_to_an_officer() {
-    for (t, server, config) in setup(&[]).await {
+    for app in setup(&[]).await {
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))
@@ -1887,7 +1863,8 @@ async fn api_unknown_code_1_is_retried_not_sent_to_an_officer() {
 /// `read` neither undoes the read nor marks the contact unreachable.
 #[tokio::test]
 async fn a_failed_status_after_read_does_not_mark_the_contact_unreachable() {
-    for (t, server, config) in setup(&[]).await {
+    for app in setup(&[]).await {
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))

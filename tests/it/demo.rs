@@ -196,21 +196,12 @@ async fn started_at_eleven_at_night_the_demo_has_a_morning_of_reminders_and_repl
 #[tokio::test]
 async fn the_phone_page_is_not_there_unless_the_simulator_is_enabled() {
     use tower::ServiceExt;
-    let t = wa_smile::testing::sqlite().await.unwrap();
     for (enabled, expect) in [("false", 404), ("true", 503)] {
-        let config = wa_smile::config::Config::from_sources(
-            None,
-            vec![(
-                "WA_SMILE__SIMULATOR__ENABLED".to_owned(),
-                enabled.to_owned(),
-            )],
-        )
-        .unwrap();
-        let app = wa_smile::http::router(wa_smile::http::AppState {
-            db: t.db.clone(),
-            config: std::sync::Arc::new(config),
-            workers: Default::default(),
-        });
+        let test_app = crate::support::TestApp::builder()
+            .env("WA_SMILE__SIMULATOR__ENABLED", enabled)
+            .on(wa_smile::testing::sqlite().await.unwrap())
+            .await;
+        let app = test_app.router.clone();
         for uri in ["/simulator", "/simulator/6281234567890"] {
             let res = app
                 .clone()

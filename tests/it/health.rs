@@ -1,12 +1,9 @@
 //! Liveness and readiness as a load balancer sees them.
 
+use crate::support::TestApp;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use std::sync::Arc;
 use tower::ServiceExt;
-use wa_smile::config::Config;
-use wa_smile::http::{router, AppState};
-use wa_smile::testing;
 
 async fn status(app: axum::Router, path: &str) -> StatusCode {
     app.oneshot(Request::get(path).body(Body::empty()).unwrap())
@@ -17,13 +14,8 @@ async fn status(app: axum::Router, path: &str) -> StatusCode {
 
 #[tokio::test]
 async fn readyz_follows_the_database_and_healthz_does_not() {
-    for t in testing::all().await.unwrap() {
-        let config = Arc::new(Config::from_sources(None, Vec::new()).unwrap());
-        let app = router(AppState {
-            db: t.db.clone(),
-            config,
-            workers: Default::default(),
-        });
+    for test_app in TestApp::all().await {
+        let (t, app) = (&test_app.t, test_app.router.clone());
         assert_eq!(
             status(app.clone(), "/healthz").await,
             StatusCode::OK,

@@ -3,124 +3,21 @@
 //! the old one, a payment beyond what is owed is kept for an officer, and
 //! automated replies to one employer are bounded.
 
+use crate::support::{message, TestApp};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
-use std::sync::Arc;
-use wa_smile::config::Config;
-use wa_smile::http::{router, AppState};
-use wa_smile::scan::{self, ScanContext};
 use wa_smile::store::Db;
-use wa_smile::testing::{self, TestDb};
-use wa_smile::webhook::sign;
+use wa_smile::testing;
 
-const SECRET: &str = "app-secret-for-tests";
-const CALLBACK: &str = "callback-token";
 const PHONE: &str = "6281234567890";
+const NPP: &str = "12345678";
 
-struct App {
-    t: TestDb,
-    config: Arc<Config>,
-    base: String,
-    http: reqwest::Client,
-}
-
-impl App {
-    fn db(&self) -> &Db {
-        &self.t.db
-    }
-}
-
-fn config_with(extra: &[(&str, &str)]) -> Config {
-    let mut env = vec![
-        (
-            "WA_SMILE__WHATSAPP__APP_SECRET".to_owned(),
-            SECRET.to_owned(),
-        ),
-        (
-            "WA_SMILE__PAYMENTS__CALLBACK_TOKEN".to_owned(),
-            CALLBACK.to_owned(),
-        ),
-    ];
-    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    Config::from_sources(None, env).unwrap()
-}
-
-/// The real router behind a real listener on port 0.
-async fn spawn(t: TestDb, config: Config) -> App {
-    let config = Arc::new(config);
-    let app = router(AppState {
-        db: t.db.clone(),
-        config: config.clone(),
-        workers: Default::default(),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    App {
-        t,
-        config,
-        base,
-        http: reqwest::Client::new(),
-    }
-}
-
-async fn apps(extra: &[(&str, &str)]) -> Vec<App> {
-    let mut out = Vec::new();
-    for t in testing::all().await.unwrap() {
-        out.push(spawn(t, config_with(extra)).await);
-    }
-    out
-}
-
-async fn post_signed(app: &App, body: &str) -> u16 {
-    app.http
-        .post(format!("{}/webhooks/whatsapp", app.base))
-        .header("content-type", "application/json")
-        .header(
-            "x-hub-signature-256",
-            sign(SECRET.as_bytes(), body.as_bytes()),
-        )
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
-async fn callback(app: &App, body: &Value) -> u16 {
-    app.http
-        .post(format!("{}/webhooks/payments", app.base))
-        .header("x-callback-token", CALLBACK)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+async fn apps(extra: &[(&str, &str)]) -> Vec<TestApp> {
+    TestApp::builder().envs(extra).all().await
 }
 
 fn inbound(wamid: &str, at: DateTime<Utc>, body: Value) -> String {
-    let mut m = json!({"from": PHONE, "id": wamid, "timestamp": at.timestamp().to_string()});
-    for (k, v) in body.as_object().unwrap() {
-        m[k] = v.clone();
-    }
-    json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [
-        {"field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "6281100000000", "phone_number_id": "PNID"},
-            "contacts": [{"profile": {"name": "Sari"}, "wa_id": PHONE}],
-            "messages": [m],
-        }}
-    ]}]})
-    .to_string()
+    message(wamid, PHONE, at, body).to_string()
 }
 
 fn tap(wamid: &str, payload: &str) -> String {
@@ -140,51 +37,29 @@ fn text(wamid: &str, t: &str) -> String {
 }
 
 /// An employer with two overdue bills of Rp1.500.000 and its open case.
-async fn seeded(app: &App) -> (i64, i64) {
-    let db = app.db();
-    let now = Utc::now();
-    let employer: i64 = db
-        .query(
-            "INSERT INTO employers (npp, name, branch, wa_id, contact_name, timezone, created_at, updated_at) \
-             VALUES ('12345678', 'PT Maju Jaya', 'PKU', $1, 'Ibu Sari', 'Asia/Jakarta', $2, $2) RETURNING id",
-        )
-        .bind(PHONE.to_owned())
-        .bind(now - Duration::days(90))
-        .fetch_one(db)
-        .await
-        .unwrap()
-        .get("id")
-        .unwrap();
+async fn seeded(app: &TestApp) -> (i64, i64) {
+    let f = app.fixtures();
+    let employer = f
+        .employer(NPP)
+        .name("PT Maju Jaya")
+        .branch("PKU")
+        .wa(PHONE)
+        .tz("Asia/Jakarta")
+        .create()
+        .await;
     for (period, days) in [("2025-01", 12), ("2025-02", 9)] {
-        add_bill(db, employer, period, 150_000_000, days).await;
+        add_bill(app, period, 150_000_000, days).await;
     }
-    let ctx = ScanContext::from_config(&app.config).unwrap();
-    scan::run(db, &ctx, now).await.unwrap();
-    let case_id: i64 = db
-        .query("SELECT id FROM cases WHERE employer_id = $1")
-        .bind(employer)
-        .fetch_one(db)
-        .await
-        .unwrap()
-        .get("id")
-        .unwrap();
-    (employer, case_id)
+    f.scan(Utc::now()).await;
+    (employer, f.case_of(NPP).await)
 }
 
-async fn add_bill(db: &Db, employer: i64, period: &str, amount_minor: i64, days_overdue: i64) {
-    let now = Utc::now();
-    db.query(
-        "INSERT INTO bills (employer_id, period, amount_minor, due_date, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $5)",
-    )
-    .bind(employer)
-    .bind(period.to_owned())
-    .bind(amount_minor)
-    .bind(now.date_naive() - Duration::days(days_overdue))
-    .bind(now - Duration::days(60))
-    .execute(db)
-    .await
-    .unwrap();
+async fn add_bill(app: &TestApp, period: &str, amount_minor: i64, days_overdue: i64) {
+    app.fixtures()
+        .bill(NPP, period, amount_minor)
+        .due(Utc::now().date_naive() - Duration::days(days_overdue))
+        .create()
+        .await;
 }
 
 async fn count(db: &Db, sql: &str, id: i64) -> i64 {
@@ -271,7 +146,7 @@ async fn twenty_concurrent_copies_of_a_link_request_make_one_link_and_one_reply(
     for app in apps(&[]).await {
         let (employer, case_id) = seeded(&app).await;
         let body = tap("wamid.RACE", &format!("PAY_LINK:{case_id}"));
-        let answers = futures::future::join_all((0..20).map(|_| post_signed(&app, &body))).await;
+        let answers = futures::future::join_all((0..20).map(|_| app.post_signed_http(&body))).await;
         assert!(answers.iter().all(|s| *s == 200), "{answers:?}");
         let db = app.db();
         assert_eq!(links(db, case_id).await.len(), 1, "{}", app.t.name);
@@ -313,15 +188,17 @@ async fn concurrent_copies_of_a_link_request_create_one_xendit_invoice() {
             .mount(&server)
             .await;
         let base = server.uri();
-        let config = config_with(&[
-            ("WA_SMILE__PAYMENTS__PROVIDER", "xendit"),
-            ("WA_SMILE__PAYMENTS__XENDIT_API_BASE", base.as_str()),
-            ("WA_SMILE__PAYMENTS__XENDIT_SECRET_KEY", "xnd_test_key"),
-        ]);
-        let app = spawn(t, config).await;
+        let app = TestApp::builder()
+            .envs(&[
+                ("WA_SMILE__PAYMENTS__PROVIDER", "xendit"),
+                ("WA_SMILE__PAYMENTS__XENDIT_API_BASE", base.as_str()),
+                ("WA_SMILE__PAYMENTS__XENDIT_SECRET_KEY", "xnd_test_key"),
+            ])
+            .on(t)
+            .await;
         let (employer, case_id) = seeded(&app).await;
         let body = tap("wamid.XRACE", &format!("PAY_LINK:{case_id}"));
-        let answers = futures::future::join_all((0..20).map(|_| post_signed(&app, &body))).await;
+        let answers = futures::future::join_all((0..20).map(|_| app.post_signed_http(&body))).await;
         assert!(answers.iter().all(|s| *s == 200), "{answers:?}");
         let l = links(app.db(), case_id).await;
         assert_eq!(l.len(), 1, "{}", app.t.name);
@@ -338,13 +215,15 @@ async fn a_new_link_supersedes_the_old_and_paying_both_is_kept_for_an_officer() 
         let db = app.db();
         let (employer, case_id) = seeded(&app).await;
         assert_eq!(
-            post_signed(&app, &tap("wamid.S1", &format!("PAY_LINK:{case_id}"))).await,
+            app.post_signed_http(&tap("wamid.S1", &format!("PAY_LINK:{case_id}")))
+                .await,
             200
         );
         // A new bill arrives; the employer asks again.
-        add_bill(db, employer, "2025-03", 100_000_000, 2).await;
+        add_bill(&app, "2025-03", 100_000_000, 2).await;
         assert_eq!(
-            post_signed(&app, &tap("wamid.S2", &format!("PAY_LINK:{case_id}"))).await,
+            app.post_signed_http(&tap("wamid.S2", &format!("PAY_LINK:{case_id}")))
+                .await,
             200
         );
         let l = links(db, case_id).await;
@@ -359,7 +238,7 @@ async fn a_new_link_supersedes_the_old_and_paying_both_is_kept_for_an_officer() 
         );
 
         // The employer pays the old link anyway: recorded, and an officer looks.
-        assert_eq!(callback(&app, &paid(&first, 3_000_000)).await, 200);
+        assert_eq!(app.callback_http(&paid(&first, 3_000_000)).await, 200);
         assert_eq!(
             count(
                 db,
@@ -376,7 +255,7 @@ async fn a_new_link_supersedes_the_old_and_paying_both_is_kept_for_an_officer() 
         assert_ne!(case_status(db, case_id).await, "resolved");
 
         // Then the new one: the bills the old link paid are paid twice.
-        assert_eq!(callback(&app, &paid(&second, 4_000_000)).await, 200);
+        assert_eq!(app.callback_http(&paid(&second, 4_000_000)).await, 200);
         assert_eq!(case_status(db, case_id).await, "resolved");
         let ex = exceptions(db).await;
         assert_eq!(
@@ -414,12 +293,13 @@ async fn a_payment_for_an_expired_link_is_recorded_and_raised() {
     for app in apps(&[]).await {
         let db = app.db();
         let (employer, case_id) = seeded(&app).await;
-        post_signed(&app, &tap("wamid.E1", &format!("PAY_LINK:{case_id}"))).await;
+        app.post_signed_http(&tap("wamid.E1", &format!("PAY_LINK:{case_id}")))
+            .await;
         let reference = links(db, case_id).await[0].0.clone();
         let expired = json!({"external_id": reference, "status": "EXPIRED"});
-        assert_eq!(callback(&app, &expired).await, 200);
+        assert_eq!(app.callback_http(&expired).await, 200);
         assert_eq!(links(db, case_id).await[0].1, "expired");
-        assert_eq!(callback(&app, &paid(&reference, 3_000_000)).await, 200);
+        assert_eq!(app.callback_http(&paid(&reference, 3_000_000)).await, 200);
         assert_eq!(
             count(
                 db,
@@ -439,9 +319,10 @@ async fn a_smile_payment_for_a_bill_the_gateway_settled_is_raised_and_thanks_are
     for app in apps(&[]).await {
         let db = app.db();
         let (employer, case_id) = seeded(&app).await;
-        post_signed(&app, &tap("wamid.D1", &format!("PAY_LINK:{case_id}"))).await;
+        app.post_signed_http(&tap("wamid.D1", &format!("PAY_LINK:{case_id}")))
+            .await;
         let reference = links(db, case_id).await[0].0.clone();
-        assert_eq!(callback(&app, &paid(&reference, 3_000_000)).await, 200);
+        assert_eq!(app.callback_http(&paid(&reference, 3_000_000)).await, 200);
         assert_eq!(case_status(db, case_id).await, "resolved");
         // SMILE later reports the same money under its own reference.
         let mut tx = db.begin().await.unwrap();
@@ -504,17 +385,21 @@ async fn a_new_xendit_invoice_expires_the_old_one_over_http() {
         .mount(&server)
         .await;
     let base = server.uri();
-    let config = config_with(&[
-        ("WA_SMILE__PAYMENTS__PROVIDER", "xendit"),
-        ("WA_SMILE__PAYMENTS__XENDIT_API_BASE", base.as_str()),
-        ("WA_SMILE__PAYMENTS__XENDIT_SECRET_KEY", "xnd_test_key"),
-    ]);
-    let app = spawn(testing::sqlite().await.unwrap(), config).await;
+    let app = TestApp::builder()
+        .envs(&[
+            ("WA_SMILE__PAYMENTS__PROVIDER", "xendit"),
+            ("WA_SMILE__PAYMENTS__XENDIT_API_BASE", base.as_str()),
+            ("WA_SMILE__PAYMENTS__XENDIT_SECRET_KEY", "xnd_test_key"),
+        ])
+        .on(testing::sqlite().await.unwrap())
+        .await;
     let db = app.db();
-    let (employer, case_id) = seeded(&app).await;
-    post_signed(&app, &tap("wamid.XS1", &format!("PAY_LINK:{case_id}"))).await;
-    add_bill(db, employer, "2025-03", 100_000_000, 2).await;
-    post_signed(&app, &tap("wamid.XS2", &format!("PAY_LINK:{case_id}"))).await;
+    let (_, case_id) = seeded(&app).await;
+    app.post_signed_http(&tap("wamid.XS1", &format!("PAY_LINK:{case_id}")))
+        .await;
+    add_bill(&app, "2025-03", 100_000_000, 2).await;
+    app.post_signed_http(&tap("wamid.XS2", &format!("PAY_LINK:{case_id}")))
+        .await;
     let l = links(db, case_id).await;
     assert_eq!(
         l.iter().map(|x| x.1.as_str()).collect::<Vec<_>>(),
@@ -531,7 +416,8 @@ async fn eight_payment_claims_get_one_acknowledgement_and_the_rest_say_why_not()
         let (employer, case_id) = seeded(&app).await;
         for i in 0..8 {
             assert_eq!(
-                post_signed(&app, &text(&format!("wamid.P{i}"), "sudah bayar kemarin")).await,
+                app.post_signed_http(&text(&format!("wamid.P{i}"), "sudah bayar kemarin"))
+                    .await,
                 200
             );
         }
@@ -580,7 +466,8 @@ async fn automated_replies_to_one_employer_stop_at_the_daily_cap() {
             ("wamid.C3", "OFFICER"),
         ] {
             assert_eq!(
-                post_signed(&app, &tap(wamid, &format!("{payload}:{case_id}"))).await,
+                app.post_signed_http(&tap(wamid, &format!("{payload}:{case_id}")))
+                    .await,
                 200
             );
         }

@@ -5,15 +5,11 @@
 
 use crate::export_support as support;
 
+use crate::support::config;
 use support::{at, seed, PHONE, REPLY};
-use wa_smile::config::Config;
 use wa_smile::retention;
 use wa_smile::store::Db;
 use wa_smile::testing;
-
-fn config() -> Config {
-    Config::from_sources(None, Vec::<(String, String)>::new()).unwrap()
-}
 
 async fn all_text(db: &Db, sql: &'static str) -> String {
     let rows = db.query(sql).fetch_all(db).await.unwrap();
@@ -97,8 +93,9 @@ async fn old_personal_data_is_redacted_and_the_chain_still_verifies() {
         assert!(!old_audit.contains(REPLY), "{}", t.name);
         assert!(!old_audit.contains(PHONE), "{}", t.name);
         assert!(!old_audit.contains("Ibu Sari"), "{}", t.name);
-        // …amounts, dates and NPPs stay.
-        assert!(old_audit.contains("1250000.50"), "{}", t.name);
+        // …amounts, dates and NPPs stay (the bill as the import audits it:
+        // `Money` writes its shortest decimal).
+        assert!(old_audit.contains(r#""amount":"1250000.5""#), "{}", t.name);
         assert!(old_audit.contains("2026-02-16"), "{}", t.name);
         assert!(
             old_audit.contains("2025-03-05") || old_audit.contains("2026-03-05"),

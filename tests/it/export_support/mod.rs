@@ -31,42 +31,29 @@ pub const REPLY: &str = "Besok kami bayar ya pak, hubungi Ibu Sari 081234567890"
 /// written at `when` (an RFC 3339 instant) and the following minutes.
 pub async fn seed(db: &Db, npp: &str, name: &str, branch: &str, when: &str) -> Seeded {
     let t0 = at(when);
-    let employer_id: i64 = db
-        .query(
-            "INSERT INTO employers (npp, name, branch, wa_id, contact_name, timezone, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'Ibu Sari', 'Asia/Jakarta', $5, $5) RETURNING id",
-        )
-        .bind(npp.to_owned())
-        .bind(name.to_owned())
-        .bind(branch.to_owned())
-        .bind(PHONE.to_owned())
-        .bind(t0)
-        .fetch_one(db)
-        .await
-        .unwrap()
-        .get("id")
-        .unwrap();
-    db.query(
-        "INSERT INTO bills (employer_id, period, amount_minor, paid_minor, due_date, created_at, updated_at) \
-         VALUES ($1, '2026-01', 125000050, 50000000, $2, $3, $3)",
-    )
-    .bind(employer_id)
-    .bind(day("2026-02-16"))
-    .bind(t0)
-    .execute(db)
-    .await
-    .unwrap();
+    // The employer, its bill and the payment go through the real import
+    // and ledger at `when`; they write the audit rows for them.
+    let f = crate::support::fixtures(db).at(t0);
+    let employer_id = f
+        .employer(npp)
+        .name(name)
+        .branch(branch)
+        .wa(PHONE)
+        .tz("Asia/Jakarta")
+        .create()
+        .await;
+    f.bill(npp, "2026-01", 125_000_050)
+        .due(day("2026-02-16"))
+        .create()
+        .await;
     let reference = format!("REF-{npp}");
-    db.query(
-        "INSERT INTO payments (reference, employer_id, period, amount_minor, paid_at, source, created_at) \
-         VALUES ($1, $2, '2026-01', 50000000, $3, 'import', $3)",
-    )
-    .bind(reference.clone())
-    .bind(employer_id)
-    .bind(t0)
-    .execute(db)
-    .await
-    .unwrap();
+    f.payment(npp, "2026-01", 50_000_000, &reference)
+        .paid_at(t0)
+        .create()
+        .await;
+    // The case with a whole history at fixed instants, one event of each
+    // kind the exports read: a scan and delivery would add events, outbox
+    // rows and audit rows of their own, which the export tests count.
     let case_id: i64 = db
         .query(
             "INSERT INTO cases (employer_id, status, stage, opened_at, updated_at) \
@@ -94,37 +81,6 @@ pub async fn seed(db: &Db, npp: &str, name: &str, branch: &str, when: &str) -> S
     .unwrap();
 
     let mut tx = db.begin().await.unwrap();
-    tx.audit(
-        AuditEntry::new(t0, "import:employers.csv", "employer.insert", format!("employer:{npp}"))
-            .after(json!({"name": name, "branch": branch, "wa_id": PHONE, "contact_name": "Ibu Sari", "timezone": "Asia/Jakarta"})),
-    );
-    tx.audit(
-        AuditEntry::new(
-            t0,
-            "import:bills.csv",
-            "bill.insert",
-            format!("bill:{npp}:2026-01"),
-        )
-        .after(json!({"amount": "1250000.50", "due_date": "2026-02-16"})),
-    );
-    tx.audit(
-        AuditEntry::new(
-            t0,
-            "import:payments.csv",
-            "payment.insert",
-            format!("payment:{reference}"),
-        )
-        .after(json!({"employer_id": employer_id, "amount": "500000.00", "reference": reference})),
-    );
-    tx.audit(
-        AuditEntry::new(
-            t0,
-            "system",
-            "bill.settlement",
-            format!("bill:{employer_id}:2026-01"),
-        )
-        .after(json!({"paid": "500000.00"})),
-    );
     let m = |n: i64| t0 + chrono::Duration::minutes(n);
     let events = vec![
         NewEvent::new(
