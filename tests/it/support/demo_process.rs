@@ -137,7 +137,7 @@ impl Demo {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
-    /// Polls the employer's case until `done` holds (or 60 s pass).
+    /// Polls the employer's case until `done` holds (or 15 s pass).
     pub fn case_until(
         &self,
         npp: &str,
