@@ -270,6 +270,16 @@ pub async fn references_outside_branch(
     Ok(false)
 }
 
+/// A bill's amounts and settlement, as stored.
+#[derive(sqlx::FromRow)]
+struct BillState {
+    employer_id: i64,
+    period: String,
+    amount_minor: i64,
+    paid_minor: i64,
+    settled_at: Option<DateTime<Utc>>,
+}
+
 /// Tolerance for "more than owed": a gateway rounds sen up to the rupiah.
 const ROUNDING_MINOR: i64 = 99;
 
@@ -295,10 +305,12 @@ async fn raise_beyond_owed(
         for id in chunk {
             q = q.bind(*id);
         }
-        let rows: Vec<(i64, String, i64, i64, Option<DateTime<Utc>>)> =
-            q.fetch_all_as(&mut *tx).await?;
-        for (employer_id, period, amount, paid, settled_at) in rows {
-            bills.insert((employer_id, period), (amount, paid, settled_at.is_some()));
+        let rows: Vec<BillState> = q.fetch_all_as(&mut *tx).await?;
+        for b in rows {
+            bills.insert(
+                (b.employer_id, b.period),
+                (b.amount_minor, b.paid_minor, b.settled_at.is_some()),
+            );
         }
     }
     let mut raised = 0;
