@@ -14,7 +14,8 @@ use crate::case::resolve::resolve_case;
 use crate::case_log::{self, Actor, EventKind, NewEvent};
 use crate::config::{parse_zone, Config};
 use crate::domain::{Calendar, CaseStatus, Money, Policy, QuietReason, Stage};
-use crate::store::{list_placeholders, rows_per_statement, values_placeholders, Db, Tx};
+use crate::outbox::{OutboxState, CURRENT_STAGE_JOIN};
+use crate::store::{rows_per_statement, values_placeholders, Db, Tx};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -34,7 +35,11 @@ const CHUNK_IDS: i64 = 2_000;
 const PG_LOCK_CLASS: i32 = 0x5CA4;
 /// Outbox states that never reach the employer: they do not count towards
 /// the one-reminder-a-day cap.
-const DEAD_STATES: [&str; 3] = ["cancelled", "skipped", "failed"];
+const DEAD_STATES: [OutboxState; 3] = [
+    OutboxState::Cancelled,
+    OutboxState::Skipped,
+    OutboxState::Failed,
+];
 
 /// What the scan needs from configuration.
 #[derive(Debug, Clone)]
@@ -187,7 +192,7 @@ struct OutboxRow {
     id: i64,
     case_id: Option<i64>,
     stage: Option<Stage>,
-    state: String,
+    state: OutboxState,
     due_at: DateTime<Utc>,
     sent_at: Option<DateTime<Utc>>,
 }
@@ -243,7 +248,7 @@ struct EmployerCaseRow {
     arrears_minor: Option<Money>,
     oldest_due_date: Option<NaiveDate>,
     cur_id: Option<i64>,
-    cur_state: Option<String>,
+    cur_state: Option<OutboxState>,
     cur_due_at: Option<DateTime<Utc>>,
 }
 
@@ -333,19 +338,20 @@ async fn read_range(
 ) -> Result<Vec<Scanned>> {
     // The id range is repeated on every table: planners do not carry it
     // across the joins on their own, and a missed range is a full scan.
+    let sql = format!(
+        "SELECT e.id, e.branch, e.timezone, e.wa_id, e.opted_out_at, e.contact_invalid_at, \
+                c.id AS case_id, c.status, c.stage, c.paused_until, c.promised_date, c.officer_hold, \
+                c.quiet_reason, c.next_action_at, c.payment_claimed_at, c.arrears_minor, c.oldest_due_date, \
+                o.id AS cur_id, o.state AS cur_state, o.due_at AS cur_due_at \
+         FROM employers e \
+         LEFT JOIN cases c ON c.employer_id = e.id AND c.resolved_at IS NULL \
+                          AND c.employer_id >= $1 AND c.employer_id < $2 \
+         {CURRENT_STAGE_JOIN} \
+         WHERE e.id >= $1 AND e.id < $2 \
+         ORDER BY e.id"
+    );
     let rows: Vec<EmployerCaseRow> = tx
-        .query(
-            "SELECT e.id, e.branch, e.timezone, e.wa_id, e.opted_out_at, e.contact_invalid_at, \
-                    c.id AS case_id, c.status, c.stage, c.paused_until, c.promised_date, c.officer_hold, \
-                    c.quiet_reason, c.next_action_at, c.payment_claimed_at, c.arrears_minor, c.oldest_due_date, \
-                    o.id AS cur_id, o.state AS cur_state, o.due_at AS cur_due_at \
-             FROM employers e \
-             LEFT JOIN cases c ON c.employer_id = e.id AND c.resolved_at IS NULL \
-                              AND c.employer_id >= $1 AND c.employer_id < $2 \
-             LEFT JOIN outbox o ON o.idempotency_key = 'case:' || c.id || ':stage:' || c.stage \
-             WHERE e.id >= $1 AND e.id < $2 \
-             ORDER BY e.id",
-        )
+        .query(&sql)
         .bind(lo)
         .bind(hi)
         .fetch_all_as(&mut *tx)
@@ -384,11 +390,11 @@ async fn read_range(
 fn scanned(r: EmployerCaseRow, tz: Tz, figures: Figures) -> Result<Scanned> {
     let case = match (r.case_id, r.status, r.stage) {
         (Some(id), Some(status), Some(stage)) => {
-            let current_row = r.cur_id.map(|cur| OutboxRow {
+            let current_row = r.cur_id.zip(r.cur_state).map(|(cur, state)| OutboxRow {
                 id: cur,
                 case_id: Some(id),
                 stage: Some(stage),
-                state: r.cur_state.clone().unwrap_or_default(),
+                state,
                 due_at: r.cur_due_at.unwrap_or(DateTime::<Utc>::MIN_UTC),
                 sent_at: None,
             });
@@ -426,17 +432,6 @@ fn scanned(r: EmployerCaseRow, tz: Tz, figures: Figures) -> Result<Scanned> {
     })
 }
 
-#[derive(sqlx::FromRow)]
-struct OutboxRead {
-    id: i64,
-    employer_id: i64,
-    case_id: Option<i64>,
-    message: String,
-    state: String,
-    due_at: DateTime<Utc>,
-    sent_at: Option<DateTime<Utc>>,
-}
-
 /// Queued and recent automated reminders of the range, per employer: what
 /// to cancel when a case moves on, and what counts towards the daily cap.
 async fn read_outbox(
@@ -447,19 +442,7 @@ async fn read_outbox(
 ) -> Result<HashMap<i64, Vec<OutboxRow>>> {
     let recent = at - Duration::days(3);
     let mut outbox: HashMap<i64, Vec<OutboxRow>> = HashMap::new();
-    for r in tx
-        .query(
-            "SELECT id, employer_id, case_id, message, state, due_at, sent_at FROM outbox \
-             WHERE employer_id >= $1 AND employer_id < $2 AND idempotency_key LIKE 'case:%:stage:%' \
-               AND (state = 'queued' OR due_at >= $3 OR sent_at >= $3)",
-        )
-        .bind(lo)
-        .bind(hi)
-        .bind(recent)
-        .fetch_all_as::<OutboxRead>(&mut *tx)
-        .await
-        .context("failed to read queued messages")?
-    {
+    for r in crate::outbox::stage_reminders(tx, lo, hi, recent).await? {
         outbox.entry(r.employer_id).or_default().push(OutboxRow {
             id: r.id,
             case_id: r.case_id,
@@ -764,12 +747,6 @@ fn officer_event(at: DateTime<Utc>, c: &OpenCase, d: &Decision) -> Option<NewEve
     Some(NewEvent::new(c.id, at, kind, Actor::System, data))
 }
 
-#[derive(sqlx::FromRow)]
-struct Settled {
-    id: i64,
-    message: String,
-}
-
 /// Cancels reminders the case has moved past, or that escalation silences,
 /// and records `message_skipped` for each one still queued.
 async fn cancel_messages(
@@ -778,38 +755,22 @@ async fn cancel_messages(
     cancels: &[(i64, i64, &'static str)],
     events: &mut Vec<NewEvent>,
 ) -> Result<()> {
-    for chunk in cancels.chunks(rows_per_statement(tx.backend(), 1)) {
-        let reasons: HashMap<i64, (i64, &str)> = chunk
-            .iter()
-            .map(|&(case, id, why)| (id, (case, why)))
-            .collect();
-        let sql = format!(
-            "UPDATE outbox SET state = 'cancelled', updated_at = $1 \
-             WHERE state = 'queued' AND id IN ({}) RETURNING id, message",
-            list_placeholders(chunk.len(), 2)
-        );
-        let mut q = tx.query(&sql).bind(at);
-        for &(_, id, _) in chunk {
-            q = q.bind(id);
-        }
-        let mut done: Vec<(i64, String)> = q
-            .fetch_all_as::<Settled>(&mut *tx)
-            .await
-            .context("failed to cancel superseded messages")?
-            .into_iter()
-            .map(|r| (r.id, r.message))
-            .collect();
-        done.sort();
-        for (id, message) in done {
-            let (case_id, why) = reasons[&id];
-            events.push(NewEvent::new(
-                case_id,
-                at,
-                EventKind::MessageSkipped,
-                Actor::System,
-                json!({"outbox_id": id, "message": message, "reason": why}),
-            ));
-        }
+    let reasons: HashMap<i64, (i64, &str)> = cancels
+        .iter()
+        .map(|&(case, id, why)| (id, (case, why)))
+        .collect();
+    let ids: Vec<i64> = cancels.iter().map(|&(_, id, _)| id).collect();
+    let mut done = crate::outbox::cancel_queued(tx, &ids, at).await?;
+    done.sort_by_key(|c| c.id);
+    for c in done {
+        let (case_id, why) = reasons[&c.id];
+        events.push(NewEvent::new(
+            case_id,
+            at,
+            EventKind::MessageSkipped,
+            Actor::System,
+            json!({"outbox_id": c.id, "message": c.message, "reason": why}),
+        ));
     }
     Ok(())
 }
@@ -828,7 +789,7 @@ async fn queue_messages(
             let body = json!({"stage": m.stage.as_str(), "case_id": m.case_id}).to_string();
             crate::outbox::NewMessage::new(
                 m.employer_id,
-                stage_key(m.case_id, m.stage),
+                crate::outbox::stage_key(m.case_id, m.stage),
                 m.stage.as_str(),
                 "template",
                 body,
@@ -856,10 +817,6 @@ async fn queue_messages(
     Ok(count)
 }
 
-fn stage_key(case_id: i64, stage: Stage) -> String {
-    format!("case:{case_id}:stage:{stage}")
-}
-
 /// Decides the state of one case at `at`: its status, why it is silent (if
 /// it is) and which message, if any, to queue for when.
 fn decide(
@@ -876,8 +833,9 @@ fn decide(
     let status = next_status(at, employer, case, stage);
     let case_id = case.map(|c| c.id);
     let own_queued = || {
-        rows.iter()
-            .filter(move |r| case_id.is_some() && r.case_id == case_id && r.state == "queued")
+        rows.iter().filter(move |r| {
+            case_id.is_some() && r.case_id == case_id && r.state == OutboxState::Queued
+        })
     };
     let blocked = blocked(ctx, at, employer, case, status, stage);
 
@@ -922,14 +880,14 @@ fn decide(
             .find(|r| case_id.is_some() && r.case_id == case_id && r.stage == Some(stage))
     };
     let (due_at, queue) = match existing {
-        Some(r) if r.state == "queued" => (Some(r.due_at), false),
+        Some(r) if r.state == OutboxState::Queued => (Some(r.due_at), false),
         // Already sent, or settled one way or another: once per stage.
         Some(_) => (None, false),
         None => {
             let cancelled: HashSet<i64> = cancel.iter().map(|c| c.0).collect();
             let live: Vec<DateTime<Utc>> = rows
                 .iter()
-                .filter(|r| !DEAD_STATES.contains(&r.state.as_str()) && !cancelled.contains(&r.id))
+                .filter(|r| !DEAD_STATES.contains(&r.state) && !cancelled.contains(&r.id))
                 .map(|r| r.sent_at.unwrap_or(r.due_at))
                 .collect();
             (Some(first_free_slot(ctx, at, tz, &live)), true)

@@ -106,16 +106,11 @@ pub async fn resolve_case(
             ));
         }
     }
-    let cancelled: Vec<(i64, String)> = tx
-        .query(
-            "UPDATE outbox SET state = 'cancelled', updated_at = $2 \
-             WHERE case_id = $1 AND state = 'queued' RETURNING id, message",
-        )
-        .bind(case_id)
-        .bind(at)
-        .fetch_all_as(&mut *tx)
-        .await
-        .context("failed to cancel the resolved case's messages")?;
+    let cancelled: Vec<(i64, String)> = crate::outbox::cancel_for_case(tx, case_id, at)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.message))
+        .collect();
     events.push(NewEvent::new(
         case_id,
         at,

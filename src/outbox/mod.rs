@@ -20,7 +20,7 @@ pub use worker::{
 };
 
 use crate::messages::{fill_body, Catalog};
-use crate::store::{Conn, Db, StoreError, TextColumn, Tx};
+use crate::store::{list_placeholders, rows_per_statement, Conn, Db, StoreError, TextColumn, Tx};
 use crate::whatsapp::MessageContent;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, Utc};
@@ -407,6 +407,74 @@ pub async fn cancel_for_employer(
         .fetch_all_as(&mut *tx)
         .await
         .context("failed to cancel queued messages")
+}
+
+/// The idempotency key of a case's stage reminder: one per case and stage.
+pub fn stage_key(case_id: i64, stage: crate::domain::Stage) -> String {
+    format!("case:{case_id}:stage:{stage}")
+}
+
+/// The scan's join from a case row `c` to its current stage's reminder `o`
+/// (by [`stage_key`]), for a query that reads both in one pass. Kept here so
+/// the key's shape has one owner.
+pub const CURRENT_STAGE_JOIN: &str =
+    "LEFT JOIN outbox o ON o.idempotency_key = 'case:' || c.id || ':stage:' || c.stage";
+
+/// A stage reminder as the scan reads it back.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StageReminder {
+    pub id: i64,
+    pub employer_id: i64,
+    pub case_id: Option<i64>,
+    pub message: String,
+    pub state: OutboxState,
+    pub due_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// The stage reminders of employers `lo..hi` that are still queued or were
+/// due or sent since `since`: what the scan cancels when a case moves on and
+/// counts towards the daily cap.
+pub async fn stage_reminders(
+    tx: &mut Tx,
+    lo: i64,
+    hi: i64,
+    since: DateTime<Utc>,
+) -> Result<Vec<StageReminder>> {
+    tx.query(
+        "SELECT id, employer_id, case_id, message, state, due_at, sent_at FROM outbox \
+         WHERE employer_id >= $1 AND employer_id < $2 AND idempotency_key LIKE 'case:%:stage:%' \
+           AND (state = 'queued' OR due_at >= $3 OR sent_at >= $3)",
+    )
+    .bind(lo)
+    .bind(hi)
+    .bind(since)
+    .fetch_all_as(&mut *tx)
+    .await
+    .context("failed to read queued messages")
+}
+
+/// Cancels the rows of `ids` that are still queued; returns those it
+/// cancelled (a row sent meanwhile stays sent).
+pub async fn cancel_queued(tx: &mut Tx, ids: &[i64], at: DateTime<Utc>) -> Result<Vec<Cancelled>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(rows_per_statement(tx.backend(), 1)) {
+        let sql = format!(
+            "UPDATE outbox SET state = 'cancelled', updated_at = $1 \
+             WHERE state = 'queued' AND id IN ({}) RETURNING id, case_id, message",
+            list_placeholders(chunk.len(), 2)
+        );
+        let mut q = tx.query(&sql).bind(at);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        let done: Vec<Cancelled> = q
+            .fetch_all_as(&mut *tx)
+            .await
+            .context("failed to cancel superseded messages")?;
+        out.extend(done);
+    }
+    Ok(out)
 }
 
 /// Cancels a case's queued messages (the case closed); returns them.
