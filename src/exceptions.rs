@@ -105,15 +105,14 @@ fn scope_clause(scope: Option<&str>, n: usize) -> String {
 /// The open unmatched messages, newest first. They belong to no branch, so
 /// every officer sees them (and may link them to an employer of their own).
 pub async fn unmatched(db: &Db, limit: i64) -> Result<Vec<Unmatched>> {
-    Ok(db
-        .query(
+    db.query(
             "SELECT id, wa_id, kind, body, payload, received_at FROM inbound_messages \
              WHERE employer_id IS NULL AND resolved_at IS NULL ORDER BY received_at DESC, id DESC LIMIT $1",
         )
         .bind(limit)
         .fetch_all_as(db)
         .await
-        .context("failed to list unmatched messages")?)
+        .context("failed to list unmatched messages")
 }
 
 /// The open payment exceptions a caller of `scope` may see, newest first.
@@ -121,7 +120,8 @@ pub async fn payment_issues(db: &Db, scope: Option<&str>, limit: i64) -> Result<
     let sql = format!(
         "SELECT x.id, x.reference, x.reason, x.case_id, x.expected_minor, x.paid_minor, x.created_at, \
                 e.npp, e.name AS employer, e.branch \
-         FROM payment_exceptions x LEFT JOIN employers e ON e.id = x.employer_id \
+         FROM payment_exceptions x LEFT JOIN cases c ON c.id = x.case_id \
+         LEFT JOIN employers e ON e.id = COALESCE(x.employer_id, c.employer_id) \
          WHERE x.resolved_at IS NULL{} ORDER BY x.created_at DESC, x.id DESC LIMIT $1",
         scope_clause(scope, 2)
     );
@@ -129,9 +129,9 @@ pub async fn payment_issues(db: &Db, scope: Option<&str>, limit: i64) -> Result<
     if let Some(b) = scope {
         q = q.bind(b.to_owned());
     }
-    Ok(q.fetch_all_as(db)
+    q.fetch_all_as(db)
         .await
-        .context("failed to list payment exceptions")?)
+        .context("failed to list payment exceptions")
 }
 
 /// Open exceptions a caller of `scope` would see (the navigation's count).
@@ -141,7 +141,8 @@ pub async fn open_count(db: &Db, scope: Option<&str>) -> Result<i64> {
         .fetch_scalar(db)
         .await?;
     let sql = format!(
-        "SELECT COUNT(*) FROM payment_exceptions x LEFT JOIN employers e ON e.id = x.employer_id \
+        "SELECT COUNT(*) FROM payment_exceptions x LEFT JOIN cases c ON c.id = x.case_id \
+         LEFT JOIN employers e ON e.id = COALESCE(x.employer_id, c.employer_id) \
          WHERE x.resolved_at IS NULL{}",
         scope_clause(scope, 1)
     );
@@ -286,7 +287,8 @@ pub async fn resolve_payment(
     let Some(issue) = db
         .query(
             "SELECT x.reference, x.reason, x.case_id, e.branch FROM payment_exceptions x \
-             LEFT JOIN employers e ON e.id = x.employer_id WHERE x.id = $1",
+             LEFT JOIN cases c ON c.id = x.case_id \
+             LEFT JOIN employers e ON e.id = COALESCE(x.employer_id, c.employer_id) WHERE x.id = $1",
         )
         .bind(id)
         .fetch_optional_as::<IssueRef>(db)

@@ -86,7 +86,8 @@ struct JobRow {
     finished_at: Option<DateTime<Utc>>,
 }
 
-const JOB_COLUMNS: &str = "id, kind, format, from_date, to_date, branch, actor, state, rows_written, rows_expected, \
+const JOB_COLUMNS: &str =
+    "id, kind, format, from_date, to_date, branch, actor, state, rows_written, rows_expected, \
      file_path, manifest, error, created_at, finished_at";
 
 /// What the UI and the API show of a job.
@@ -135,7 +136,11 @@ impl JobStatus {
             self.to,
             self.branch
                 .as_deref()
-                .map(|b| format!("-{}", b.to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "-")))
+                .map(|b| format!(
+                    "-{}",
+                    b.to_lowercase()
+                        .replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+                ))
                 .unwrap_or_default(),
             self.format.as_str()
         )
@@ -377,7 +382,8 @@ impl ExportJobs {
                     .await?
             }
             None => {
-                let sql = format!("SELECT {JOB_COLUMNS} FROM export_jobs ORDER BY id DESC LIMIT $1");
+                let sql =
+                    format!("SELECT {JOB_COLUMNS} FROM export_jobs ORDER BY id DESC LIMIT $1");
                 self.db
                     .query(&sql)
                     .bind(limit)
@@ -386,6 +392,30 @@ impl ExportJobs {
             }
         };
         rows.into_iter().map(JobStatus::try_from).collect()
+    }
+}
+
+impl ExportJobs {
+    /// Forgets a finished or failed job and deletes its files. False for
+    /// an unknown or running job.
+    pub async fn remove(&self, id: i64) -> Result<bool> {
+        let Some(job) = self.status(id).await? else {
+            return Ok(false);
+        };
+        if job.state == JobState::Running {
+            return Ok(false);
+        }
+        let gone = self
+            .db
+            .query("DELETE FROM export_jobs WHERE id = $1 AND state <> 'running'")
+            .bind(id)
+            .execute(&self.db)
+            .await?;
+        if let Some(path) = job.path {
+            let _ = std::fs::remove_file(super::sidecar_path(&path));
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(gone > 0)
     }
 }
 

@@ -128,7 +128,13 @@ fn audit_branch_clause(f: &Filters, first: usize) -> (String, usize) {
 /// in key order then needs no sort: rows are appended in time order, so the
 /// key range is (nearly) exactly the time range, and the `at` test on each
 /// row keeps it exact whatever the clock did.
-async fn key_bounds(db: &Db, table: &str, key: &str, f: &Filters, max_key: i64) -> Result<Option<(i64, i64)>> {
+async fn key_bounds(
+    db: &Db,
+    table: &str,
+    key: &str,
+    f: &Filters,
+    max_key: i64,
+) -> Result<Option<(i64, i64)>> {
     #[derive(sqlx::FromRow)]
     struct Bounds {
         lo: Option<i64>,
@@ -482,11 +488,7 @@ async fn summary_rows<C: Consumer, W: AsyncWrite + Unpin + Send>(
             let at = r.resolved_at.map_or(f.as_of, |t| t.min(f.as_of));
             let today = at.with_timezone(&tz).date_naive();
             let (mut arrears, mut fees) = (Money::ZERO, Money::ZERO);
-            for b in bills
-                .get(&r.employer_id)
-                .map(Vec::as_slice)
-                .unwrap_or(&[])
-            {
+            for b in bills.get(&r.employer_id).map(Vec::as_slice).unwrap_or(&[]) {
                 let unsettled_then = b.settled_at.is_none_or(|s| s > at);
                 let unpaid = b.amount_minor.saturating_sub(b.paid_minor);
                 if unsettled_then && b.due_date < today {
@@ -586,7 +588,9 @@ pub(crate) fn column_label(name: &str) -> (&'static str, &'static str) {
 }
 
 /// Codes that appear as values, with their Indonesian labels, per column.
-pub(crate) fn code_labels(kind: ExportKind) -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
+pub(crate) fn code_labels(
+    kind: ExportKind,
+) -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
     let statuses: Vec<(&str, &str)> = crate::domain::CaseStatus::ALL
         .iter()
         .map(|s| (s.as_str(), crate::http::admin::label(s.as_str())))

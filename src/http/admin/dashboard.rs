@@ -81,7 +81,12 @@ fn scope_sql(scope: Option<&str>, first: usize) -> String {
         .unwrap_or_default()
 }
 
-async fn grouped(db: &Db, scope: Option<&str>, key: &str, param: &str) -> anyhow::Result<Vec<Line>> {
+async fn grouped(
+    db: &Db,
+    scope: Option<&str>,
+    key: &str,
+    param: &str,
+) -> anyhow::Result<Vec<Line>> {
     let sql = format!(
         "SELECT {key} AS k, COUNT(*) AS n, CAST(COALESCE(SUM(c.arrears_minor), 0) AS BIGINT) AS a FROM cases c \
          WHERE c.resolved_at IS NULL{} GROUP BY {key} ORDER BY {key}",
@@ -205,7 +210,11 @@ async fn figures(
             href: "/cases?sort=days_overdue".into(),
         })
         .collect();
-    let age_rank = |k: &str| ["0–30", "31–60", "61–90", "> 90"].iter().position(|b| *b == k);
+    let age_rank = |k: &str| {
+        ["0–30", "31–60", "61–90", "> 90"]
+            .iter()
+            .position(|b| *b == k)
+    };
     by_age.sort_by_key(|l| age_rank(&l.key));
 
     // Promises and messages in the period, per branch and per officer.
@@ -257,7 +266,8 @@ async fn figures(
     // messages recorded by them), plus the bot's work on the cases assigned
     // to them.
     let flow_officer =
-        flow("CASE WHEN ev.actor LIKE 'officer:%' THEN substr(ev.actor, 9) ELSE c.assignee END").await?;
+        flow("CASE WHEN ev.actor LIKE 'officer:%' THEN substr(ev.actor, 9) ELSE c.assignee END")
+            .await?;
     let mut total = Flow {
         key: "Total".into(),
         ..Flow::default()
@@ -352,9 +362,16 @@ pub async fn csv(
         return Err(AppError::Forbidden.into());
     }
     let f = figures(&state, who, &p).await?;
-    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut w = csv::WriterBuilder::new()
+        .flexible(true)
+        .from_writer(Vec::new());
     let mut write = |rec: &[String]| w.write_record(rec).map_err(anyhow::Error::from);
-    write(&["table".into(), "key".into(), "cases".into(), "arrears".into()])?;
+    write(&[
+        "table".into(),
+        "key".into(),
+        "cases".into(),
+        "arrears".into(),
+    ])?;
     for (table, lines) in [
         ("stage", &f.by_stage),
         ("age_days", &f.by_age),
@@ -373,13 +390,27 @@ pub async fn csv(
     write(&[])?;
     write(
         &[
-            "table", "key", "promise_to_pay", "promise_kept", "promise_broken", "message_sent",
-            "message_delivered", "message_read", "message_failed", "notes",
+            "table",
+            "key",
+            "promise_to_pay",
+            "promise_kept",
+            "promise_broken",
+            "message_sent",
+            "message_delivered",
+            "message_read",
+            "message_failed",
+            "notes",
         ]
         .map(String::from),
     )?;
-    for (table, flows) in [("activity_branch", &f.flow_branch), ("activity_officer", &f.flow_officer)] {
-        for x in flows.iter().chain((table == "activity_branch").then_some(&f.total)) {
+    for (table, flows) in [
+        ("activity_branch", &f.flow_branch),
+        ("activity_officer", &f.flow_officer),
+    ] {
+        for x in flows
+            .iter()
+            .chain((table == "activity_branch").then_some(&f.total))
+        {
             write(&[
                 table.into(),
                 x.key.clone(),
@@ -395,14 +426,24 @@ pub async fn csv(
         }
     }
     write(&[])?;
-    write(&["collected_after_reminder".into(), crate::export::money_text(f.collected), f.payments_after.to_string()])?;
+    write(&[
+        "collected_after_reminder".into(),
+        crate::export::money_text(f.collected),
+        f.payments_after.to_string(),
+    ])?;
     let body = w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?;
     Ok((
         [
-            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/csv; charset=utf-8".to_owned(),
+            ),
             (
                 axum::http::header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"wa-smile-dasbor-{}-{}.csv\"", f.from, f.to),
+                format!(
+                    "attachment; filename=\"wa-smile-dasbor-{}-{}.csv\"",
+                    f.from, f.to
+                ),
             ),
         ],
         body,

@@ -76,7 +76,10 @@ async fn show(
         .map(|m| InboundView {
             id: m.id,
             wa_id: m.wa_id.unwrap_or_default(),
-            text: m.body.or(m.payload).unwrap_or_else(|| format!("({})", m.kind)),
+            text: m
+                .body
+                .or(m.payload)
+                .unwrap_or_else(|| format!("({})", m.kind)),
             received: waktu(m.received_at, tz),
         })
         .collect();
@@ -181,7 +184,8 @@ async fn payment_action(
 ) -> Result<Response, PageError> {
     user.check_csrf(&headers, &form)?;
     let who = user.principal();
-    let Some(res) = PaymentResolution::parse(form.get("resolution").map(String::as_str).unwrap_or(""))
+    let Some(res) =
+        PaymentResolution::parse(form.get("resolution").map(String::as_str).unwrap_or(""))
     else {
         return Err(AppError::BadRequest("Pilih cara penyelesaian.".into()).into());
     };

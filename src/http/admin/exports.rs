@@ -58,7 +58,9 @@ pub async fn export_request(
     if !who.is_supervisor() {
         return Err(AppError::Forbidden);
     }
-    let asked = branch.map(|b| b.trim().to_owned()).filter(|b| !b.is_empty());
+    let asked = branch
+        .map(|b| b.trim().to_owned())
+        .filter(|b| !b.is_empty());
     let branch = match (who.branch_scope(), asked) {
         (Some(own), Some(b)) if b != own => return Err(AppError::Forbidden),
         (Some(own), _) => Some(own.to_owned()),
@@ -93,7 +95,11 @@ pub fn may_see(who: &Principal, job: &JobStatus) -> bool {
 
 /// The finished job's file as a download, streamed from disk.
 pub async fn file_response(job: &JobStatus) -> Result<Response, AppError> {
-    let Some(path) = job.path.as_ref().filter(|_| job.state == JobState::Finished) else {
+    let Some(path) = job
+        .path
+        .as_ref()
+        .filter(|_| job.state == JobState::Finished)
+    else {
         return Ok((
             StatusCode::CONFLICT,
             axum::Json(serde_json::json!({"error": "not_finished", "message": "the export has not finished", "state": job.state})),
@@ -275,7 +281,9 @@ fn parse<T: serde::de::DeserializeOwned>(field: &str, raw: Option<&String>) -> R
 fn date(field: &str, raw: Option<&String>) -> Result<NaiveDate, AppError> {
     let raw = raw.map(String::as_str).unwrap_or("").trim();
     NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
-        AppError::BadRequest(format!("Tanggal `{field}` tidak valid; gunakan YYYY-MM-DD."))
+        AppError::BadRequest(format!(
+            "Tanggal `{field}` tidak valid; gunakan YYYY-MM-DD."
+        ))
     })
 }
 
@@ -303,7 +311,9 @@ async fn start(
     )
     .await?;
     jobs(&state).start(req).await?;
-    Ok(Redirect::to("/exports").into_response().with_status(StatusCode::SEE_OTHER))
+    Ok(Redirect::to("/exports")
+        .into_response()
+        .with_status(StatusCode::SEE_OTHER))
 }
 
 async fn restart(
@@ -320,7 +330,9 @@ async fn restart(
         .restart(id)
         .await
         .map_err(|e| AppError::BadRequest(format!("Ekspor tidak dapat diulang: {e}")))?;
-    Ok(Redirect::to("/exports").into_response().with_status(StatusCode::SEE_OTHER))
+    Ok(Redirect::to("/exports")
+        .into_response()
+        .with_status(StatusCode::SEE_OTHER))
 }
 
 async fn file(

@@ -53,7 +53,16 @@ async fn audit(
             })
         }
     };
-    let req = export_request(&state, &who, ExportKind::Audit, format, p.from, p.to, p.branch).await?;
+    let req = export_request(
+        &state,
+        &who,
+        ExportKind::Audit,
+        format,
+        p.from,
+        p.to,
+        p.branch,
+    )
+    .await?;
     Ok(crate::export::respond(state.db.clone(), req).await)
 }
 
@@ -111,7 +120,11 @@ fn body(j: &JobStatus) -> Value {
     v
 }
 
-async fn visible(state: &AppState, who: &crate::accounts::Principal, id: &str) -> Result<JobStatus, AppError> {
+async fn visible(
+    state: &AppState,
+    who: &crate::accounts::Principal,
+    id: &str,
+) -> Result<JobStatus, AppError> {
     if !who.is_supervisor() {
         return Err(AppError::Forbidden);
     }
