@@ -201,7 +201,13 @@ async fn xlsx_has_typed_columns_and_a_manifest_sheet() {
         )
         .await;
         let mut wb: Xlsx<_> = open_workbook(&p).unwrap();
-        assert_eq!(wb.sheet_names(), vec!["Summary", "Manifest"], "{}", t.name);
+        // Issue 11: the codes are explained in Indonesian on a `Keterangan` sheet.
+        assert_eq!(
+            wb.sheet_names(),
+            vec!["Summary", "Keterangan", "Manifest"],
+            "{}",
+            t.name
+        );
         let range = wb.worksheet_range("Summary").unwrap();
         let header: Vec<String> = range
             .rows()
