@@ -4,9 +4,9 @@
 //! dashboard, an `admin` everything.
 
 use crate::audit::AuditEntry;
-use crate::store::Db;
+use crate::store::{Db, StoreError, TextColumn};
 use anyhow::{bail, Context, Result};
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -45,6 +45,17 @@ impl Role {
         }
     }
 }
+
+impl TextColumn for Role {
+    fn to_text(&self) -> String {
+        self.as_str().to_owned()
+    }
+    fn from_text(s: &str) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+crate::store_column!(text: Role);
 
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -111,16 +122,23 @@ pub fn random_secret() -> String {
     hex::encode(b)
 }
 
-fn validate_branch(role: Role, branch: Option<&str>) -> Result<Option<String>> {
+/// The branch a login or token of `role` works in: required unless admin,
+/// and one of the branches that exist (see [`crate::branches`]).
+async fn validate_branch(db: &Db, role: Role, branch: Option<&str>) -> Result<Option<String>> {
     let branch = branch.map(str::trim).filter(|b| !b.is_empty());
-    match (role, branch) {
-        (Role::Admin, _) => Ok(branch.map(str::to_owned)),
+    let branch = match (role, branch) {
+        (Role::Admin, None) => return Ok(None),
         (_, None) => bail!("role {role} needs --branch"),
-        (_, Some(b)) => Ok(Some(b.to_owned())),
+        (_, Some(b)) => b,
+    };
+    match crate::branches::check(db, branch).await? {
+        Ok(b) => Ok(Some(b)),
+        Err(unknown) => bail!(unknown),
     }
 }
 
 /// Creates a login. The password is hashed with argon2 (`password-auth`).
+/// Recorded in the audit trail as done by `cli`; see [`add_user_by`].
 pub async fn add_user(
     db: &Db,
     username: &str,
@@ -128,7 +146,15 @@ pub async fn add_user(
     role: Role,
     branch: Option<&str>,
 ) -> Result<i64> {
-    let username = username.trim();
+    add_user_by(db, username, password, role, branch, "cli").await
+}
+
+#[derive(sqlx::FromRow)]
+struct IdRow {
+    id: i64,
+}
+
+fn check_username(username: &str) -> Result<()> {
     if username.is_empty()
         || username.len() > 64
         || !username
@@ -137,48 +163,79 @@ pub async fn add_user(
     {
         bail!("username must be 1–64 letters, digits, `.`, `_` or `-`");
     }
+    Ok(())
+}
+
+fn check_password(password: &str) -> Result<()> {
     if password.chars().count() < 8 {
         bail!("password must have at least 8 characters");
     }
-    let branch = validate_branch(role, branch)?;
-    let hash = {
-        let password = password.to_owned();
-        tokio::task::spawn_blocking(move || password_auth::generate_hash(password)).await?
-    };
+    Ok(())
+}
+
+async fn hash_password(password: &str) -> Result<String> {
+    let password = password.to_owned();
+    Ok(tokio::task::spawn_blocking(move || password_auth::generate_hash(password)).await?)
+}
+
+/// [`add_user`], audited under `actor` (`cli`, `officer:<admin>`). The
+/// username's unique key decides a duplicate, so two concurrent adds of one
+/// name cannot both succeed.
+pub async fn add_user_by(
+    db: &Db,
+    username: &str,
+    password: &str,
+    role: Role,
+    branch: Option<&str>,
+    actor: &str,
+) -> Result<i64> {
+    let username = username.trim();
+    check_username(username)?;
+    check_password(password)?;
+    let branch = validate_branch(db, role, branch).await?;
+    let hash = hash_password(password).await?;
     let at = crate::time::now();
     let mut tx = db.begin().await?;
-    let exists = tx
-        .query("SELECT id FROM users WHERE username = $1")
-        .bind(username.to_owned())
-        .fetch_optional(&mut tx)
-        .await?;
-    if exists.is_some() {
-        bail!("user `{username}` already exists");
-    }
-    let id: i64 = tx
+    let inserted = tx
         .query(
             "INSERT INTO users (username, password_hash, role, branch, created_at) \
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(username.to_owned())
         .bind(hash)
-        .bind(role.as_str())
+        .bind(role)
         .bind(branch.clone())
         .bind(at)
-        .fetch_one(&mut tx)
-        .await
-        .context("failed to create the user")?
-        .get("id")?;
+        .fetch_one_as::<IdRow>(&mut tx)
+        .await;
+    let id = match inserted {
+        Ok(r) => r.id,
+        Err(StoreError::Conflict { .. }) => bail!("user `{username}` already exists"),
+        Err(e) => return Err(anyhow::Error::from(e).context("failed to create the user")),
+    };
     tx.audit(
-        AuditEntry::new(at, "cli", "user.created", format!("user:{id}"))
+        AuditEntry::new(at, actor, "user.created", format!("user:{id}"))
             .after(json!({"username": username, "role": role.as_str(), "branch": branch})),
     );
     tx.commit().await?;
     Ok(id)
 }
 
-/// Creates an API token and returns it; only its hash is stored.
+/// Creates an API token and returns it; only its hash is stored. Audited
+/// as done by `cli`; see [`create_token_by`].
 pub async fn create_token(db: &Db, name: &str, role: Role, branch: Option<&str>) -> Result<String> {
+    create_token_by(db, name, role, branch, "cli").await
+}
+
+/// [`create_token`], audited under `actor`. One active token per name (a
+/// unique key), so `token revoke NAME` revokes exactly that one.
+pub async fn create_token_by(
+    db: &Db,
+    name: &str,
+    role: Role,
+    branch: Option<&str>,
+    actor: &str,
+) -> Result<String> {
     if role == Role::Officer {
         bail!("API tokens are for supervisor or admin roles");
     }
@@ -186,30 +243,42 @@ pub async fn create_token(db: &Db, name: &str, role: Role, branch: Option<&str>)
     if name.is_empty() {
         bail!("token name must not be empty");
     }
-    let branch = validate_branch(role, branch)?;
+    let branch = validate_branch(db, role, branch).await?;
     let token = format!("wsk_{}", random_secret());
     let at = crate::time::now();
     let mut tx = db.begin().await?;
-    let id: i64 = tx
+    let inserted = tx
         .query(
             "INSERT INTO api_tokens (name, token_hash, role, branch, created_at) \
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(name.to_owned())
         .bind(sha256_hex(&token))
-        .bind(role.as_str())
+        .bind(role)
         .bind(branch.clone())
         .bind(at)
-        .fetch_one(&mut tx)
-        .await
-        .context("failed to create the token")?
-        .get("id")?;
+        .fetch_one_as::<IdRow>(&mut tx)
+        .await;
+    let id = match inserted {
+        Ok(r) => r.id,
+        Err(StoreError::Conflict { .. }) => {
+            bail!("an active token named `{name}` already exists (revoke it first)")
+        }
+        Err(e) => return Err(anyhow::Error::from(e).context("failed to create the token")),
+    };
     tx.audit(
-        AuditEntry::new(at, "cli", "api_token.created", format!("api_token:{id}"))
+        AuditEntry::new(at, actor, "api_token.created", format!("api_token:{id}"))
             .after(json!({"name": name, "role": role.as_str(), "branch": branch})),
     );
     tx.commit().await?;
     Ok(token)
+}
+
+#[derive(sqlx::FromRow)]
+struct PrincipalRow {
+    name: String,
+    role: Role,
+    branch: Option<String>,
 }
 
 /// The caller a bearer token stands for, if it is valid.
@@ -219,19 +288,13 @@ pub async fn token_principal(db: &Db, token: &str) -> Result<Option<Principal>> 
             "SELECT name, role, branch FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
         )
         .bind(sha256_hex(token))
-        .fetch_optional(db)
+        .fetch_optional_as::<PrincipalRow>(db)
         .await?;
-    row.map(|r| {
-        Ok(Principal {
-            name: format!("token:{}", r.get::<String>("name")?),
-            role: r
-                .get::<String>("role")?
-                .parse()
-                .map_err(anyhow::Error::msg)?,
-            branch: r.get("branch")?,
-        })
-    })
-    .transpose()
+    Ok(row.map(|r| Principal {
+        name: format!("token:{}", r.name),
+        role: r.role,
+        branch: r.branch,
+    }))
 }
 
 /// The outcome of a login attempt.
@@ -254,13 +317,18 @@ pub async fn login(db: &Db, username: &str, password: &str, client: &str) -> Res
     let Some(attempt) = count_attempt(db, username, client, now).await? else {
         return Ok(Login::Throttled);
     };
+    #[derive(sqlx::FromRow)]
+    struct Credentials {
+        id: i64,
+        password_hash: String,
+    }
     let user = db
         .query("SELECT id, password_hash FROM users WHERE username = $1 AND disabled_at IS NULL")
         .bind(username.to_owned())
-        .fetch_optional(db)
+        .fetch_optional_as::<Credentials>(db)
         .await?;
     let (user_id, hash) = match user {
-        Some(r) => (Some(r.get::<i64>("id")?), r.get::<String>("password_hash")?),
+        Some(r) => (Some(r.id), r.password_hash),
         None => (None, String::new()),
     };
     let password = password.to_owned();
@@ -289,6 +357,11 @@ pub async fn login(db: &Db, username: &str, password: &str, client: &str) -> Res
     .bind(now + SESSION_TTL)
     .execute(db)
     .await?;
+    db.query("UPDATE users SET last_login_at = $2 WHERE id = $1")
+        .bind(user_id)
+        .bind(now)
+        .execute(db)
+        .await?;
     Ok(Login::Ok { cookie })
 }
 
@@ -326,7 +399,17 @@ async fn count_attempt(
             .context("failed to lock the login attempts")?;
     }
     let since = now - THROTTLE_WINDOW;
-    let failures = tx
+    #[derive(sqlx::FromRow)]
+    struct Failures {
+        by_pair: i64,
+        by_user: i64,
+        by_client: i64,
+    }
+    let Failures {
+        by_pair,
+        by_user,
+        by_client,
+    } = tx
         .query(
             "SELECT \
                (SELECT COUNT(*) FROM login_attempts WHERE username = $1 AND client = $2 AND at > $3 AND success = 0) AS by_pair, \
@@ -337,11 +420,8 @@ async fn count_attempt(
         .bind(client.to_owned())
         .bind(since)
         .bind(now - USER_THROTTLE_WINDOW)
-        .fetch_one(&mut tx)
+        .fetch_one_as(&mut tx)
         .await?;
-    let by_pair: i64 = failures.get("by_pair")?;
-    let by_user: i64 = failures.get("by_user")?;
-    let by_client: i64 = failures.get("by_client")?;
     if by_pair >= MAX_FAILED_LOGINS
         || by_user >= MAX_FAILED_LOGINS_PER_USER
         || by_client >= MAX_FAILED_LOGINS_PER_CLIENT
@@ -349,16 +429,16 @@ async fn count_attempt(
         tx.rollback().await?;
         return Ok(None);
     }
-    let id: i64 = tx
+    let id = tx
         .query(
             "INSERT INTO login_attempts (username, client, at, success) VALUES ($1, $2, $3, 0) RETURNING id",
         )
         .bind(username.to_owned())
         .bind(client.to_owned())
         .bind(now)
-        .fetch_one(&mut tx)
+        .fetch_one_as::<IdRow>(&mut tx)
         .await?
-        .get("id")?;
+        .id;
     tx.commit().await?;
     Ok(Some(id))
 }
@@ -368,15 +448,14 @@ async fn count_attempt(
 pub async fn unlock_user(db: &Db, username: &str, actor: &str) -> Result<u64> {
     let at = crate::time::now();
     let mut tx = db.begin().await?;
-    let Some(user) = tx
+    let Some(IdRow { id }) = tx
         .query("SELECT id FROM users WHERE username = $1")
         .bind(username.to_owned())
-        .fetch_optional(&mut tx)
+        .fetch_optional_as(&mut tx)
         .await?
     else {
         bail!("no user `{username}`");
     };
-    let id: i64 = user.get("id")?;
     let cleared = tx
         .query("DELETE FROM login_attempts WHERE username = $1 AND success = 0")
         .bind(username.to_owned())
@@ -399,6 +478,13 @@ pub struct Session {
 }
 
 pub async fn session(db: &Db, cookie: &str) -> Result<Option<Session>> {
+    #[derive(sqlx::FromRow)]
+    struct SessionRow {
+        username: String,
+        role: Role,
+        branch: Option<String>,
+        csrf_token: String,
+    }
     let row = db
         .query(
             "SELECT u.username, u.role, u.branch, s.csrf_token FROM sessions s JOIN users u ON u.id = s.user_id \
@@ -406,22 +492,16 @@ pub async fn session(db: &Db, cookie: &str) -> Result<Option<Session>> {
         )
         .bind(sha256_hex(cookie))
         .bind(crate::time::now())
-        .fetch_optional(db)
+        .fetch_optional_as::<SessionRow>(db)
         .await?;
-    row.map(|r| {
-        Ok(Session {
-            principal: Principal {
-                name: r.get("username")?,
-                role: r
-                    .get::<String>("role")?
-                    .parse()
-                    .map_err(anyhow::Error::msg)?,
-                branch: r.get("branch")?,
-            },
-            csrf_token: r.get("csrf_token")?,
-        })
-    })
-    .transpose()
+    Ok(row.map(|r| Session {
+        principal: Principal {
+            name: r.username,
+            role: r.role,
+            branch: r.branch,
+        },
+        csrf_token: r.csrf_token,
+    }))
 }
 
 pub async fn logout(db: &Db, cookie: &str) -> Result<()> {
@@ -434,20 +514,203 @@ pub async fn logout(db: &Db, cookie: &str) -> Result<()> {
 
 /// Users of a branch (for the assign drop-down).
 pub async fn usernames(db: &Db, branch: Option<&str>) -> Result<Vec<String>> {
-    let rows = match branch {
+    let rows: Vec<(String,)> = match branch {
         Some(b) => {
             db.query("SELECT username FROM users WHERE disabled_at IS NULL AND branch = $1 ORDER BY username")
                 .bind(b.to_owned())
-                .fetch_all(db)
+                .fetch_all_as(db)
                 .await?
         }
         None => {
             db.query("SELECT username FROM users WHERE disabled_at IS NULL ORDER BY username")
-                .fetch_all(db)
+                .fetch_all_as(db)
                 .await?
         }
     };
-    rows.iter().map(|r| r.get("username")).collect()
+    Ok(rows.into_iter().map(|(u,)| u).collect())
+}
+
+/// A login as the admin page and `user list` show it.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct UserInfo {
+    pub username: String,
+    pub role: Role,
+    pub branch: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Failed logins in the last [`THROTTLE_WINDOW`].
+    pub recent_failures: i64,
+    /// Throttled now: [`MAX_FAILED_LOGINS`] failures in the window from
+    /// some client, or [`MAX_FAILED_LOGINS_PER_USER`] from all.
+    #[sqlx(skip)]
+    pub locked: bool,
+}
+
+/// Every login, by username.
+pub async fn list_users(db: &Db) -> Result<Vec<UserInfo>> {
+    let now = crate::time::now();
+    #[derive(sqlx::FromRow)]
+    struct Locked {
+        username: String,
+    }
+    let mut users: Vec<UserInfo> = db
+        .query(
+            "SELECT u.username, u.role, u.branch, u.created_at, u.last_login_at, u.disabled_at, \
+               (SELECT COUNT(*) FROM login_attempts a WHERE a.username = u.username AND a.at > $1 AND a.success = 0) AS recent_failures \
+             FROM users u ORDER BY u.username",
+        )
+        .bind(now - THROTTLE_WINDOW)
+        .fetch_all_as(db)
+        .await?;
+    let locked: Vec<Locked> = db
+        .query(
+            "SELECT username FROM login_attempts WHERE at > $1 AND success = 0 \
+             GROUP BY username, client HAVING COUNT(*) >= $2 \
+             UNION SELECT username FROM login_attempts WHERE at > $3 AND success = 0 \
+             GROUP BY username HAVING COUNT(*) >= $4",
+        )
+        .bind(now - THROTTLE_WINDOW)
+        .bind(MAX_FAILED_LOGINS)
+        .bind(now - USER_THROTTLE_WINDOW)
+        .bind(MAX_FAILED_LOGINS_PER_USER)
+        .fetch_all_as(db)
+        .await?;
+    for u in &mut users {
+        u.locked = locked.iter().any(|l| l.username == u.username);
+    }
+    Ok(users)
+}
+
+/// Looks a user up for a change, in the change's transaction.
+async fn user_id(tx: &mut crate::store::Tx, username: &str) -> Result<i64> {
+    match tx
+        .query("SELECT id FROM users WHERE username = $1")
+        .bind(username.to_owned())
+        .fetch_optional_as::<IdRow>(tx)
+        .await?
+    {
+        Some(r) => Ok(r.id),
+        None => bail!("no user `{username}`"),
+    }
+}
+
+/// Disables a login and ends its sessions at once (the next request of an
+/// open browser goes to the login page). Returns false if it already was.
+pub async fn disable_user(db: &Db, username: &str, actor: &str) -> Result<bool> {
+    let at = crate::time::now();
+    let mut tx = db.begin().await?;
+    let id = user_id(&mut tx, username).await?;
+    let changed = tx
+        .query("UPDATE users SET disabled_at = $2 WHERE id = $1 AND disabled_at IS NULL")
+        .bind(id)
+        .bind(at)
+        .execute(&mut tx)
+        .await?;
+    let sessions = tx
+        .query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(id)
+        .execute(&mut tx)
+        .await?;
+    if changed > 0 {
+        tx.audit(
+            AuditEntry::new(at, actor, "user.disabled", format!("user:{id}"))
+                .after(json!({"username": username, "sessions_ended": sessions})),
+        );
+    }
+    tx.commit().await?;
+    Ok(changed > 0)
+}
+
+/// Enables a disabled login. Returns false if it was not disabled.
+pub async fn enable_user(db: &Db, username: &str, actor: &str) -> Result<bool> {
+    let at = crate::time::now();
+    let mut tx = db.begin().await?;
+    let id = user_id(&mut tx, username).await?;
+    let changed = tx
+        .query("UPDATE users SET disabled_at = NULL WHERE id = $1 AND disabled_at IS NOT NULL")
+        .bind(id)
+        .execute(&mut tx)
+        .await?;
+    if changed > 0 {
+        tx.audit(
+            AuditEntry::new(at, actor, "user.enabled", format!("user:{id}"))
+                .after(json!({"username": username})),
+        );
+    }
+    tx.commit().await?;
+    Ok(changed > 0)
+}
+
+/// Sets a new password and ends the user's sessions (whoever knew the old
+/// one is logged out).
+pub async fn reset_password(db: &Db, username: &str, password: &str, actor: &str) -> Result<()> {
+    check_password(password)?;
+    let hash = hash_password(password).await?;
+    let at = crate::time::now();
+    let mut tx = db.begin().await?;
+    let id = user_id(&mut tx, username).await?;
+    tx.query("UPDATE users SET password_hash = $2 WHERE id = $1")
+        .bind(id)
+        .bind(hash)
+        .execute(&mut tx)
+        .await?;
+    let sessions = tx
+        .query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(id)
+        .execute(&mut tx)
+        .await?;
+    tx.audit(
+        AuditEntry::new(at, actor, "user.password_reset", format!("user:{id}"))
+            .after(json!({"username": username, "sessions_ended": sessions})),
+    );
+    tx.commit().await?;
+    Ok(())
+}
+
+/// An API token as `token list` and the admin page show it (never the secret).
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub branch: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Every token, active first, then by name.
+pub async fn list_tokens(db: &Db) -> Result<Vec<TokenInfo>> {
+    Ok(db
+        .query(
+            "SELECT id, name, role, branch, created_at, revoked_at FROM api_tokens \
+             ORDER BY CASE WHEN revoked_at IS NULL THEN 0 ELSE 1 END, name, id",
+        )
+        .fetch_all_as(db)
+        .await?)
+}
+
+/// Revokes the active token named `name`: its next request gets 401.
+pub async fn revoke_token(db: &Db, name: &str, actor: &str) -> Result<()> {
+    let at = crate::time::now();
+    let mut tx = db.begin().await?;
+    let Some(IdRow { id }) = tx
+        .query(
+            "UPDATE api_tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(name.trim().to_owned())
+        .bind(at)
+        .fetch_optional_as(&mut tx)
+        .await?
+    else {
+        bail!("no active token named `{name}`");
+    };
+    tx.audit(
+        AuditEntry::new(at, actor, "api_token.revoked", format!("api_token:{id}"))
+            .after(json!({"name": name.trim()})),
+    );
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Constant-time string comparison for CSRF tokens.

@@ -33,6 +33,8 @@ pub struct Config {
     pub messages: MessagesConfig,
     pub retention: RetentionConfig,
     pub simulator: SimulatorConfig,
+    #[serde(default)]
+    pub exports: ExportsConfig,
     /// What the sections above mean, parsed once by `validate` (the only
     /// way a `Config` is made is `from_sources`, which sets it).
     #[serde(skip)]
@@ -46,6 +48,22 @@ struct Parsed {
     calendar: Calendar,
     policy: Policy,
     scan_schedule: croner::Cron,
+}
+
+/// Background exports started from the UI or the API (`crate::export::ExportJobs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportsConfig {
+    /// Where finished export files (and CSV manifests) are kept.
+    pub dir: PathBuf,
+}
+
+impl Default for ExportsConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("data/exports"),
+        }
+    }
 }
 
 /// The built-in WhatsApp simulator (`crate::simulator`).

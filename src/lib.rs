@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod branches;
 pub mod case;
 pub mod case_actions;
 pub mod case_log;
@@ -13,6 +14,7 @@ pub mod conversation;
 pub mod delivery;
 pub mod demo;
 pub mod domain;
+pub mod exceptions;
 pub mod export;
 pub mod http;
 pub mod import;

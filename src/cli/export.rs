@@ -32,6 +32,12 @@ pub(super) async fn export(
     req.validate()
         .map_err(|e| Failure::invalid(vec![format!("error: {e}")]))?;
     let db = ctx.migrated().await?;
+    // An unknown branch is a mistake, not an empty export.
+    if let Some(b) = &req.branch {
+        if let Err(unknown) = crate::branches::check(&db, b).await? {
+            return Err(Failure::invalid(vec![format!("error: {unknown}")]));
+        }
+    }
     let m = crate::export::export_to_file(&db, &req, out, None).await?;
     println!(
         "export {}: {} row(s) to {} (data sha256 {}, audit head {})",

@@ -209,6 +209,17 @@ pub enum UserCommand {
     },
     /// Clear a login's failed attempts, so it is no longer throttled.
     Unlock { username: String },
+    /// Every login: role, branch, last login, locked or disabled.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a login; its sessions end at once.
+    Disable { username: String },
+    /// Enable a disabled login.
+    Enable { username: String },
+    /// Set a new password (read from stdin, one line); the user's sessions end.
+    ResetPassword { username: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -222,6 +233,13 @@ pub enum TokenCommand {
         #[arg(long)]
         branch: Option<String>,
     },
+    /// Every API token (never the secret): name, role, branch, revoked.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke the active token named NAME; its next request gets 401.
+    Revoke { name: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -177,6 +177,7 @@ impl XlsxOut {
         let cols = self.kind.columns().len() as u16;
         let ws = self.wb.worksheet_from_index(0).map_err(xlsx)?;
         ws.autofilter(0, 0, self.row, cols - 1).map_err(xlsx)?;
+        self.keterangan()?;
         let ms = self.wb.add_worksheet();
         ms.set_name("Manifest").map_err(xlsx)?;
         ms.set_column_width(0, 20).map_err(xlsx)?;
@@ -209,6 +210,46 @@ impl XlsxOut {
         use std::io::Seek;
         f.rewind()?;
         Ok(f)
+    }
+}
+
+impl XlsxOut {
+    /// The `Keterangan` sheet: each column's Indonesian heading and meaning,
+    /// then the Indonesian label of every code a column holds (status,
+    /// stage, event kind, intent). The data sheet keeps the machine codes,
+    /// which the manifest hashes.
+    fn keterangan(&mut self) -> Result<()> {
+        let ks = self.wb.add_worksheet();
+        ks.set_name("Keterangan").map_err(xlsx)?;
+        ks.set_column_width(0, 22).map_err(xlsx)?;
+        ks.set_column_width(1, 26).map_err(xlsx)?;
+        ks.set_column_width(2, 80).map_err(xlsx)?;
+        for (i, h) in ["Kolom", "Judul", "Keterangan"].iter().enumerate() {
+            ks.write_string_with_format(0, i as u16, *h, &self.header)
+                .map_err(xlsx)?;
+        }
+        let mut r = 1u32;
+        for c in self.kind.columns() {
+            let (label, meaning) = super::rows::column_label(c.name);
+            ks.write_string(r, 0, c.name).map_err(xlsx)?;
+            ks.write_string(r, 1, label).map_err(xlsx)?;
+            ks.write_string(r, 2, meaning).map_err(xlsx)?;
+            r += 1;
+        }
+        for (column, codes) in super::rows::code_labels(self.kind) {
+            r += 1;
+            ks.write_string_with_format(r, 0, format!("Kode kolom {column}"), &self.header)
+                .map_err(xlsx)?;
+            ks.write_string_with_format(r, 1, "Arti", &self.header)
+                .map_err(xlsx)?;
+            r += 1;
+            for (code, label) in codes {
+                ks.write_string(r, 0, code).map_err(xlsx)?;
+                ks.write_string(r, 1, label).map_err(xlsx)?;
+                r += 1;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -94,6 +94,36 @@ impl ExportKind {
     }
 }
 
+impl crate::store::TextColumn for ExportKind {
+    fn to_text(&self) -> String {
+        self.as_str().to_owned()
+    }
+    fn from_text(s: &str) -> Result<Self, String> {
+        match s {
+            "audit" => Ok(ExportKind::Audit),
+            "cases" => Ok(ExportKind::Cases),
+            "summary" => Ok(ExportKind::Summary),
+            other => Err(format!("unknown export kind `{other}`")),
+        }
+    }
+}
+
+impl crate::store::TextColumn for ExportFormat {
+    fn to_text(&self) -> String {
+        self.as_str().to_owned()
+    }
+    fn from_text(s: &str) -> Result<Self, String> {
+        match s {
+            "csv" => Ok(ExportFormat::Csv),
+            "xlsx" => Ok(ExportFormat::Xlsx),
+            "json" => Ok(ExportFormat::Json),
+            other => Err(format!("unknown export format `{other}`")),
+        }
+    }
+}
+
+crate::store_column!(text: ExportKind, ExportFormat);
+
 /// How it is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -237,9 +267,8 @@ impl Filters {
         let (seq, _) = crate::audit::head(db).await?;
         let max_event_id: Option<i64> = db
             .query("SELECT MAX(id) AS m FROM case_events")
-            .fetch_one(db)
-            .await?
-            .get("m")?;
+            .fetch_scalar(db)
+            .await?;
         Ok(Filters {
             kind: req.kind,
             from: req.from,

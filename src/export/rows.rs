@@ -3,7 +3,7 @@
 use super::{wib, Cell, ColType, Column, Consumer, ExportKind, Filters};
 use crate::case::figures::{figures, BillLine};
 use crate::domain::{Money, Policy};
-use crate::store::{list_placeholders, Db, Row};
+use crate::store::{list_placeholders, Backend, Db};
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use chrono_tz::Tz;
@@ -115,50 +115,161 @@ pub(crate) async fn produce<C: Consumer, W: AsyncWrite + Unpin + Send>(
     }
 }
 
+/// The `WHERE` clause of the audit export from `$4` on (after the range
+/// and the chain bound), and how many times it binds the branch.
+fn audit_branch_clause(f: &Filters, first: usize) -> (String, usize) {
+    match f.branch {
+        Some(_) => (format!(" AND a.entity IN ({})", branch_entities(first)), 5),
+        None => (String::new(), 0),
+    }
+}
+
+/// The first and last sequence number (or event id) of the rows in the
+/// time range, found on the `at` index alone. Reading the rows between them
+/// in key order then needs no sort: rows are appended in time order, so the
+/// key range is (nearly) exactly the time range, and the `at` test on each
+/// row keeps it exact whatever the clock did.
+async fn key_bounds(
+    db: &Db,
+    table: &str,
+    key: &str,
+    f: &Filters,
+    max_key: i64,
+) -> Result<Option<(i64, i64)>> {
+    #[derive(sqlx::FromRow)]
+    struct Bounds {
+        lo: Option<i64>,
+        hi: Option<i64>,
+    }
+    let (start, end) = f.range_utc();
+    let sql = format!("SELECT MIN({key}) AS lo, MAX({key}) AS hi FROM {table} WHERE at >= $1 AND at < $2 AND {key} <= $3");
+    let b: Bounds = db
+        .query(&sql)
+        .bind(start)
+        .bind(end)
+        .bind(max_key)
+        .fetch_one_as(db)
+        .await?;
+    Ok(b.lo.zip(b.hi))
+}
+
+/// `a.at` as the row filter of a key-ordered scan. On SQLite the unary `+`
+/// keeps the planner off the `at` index (which would make it sort a million
+/// rows through temporary files); PostgreSQL walks the primary key anyway.
+fn at_filter(db: &Db, alias: &str) -> String {
+    match db.backend() {
+        Backend::Sqlite => format!("+{alias}.at"),
+        Backend::Postgres => format!("{alias}.at"),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    seq: i64,
+    at: DateTime<Utc>,
+    actor: String,
+    action: String,
+    entity: String,
+    before: Option<String>,
+    after: Option<String>,
+    payload_digest: String,
+    prev_hash: String,
+    hash: String,
+    redacted_at: Option<DateTime<Utc>>,
+}
+
 async fn audit_rows<C: Consumer, W: AsyncWrite + Unpin + Send>(
     db: &Db,
     f: &Filters,
     c: &mut C,
     out: &mut W,
 ) -> Result<()> {
+    let Some((lo, hi)) = key_bounds(db, "audit_log", "seq", f, f.max_audit_seq).await? else {
+        return Ok(());
+    };
     let (start, end) = f.range_utc();
-    let mut sql = String::from(
+    let at = at_filter(db, "a");
+    let (branch, n) = audit_branch_clause(f, 5);
+    let sql = format!(
         "SELECT a.seq, a.at, a.actor, a.action, a.entity, a.before, a.after, a.payload_digest, a.prev_hash, a.hash, a.redacted_at \
-         FROM audit_log a WHERE a.at >= $1 AND a.at < $2 AND a.seq <= $3",
+         FROM audit_log a WHERE a.seq >= $1 AND a.seq <= $2 AND {at} >= $3 AND {at} < $4{branch} ORDER BY a.seq"
     );
-    if f.branch.is_some() {
-        sql.push_str(&format!(" AND a.entity IN ({})", branch_entities(4)));
-    }
-    sql.push_str(" ORDER BY a.seq");
-    let mut q = db.query(&sql).bind(start).bind(end).bind(f.max_audit_seq);
+    let mut q = db.query(&sql).bind(lo).bind(hi).bind(start).bind(end);
     if let Some(b) = &f.branch {
-        for _ in 0..5 {
+        for _ in 0..n {
             q = q.bind(b.clone());
         }
     }
-    let mut rows = q.fetch(db);
+    let mut rows = q.fetch_as::<AuditRow>(db);
     while let Some(r) = rows.next().await {
         let r = r.context("failed to read the audit log")?;
-        let at: DateTime<Utc> = r.get("at")?;
-        let redacted: Option<DateTime<Utc>> = r.get("redacted_at")?;
         let cells = [
-            Cell::Int(r.get("seq")?),
-            Cell::Text(rfc3339(at)),
-            Cell::DateTime(wib(at)),
-            Cell::Text(r.get("actor")?),
-            Cell::Text(r.get("action")?),
-            Cell::Text(r.get("entity")?),
-            Cell::opt_text(r.get("before")?),
-            Cell::opt_text(r.get("after")?),
-            Cell::Text(r.get("payload_digest")?),
-            Cell::Text(r.get("prev_hash")?),
-            Cell::Text(r.get("hash")?),
-            Cell::opt_text(redacted.map(rfc3339)),
+            Cell::Int(r.seq),
+            Cell::Text(rfc3339(r.at)),
+            Cell::DateTime(wib(r.at)),
+            Cell::Text(r.actor),
+            Cell::Text(r.action),
+            Cell::Text(r.entity),
+            Cell::opt_text(r.before),
+            Cell::opt_text(r.after),
+            Cell::Text(r.payload_digest),
+            Cell::Text(r.prev_hash),
+            Cell::Text(r.hash),
+            Cell::opt_text(r.redacted_at.map(rfc3339)),
         ];
         c.push(&cells)?;
         drain(c, out).await?;
     }
     Ok(())
+}
+
+/// How many rows the export of `f` holds (for the progress bar).
+pub(crate) async fn count(db: &Db, f: &Filters) -> Result<u64> {
+    let (start, end) = f.range_utc();
+    let n: i64 = match f.kind {
+        ExportKind::Audit => {
+            let (branch, n) = audit_branch_clause(f, 4);
+            let sql = format!(
+                "SELECT COUNT(*) FROM audit_log a WHERE a.at >= $1 AND a.at < $2 AND a.seq <= $3{branch}"
+            );
+            let mut q = db.query(&sql).bind(start).bind(end).bind(f.max_audit_seq);
+            if let Some(b) = &f.branch {
+                for _ in 0..n {
+                    q = q.bind(b.clone());
+                }
+            }
+            q.fetch_scalar(db).await?
+        }
+        ExportKind::Cases => {
+            let mut sql = String::from(
+                "SELECT COUNT(*) FROM case_events v JOIN cases c ON c.id = v.case_id JOIN employers e ON e.id = c.employer_id \
+                 WHERE v.at >= $1 AND v.at < $2 AND v.id <= $3",
+            );
+            if f.branch.is_some() {
+                sql.push_str(" AND e.branch = $4");
+            }
+            let mut q = db.query(&sql).bind(start).bind(end).bind(f.max_event_id);
+            if let Some(b) = &f.branch {
+                q = q.bind(b.clone());
+            }
+            q.fetch_scalar(db).await?
+        }
+        ExportKind::Summary => {
+            let mut sql = String::from(
+                "SELECT COUNT(*) FROM cases c JOIN employers e ON e.id = c.employer_id \
+                 WHERE c.opened_at < $2 AND (c.resolved_at IS NULL OR c.resolved_at >= $1)",
+            );
+            if f.branch.is_some() {
+                sql.push_str(" AND e.branch = $3");
+            }
+            let mut q = db.query(&sql).bind(start).bind(end);
+            if let Some(b) = &f.branch {
+                q = q.bind(b.clone());
+            }
+            q.fetch_scalar(db).await?
+        }
+    };
+    Ok(n.max(0) as u64)
 }
 
 fn str_field(data: &Value, keys: &[&str]) -> Option<String> {
@@ -180,12 +291,22 @@ fn money_field(data: &Value, keys: &[&str]) -> Option<Money> {
     })
 }
 
+#[derive(sqlx::FromRow)]
+struct CaseEventRow {
+    id: i64,
+    case_id: i64,
+    at: DateTime<Utc>,
+    kind: String,
+    actor: String,
+    data: String,
+    npp: String,
+    name: String,
+    branch: String,
+}
+
 /// The case log row of one event.
-fn case_cells(r: &Row) -> Result<Vec<Cell>> {
-    let at: DateTime<Utc> = r.get("at")?;
-    let kind: String = r.get("kind")?;
-    let raw: String = r.get("data")?;
-    let data: Value = serde_json::from_str(&raw).unwrap_or(Value::Null);
+fn case_cells(r: CaseEventRow) -> Vec<Cell> {
+    let data: Value = serde_json::from_str(&r.data).unwrap_or(Value::Null);
     let promised = str_field(&data, &["promised_date"])
         .and_then(|s| s.parse::<NaiveDate>().ok())
         .map(Cell::Date)
@@ -204,7 +325,8 @@ fn case_cells(r: &Row) -> Result<Vec<Cell>> {
     .unwrap_or(Cell::Empty);
     // Only message events have a message status (a case's `status` in
     // other events' data is the case's).
-    let status = kind
+    let status = r
+        .kind
         .strip_prefix("message_")
         .map(|suffix| str_field(&data, &["status"]).unwrap_or_else(|| suffix.to_owned()));
     let meta_error = match (
@@ -215,23 +337,23 @@ fn case_cells(r: &Row) -> Result<Vec<Cell>> {
         (Some(c), None) => Some(c),
         (None, t) => t,
     };
-    Ok(vec![
-        Cell::Int(r.get("id")?),
-        Cell::Text(rfc3339(at)),
-        Cell::DateTime(wib(at)),
-        Cell::Int(r.get("case_id")?),
-        Cell::Text(r.get("npp")?),
-        Cell::Text(r.get("name")?),
-        Cell::Text(r.get("branch")?),
-        Cell::Text(kind.clone()),
-        Cell::Text(r.get("actor")?),
+    vec![
+        Cell::Int(r.id),
+        Cell::Text(rfc3339(r.at)),
+        Cell::DateTime(wib(r.at)),
+        Cell::Int(r.case_id),
+        Cell::Text(r.npp),
+        Cell::Text(r.name),
+        Cell::Text(r.branch),
+        Cell::Text(r.kind),
+        Cell::Text(r.actor),
         Cell::opt_text(str_field(&data, &["intent"])),
         promised,
         amount,
         Cell::opt_text(status),
         Cell::opt_text(meta_error),
-        Cell::Text(raw),
-    ])
+        Cell::Text(r.data),
+    ]
 }
 
 async fn case_rows<C: Consumer, W: AsyncWrite + Unpin + Send>(
@@ -240,27 +362,61 @@ async fn case_rows<C: Consumer, W: AsyncWrite + Unpin + Send>(
     c: &mut C,
     out: &mut W,
 ) -> Result<()> {
+    let Some((lo, hi)) = key_bounds(db, "case_events", "id", f, f.max_event_id).await? else {
+        return Ok(());
+    };
     let (start, end) = f.range_utc();
-    let mut sql = String::from(
+    let at = at_filter(db, "v");
+    let mut sql = format!(
         "SELECT v.id, v.case_id, v.at, v.kind, v.actor, v.data, e.npp, e.name, e.branch \
          FROM case_events v JOIN cases c ON c.id = v.case_id JOIN employers e ON e.id = c.employer_id \
-         WHERE v.at >= $1 AND v.at < $2 AND v.id <= $3",
+         WHERE v.id >= $1 AND v.id <= $2 AND {at} >= $3 AND {at} < $4",
     );
     if f.branch.is_some() {
-        sql.push_str(" AND e.branch = $4");
+        sql.push_str(" AND e.branch = $5");
     }
     sql.push_str(" ORDER BY v.id");
-    let mut q = db.query(&sql).bind(start).bind(end).bind(f.max_event_id);
+    let mut q = db.query(&sql).bind(lo).bind(hi).bind(start).bind(end);
     if let Some(b) = &f.branch {
         q = q.bind(b.clone());
     }
-    let mut rows = q.fetch(db);
+    let mut rows = q.fetch_as::<CaseEventRow>(db);
     while let Some(r) = rows.next().await {
         let r = r.context("failed to read the case log")?;
-        c.push(&case_cells(&r)?)?;
+        c.push(&case_cells(r))?;
         drain(c, out).await?;
     }
     Ok(())
+}
+
+/// A bill line with its employer, for the case summary's figures.
+#[derive(sqlx::FromRow)]
+struct BillOf {
+    employer_id: i64,
+    #[sqlx(flatten)]
+    line: BillLine,
+}
+
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    id: i64,
+    employer_id: i64,
+    status: String,
+    stage: String,
+    assignee: Option<String>,
+    opened_at: DateTime<Utc>,
+    resolved_at: Option<DateTime<Utc>>,
+    resolution: Option<String>,
+    npp: String,
+    name: String,
+    branch: String,
+    timezone: String,
+    promise_to_pay: i64,
+    promise_kept: i64,
+    promise_broken: i64,
+    message_sent: i64,
+    message_delivered: i64,
+    message_read: i64,
 }
 
 /// Cases open at any time in the range, a page at a time (each page's bills
@@ -307,13 +463,10 @@ async fn summary_rows<C: Consumer, W: AsyncWrite + Unpin + Send>(
         if let Some(b) = &f.branch {
             q = q.bind(b.clone());
         }
-        let page = q.fetch_all(db).await.context("failed to read cases")?;
+        let page: Vec<SummaryRow> = q.fetch_all_as(db).await.context("failed to read cases")?;
         let Some(last) = page.last() else { break };
-        after = last.get("id")?;
-        let mut employer_ids: Vec<i64> = page
-            .iter()
-            .map(|r| r.get("employer_id"))
-            .collect::<Result<_>>()?;
+        after = last.id;
+        let mut employer_ids: Vec<i64> = page.iter().map(|r| r.employer_id).collect();
         employer_ids.sort_unstable();
         employer_ids.dedup();
         let bill_sql = format!(
@@ -326,49 +479,40 @@ async fn summary_rows<C: Consumer, W: AsyncWrite + Unpin + Send>(
             bq = bq.bind(*id);
         }
         let mut bills: HashMap<i64, Vec<BillLine>> = HashMap::new();
-        for b in bq.fetch_all(db).await? {
-            bills
-                .entry(b.get("employer_id")?)
-                .or_default()
-                .push(b.decode::<BillLine>()?);
+        for b in bq.fetch_all_as::<BillOf>(db).await? {
+            bills.entry(b.employer_id).or_default().push(b.line);
         }
         for r in &page {
-            let resolved: Option<DateTime<Utc>> = r.get("resolved_at")?;
-            let opened: DateTime<Utc> = r.get("opened_at")?;
-            let tz: Tz = r
-                .get::<String>("timezone")?
-                .parse()
-                .unwrap_or(chrono_tz::Asia::Jakarta);
-            let at = resolved.map_or(f.as_of, |t| t.min(f.as_of));
+            let tz: Tz = r.timezone.parse().unwrap_or(chrono_tz::Asia::Jakarta);
+            let at = r.resolved_at.map_or(f.as_of, |t| t.min(f.as_of));
             let lines = bills
-                .get(&r.get::<i64>("employer_id")?)
+                .get(&r.employer_id)
                 .map(Vec::as_slice)
                 .unwrap_or(&[]);
             let (figures, _) = figures(lines, at, tz, Some(policy));
             let (arrears, fees) = (figures.arrears, figures.late_fees);
-            let n = |k: &str| -> Result<Cell> { Ok(Cell::Int(r.get(k)?)) };
             let cells = [
-                Cell::Int(r.get("id")?),
-                Cell::Text(r.get("npp")?),
-                Cell::Text(r.get("name")?),
-                Cell::Text(r.get("branch")?),
-                Cell::Text(r.get("status")?),
-                Cell::Text(r.get("stage")?),
-                Cell::opt_text(r.get("assignee")?),
+                Cell::Int(r.id),
+                Cell::Text(r.npp.clone()),
+                Cell::Text(r.name.clone()),
+                Cell::Text(r.branch.clone()),
+                Cell::Text(r.status.clone()),
+                Cell::Text(r.stage.clone()),
+                Cell::opt_text(r.assignee.clone()),
                 Cell::Money(arrears),
                 Cell::Money(fees),
                 Cell::Money(arrears + fees),
-                n("promise_to_pay")?,
-                n("promise_kept")?,
-                n("promise_broken")?,
-                n("message_sent")?,
-                n("message_delivered")?,
-                n("message_read")?,
-                Cell::DateTime(wib(opened)),
-                resolved
+                Cell::Int(r.promise_to_pay),
+                Cell::Int(r.promise_kept),
+                Cell::Int(r.promise_broken),
+                Cell::Int(r.message_sent),
+                Cell::Int(r.message_delivered),
+                Cell::Int(r.message_read),
+                Cell::DateTime(wib(r.opened_at)),
+                r.resolved_at
                     .map(|t| Cell::DateTime(wib(t)))
                     .unwrap_or(Cell::Empty),
-                Cell::opt_text(r.get("resolution")?),
+                Cell::opt_text(r.resolution.clone()),
             ];
             c.push(&cells)?;
             drain(c, out).await?;
@@ -378,4 +522,93 @@ async fn summary_rows<C: Consumer, W: AsyncWrite + Unpin + Send>(
         }
     }
     Ok(())
+}
+
+/// The Indonesian heading and meaning of each column, for the XLSX's
+/// `Keterangan` sheet (the data keeps the machine names and codes, which
+/// the manifest hashes and `audit verify --export` re-derives).
+pub(crate) fn column_label(name: &str) -> (&'static str, &'static str) {
+    match name {
+        "seq" => ("No. urut", "Nomor urut baris jejak audit (rantai hash)"),
+        "at_utc" => ("Waktu (UTC)", "Waktu kejadian, RFC 3339 dalam UTC"),
+        "at_wib" => ("Waktu (WIB)", "Waktu kejadian menurut jam Jakarta (WIB)"),
+        "actor" => ("Pelaku", "system = bot, employer = pemberi kerja, officer:<nama> = petugas, api:token:<nama> = integrasi"),
+        "action" => ("Tindakan", "Jenis perubahan yang dicatat"),
+        "entity" => ("Objek", "Yang diubah: employer:<NPP>, case:<id>, bill:<NPP>:<periode>, payment:<referensi>, user:<id>"),
+        "before" => ("Sebelum", "Nilai sebelum perubahan (JSON)"),
+        "after" => ("Sesudah", "Nilai sesudah perubahan (JSON)"),
+        "payload_digest" => ("Sidik isi", "SHA-256 isi perubahan"),
+        "prev_hash" => ("Hash sebelumnya", "Hash baris sebelumnya dalam rantai"),
+        "hash" => ("Hash", "Hash baris ini"),
+        "redacted_at" => ("Disamarkan pada", "Kapan data pribadi baris ini disamarkan (retensi UU PDP)"),
+        "event_id" => ("No. kejadian", "Nomor kejadian dalam log kasus"),
+        "case_id" => ("No. kasus", "Nomor kasus"),
+        "npp" => ("NPP", "Nomor pendaftaran perusahaan"),
+        "employer" => ("Pemberi kerja", "Nama perusahaan"),
+        "branch" => ("Cabang", "Kantor cabang"),
+        "kind" => ("Jenis kejadian", "Lihat daftar kode jenis kejadian di bawah"),
+        "intent" => ("Maksud balasan", "Maksud balasan pemberi kerja; lihat daftar kode di bawah"),
+        "promised_date" => ("Tanggal janji bayar", "Tanggal yang dijanjikan"),
+        "amount" => ("Jumlah (Rp)", "Jumlah uang pada kejadian"),
+        "message_status" => ("Status pesan", "sent = terkirim, delivered = sampai, read = dibaca, failed = gagal"),
+        "meta_error" => ("Galat WhatsApp", "Kode dan keterangan galat dari Meta"),
+        "details" => ("Rincian", "Data lengkap kejadian (JSON)"),
+        "status" => ("Status kasus", "Lihat daftar kode status di bawah"),
+        "stage" => ("Tahap", "Lihat daftar kode tahap di bawah"),
+        "assignee" => ("Petugas", "Petugas yang ditugaskan"),
+        "arrears" => ("Tunggakan (Rp)", "Iuran belum dibayar yang sudah jatuh tempo"),
+        "late_fees" => ("Denda (Rp)", "Denda keterlambatan"),
+        "total_due" => ("Total tagihan (Rp)", "Tunggakan ditambah denda"),
+        "promises_made" => ("Janji bayar", "Jumlah janji bayar"),
+        "promises_kept" => ("Janji ditepati", "Jumlah janji yang ditepati"),
+        "promises_broken" => ("Janji diingkari", "Jumlah janji yang diingkari"),
+        "messages_sent" => ("Pesan terkirim", "Jumlah pesan WhatsApp terkirim"),
+        "messages_delivered" => ("Pesan sampai", "Jumlah pesan yang sampai"),
+        "messages_read" => ("Pesan dibaca", "Jumlah pesan yang dibaca"),
+        "opened_at_wib" => ("Dibuka (WIB)", "Kapan kasus dibuka"),
+        "resolved_at_wib" => ("Selesai (WIB)", "Kapan kasus selesai"),
+        "resolution" => ("Penyelesaian", "Cara kasus selesai"),
+        _ => ("", ""),
+    }
+}
+
+/// Codes that appear as values, with their Indonesian labels, per column.
+pub(crate) fn code_labels(
+    kind: ExportKind,
+) -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
+    let statuses: Vec<(&str, &str)> = crate::domain::CaseStatus::ALL
+        .iter()
+        .map(|s| (s.as_str(), crate::http::admin::label(s.as_str())))
+        .collect();
+    let stages: Vec<(&str, &str)> = crate::domain::Stage::ALL
+        .iter()
+        .map(|s| (s.as_str(), crate::http::admin::label(s.as_str())))
+        .collect();
+    let events: Vec<(&str, &str)> = crate::case_log::EventKind::ALL
+        .iter()
+        .map(|k| (k.as_str(), crate::http::admin::label(k.as_str())))
+        .collect();
+    let intents: Vec<(&str, &str)> = [
+        "promise_to_pay",
+        "already_paid",
+        "payment_link_request",
+        "amount_inquiry",
+        "installment_request",
+        "dispute",
+        "officer_request",
+        "opt_out",
+        "wrong_number",
+        "complaint",
+        "question",
+        "acknowledgement",
+        "unknown",
+    ]
+    .into_iter()
+    .map(|c| (c, crate::http::admin::label(c)))
+    .collect();
+    match kind {
+        ExportKind::Audit => vec![],
+        ExportKind::Cases => vec![("kind", events), ("intent", intents)],
+        ExportKind::Summary => vec![("status", statuses), ("stage", stages)],
+    }
 }

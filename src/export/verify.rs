@@ -182,17 +182,17 @@ pub async fn verify_export(
     }
     // The chain head recorded at export time must still be in the chain.
     if m.audit_head_seq > 0 {
-        let row = db
+        let hash: Option<String> = db
             .query("SELECT hash FROM audit_log WHERE seq = $1")
             .bind(m.audit_head_seq)
-            .fetch_optional(db)
+            .fetch_optional_scalar(db)
             .await?;
-        match row {
+        match hash {
             None => v.problems.push(format!(
                 "the audit chain no longer has row {} (the manifest's head)",
                 m.audit_head_seq
             )),
-            Some(r) if r.get::<String>("hash")? != m.audit_head_hash => v.problems.push(format!(
+            Some(h) if h != m.audit_head_hash => v.problems.push(format!(
                 "audit row {} no longer has the hash the manifest recorded",
                 m.audit_head_seq
             )),

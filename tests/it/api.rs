@@ -326,6 +326,10 @@ async fn the_openapi_document_lists_exactly_the_routes() {
         ("POST", "/api/v1/bills"),
         ("POST", "/api/v1/payments"),
         ("POST", "/api/v1/scan"),
+        ("GET", "/api/v1/audit"),
+        ("POST", "/api/v1/exports"),
+        ("GET", "/api/v1/exports/{id}"),
+        ("GET", "/api/v1/exports/{id}/file"),
     ]
     .iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))

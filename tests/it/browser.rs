@@ -357,3 +357,179 @@ async fn an_employer_taps_janji_bayar_on_the_phone_and_the_officer_sees_the_prom
     let _ = b.close().await;
     result.unwrap();
 }
+
+async fn log_in(
+    b: &fantoccini::Client,
+    base: &str,
+    username: &str,
+) -> Result<(), fantoccini::error::CmdError> {
+    b.delete_all_cookies().await?;
+    b.goto(&format!("{base}/login")).await?;
+    b.find(Locator::Css("input[name=username]"))
+        .await?
+        .send_keys(username)
+        .await?;
+    b.find(Locator::Css("input[name=password]"))
+        .await?
+        .send_keys(PASSWORD)
+        .await?;
+    b.find(Locator::Css("button[type=submit]"))
+        .await?
+        .click()
+        .await?;
+    b.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("table.list"))
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_supervisor_exports_xlsx_and_an_admin_disables_a_user() {
+    if !Path::new(CHROMEDRIVER).exists() {
+        eprintln!("notice: {CHROMEDRIVER} is missing; skipping the browser test");
+        return;
+    }
+    let t = wa_smile::testing::sqlite().await.unwrap();
+    let s = seed(&t.db).await;
+    seed_more(&t.db, 40).await;
+    // An exception of each kind, so the queue has something to show.
+    let at = wa_smile::time::now();
+    t.db.query(
+        "INSERT INTO inbound_messages (wamid, wa_id, kind, body, received_at, created_at) \
+         VALUES ('wamid.b1', '6289999000111', 'text', 'Selamat siang, ini dari CV Sinar Maju, iuran sudah kami transfer', $1, $1)",
+    )
+    .bind(at)
+    .execute(&t.db)
+    .await
+    .unwrap();
+    let mut tx = t.db.begin().await.unwrap();
+    wa_smile::ledger::raise_exception(
+        &mut tx,
+        &wa_smile::ledger::PaymentException {
+            reference: "INV-2026-000981",
+            reason: "overpaid",
+            case_id: Some(s.case_a2),
+            employer_id: None,
+            expected_minor: Some(50_000_000),
+            paid_minor: Some(55_000_000),
+            payload: &serde_json::json!({}),
+        },
+        "system",
+        at,
+        false,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config();
+    config.exports.dir = dir.path().to_path_buf();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = wa_smile::http::router(wa_smile::http::AppState {
+        db: t.db.clone(),
+        config: std::sync::Arc::new(config),
+    });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    let wait = Duration::from_secs(20);
+    let (_driver, b, _profile) = browser().await;
+
+    let result: Result<(), fantoccini::error::CmdError> = async {
+        log_in(&b, &base, "super_a").await?;
+        b.goto(&format!("{base}/exports")).await?;
+        b.wait()
+            .at_most(wait)
+            .for_element(Locator::Css("#export-form"))
+            .await?;
+        b.find(Locator::Css("#kind option[value=summary]"))
+            .await?
+            .click()
+            .await?;
+        b.find(Locator::Css("#format option[value=xlsx]"))
+            .await?
+            .click()
+            .await?;
+        b.find(Locator::Css("#start-export")).await?.click().await?;
+        // The row polls itself until the job is finished.
+        let state = poll_text(&b, "#jobs tbody tr:first-child .state", |t| {
+            t.contains("Selesai")
+        })
+        .await;
+        assert!(state.contains("Selesai"), "the export finishes: {state}");
+        let row = b
+            .find(Locator::Css("#jobs tbody tr:first-child"))
+            .await?
+            .text()
+            .await?;
+        assert!(
+            row.contains("officer:super_a") && row.contains("WIB") && row.contains(BRANCH_A),
+            "{row}"
+        );
+        std::fs::write(artifacts().join("exports.png"), b.screenshot().await?).unwrap();
+        // Download it with the browser's session.
+        let href = b
+            .find(Locator::Css("#jobs tbody tr:first-child a.download"))
+            .await?
+            .attr("href")
+            .await?
+            .expect("a download link");
+        let cookies = b.get_all_cookies().await?;
+        let cookie = cookies
+            .iter()
+            .map(|c| format!("{}={}", c.name(), c.value()))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let file = reqwest::Client::new()
+            .get(format!("{base}{href}"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(file.status().as_u16(), 200);
+        let bytes = file.bytes().await.unwrap();
+        assert!(bytes.starts_with(b"PK\x03\x04"), "an XLSX file");
+        let out = dir.path().join("downloaded.xlsx");
+        std::fs::write(&out, &bytes).unwrap();
+        let policy = support::config().policy();
+        let v = wa_smile::export::verify_export(&t.db, &out, None, &policy)
+            .await
+            .unwrap();
+        assert!(v.ok(), "{:?}", v.problems);
+
+        b.goto(&format!("{base}/exceptions")).await?;
+        b.wait()
+            .at_most(wait)
+            .for_element(Locator::Css("#payment-exceptions"))
+            .await?;
+        let count = poll_text(&b, "#exceptions-count", |t| !t.is_empty()).await;
+        assert_eq!(count, "2");
+        std::fs::write(artifacts().join("exceptions.png"), b.screenshot().await?).unwrap();
+
+        log_in(&b, &base, "admin").await?;
+        b.goto(&format!("{base}/admin/users")).await?;
+        b.wait()
+            .at_most(wait)
+            .for_element(Locator::Css("#users"))
+            .await?;
+        b.find(Locator::Css("#user-officer_b button.disable"))
+            .await?
+            .click()
+            .await?;
+        let st = poll_text(&b, "#user-officer_b", |t| t.contains("Nonaktif")).await;
+        assert!(st.contains("Nonaktif"), "{st}");
+        std::fs::write(artifacts().join("admin-users.png"), b.screenshot().await?).unwrap();
+        Ok(())
+    }
+    .await;
+    let _ = b.close().await;
+    result.unwrap();
+}

@@ -201,7 +201,13 @@ async fn xlsx_has_typed_columns_and_a_manifest_sheet() {
         )
         .await;
         let mut wb: Xlsx<_> = open_workbook(&p).unwrap();
-        assert_eq!(wb.sheet_names(), vec!["Summary", "Manifest"], "{}", t.name);
+        // Issue 11: the codes are explained in Indonesian on a `Keterangan` sheet.
+        assert_eq!(
+            wb.sheet_names(),
+            vec!["Summary", "Keterangan", "Manifest"],
+            "{}",
+            t.name
+        );
         let range = wb.worksheet_range("Summary").unwrap();
         let header: Vec<String> = range
             .rows()
@@ -424,13 +430,13 @@ async fn background_jobs_report_progress_and_a_file() {
     for t in testing::all().await.unwrap() {
         two_branches(&t.db).await;
         let dir = tempfile::tempdir().unwrap();
-        let jobs = ExportJobs::new(dir.path().join("exports"));
-        let id = jobs.start(
-            t.db.clone(),
-            req(ExportKind::Cases, ExportFormat::Xlsx, None),
-        );
+        let jobs = ExportJobs::new(t.db.clone(), dir.path().join("exports"));
+        let id = jobs
+            .start(req(ExportKind::Cases, ExportFormat::Xlsx, None))
+            .await
+            .unwrap();
         let status = loop {
-            let s = jobs.status(id).unwrap();
+            let s = jobs.status(id).await.unwrap().unwrap();
             if s.state != JobState::Running {
                 break s;
             }
@@ -447,8 +453,8 @@ async fn background_jobs_report_progress_and_a_file() {
         let path = status.path.unwrap();
         assert!(path.exists());
         assert_eq!(status.manifest.unwrap().row_count, 16);
-        assert!(jobs.status(id + 100).is_none());
-        assert!(jobs.remove(id));
+        assert!(jobs.status(id + 100).await.unwrap().is_none());
+        assert!(jobs.remove(id).await.unwrap());
         assert!(!path.exists());
     }
 }

@@ -21,6 +21,7 @@ mod replies;
 mod retention;
 mod scan;
 mod simulator;
+mod supervisors;
 mod webhook;
 mod webhook_routes;
 mod whatsapp_client;

@@ -9,7 +9,7 @@ use crate::http::AppState;
 use crate::store::Db;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use minijinja::context;
 
@@ -25,6 +25,40 @@ struct Line {
     key: String,
     cases: i64,
     arrears: Money,
+    /// The case list filtered to this line's cases.
+    href: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct LineRow {
+    k: Option<String>,
+    n: i64,
+    a: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct FlowRow {
+    k: Option<String>,
+    kind: String,
+    n: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct PaidRow {
+    a: i64,
+    n: i64,
+}
+
+/// The case-list link of a grouped line (`param` is the filter's name).
+fn href(param: &str, key: Option<&str>) -> String {
+    let value = match (param, key) {
+        ("assignee", None) => "-".to_owned(),
+        (_, Some(k)) => k.to_owned(),
+        (_, None) => String::new(),
+    };
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    s.append_pair(param, &value);
+    format!("/cases?{}", s.finish())
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -47,7 +81,12 @@ fn scope_sql(scope: Option<&str>, first: usize) -> String {
         .unwrap_or_default()
 }
 
-async fn grouped(db: &Db, scope: Option<&str>, key: &str) -> anyhow::Result<Vec<Line>> {
+async fn grouped(
+    db: &Db,
+    scope: Option<&str>,
+    key: &str,
+    param: &str,
+) -> anyhow::Result<Vec<Line>> {
     let sql = format!(
         "SELECT {key} AS k, COUNT(*) AS n, CAST(COALESCE(SUM(c.arrears_minor), 0) AS BIGINT) AS a FROM cases c \
          WHERE c.resolved_at IS NULL{} GROUP BY {key} ORDER BY {key}",
@@ -57,17 +96,27 @@ async fn grouped(db: &Db, scope: Option<&str>, key: &str) -> anyhow::Result<Vec<
     if let Some(b) = scope {
         q = q.bind(b.to_owned());
     }
-    q.fetch_all(db)
+    Ok(q.fetch_all_as::<LineRow>(db)
         .await?
-        .iter()
-        .map(|r| {
-            Ok(Line {
-                key: r.get::<Option<String>>("k")?.unwrap_or_else(|| "—".into()),
-                cases: r.get("n")?,
-                arrears: Money::from_minor(r.get("a")?),
-            })
+        .into_iter()
+        .map(|r| Line {
+            href: href(param, r.k.as_deref()),
+            key: r.k.unwrap_or_else(|| "—".into()),
+            cases: r.n,
+            arrears: Money::from_minor(r.a),
         })
-        .collect()
+        .collect())
+}
+
+/// Stages in the order a case escalates through them, not alphabetical.
+fn escalation_order(lines: &mut [Line]) {
+    let rank = |k: &str| {
+        crate::domain::Stage::ALL
+            .iter()
+            .position(|s| s.as_str() == k)
+            .unwrap_or(usize::MAX)
+    };
+    lines.sort_by_key(|l| rank(&l.key));
 }
 
 /// Dates a dashboard period may start or end on: far enough for any real
@@ -91,15 +140,28 @@ fn period_date(raw: &str, default: NaiveDate) -> Result<NaiveDate, AppError> {
         })
 }
 
-pub async fn page(
-    State(state): State<AppState>,
-    user: User,
-    Query(p): Query<Period>,
-) -> Result<Response, PageError> {
-    let who = user.principal();
-    if !who.is_supervisor() {
-        return Err(AppError::Forbidden.into());
-    }
+/// Everything the dashboard shows, for the page and its CSV.
+struct Figures {
+    from: NaiveDate,
+    to: NaiveDate,
+    by_stage: Vec<Line>,
+    by_age: Vec<Line>,
+    by_branch: Vec<Line>,
+    by_officer: Vec<Line>,
+    flow_branch: Vec<Flow>,
+    flow_officer: Vec<Flow>,
+    total: Flow,
+    collected: Money,
+    payments_after: i64,
+}
+
+// One query per figure, in order; splitting it would only pass the period
+// and scope around.
+async fn figures(
+    state: &AppState,
+    who: &crate::accounts::Principal,
+    p: &Period,
+) -> Result<Figures, AppError> {
     let tz = state.tz();
     let now = crate::time::now();
     let today = now.with_timezone(&tz).date_naive();
@@ -115,9 +177,10 @@ pub async fn page(
     let scope = who.branch_scope();
     let db = &state.db;
 
-    let by_stage = grouped(db, scope, "c.stage").await?;
-    let by_branch = grouped(db, scope, "c.branch").await?;
-    let by_officer = grouped(db, scope, "c.assignee").await?;
+    let mut by_stage = grouped(db, scope, "c.stage", "stage").await?;
+    escalation_order(&mut by_stage);
+    let by_branch = grouped(db, scope, "c.branch", "branch").await?;
+    let by_officer = grouped(db, scope, "c.assignee", "assignee").await?;
     // Age buckets by the oldest unpaid due date.
     let age_sql = format!(
         "SELECT CASE WHEN c.oldest_due_date >= $1 THEN '0–30' WHEN c.oldest_due_date >= $2 THEN '31–60' \
@@ -134,18 +197,25 @@ pub async fn page(
     if let Some(b) = scope {
         q = q.bind(b.to_owned());
     }
-    let by_age: Vec<Line> = q
-        .fetch_all(db)
+    // The case list has no age filter: an age line opens it sorted by days
+    // overdue, the oldest first.
+    let mut by_age: Vec<Line> = q
+        .fetch_all_as::<LineRow>(db)
         .await?
-        .iter()
-        .map(|r| {
-            Ok(Line {
-                key: r.get("k")?,
-                cases: r.get("n")?,
-                arrears: Money::from_minor(r.get("a")?),
-            })
+        .into_iter()
+        .map(|r| Line {
+            key: r.k.unwrap_or_default(),
+            cases: r.n,
+            arrears: Money::from_minor(r.a),
+            href: "/cases?sort=days_overdue".into(),
         })
-        .collect::<anyhow::Result<_>>()?;
+        .collect();
+    let age_rank = |k: &str| {
+        ["0–30", "31–60", "61–90", "> 90"]
+            .iter()
+            .position(|b| *b == k)
+    };
+    by_age.sort_by_key(|l| age_rank(&l.key));
 
     // Promises and messages in the period, per branch and per officer.
     let flow = |key: &'static str| {
@@ -162,9 +232,9 @@ pub async fn page(
                 q = q.bind(b.to_owned());
             }
             let mut out: Vec<Flow> = Vec::new();
-            for r in q.fetch_all(db).await? {
-                let k = r.get::<Option<String>>("k")?.unwrap_or_else(|| "—".into());
-                let n: i64 = r.get("n")?;
+            for r in q.fetch_all_as::<FlowRow>(db).await? {
+                let k = r.k.unwrap_or_else(|| "—".into());
+                let n = r.n;
                 let i = match out.iter().position(|f| f.key == k) {
                     Some(i) => i,
                     None => {
@@ -176,7 +246,7 @@ pub async fn page(
                     }
                 };
                 let f = &mut out[i];
-                match r.get::<String>("kind")?.as_str() {
+                match r.kind.as_str() {
                     "promise_to_pay" => f.promise_to_pay += n,
                     "promise_kept" => f.promise_kept += n,
                     "promise_broken" => f.promise_broken += n,
@@ -192,7 +262,12 @@ pub async fn page(
         }
     };
     let flow_branch = flow("c.branch").await?;
-    let flow_officer = flow("c.assignee").await?;
+    // An officer's figures are what the officer did (notes, promises and
+    // messages recorded by them), plus the bot's work on the cases assigned
+    // to them.
+    let flow_officer =
+        flow("CASE WHEN ev.actor LIKE 'officer:%' THEN substr(ev.actor, 9) ELSE c.assignee END")
+            .await?;
     let mut total = Flow {
         key: "Total".into(),
         ..Flow::default()
@@ -221,10 +296,47 @@ pub async fn page(
     if let Some(b) = scope {
         q = q.bind(b.to_owned());
     }
-    let r = q.fetch_one(db).await?;
-    let collected = Money::from_minor(r.get("a")?);
-    let payments_after: i64 = r.get("n")?;
+    let r: PaidRow = q.fetch_one_as(db).await?;
+    let collected = Money::from_minor(r.a);
+    let payments_after = r.n;
 
+    Ok(Figures {
+        from,
+        to,
+        by_stage,
+        by_age,
+        by_branch,
+        by_officer,
+        flow_branch,
+        flow_officer,
+        total,
+        collected,
+        payments_after,
+    })
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    user: User,
+    Query(p): Query<Period>,
+) -> Result<Response, PageError> {
+    let who = user.principal();
+    if !who.is_supervisor() {
+        return Err(AppError::Forbidden.into());
+    }
+    let Figures {
+        from,
+        to,
+        by_stage,
+        by_age,
+        by_branch,
+        by_officer,
+        flow_branch,
+        flow_officer,
+        total,
+        collected,
+        payments_after,
+    } = figures(&state, who, &p).await?;
     Ok(render(
         StatusCode::OK,
         "admin/dashboard.html",
@@ -236,4 +348,105 @@ pub async fn page(
             collected => ser(&collected), payments_after => payments_after,
         },
     ))
+}
+
+/// The figures the dashboard shows for the period, as CSV (the "Unduh"
+/// button): one section per table, machine codes and plain numbers.
+pub async fn csv(
+    State(state): State<AppState>,
+    user: User,
+    Query(p): Query<Period>,
+) -> Result<Response, PageError> {
+    let who = user.principal();
+    if !who.is_supervisor() {
+        return Err(AppError::Forbidden.into());
+    }
+    let f = figures(&state, who, &p).await?;
+    let mut w = csv::WriterBuilder::new()
+        .flexible(true)
+        .from_writer(Vec::new());
+    let mut write = |rec: &[String]| w.write_record(rec).map_err(anyhow::Error::from);
+    write(&[
+        "table".into(),
+        "key".into(),
+        "cases".into(),
+        "arrears".into(),
+    ])?;
+    for (table, lines) in [
+        ("stage", &f.by_stage),
+        ("age_days", &f.by_age),
+        ("branch", &f.by_branch),
+        ("officer", &f.by_officer),
+    ] {
+        for l in lines {
+            write(&[
+                table.into(),
+                l.key.clone(),
+                l.cases.to_string(),
+                crate::export::money_text(l.arrears),
+            ])?;
+        }
+    }
+    write(&[])?;
+    write(
+        &[
+            "table",
+            "key",
+            "promise_to_pay",
+            "promise_kept",
+            "promise_broken",
+            "message_sent",
+            "message_delivered",
+            "message_read",
+            "message_failed",
+            "notes",
+        ]
+        .map(String::from),
+    )?;
+    for (table, flows) in [
+        ("activity_branch", &f.flow_branch),
+        ("activity_officer", &f.flow_officer),
+    ] {
+        for x in flows
+            .iter()
+            .chain((table == "activity_branch").then_some(&f.total))
+        {
+            write(&[
+                table.into(),
+                x.key.clone(),
+                x.promise_to_pay.to_string(),
+                x.promise_kept.to_string(),
+                x.promise_broken.to_string(),
+                x.message_sent.to_string(),
+                x.message_delivered.to_string(),
+                x.message_read.to_string(),
+                x.message_failed.to_string(),
+                x.notes.to_string(),
+            ])?;
+        }
+    }
+    write(&[])?;
+    write(&[
+        "collected_after_reminder".into(),
+        crate::export::money_text(f.collected),
+        f.payments_after.to_string(),
+    ])?;
+    let body = w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?;
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/csv; charset=utf-8".to_owned(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"wa-smile-dasbor-{}-{}.csv\"",
+                    f.from, f.to
+                ),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }

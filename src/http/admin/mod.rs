@@ -4,8 +4,13 @@
 //! token as a header.
 
 mod dashboard;
+pub mod exceptions;
+pub mod exports;
 mod timeline;
+mod users;
 mod views;
+
+pub use timeline::label;
 
 use super::error::AppError;
 use super::AppState;
@@ -36,6 +41,10 @@ pub fn router() -> Router<AppState> {
         .route("/cases/{id}", get(views::case_page))
         .route("/cases/{id}/actions/{action}", post(views::case_action))
         .route("/dashboard", get(dashboard::page))
+        .route("/dashboard.csv", get(dashboard::csv))
+        .merge(exports::router())
+        .merge(users::router())
+        .merge(exceptions::router())
         .route(
             "/static/admin.css",
             get(|| async { asset("text/css; charset=utf-8", CSS) }),
@@ -84,6 +93,22 @@ pub fn templates() -> &'static Environment<'static> {
             (
                 "admin/dashboard.html",
                 include_str!("../../../templates/admin/dashboard.html"),
+            ),
+            (
+                "admin/exports.html",
+                include_str!("../../../templates/admin/exports.html"),
+            ),
+            (
+                "admin/export_row.html",
+                include_str!("../../../templates/admin/export_row.html"),
+            ),
+            (
+                "admin/users.html",
+                include_str!("../../../templates/admin/users.html"),
+            ),
+            (
+                "admin/exceptions.html",
+                include_str!("../../../templates/admin/exceptions.html"),
             ),
             (
                 "admin/error.html",

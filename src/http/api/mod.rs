@@ -15,6 +15,8 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
+mod exports;
+
 const OPENAPI: &str = include_str!("openapi.json");
 
 pub fn router() -> Router<AppState> {
@@ -26,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/bills", post(post_bills))
         .route("/api/v1/payments", post(post_payments))
         .route("/api/v1/scan", post(post_scan))
+        .merge(exports::router())
 }
 
 /// The caller behind `Authorization: Bearer <token>`.
