@@ -53,6 +53,9 @@ enum Cmd {
         /// Where to keep the generated files and the SQLite database.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Import only: skip the two scans.
+        #[arg(long)]
+        import_only: bool,
     },
     /// Delivery throughput against the built-in WhatsApp simulator.
     Throughput {
@@ -292,6 +295,7 @@ async fn main() -> Result<()> {
             overdue,
             postgres,
             dir,
+            import_only,
         } => {
             let tmp = tempfile::tempdir()?;
             let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
@@ -314,16 +318,18 @@ async fn main() -> Result<()> {
             for ext in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{ext}", sqlite.display()));
             }
-            run_backend(
-                "sqlite",
-                &format!("sqlite://{}", sqlite.display()),
-                &emp_csv,
-                &bill_csv,
-            )
-            .await?;
-            if let Some(server) = postgres {
-                let url = recreate_pg(&server).await?;
-                run_backend("postgres", &url, &emp_csv, &bill_csv).await?;
+            let sqlite = format!("sqlite://{}", sqlite.display());
+            let pg = match postgres {
+                Some(server) => Some(recreate_pg(&server).await?),
+                None => None,
+            };
+            for (name, url) in [("sqlite", Some(sqlite)), ("postgres", pg)] {
+                let Some(url) = url else { continue };
+                if import_only {
+                    run_import(name, &url, &emp_csv, &bill_csv).await?;
+                } else {
+                    run_backend(name, &url, &emp_csv, &bill_csv).await?;
+                }
             }
             Ok(())
         }

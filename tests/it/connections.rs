@@ -116,3 +116,84 @@ async fn connections_beyond_the_cap_are_closed_and_served_again_once_others_end(
         }
     }
 }
+
+/// One request on `stream` and its whole answer: the status line, or
+/// `None` if the server had closed the connection.
+async fn get_healthz(stream: &mut TcpStream) -> Option<String> {
+    if stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return None;
+    }
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut buf).await.unwrap_or(0);
+        if n == 0 {
+            return None;
+        }
+        answer.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if body.len() >= length {
+                return head.lines().next().map(str::to_owned);
+            }
+        }
+    }
+}
+
+/// A pooled keep-alive connection that waited longer than the header
+/// timeout between two requests is still open, so the second request is
+/// answered (the server closing it at that moment made clients fail).
+/// Idle for longer than the keep-alive bound, it is closed. The clock is
+/// tokio's, driven: the waits take no real time.
+#[tokio::test]
+async fn a_keep_alive_connection_idle_past_the_header_timeout_still_serves_the_next_request() {
+    let t = testing::sqlite().await.unwrap();
+    let mut config = config();
+    config.server.header_read_timeout_secs = 1;
+    let server = serve_app(&t.db, config).await;
+    tokio::time::pause();
+    let mut c = TcpStream::connect(server.addr).await.unwrap();
+    for wait in [5, 30, 89] {
+        let status = get_healthz(&mut c).await;
+        assert_eq!(status.as_deref(), Some("HTTP/1.1 200 OK"));
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+    }
+    let status = get_healthz(&mut c).await;
+    assert_eq!(
+        status.as_deref(),
+        Some("HTTP/1.1 200 OK"),
+        "a request after 89 s idle"
+    );
+    // Idle past the keep-alive bound: closed by the server.
+    tokio::time::sleep(wa_smile::http::listen::KEEP_ALIVE_IDLE + Duration::from_secs(1)).await;
+    assert_eq!(get_healthz(&mut c).await, None);
+    // A request started after an idle wait still has only the header
+    // timeout to finish its headers.
+    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    assert!(get_healthz(&mut slow).await.is_some());
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut buf = [0u8; 64];
+    let n = slow.read(&mut buf).await.unwrap_or(0);
+    assert_eq!(
+        n,
+        0,
+        "half a header block was kept for 2 s: {:?}",
+        &buf[..n]
+    );
+}
