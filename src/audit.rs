@@ -150,8 +150,7 @@ struct ChainRow<'a> {
     hash: String,
 }
 
-/// SQLite: the rows as one JSON parameter, unpacked by `jsonb_each` (whose
-/// values are binary JSON, so `->>` does not parse each again). sqlx
+/// SQLite: the rows as one JSON parameter, unpacked by `json_each`. sqlx
 /// binds SQLite parameters by name, which costs quadratically in the
 /// parameters of one statement; a single parameter avoids that, and one
 /// statement carries the whole batch. `at` is written as sqlx writes a
@@ -177,7 +176,7 @@ async fn insert_sqlite(tx: &mut Tx, rows: &[ChainRow<'_>]) -> Result<()> {
     tx.query(
         "INSERT INTO audit_log (seq, at, actor, action, entity, before, after, payload_digest, prev_hash, hash) \
          SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
-         value ->> 7, value ->> 8, value ->> 9 FROM jsonb_each($1)",
+         value ->> 7, value ->> 8, value ->> 9 FROM json_each($1)",
     )
     .bind(Value::from(json).to_string())
     .execute(&mut *tx)

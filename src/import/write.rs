@@ -136,7 +136,7 @@ async fn insert_employers(tx: &mut Tx, new: &[&EmployerRow], at: DateTime<Utc>) 
             .collect();
         tx.query(
             "INSERT INTO employers (npp, name, branch, wa_id, contact_name, timezone, created_at, updated_at) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, $2, $2 FROM jsonb_each($1)",
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, $2, $2 FROM json_each($1)",
         )
         .bind(Value::from(rows).to_string())
         .bind(at)
@@ -270,7 +270,7 @@ async fn insert_bills(tx: &mut Tx, new: &[(i64, &BillRow)], at: DateTime<Utc>) -
             .collect();
         tx.query(
             "INSERT INTO bills (employer_id, period, amount_minor, due_date, payment_code, late_fee_minor, created_at, updated_at) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, $2, $2 FROM jsonb_each($1)",
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, $2, $2 FROM json_each($1)",
         )
         .bind(Value::from(rows).to_string())
         .bind(at)

@@ -155,45 +155,60 @@ async fn get_healthz(stream: &mut TcpStream) -> Option<String> {
 /// A pooled keep-alive connection that waited longer than the header
 /// timeout between two requests is still open, so the second request is
 /// answered (the server closing it at that moment made clients fail).
-/// Idle for longer than the keep-alive bound, it is closed. The clock is
-/// tokio's, driven: the waits take no real time.
+/// Idle for longer than the keep-alive bound, it is closed; and a request
+/// begun after an idle wait still has only the header timeout. The server
+/// runs with millisecond limits so the waits stay short.
 #[tokio::test]
 async fn a_keep_alive_connection_idle_past_the_header_timeout_still_serves_the_next_request() {
     let t = testing::sqlite().await.unwrap();
-    let mut config = config();
-    config.server.header_read_timeout_secs = 1;
-    let server = serve_app(&t.db, config).await;
-    tokio::time::pause();
-    let mut c = TcpStream::connect(server.addr).await.unwrap();
-    for wait in [5, 30, 89] {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = wa_smile::http::listen::Limits {
+        header_read_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_millis(2_500),
+        max_connections: 16,
+    };
+    let app = wa_smile::http::router(wa_smile::http::AppState {
+        db: t.db.clone(),
+        config: std::sync::Arc::new(config()),
+    });
+    tokio::spawn(wa_smile::http::listen::serve(
+        listener,
+        app,
+        limits,
+        std::future::pending(),
+    ));
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    for _ in 0..3 {
         let status = get_healthz(&mut c).await;
-        assert_eq!(status.as_deref(), Some("HTTP/1.1 200 OK"));
-        tokio::time::sleep(Duration::from_secs(wait)).await;
+        assert_eq!(
+            status.as_deref(),
+            Some("HTTP/1.1 200 OK"),
+            "a request after waiting 3× the header timeout"
+        );
+        tokio::time::sleep(Duration::from_millis(900)).await;
     }
-    let status = get_healthz(&mut c).await;
-    assert_eq!(
-        status.as_deref(),
-        Some("HTTP/1.1 200 OK"),
-        "a request after 89 s idle"
-    );
     // Idle past the keep-alive bound: closed by the server.
-    tokio::time::sleep(wa_smile::http::listen::KEEP_ALIVE_IDLE + Duration::from_secs(1)).await;
-    assert_eq!(get_healthz(&mut c).await, None);
-    // A request started after an idle wait still has only the header
-    // timeout to finish its headers.
-    let mut slow = TcpStream::connect(server.addr).await.unwrap();
+    let idle = Instant::now();
+    assert!(closed_within(&mut c, Duration::from_secs(5))
+        .await
+        .is_some());
+    assert!(
+        idle.elapsed() >= Duration::from_millis(1_500),
+        "{:?}",
+        idle.elapsed()
+    );
+    // Half a header block after an idle wait is cut off after the header
+    // timeout, not the idle one.
+    let mut slow = TcpStream::connect(addr).await.unwrap();
     assert!(get_healthz(&mut slow).await.is_some());
-    tokio::time::sleep(Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(900)).await;
     slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut buf = [0u8; 64];
-    let n = slow.read(&mut buf).await.unwrap_or(0);
-    assert_eq!(
-        n,
-        0,
-        "half a header block was kept for 2 s: {:?}",
-        &buf[..n]
+    let cut = closed_within(&mut slow, Duration::from_secs(2)).await;
+    assert!(
+        cut.is_some_and(|d| d < Duration::from_millis(1_200)),
+        "half a header block kept open: {cut:?}"
     );
 }
