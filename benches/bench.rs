@@ -53,6 +53,9 @@ enum Cmd {
         /// Where to keep the generated files and the SQLite database.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Import only: skip the two scans.
+        #[arg(long)]
+        import_only: bool,
     },
     /// Delivery throughput against the built-in WhatsApp simulator.
     Throughput {
@@ -303,6 +306,7 @@ async fn main() -> Result<()> {
             overdue,
             postgres,
             dir,
+            import_only,
         } => {
             let tmp = tempfile::tempdir()?;
             let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
@@ -327,18 +331,21 @@ async fn main() -> Result<()> {
                 let _ = std::fs::remove_file(format!("{}{ext}", sqlite.display()));
                 let _ = std::fs::remove_file(format!("{}{ext}", plain.display()));
             }
-            run_backend(
-                "sqlite",
-                &format!("sqlite://{}", sqlite.display()),
-                &Copy::Sqlite(sqlite.clone(), plain.clone()),
-                &emp_csv,
-                &bill_csv,
-            )
-            .await?;
+            let sqlite_url = format!("sqlite://{}", sqlite.display());
+            if import_only {
+                run_import("sqlite", &sqlite_url, &emp_csv, &bill_csv).await?;
+            } else {
+                let copy = Copy::Sqlite(sqlite.clone(), plain.clone());
+                run_backend("sqlite", &sqlite_url, &copy, &emp_csv, &bill_csv).await?;
+            }
             if let Some(server) = postgres {
                 let url = recreate_pg(&server).await?;
-                let copy = Copy::Postgres(server.clone());
-                run_backend("postgres", &url, &copy, &emp_csv, &bill_csv).await?;
+                if import_only {
+                    run_import("postgres", &url, &emp_csv, &bill_csv).await?;
+                } else {
+                    let copy = Copy::Postgres(server.clone());
+                    run_backend("postgres", &url, &copy, &emp_csv, &bill_csv).await?;
+                }
             }
             Ok(())
         }
@@ -589,7 +596,7 @@ async fn run_import(name: &str, url: &str, emp_csv: &Path, bill_csv: &Path) -> R
     db.migrate().await?;
     let ctx = ImportContext {
         calendar: config.calendar(),
-        default_tz: chrono_tz::Asia::Jakarta,
+        default_tz: config.timezone(),
         actor: "bench".into(),
     };
     for (kind, path) in [(Kind::Employers, emp_csv), (Kind::Bills, bill_csv)] {

@@ -50,7 +50,7 @@ pub async fn run(spec: &Spec, postgres: Option<&str>, dir: &Path) -> Result<()> 
     if let Some(server) = postgres {
         targets.push((
             "postgres",
-            super::recreate_pg_named(server, "wa_smile_bench_import_load").await?,
+            super::recreate_pg_named(server, "wa_smile_import_bench").await?,
         ));
     }
     let mut ok = true;

@@ -103,35 +103,29 @@ pub(crate) async fn append(tx: &mut Tx, entries: Vec<AuditEntry>) -> Result<()> 
     let mut seq = head.seq;
     let mut prev = head.hash;
 
-    const COLS: usize = 10;
-    for chunk in entries.chunks(rows_per_statement(tx.backend(), COLS)) {
-        let sql = format!(
-            "INSERT INTO audit_log (seq, at, actor, action, entity, before, after, payload_digest, prev_hash, hash) VALUES {}",
-            values_placeholders(chunk.len(), COLS, 1)
-        );
-        let mut q = tx.query(&sql);
-        for e in chunk {
-            seq += 1;
-            let before = e.before.as_ref().map(Value::to_string);
-            let after = e.after.as_ref().map(Value::to_string);
-            let digest = payload_digest(before.as_deref(), after.as_deref());
-            let hash = row_hash(&prev, seq, e.at, &e.actor, &e.action, &e.entity, &digest);
-            q = q
-                .bind(seq)
-                .bind(e.at)
-                .bind(e.actor.clone())
-                .bind(e.action.clone())
-                .bind(e.entity.clone())
-                .bind(before)
-                .bind(after)
-                .bind(digest)
-                .bind(prev.clone())
-                .bind(hash.clone());
-            prev = hash;
-        }
-        q.execute(&mut *tx)
-            .await
-            .context("failed to append to the audit log")?;
+    let mut rows = Vec::with_capacity(entries.len());
+    for e in &entries {
+        seq += 1;
+        let before = e.before.as_ref().map(Value::to_string);
+        let after = e.after.as_ref().map(Value::to_string);
+        let digest = payload_digest(before.as_deref(), after.as_deref());
+        let hash = row_hash(&prev, seq, e.at, &e.actor, &e.action, &e.entity, &digest);
+        rows.push(ChainRow {
+            seq,
+            at: e.at,
+            actor: &e.actor,
+            action: &e.action,
+            entity: &e.entity,
+            before,
+            after,
+            digest,
+            prev_hash: std::mem::replace(&mut prev, hash.clone()),
+            hash,
+        });
+    }
+    match tx.backend() {
+        Backend::Sqlite => insert_sqlite(tx, &rows).await?,
+        Backend::Postgres => insert_postgres(tx, &rows).await?,
     }
     tx.query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
         .bind(seq)
@@ -139,6 +133,84 @@ pub(crate) async fn append(tx: &mut Tx, entries: Vec<AuditEntry>) -> Result<()> 
         .execute(&mut *tx)
         .await
         .context("failed to move the audit chain head")?;
+    Ok(())
+}
+
+/// One audit row as appended.
+struct ChainRow<'a> {
+    seq: i64,
+    at: DateTime<Utc>,
+    actor: &'a str,
+    action: &'a str,
+    entity: &'a str,
+    before: Option<String>,
+    after: Option<String>,
+    digest: String,
+    prev_hash: String,
+    hash: String,
+}
+
+/// SQLite: the rows as one JSON parameter, unpacked by `json_each`. sqlx
+/// binds SQLite parameters by name, which costs quadratically in the
+/// parameters of one statement; a single parameter avoids that, and one
+/// statement carries the whole batch. `at` is written as sqlx writes a
+/// bound `DateTime<Utc>`, so the stored text is the same either way.
+async fn insert_sqlite(tx: &mut Tx, rows: &[ChainRow<'_>]) -> Result<()> {
+    let json: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!([
+                r.seq,
+                r.at.to_rfc3339_opts(SecondsFormat::AutoSi, false),
+                r.actor,
+                r.action,
+                r.entity,
+                r.before,
+                r.after,
+                r.digest,
+                r.prev_hash,
+                r.hash
+            ])
+        })
+        .collect();
+    tx.query(
+        "INSERT INTO audit_log (seq, at, actor, action, entity, before, after, payload_digest, prev_hash, hash) \
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
+         value ->> 7, value ->> 8, value ->> 9 FROM json_each($1)",
+    )
+    .bind(Value::from(json).to_string())
+    .execute(&mut *tx)
+    .await
+    .context("failed to append to the audit log")?;
+    Ok(())
+}
+
+/// PostgreSQL binds by position, so multi-row `VALUES` cost nothing extra.
+async fn insert_postgres(tx: &mut Tx, rows: &[ChainRow<'_>]) -> Result<()> {
+    const COLS: usize = 10;
+    for chunk in rows.chunks(rows_per_statement(tx.backend(), COLS)) {
+        let sql = format!(
+            "INSERT INTO audit_log (seq, at, actor, action, entity, before, after, payload_digest, prev_hash, hash) VALUES {}",
+            values_placeholders(chunk.len(), COLS, 1)
+        );
+        let mut q = tx.query(&sql);
+        for r in chunk {
+            q = q
+                .bind(r.seq)
+                .bind(r.at)
+                .bind(r.actor.to_owned())
+                .bind(r.action.to_owned())
+                .bind(r.entity.to_owned())
+                .bind(r.before.clone())
+                .bind(r.after.clone())
+                .bind(r.digest.clone())
+                .bind(r.prev_hash.clone())
+                .bind(r.hash.clone());
+        }
+        q.execute(&mut *tx)
+            .await
+            .context("failed to append to the audit log")?;
+    }
     Ok(())
 }
 

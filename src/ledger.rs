@@ -3,8 +3,7 @@
 
 use crate::audit::AuditEntry;
 use crate::case_log::{self, Actor, EventKind, NewEvent};
-use crate::domain::{Money, Period};
-use crate::import::Counts;
+use crate::domain::{Counts, Money, Period};
 use crate::store::{list_placeholders, rows_per_statement, values_placeholders, Tx};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};

@@ -3,6 +3,7 @@
 
 mod calendar;
 mod case;
+mod counts;
 mod money;
 mod npp;
 mod period;
@@ -12,6 +13,7 @@ mod zone;
 
 pub use calendar::{Calendar, Holiday};
 pub use case::{CaseStatus, QuietReason, Stage};
+pub use counts::Counts;
 pub use money::Money;
 pub use npp::Npp;
 pub use period::Period;

@@ -12,13 +12,14 @@ mod write;
 pub use rows::{contact_name, BillRow, EmployerRow, Kind, PaymentRow, RawRow, RowError};
 pub use run::{finish_interrupted, Recovered};
 
+/// What an import did (CONTRACT's `--json` summary).
+pub use crate::domain::Counts;
 use crate::domain::{Calendar, Money, Npp, Period, WaId};
 use crate::ledger::{self, NewPayment};
 use crate::store::Db;
 use anyhow::Context;
 use chrono_tz::Tz;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -26,22 +27,6 @@ use std::path::Path;
 
 /// Errors printed per import at most (the total is still reported).
 pub const MAX_REPORTED_ERRORS: usize = 100;
-
-/// What an import did (CONTRACT's `--json` summary).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Counts {
-    pub inserted: u64,
-    pub updated: u64,
-    pub unchanged: u64,
-}
-
-impl Counts {
-    fn add(&mut self, other: Counts) {
-        self.inserted += other.inserted;
-        self.updated += other.updated;
-        self.unchanged += other.unchanged;
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -189,7 +174,7 @@ async fn write(
         let mut counts = Counts::default();
         let mut batch = Batch::default();
         loop {
-            let more = batch.fill(kind, ctx, employers, rows, run::APPLY_BATCH)?;
+            let more = batch.fill(kind, ctx, employers, rows, run::DRY_RUN_BATCH)?;
             refused.check(db, &batch).await?;
             if refused.total == 0 {
                 let mut tx = db.begin().await?;
@@ -206,10 +191,11 @@ async fn write(
     let staged = async {
         let mut batch = Batch::default();
         loop {
-            let more = batch.fill(kind, ctx, employers, rows, run::STAGE_BATCH)?;
+            let more = batch.fill(kind, ctx, employers, rows, run::stage_rows(db.backend()))?;
             refused.check(db, &batch).await?;
             if refused.total == 0 {
-                run.stage(db, &batch.staged()).await?;
+                run.stage(db, batch.staged(run::chunk_rows(db.backend())))
+                    .await?;
             }
             batch.clear();
             if !more {
@@ -269,6 +255,22 @@ impl Refused {
         })
     }
 }
+
+/// A staged employer: NPP, name, branch, WhatsApp id, contact name, zone.
+type StagedEmployer = (String, String, String, Option<String>, String, String);
+/// A staged bill: employer id, NPP, period, amount (sen), due date, payment
+/// code, late fee (sen).
+type StagedBill = (
+    i64,
+    String,
+    String,
+    i64,
+    chrono::NaiveDate,
+    Option<String>,
+    Option<i64>,
+);
+/// A staged payment: employer id, period, amount (sen), paid at, reference.
+type StagedPayment = (i64, String, i64, chrono::DateTime<chrono::Utc>, String);
 
 /// Validated rows of one batch, ready to write.
 #[derive(Default)]
@@ -357,91 +359,124 @@ impl Batch {
 
     /// The batch's rows as staged: their parsed values, so applying them
     /// later needs neither the file nor the configuration (default zone,
-    /// due-date calendar) that parsed them.
-    fn staged(&self) -> Vec<String> {
-        let employers = self.employers.iter().map(|e| {
-            json!([
-                e.npp.as_str(),
-                e.name,
-                e.branch,
-                e.wa_id.as_ref().map(|w| w.as_str()),
-                e.contact_name,
-                e.timezone.name()
-            ])
-        });
-        let bills = self.bills.iter().map(|(id, b)| {
-            json!([
-                id,
-                b.npp.as_str(),
-                b.period.to_string(),
-                b.amount.minor(),
-                b.due_date,
-                b.payment_code,
-                b.late_fee.map(|m| m.minor())
-            ])
-        });
-        let payments = self.payments.iter().map(|p| {
-            json!([
-                p.employer_id,
-                p.period.to_string(),
-                p.amount.minor(),
-                p.paid_at,
-                p.reference
-            ])
-        });
-        employers
-            .chain(bills)
-            .chain(payments)
-            .map(|v| v.to_string())
-            .collect()
+    /// due-date calendar) that parsed them. Each record is a JSON array of
+    /// up to `chunk` rows, with its row count.
+    fn staged(&self, chunk: usize) -> Vec<(String, usize)> {
+        fn records<T: serde::Serialize>(rows: &[T], chunk: usize) -> Vec<(String, usize)> {
+            rows.chunks(chunk.max(1))
+                .map(|c| (serde_json::to_string(c).expect("serialisable"), c.len()))
+                .collect()
+        }
+        let employers: Vec<_> = self
+            .employers
+            .iter()
+            .map(|e| {
+                (
+                    e.npp.as_str(),
+                    &e.name,
+                    &e.branch,
+                    e.wa_id.as_ref().map(|w| w.as_str()),
+                    &e.contact_name,
+                    e.timezone.name(),
+                )
+            })
+            .collect();
+        let bills: Vec<_> = self
+            .bills
+            .iter()
+            .map(|(id, b)| {
+                (
+                    id,
+                    b.npp.as_str(),
+                    b.period.to_string(),
+                    b.amount.minor(),
+                    b.due_date,
+                    &b.payment_code,
+                    b.late_fee.map(|m| m.minor()),
+                )
+            })
+            .collect();
+        let payments: Vec<_> = self
+            .payments
+            .iter()
+            .map(|p| {
+                (
+                    p.employer_id,
+                    p.period.to_string(),
+                    p.amount.minor(),
+                    p.paid_at,
+                    &p.reference,
+                )
+            })
+            .collect();
+        let mut out = records(&employers, chunk);
+        out.extend(records(&bills, chunk));
+        out.extend(records(&payments, chunk));
+        out
     }
 
-    /// Adds one staged row (see `staged`).
-    fn push_staged(&mut self, kind: Kind, row: &str) -> anyhow::Result<()> {
-        let v: Vec<Value> = serde_json::from_str(row)?;
-        let text = |i: usize| -> anyhow::Result<&str> {
-            v.get(i)
-                .and_then(Value::as_str)
-                .ok_or_else(|| anyhow::anyhow!("field {i} is not text"))
-        };
-        let opt_text = |i: usize| v.get(i).and_then(Value::as_str);
-        let int = |i: usize| -> anyhow::Result<i64> {
-            v.get(i)
-                .and_then(Value::as_i64)
-                .ok_or_else(|| anyhow::anyhow!("field {i} is not a number"))
-        };
-        let parse_err = |e: crate::domain::ParseError| anyhow::anyhow!(e.0);
+    /// Adds the rows of one staged record (see `staged`).
+    fn push_staged_chunk(&mut self, kind: Kind, record: &str) -> anyhow::Result<()> {
         match kind {
-            Kind::Employers => self.employers.push(EmployerRow {
-                npp: Npp::parse(text(0)?).map_err(parse_err)?,
-                name: text(1)?.to_owned(),
-                branch: text(2)?.to_owned(),
-                wa_id: opt_text(3)
-                    .map(WaId::parse)
-                    .transpose()
-                    .map_err(parse_err)?,
-                contact_name: text(4)?.to_owned(),
-                timezone: text(5)?.parse().map_err(|e| anyhow::anyhow!("{e}"))?,
-            }),
-            Kind::Bills => self.bills.push((
-                int(0)?,
-                BillRow {
-                    npp: Npp::parse(text(1)?).map_err(parse_err)?,
-                    period: Period::parse(text(2)?).map_err(parse_err)?,
-                    amount: Money::from_minor(int(3)?),
-                    due_date: text(4)?.parse()?,
-                    payment_code: opt_text(5).map(str::to_owned),
-                    late_fee: v.get(6).and_then(Value::as_i64).map(Money::from_minor),
-                },
-            )),
-            Kind::Payments => self.payments.push(NewPayment {
-                employer_id: int(0)?,
-                period: Period::parse(text(1)?).map_err(parse_err)?,
-                amount: Money::from_minor(int(2)?),
-                paid_at: text(3)?.parse()?,
-                reference: text(4)?.to_owned(),
-            }),
+            Kind::Employers => serde_json::from_str::<Vec<StagedEmployer>>(record)?
+                .into_iter()
+                .try_for_each(|r| self.push_employer(r)),
+            Kind::Bills => serde_json::from_str::<Vec<StagedBill>>(record)?
+                .into_iter()
+                .try_for_each(|r| self.push_bill(r)),
+            Kind::Payments => serde_json::from_str::<Vec<StagedPayment>>(record)?
+                .into_iter()
+                .try_for_each(|r| self.push_payment(r)),
         }
+    }
+
+    /// Adds a record staged before chunks: one row, not in an array.
+    fn push_staged(&mut self, kind: Kind, row: &str) -> anyhow::Result<()> {
+        match kind {
+            Kind::Employers => self.push_employer(serde_json::from_str(row)?),
+            Kind::Bills => self.push_bill(serde_json::from_str(row)?),
+            Kind::Payments => self.push_payment(serde_json::from_str(row)?),
+        }
+    }
+
+    fn push_employer(&mut self, r: StagedEmployer) -> anyhow::Result<()> {
+        let (npp, name, branch, wa_id, contact_name, timezone) = r;
+        self.employers.push(EmployerRow {
+            npp: Npp::parse(&npp)?,
+            name,
+            branch,
+            wa_id: wa_id.as_deref().map(WaId::parse).transpose()?,
+            contact_name,
+            timezone: timezone.parse().map_err(|e| anyhow::anyhow!("{e}"))?,
+        });
+        Ok(())
+    }
+
+    fn push_bill(&mut self, r: StagedBill) -> anyhow::Result<()> {
+        let (employer_id, npp, period, amount, due_date, payment_code, late_fee) = r;
+        self.bills.push((
+            employer_id,
+            BillRow {
+                npp: Npp::parse(&npp)?,
+                period: Period::parse(&period)?,
+                amount: Money::from_minor(amount),
+                due_date,
+                payment_code,
+                late_fee: late_fee.map(Money::from_minor),
+            },
+        ));
+        Ok(())
+    }
+
+    fn push_payment(&mut self, r: StagedPayment) -> anyhow::Result<()> {
+        let (employer_id, period, amount, paid_at, reference) = r;
+        self.payments.push(NewPayment {
+            employer_id,
+            period: Period::parse(&period)?,
+            amount: Money::from_minor(amount),
+            paid_at,
+            reference,
+        });
         Ok(())
     }
 
@@ -598,22 +633,19 @@ impl<'a> Validator<'a> {
     }
 }
 
+#[derive(sqlx::FromRow)]
+struct EmployerId {
+    id: i64,
+    npp: Npp,
+}
+
 /// All employers' ids by NPP (for bills and payments).
 async fn employer_ids(db: &Db) -> anyhow::Result<HashMap<Npp, i64>> {
-    let rows = db
+    let rows: Vec<EmployerId> = db
         .query("SELECT id, npp FROM employers")
-        .fetch_all(db)
+        .fetch_all_as(db)
         .await?;
-    rows.iter()
-        .map(|r| {
-            let npp: String = r.get("npp")?;
-            Ok((
-                Npp::parse(&npp)
-                    .map_err(|e| anyhow::anyhow!("stored NPP `{npp}` is invalid: {e}"))?,
-                r.get("id")?,
-            ))
-        })
-        .collect()
+    Ok(rows.into_iter().map(|r| (r.npp, r.id)).collect())
 }
 
 /// Reads CSV rows with their line numbers, checking the header once.

@@ -146,6 +146,17 @@ impl std::str::FromStr for Kind {
     }
 }
 
+impl crate::store::TextColumn for Kind {
+    fn to_text(&self) -> String {
+        self.as_str().to_owned()
+    }
+    fn from_text(s: &str) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+crate::store_column!(text: Kind);
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmployerRow {
     pub npp: Npp,
@@ -249,6 +260,49 @@ fn reference(s: &str) -> Result<String, ParseError> {
     }
 }
 
+/// An IANA zone the reminders can be scheduled in. The sending window and
+/// the one-a-day cap are local times (08:00, midnight) that must exist on
+/// every day: a zone whose clocks jump forward (daylight saving) skips some
+/// of them, so it is refused here, with the row, rather than failing later
+/// when a reminder is scheduled. A file names few zones, so each verdict is
+/// computed once per process.
+fn usable_zone(s: &str) -> Result<Tz, ParseError> {
+    static VERDICTS: std::sync::LazyLock<std::sync::Mutex<HashMap<Tz, Option<NaiveDate>>>> =
+        std::sync::LazyLock::new(Default::default);
+    let tz = parse_zone(s).map_err(ParseError::new)?;
+    let skipped = *VERDICTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(tz)
+        .or_insert_with(|| first_skipped_day(tz));
+    match skipped {
+        None => Ok(tz),
+        Some(day) => Err(ParseError::new(format!(
+            "`{s}` skips local times when its clocks go forward (on {day}, for one), so reminders cannot be scheduled in it; use a zone without daylight saving (Asia/Jakarta, Asia/Makassar, Asia/Jayapura)"
+        ))),
+    }
+}
+
+/// The first day from 2020 to 2100 on which `tz`'s offset from UTC grows,
+/// i.e. its local clock skips forward: the span reminders may be scheduled
+/// in (a zone that dropped daylight saving before 2020 is usable today).
+fn first_skipped_day(tz: Tz) -> Option<NaiveDate> {
+    use chrono::{Offset, TimeZone};
+    let offset = |t: &chrono::NaiveDateTime| tz.offset_from_utc_datetime(t).fix().local_minus_utc();
+    let mut day = NaiveDate::from_ymd_opt(2020, 1, 1)?.and_hms_opt(0, 0, 0)?;
+    let end = NaiveDate::from_ymd_opt(2100, 1, 1)?.and_hms_opt(0, 0, 0)?;
+    let mut before = offset(&day);
+    while day < end {
+        day += chrono::TimeDelta::days(1);
+        let now = offset(&day);
+        if now > before {
+            return Some(tz.from_utc_datetime(&day).date_naive());
+        }
+        before = now;
+    }
+    None
+}
+
 /// Parses every cell and reports all of the row's problems, not just the first.
 fn collect<T>(errors: &mut Vec<RowError>, r: Result<T, RowError>) -> Option<T> {
     r.map_err(|e| errors.push(e)).ok()
@@ -264,10 +318,7 @@ pub fn employer(row: &RawRow, default_tz: Tz) -> Result<EmployerRow, Vec<RowErro
     let branch = collect(&mut errs, row.required("branch", text(64, "the branch")));
     let wa_id = collect(&mut errs, row.optional("wa_phone", WaId::parse));
     let contact_name = collect(&mut errs, row.optional("contact_name", contact_name));
-    let timezone = collect(
-        &mut errs,
-        row.optional("timezone", |s| parse_zone(s).map_err(ParseError::new)),
-    );
+    let timezone = collect(&mut errs, row.optional("timezone", usable_zone));
     match (npp, name, branch, wa_id, contact_name, timezone) {
         (Some(npp), Some(name), Some(branch), Some(wa_id), Some(contact_name), Some(timezone))
             if errs.is_empty() =>

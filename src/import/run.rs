@@ -14,15 +14,30 @@
 //! from another process (delivery outcomes, status webhooks) gets its turn.
 
 use super::{Batch, Counts, Kind};
-use crate::store::{values_placeholders, Backend, Db, Tx};
+use crate::store::{Backend, Db, Tx};
 use anyhow::{bail, Context, Result};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
-/// Rows applied per transaction: a few tens of milliseconds of writing.
-pub(super) const APPLY_BATCH: usize = 1000;
-/// Rows staged per transaction (a staged row is one small insert).
-pub(super) const STAGE_BATCH: usize = 5000;
+/// Rows per staged record, which is also what one apply transaction
+/// writes: a few tens of milliseconds. On PostgreSQL the audit chain's
+/// head is held while the batch's audit rows are hashed and inserted, so
+/// a larger batch there makes every other audited write wait longer (5,000
+/// rows let a short write wait 3 s in the test suite's debug build).
+pub(super) fn chunk_rows(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => 2_000,
+        Backend::Postgres => 1_000,
+    }
+}
+
+/// Rows read, checked and staged per staging transaction.
+pub(super) fn stage_rows(backend: Backend) -> usize {
+    chunk_rows(backend) * 5
+}
+
+/// Rows a dry run writes (and rolls back) per transaction.
+pub(super) const DRY_RUN_BATCH: usize = 1000;
 /// The pause between two batches on SQLite. Writers waiting for the lock
 /// poll every few milliseconds (`Db::begin`), so this is enough for them.
 const SQLITE_YIELD: Duration = Duration::from_millis(5);
@@ -38,6 +53,36 @@ pub(super) fn payment_source(actor: &str) -> &'static str {
     }
 }
 
+/// A run's row in `import_runs`, as `finish_interrupted` reads it.
+#[derive(sqlx::FromRow)]
+struct OpenRun {
+    id: i64,
+    kind: Kind,
+    actor: String,
+    payment_source: String,
+    state: String,
+    applied_through: i64,
+    owner: String,
+    heartbeat_at: DateTime<Utc>,
+    beats: i64,
+}
+
+/// One staged record: a chunk of rows (`row_count` of them, as a JSON
+/// array), or a single row staged before chunks (`row_count` 0).
+#[derive(sqlx::FromRow)]
+struct StagedChunk {
+    seq: i64,
+    row: String,
+    row_count: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct RunCounts {
+    inserted: i64,
+    updated: i64,
+    unchanged: i64,
+}
+
 /// One import run that this process owns.
 pub(super) struct Run {
     id: i64,
@@ -47,6 +92,9 @@ pub(super) struct Run {
     owner: String,
     beats: i64,
     applied_through: i64,
+    /// Records staged so far (each record's `seq`).
+    records: i64,
+    /// Rows staged so far.
     staged: i64,
 }
 
@@ -57,28 +105,29 @@ impl Run {
         let owner = owner_id();
         let now = crate::time::now();
         let mut tx = db.begin().await?;
-        let row = tx
+        let id: i64 = tx
             .query(
                 "INSERT INTO import_runs (kind, actor, payment_source, state, owner, heartbeat_at, started_at) \
                  VALUES ($1, $2, $3, 'staging', $4, $5, $5) RETURNING id",
             )
-            .bind(kind.as_str())
+            .bind(kind)
             .bind(actor.to_owned())
             .bind(payment_source)
             .bind(owner.clone())
             .bind(now)
-            .fetch_one(&mut tx)
+            .fetch_scalar(&mut tx)
             .await
             .context("failed to start an import run")?;
         tx.commit().await?;
         Ok(Run {
-            id: row.get("id")?,
+            id,
             kind,
             actor: actor.to_owned(),
             payment_source: payment_source.to_owned(),
             owner,
             beats: 0,
             applied_through: 0,
+            records: 0,
             staged: 0,
         })
     }
@@ -110,27 +159,27 @@ impl Run {
         Ok(())
     }
 
-    /// Stages one batch of validated rows.
-    pub(super) async fn stage(&mut self, db: &Db, rows: &[String]) -> Result<()> {
-        if rows.is_empty() {
+    /// Stages one batch of validated rows, as records of `chunk_rows` rows
+    /// each (`chunks`: each record's JSON and its row count).
+    pub(super) async fn stage(&mut self, db: &Db, chunks: Vec<(String, usize)>) -> Result<()> {
+        if chunks.is_empty() {
             return Ok(());
         }
         let mut tx = db.begin().await?;
         self.beat(&mut tx, "staging", "").await?;
-        let per = crate::store::rows_per_statement(tx.backend(), 3);
-        for chunk in rows.chunks(per) {
-            let sql = format!(
-                "INSERT INTO import_staged (run_id, seq, row) VALUES {}",
-                values_placeholders(chunk.len(), 3, 1)
-            );
-            let mut q = tx.query(&sql);
-            for r in chunk {
-                self.staged += 1;
-                q = q.bind(self.id).bind(self.staged).bind(r.clone());
-            }
-            q.execute(&mut tx)
-                .await
-                .context("failed to stage import rows")?;
+        for (rows, n) in chunks {
+            self.records += 1;
+            self.staged += n as i64;
+            tx.query(
+                "INSERT INTO import_staged (run_id, seq, row, row_count) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(self.id)
+            .bind(self.records)
+            .bind(rows)
+            .bind(n as i64)
+            .execute(&mut tx)
+            .await
+            .context("failed to stage import rows")?;
         }
         tx.commit().await?;
         pause(db).await;
@@ -146,57 +195,53 @@ impl Run {
         tx.commit().await
     }
 
-    /// Applies the staged rows in batches and returns the run's counts.
+    /// Applies the staged records, one per transaction, and returns the
+    /// run's counts. Each transaction also records how far the run got and
+    /// deletes the record it applied.
     pub(super) async fn apply(&mut self, db: &Db) -> Result<Counts> {
         loop {
             let mut tx = db.begin().await?;
-            let rows = tx
+            let chunk: Option<StagedChunk> = tx
                 .query(
-                    "SELECT seq, row FROM import_staged WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                    "SELECT seq, row, row_count FROM import_staged WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT 1",
                 )
                 .bind(self.id)
                 .bind(self.applied_through)
-                .bind(APPLY_BATCH as i64)
-                .fetch_all(&mut tx)
+                .fetch_optional_as(&mut tx)
                 .await?;
-            let mut batch = Batch::default();
-            let mut last = self.applied_through;
-            for r in &rows {
-                last = r.get("seq")?;
-                let row: String = r.get("row")?;
-                batch
-                    .push_staged(self.kind, &row)
-                    .with_context(|| format!("import run {}: staged row {last}", self.id))?;
-            }
-            let c = batch
-                .write(&mut tx, &self.actor, &self.payment_source)
-                .await?;
-            let finished = rows.len() < APPLY_BATCH;
-            let set = format!(
-                ", applied_through = {last}, inserted = inserted + {}, updated = updated + {}, unchanged = unchanged + {}{}",
-                c.inserted,
-                c.updated,
-                c.unchanged,
-                if finished { ", state = 'done'" } else { "" }
-            );
-            self.beat(&mut tx, "applying", &set).await?;
-            if finished {
+            let Some(chunk) = chunk else {
+                self.beat(&mut tx, "applying", ", state = 'done'").await?;
                 tx.query("UPDATE import_runs SET finished_at = $1 WHERE id = $2")
                     .bind(crate::time::now())
                     .bind(self.id)
                     .execute(&mut tx)
                     .await?;
-            }
-            tx.query("DELETE FROM import_staged WHERE run_id = $1 AND seq <= $2")
+                tx.commit().await?;
+                return counts(db, self.id).await;
+            };
+            let mut batch = Batch::default();
+            let staged = if chunk.row_count == 0 {
+                batch.push_staged(self.kind, &chunk.row)
+            } else {
+                batch.push_staged_chunk(self.kind, &chunk.row)
+            };
+            staged
+                .with_context(|| format!("import run {}: staged record {}", self.id, chunk.seq))?;
+            let c = batch
+                .write(&mut tx, &self.actor, &self.payment_source)
+                .await?;
+            let set = format!(
+                ", applied_through = {}, inserted = inserted + {}, updated = updated + {}, unchanged = unchanged + {}",
+                chunk.seq, c.inserted, c.updated, c.unchanged,
+            );
+            self.beat(&mut tx, "applying", &set).await?;
+            tx.query("DELETE FROM import_staged WHERE run_id = $1 AND seq = $2")
                 .bind(self.id)
-                .bind(last)
+                .bind(chunk.seq)
                 .execute(&mut tx)
                 .await?;
             tx.commit().await?;
-            self.applied_through = last;
-            if finished {
-                return counts(db, self.id).await;
-            }
+            self.applied_through = chunk.seq;
             pause(db).await;
         }
     }
@@ -214,19 +259,22 @@ impl Run {
 
 /// The counts an import run recorded.
 async fn counts(db: &Db, id: i64) -> Result<Counts> {
-    let r = db
+    let r: RunCounts = db
         .query("SELECT inserted, updated, unchanged FROM import_runs WHERE id = $1")
         .bind(id)
-        .fetch_one(db)
+        .fetch_one_as(db)
         .await?;
     Ok(Counts {
-        inserted: r.get::<i64>("inserted")? as u64,
-        updated: r.get::<i64>("updated")? as u64,
-        unchanged: r.get::<i64>("unchanged")? as u64,
+        inserted: r.inserted as u64,
+        updated: r.updated as u64,
+        unchanged: r.unchanged as u64,
     })
 }
 
-/// Deletes a discarded run's staged rows, a batch per transaction, then
+/// Records of a discarded run deleted per transaction.
+const DROP_RECORDS: i64 = 5;
+
+/// Deletes a discarded run's staged records, a few per transaction, then
 /// marks it `discarded`.
 async fn drop_staged(db: &Db, id: i64) -> Result<()> {
     loop {
@@ -237,7 +285,7 @@ async fn drop_staged(db: &Db, id: i64) -> Result<()> {
                  (SELECT seq FROM import_staged WHERE run_id = $1 ORDER BY seq LIMIT $2)",
             )
             .bind(id)
-            .bind(STAGE_BATCH as i64)
+            .bind(DROP_RECORDS)
             .execute(&mut tx)
             .await?;
         if n == 0 {
@@ -277,36 +325,30 @@ pub enum Recovered {
 /// alone. Called before each import and by `serve`, at start and then
 /// periodically.
 pub async fn finish_interrupted(db: &Db) -> Result<Vec<Recovered>> {
-    let open = db
+    let open: Vec<OpenRun> = db
         .query(
             "SELECT id, kind, actor, payment_source, state, applied_through, owner, heartbeat_at, beats \
              FROM import_runs WHERE state IN ('staging', 'applying', 'discarding') ORDER BY id",
         )
-        .fetch_all(db)
+        .fetch_all_as(db)
         .await?;
     let now = crate::time::now();
     let mut out = Vec::new();
     for r in open {
-        let id: i64 = r.get("id")?;
-        let state: String = r.get("state")?;
-        let old_owner: String = r.get("owner")?;
-        let heartbeat: DateTime<Utc> = r.get("heartbeat_at")?;
-        let beats: i64 = r.get("beats")?;
-        if state != "discarding" && !owner_is_dead(&old_owner, heartbeat, now) {
+        let (id, state, kind, beats) = (r.id, r.state, r.kind, r.beats);
+        if state != "discarding" && !owner_is_dead(&r.owner, r.heartbeat_at, now) {
             continue;
         }
-        let kind_name: String = r.get("kind")?;
-        let kind: Kind = kind_name
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("import run {id}: {e}"))?;
+        let kind_name = kind.as_str();
         let mut run = Run {
             id,
             kind,
-            actor: r.get("actor")?,
-            payment_source: r.get("payment_source")?,
+            actor: r.actor,
+            payment_source: r.payment_source,
             owner: owner_id(),
             beats: beats + 1,
-            applied_through: r.get("applied_through")?,
+            applied_through: r.applied_through,
+            records: 0,
             staged: 0,
         };
         // Whoever beats first owns the run; a run that beat since it was
@@ -326,7 +368,11 @@ pub async fn finish_interrupted(db: &Db) -> Result<Vec<Recovered>> {
         }
         match state.as_str() {
             "applying" => {
-                tracing::warn!(run = id, kind = %kind_name, "finishing an interrupted import");
+                tracing::warn!(
+                    run = id,
+                    kind = kind_name,
+                    "finishing an interrupted import"
+                );
                 let counts = run.apply(db).await?;
                 tracing::warn!(
                     run = id,
@@ -338,7 +384,11 @@ pub async fn finish_interrupted(db: &Db) -> Result<Vec<Recovered>> {
                 out.push(Recovered::Finished { run: id, counts });
             }
             "staging" => {
-                tracing::warn!(run = id, kind = %kind_name, "discarding an interrupted import");
+                tracing::warn!(
+                    run = id,
+                    kind = kind_name,
+                    "discarding an interrupted import"
+                );
                 run.discard(db).await?;
                 out.push(Recovered::Discarded { run: id });
             }

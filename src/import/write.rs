@@ -3,13 +3,35 @@
 
 use super::{BillRow, Counts, EmployerRow};
 use crate::audit::AuditEntry;
-use crate::domain::Money;
+use crate::domain::{Money, Npp, Period, WaId};
 use crate::ledger;
-use crate::store::{list_placeholders, rows_per_statement, values_placeholders, Tx};
+use crate::store::{list_placeholders, rows_per_statement, values_placeholders, Backend, Tx, Zone};
 use anyhow::Result;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
+
+/// An employer as stored, to compare with its row in the file.
+#[derive(sqlx::FromRow)]
+struct StoredEmployer {
+    npp: Npp,
+    name: String,
+    branch: String,
+    wa_id: Option<WaId>,
+    contact_name: String,
+    timezone: Zone,
+}
+
+/// A bill as stored, to compare with its row in the file.
+#[derive(sqlx::FromRow)]
+struct StoredBill {
+    employer_id: i64,
+    period: Period,
+    amount_minor: Money,
+    due_date: NaiveDate,
+    payment_code: Option<String>,
+    late_fee_minor: Option<Money>,
+}
 
 fn employer_json(name: &str, branch: &str, wa_id: Option<&str>, contact: &str, tz: &str) -> Value {
     json!({"name": name, "branch": branch, "wa_id": wa_id, "contact_name": contact, "timezone": tz})
@@ -31,16 +53,15 @@ pub async fn upsert_employers(
         q = q.bind(r.npp.as_str().to_owned());
     }
     let mut existing = HashMap::new();
-    for r in q.fetch_all(&mut *tx).await? {
-        let wa: Option<String> = r.get("wa_id")?;
+    for r in q.fetch_all_as::<StoredEmployer>(&mut *tx).await? {
         existing.insert(
-            r.get::<String>("npp")?,
+            r.npp,
             employer_json(
-                &r.get::<String>("name")?,
-                &r.get::<String>("branch")?,
-                wa.as_deref(),
-                &r.get::<String>("contact_name")?,
-                &r.get::<String>("timezone")?,
+                &r.name,
+                &r.branch,
+                r.wa_id.as_ref().map(WaId::as_str),
+                &r.contact_name,
+                r.timezone.0.name(),
             ),
         );
     }
@@ -54,7 +75,7 @@ pub async fn upsert_employers(
             r.timezone.name(),
         );
         let entity = format!("employer:{}", r.npp);
-        match existing.get(r.npp.as_str()) {
+        match existing.get(&r.npp) {
             None => {
                 tx.audit(AuditEntry::new(at, actor, "employer.insert", entity).after(after));
                 new.push(r);
@@ -93,6 +114,40 @@ pub async fn upsert_employers(
         }
     }
     counts.inserted = new.len() as u64;
+    insert_employers(tx, &new, at).await?;
+    Ok(counts)
+}
+
+/// Inserts new employers: on SQLite as one JSON parameter (see
+/// `audit::insert_sqlite` for why), on PostgreSQL as multi-row `VALUES`.
+async fn insert_employers(tx: &mut Tx, new: &[&EmployerRow], at: DateTime<Utc>) -> Result<()> {
+    if new.is_empty() {
+        return Ok(());
+    }
+    if tx.backend() == Backend::Sqlite {
+        let rows: Vec<Value> = new
+            .iter()
+            .map(|r| {
+                json!([
+                    r.npp.as_str(),
+                    r.name,
+                    r.branch,
+                    r.wa_id.as_ref().map(|w| w.as_str()),
+                    r.contact_name,
+                    r.timezone.name()
+                ])
+            })
+            .collect();
+        tx.query(
+            "INSERT INTO employers (npp, name, branch, wa_id, contact_name, timezone, created_at, updated_at) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, $2, $2 FROM json_each($1)",
+        )
+        .bind(Value::from(rows).to_string())
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        return Ok(());
+    }
     for chunk in new.chunks(rows_per_statement(tx.backend(), 8)) {
         let sql = format!(
             "INSERT INTO employers (npp, name, branch, wa_id, contact_name, timezone, created_at, updated_at) VALUES {}",
@@ -112,7 +167,7 @@ pub async fn upsert_employers(
         }
         q.execute(&mut *tx).await?;
     }
-    Ok(counts)
+    Ok(())
 }
 
 fn bill_json(amount: Money, due: NaiveDate, code: Option<&str>, late_fee: Option<Money>) -> Value {
@@ -142,16 +197,14 @@ pub async fn upsert_bills(
         for id in chunk {
             q = q.bind(*id);
         }
-        for r in q.fetch_all(&mut *tx).await? {
-            let code: Option<String> = r.get("payment_code")?;
-            let fee: Option<i64> = r.get("late_fee_minor")?;
+        for r in q.fetch_all_as::<StoredBill>(&mut *tx).await? {
             existing.insert(
-                (r.get::<i64>("employer_id")?, r.get::<String>("period")?),
+                (r.employer_id, r.period),
                 bill_json(
-                    Money::from_minor(r.get("amount_minor")?),
-                    r.get("due_date")?,
-                    code.as_deref(),
-                    fee.map(Money::from_minor),
+                    r.amount_minor,
+                    r.due_date,
+                    r.payment_code.as_deref(),
+                    r.late_fee_minor,
                 ),
             );
         }
@@ -160,7 +213,7 @@ pub async fn upsert_bills(
     for (employer_id, b) in rows {
         let after = bill_json(b.amount, b.due_date, b.payment_code.as_deref(), b.late_fee);
         let entity = format!("bill:{}:{}", b.npp, b.period);
-        match existing.get(&(*employer_id, b.period.to_string())) {
+        match existing.get(&(*employer_id, b.period)) {
             None => {
                 tx.audit(AuditEntry::new(at, actor, "bill.insert", entity).after(after));
                 new.push((*employer_id, b));
@@ -190,6 +243,46 @@ pub async fn upsert_bills(
         }
     }
     counts.inserted = new.len() as u64;
+    insert_bills(tx, &new, at).await?;
+    // Payments may have arrived before their bill (or the amount changed):
+    // settle against what was already paid.
+    if counts.inserted + counts.updated > 0 {
+        let with_payments = employers_with_payments(tx, &employer_ids).await?;
+        ledger::settle_bills(tx, &with_payments, actor, at).await?;
+        crate::case::figures::refresh(tx, &employer_ids, at).await?;
+    }
+    Ok(counts)
+}
+
+/// Inserts new bills, as `insert_employers` does employers.
+async fn insert_bills(tx: &mut Tx, new: &[(i64, &BillRow)], at: DateTime<Utc>) -> Result<()> {
+    if new.is_empty() {
+        return Ok(());
+    }
+    if tx.backend() == Backend::Sqlite {
+        let rows: Vec<Value> = new
+            .iter()
+            .map(|(employer_id, b)| {
+                json!([
+                    employer_id,
+                    b.period.to_string(),
+                    b.amount.minor(),
+                    b.due_date.format("%F").to_string(),
+                    b.payment_code,
+                    b.late_fee.map(|m| m.minor())
+                ])
+            })
+            .collect();
+        tx.query(
+            "INSERT INTO bills (employer_id, period, amount_minor, due_date, payment_code, late_fee_minor, created_at, updated_at) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, $2, $2 FROM json_each($1)",
+        )
+        .bind(Value::from(rows).to_string())
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        return Ok(());
+    }
     for chunk in new.chunks(rows_per_statement(tx.backend(), 8)) {
         let sql = format!(
             "INSERT INTO bills (employer_id, period, amount_minor, due_date, payment_code, late_fee_minor, created_at, updated_at) VALUES {}",
@@ -209,14 +302,7 @@ pub async fn upsert_bills(
         }
         q.execute(&mut *tx).await?;
     }
-    // Payments may have arrived before their bill (or the amount changed):
-    // settle against what was already paid.
-    if counts.inserted + counts.updated > 0 {
-        let with_payments = employers_with_payments(tx, &employer_ids).await?;
-        ledger::settle_bills(tx, &with_payments, actor, at).await?;
-        crate::case::figures::refresh(tx, &employer_ids, at).await?;
-    }
-    Ok(counts)
+    Ok(())
 }
 
 async fn employers_with_payments(tx: &mut Tx, employer_ids: &[i64]) -> Result<Vec<i64>> {
@@ -231,7 +317,7 @@ async fn employers_with_payments(tx: &mut Tx, employer_ids: &[i64]) -> Result<Ve
             q = q.bind(*id);
         }
         for r in q.fetch_all(&mut *tx).await? {
-            out.push(r.get("employer_id")?);
+            out.push(r.first::<i64>()?);
         }
     }
     Ok(out)

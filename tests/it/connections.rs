@@ -116,3 +116,99 @@ async fn connections_beyond_the_cap_are_closed_and_served_again_once_others_end(
         }
     }
 }
+
+/// One request on `stream` and its whole answer: the status line, or
+/// `None` if the server had closed the connection.
+async fn get_healthz(stream: &mut TcpStream) -> Option<String> {
+    if stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return None;
+    }
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut buf).await.unwrap_or(0);
+        if n == 0 {
+            return None;
+        }
+        answer.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if body.len() >= length {
+                return head.lines().next().map(str::to_owned);
+            }
+        }
+    }
+}
+
+/// A pooled keep-alive connection that waited longer than the header
+/// timeout between two requests is still open, so the second request is
+/// answered (the server closing it at that moment made clients fail).
+/// Idle for longer than the keep-alive bound, it is closed; and a request
+/// begun after an idle wait still has only the header timeout. The server
+/// runs with millisecond limits so the waits stay short.
+#[tokio::test]
+async fn a_keep_alive_connection_idle_past_the_header_timeout_still_serves_the_next_request() {
+    let t = testing::sqlite().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = wa_smile::http::listen::Limits {
+        header_read_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_millis(2_500),
+        max_connections: 16,
+    };
+    let app = wa_smile::http::router(wa_smile::http::AppState {
+        db: t.db.clone(),
+        config: std::sync::Arc::new(config()),
+    });
+    tokio::spawn(wa_smile::http::listen::serve(
+        listener,
+        app,
+        limits,
+        std::future::pending(),
+    ));
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    for _ in 0..3 {
+        let status = get_healthz(&mut c).await;
+        assert_eq!(
+            status.as_deref(),
+            Some("HTTP/1.1 200 OK"),
+            "a request after waiting 3× the header timeout"
+        );
+        tokio::time::sleep(Duration::from_millis(900)).await;
+    }
+    // Idle past the keep-alive bound: closed by the server.
+    let idle = Instant::now();
+    assert!(closed_within(&mut c, Duration::from_secs(5))
+        .await
+        .is_some());
+    assert!(
+        idle.elapsed() >= Duration::from_millis(1_500),
+        "{:?}",
+        idle.elapsed()
+    );
+    // Half a header block after an idle wait is cut off after the header
+    // timeout, not the idle one.
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    assert!(get_healthz(&mut slow).await.is_some());
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let cut = closed_within(&mut slow, Duration::from_secs(2)).await;
+    assert!(
+        cut.is_some_and(|d| d < Duration::from_millis(1_200)),
+        "half a header block kept open: {cut:?}"
+    );
+}

@@ -492,6 +492,53 @@ fn cli_prints_one_line_per_error_and_exits_2() {
     );
 }
 
+/// A zone whose clocks jump forward skips local times the sending window
+/// needs: refused with its line, like a zone that is not IANA at all, and
+/// the file writes nothing (exit 2 from the command line).
+#[test]
+fn an_employer_zone_that_cannot_be_scheduled_is_refused_with_its_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("zones.db");
+    let db = format!("sqlite://{}", db_path.display());
+    let file = csv_file(
+        &dir,
+        "e.csv",
+        "npp,name,branch,wa_phone,contact_name,timezone\n\
+00012345,PT Maju Jaya,Pekanbaru,081234567890,Ibu Sari,Asia/Makassar\n\
+22223333,PT London,Pekanbaru,081234567891,Ibu A,Europe/London\n\
+44445555,PT Mars,Pekanbaru,081234567892,Ibu B,Mars/Olympus\n\
+66667777,PT Dulu,Pekanbaru,081234567893,Ibu C,Europe/Moscow\n",
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wa-smile"))
+        .args(["import", "employers"])
+        .arg(&file)
+        .env("WA_SMILE__DATABASE__URL", &db)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("line ")).collect();
+    assert_eq!(errors.len(), 2, "{stderr}");
+    assert!(
+        errors[0].starts_with("line 3, column timezone: `Europe/London` skips local times"),
+        "{stderr}"
+    );
+    assert!(
+        errors[1].starts_with("line 4, column timezone: `Mars/Olympus` is not an IANA time zone"),
+        "{stderr}"
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let db = Db::connect(&db, 1).await.unwrap();
+        assert_eq!(
+            count(&db, "employers").await,
+            0,
+            "an invalid file wrote rows"
+        );
+        assert_eq!(count(&db, "audit_log").await, 0);
+    });
+}
+
 #[tokio::test]
 async fn a_duplicate_header_column_is_refused_and_names_the_column() {
     let dir = tempfile::tempdir().unwrap();
