@@ -258,21 +258,28 @@ pub async fn employer_moved(tx: &mut Tx, npp: &str, branch: &str) -> Result<()> 
 }
 
 /// Moves each case's last activity forward to its latest event here.
+/// Grouped by time (a scan's events share one instant) and written with id
+/// lists, which both planners answer from the primary key.
 pub async fn touch(tx: &mut Tx, latest: &[(i64, DateTime<Utc>)]) -> Result<()> {
-    for chunk in latest.chunks(rows_per_statement(tx.backend(), 2)) {
-        let sql = format!(
-            "UPDATE cases SET last_activity_at = v.column2 FROM (VALUES {}) AS v \
-             WHERE cases.id = v.column1 \
-               AND (cases.last_activity_at IS NULL OR cases.last_activity_at < v.column2)",
-            values_placeholders(chunk.len(), 2, 1)
-        );
-        let mut q = tx.query(&sql);
-        for (id, at) in chunk {
-            q = q.bind(*id).bind(*at);
+    let mut by_time: std::collections::BTreeMap<DateTime<Utc>, Vec<i64>> = Default::default();
+    for (id, at) in latest {
+        by_time.entry(*at).or_default().push(*id);
+    }
+    for (at, ids) in by_time {
+        for chunk in ids.chunks(rows_per_statement(tx.backend(), 1).saturating_sub(1).max(1)) {
+            let sql = format!(
+                "UPDATE cases SET last_activity_at = $1 WHERE id IN ({}) \
+                   AND (last_activity_at IS NULL OR last_activity_at < $1)",
+                list_placeholders(chunk.len(), 2)
+            );
+            let mut q = tx.query(&sql).bind(at);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&mut *tx)
+                .await
+                .context("failed to record the cases' last activity")?;
         }
-        q.execute(&mut *tx)
-            .await
-            .context("failed to record the cases' last activity")?;
     }
     Ok(())
 }
