@@ -485,10 +485,7 @@ async fn summary_rows<C: Consumer, W: AsyncWrite + Unpin + Send>(
         for r in &page {
             let tz: Tz = r.timezone.parse().unwrap_or(chrono_tz::Asia::Jakarta);
             let at = r.resolved_at.map_or(f.as_of, |t| t.min(f.as_of));
-            let lines = bills
-                .get(&r.employer_id)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
+            let lines = bills.get(&r.employer_id).map(Vec::as_slice).unwrap_or(&[]);
             let (figures, _) = figures(lines, at, tz, Some(policy));
             let (arrears, fees) = (figures.arrears, figures.late_fees);
             let cells = [

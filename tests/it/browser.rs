@@ -431,6 +431,7 @@ async fn a_supervisor_exports_xlsx_and_an_admin_disables_a_user() {
     let app = wa_smile::http::router(wa_smile::http::AppState {
         db: t.db.clone(),
         config: std::sync::Arc::new(config),
+        workers: Default::default(),
     });
     tokio::spawn(async move {
         axum::serve(

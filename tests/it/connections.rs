@@ -171,6 +171,7 @@ async fn a_keep_alive_connection_idle_past_the_header_timeout_still_serves_the_n
     let app = wa_smile::http::router(wa_smile::http::AppState {
         db: t.db.clone(),
         config: std::sync::Arc::new(config()),
+        workers: Default::default(),
     });
     tokio::spawn(wa_smile::http::listen::serve(
         listener,

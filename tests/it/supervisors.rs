@@ -27,6 +27,7 @@ fn app_in(db: &Db, dir: &Path) -> Client {
         app: app_http::router(AppState {
             db: db.clone(),
             config: Arc::new(config),
+            workers: Default::default(),
         }),
         cookies: Vec::new(),
     }
