@@ -227,6 +227,18 @@ pub enum CaseCommand {
 pub enum TemplatesCommand {
     /// Load and check every message template; exit 2 naming each problem.
     Check,
+    /// Register with Meta every template it does not have yet, read back
+    /// each one's review status, print a table.
+    Sync {
+        /// Only show what would be registered.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Each template's last known Meta status and quality.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// The text a template renders for a case, from the database.
     Preview {
         name: String,
@@ -373,6 +385,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             println!("migrations applied");
         }
         Command::Serve => {
+            let missing = crate::startup::missing_secrets(&config);
+            if !missing.is_empty() {
+                return Err(Failure::invalid(missing));
+            }
             let db = connect().await?;
             db.migrate().await?;
             let listener = tokio::net::TcpListener::bind(&config.server.bind)
@@ -563,6 +579,18 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 });
             }
         }
+        Command::Templates {
+            command: TemplatesCommand::Sync { dry_run },
+        } => {
+            let db = if dry_run { None } else { Some(connect().await?) };
+            if let Some(db) = &db {
+                db.migrate().await?;
+            }
+            crate::templates_sync::cli_sync(&config, db.as_ref(), dry_run).await?;
+        }
+        Command::Templates {
+            command: TemplatesCommand::Status { json },
+        } => crate::templates_sync::cli_status(&existing().await?, json).await?,
         Command::Templates {
             command: TemplatesCommand::Check,
         } => match crate::messages::Catalog::load() {

@@ -17,6 +17,7 @@ const DELIVERY_POLL: std::time::Duration = std::time::Duration::from_secs(5);
 /// port 0 and learn the address first.
 pub async fn run(config: Arc<Config>, db: Db, listener: TcpListener) -> Result<()> {
     let _ = crate::metrics::handle();
+    tracing::info!("{}", crate::startup::summary(&config, None));
     // A template that does not render stops start-up, not a send.
     let catalog = Arc::new(crate::messages::Catalog::load().context("message templates")?);
     let deliverer = Arc::new(crate::delivery::Deliverer::from_config(&config, catalog)?);
