@@ -582,7 +582,11 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Templates {
             command: TemplatesCommand::Sync { dry_run },
         } => {
-            let db = if dry_run { None } else { Some(connect().await?) };
+            let db = if dry_run {
+                None
+            } else {
+                Some(connect().await?)
+            };
             if let Some(db) = &db {
                 db.migrate().await?;
             }

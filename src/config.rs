@@ -405,7 +405,11 @@ impl Config {
         check(
             "server.metrics_bind",
             if self.server.metrics_bind.trim().is_empty()
-                || self.server.metrics_bind.parse::<std::net::SocketAddr>().is_ok()
+                || self
+                    .server
+                    .metrics_bind
+                    .parse::<std::net::SocketAddr>()
+                    .is_ok()
             {
                 Ok(())
             } else {

@@ -2,6 +2,7 @@
 //! contribution arrears. The binary (`src/main.rs`) is a thin CLI over this
 //! library.
 
+pub mod account_health;
 pub mod accounts;
 pub mod audit;
 pub mod case_actions;
@@ -19,8 +20,10 @@ pub mod http;
 pub mod import;
 pub mod ledger;
 pub mod messages;
+pub mod meta_events;
 pub mod metrics;
 pub mod payments;
+pub mod pricing;
 pub mod replies;
 pub mod retention;
 pub mod scan;

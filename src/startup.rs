@@ -108,7 +108,9 @@ mod tests {
         let lines = missing_secrets(&config(&[("WA_SMILE__WHATSAPP__APP_SECRET", "s")]));
         assert_eq!(lines.len(), 3, "{lines:?}");
         for key in ["access_token", "verify_token", "phone_number_id"] {
-            assert!(lines.iter().any(|l| l.contains(&format!("whatsapp.{key} "))));
+            assert!(lines
+                .iter()
+                .any(|l| l.contains(&format!("whatsapp.{key} "))));
         }
         assert!(missing_secrets(&config(&[("WA_SMILE__SIMULATOR__ENABLED", "true")])).is_empty());
     }

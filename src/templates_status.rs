@@ -113,8 +113,10 @@ pub async fn record(
         tx.audit(
             crate::audit::AuditEntry::new(now, "meta", "template.status", "template")
                 .before(json!({"name": u.name, "language": u.language, "status": before_status}))
-                .after(json!({"name": u.name, "language": u.language, "status": status,
-                              "reason": u.reason})),
+                .after(
+                    json!({"name": u.name, "language": u.language, "status": status,
+                              "reason": u.reason}),
+                ),
         );
     }
     tx.commit().await?;
@@ -183,4 +185,9 @@ pub async fn refresh_gauge(db: &Db) -> Result<()> {
         metrics::gauge!(TEMPLATES_METRIC, "status" => status).set(n as f64);
     }
     Ok(())
+}
+
+/// Whether `content` is a template message whose template is in `blocked`.
+pub fn holds(content: &crate::whatsapp::MessageContent, blocked: &HashSet<String>) -> bool {
+    matches!(content, crate::whatsapp::MessageContent::Template { template } if blocked.contains(&template.name))
 }

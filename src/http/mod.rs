@@ -1,6 +1,7 @@
 //! The HTTP server: feature routers merged in one place.
 
 pub mod admin;
+pub mod alerts;
 pub mod api;
 pub mod error;
 mod health;
@@ -105,7 +106,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(metrics::router())
-        .merge(admin::router())
+        .merge(admin::router().layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            alerts::layer,
+        )))
         .merge(api::router())
         .merge(simulator::router(&state))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
