@@ -1998,3 +1998,13 @@ pub async fn outbox_depth(db: &Db) -> Result<Vec<(String, i64)>> {
         .map(|r| Ok((r.get("state")?, r.get("n")?)))
         .collect()
 }
+
+/// The due time of the oldest queued row due by `now` (None: nothing waits).
+pub async fn oldest_due(db: &Db, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+    db.query("SELECT MIN(due_at) FROM outbox WHERE state = 'queued' AND due_at <= $1")
+        .bind(now)
+        .fetch_optional_scalar::<Option<DateTime<Utc>>>(db)
+        .await
+        .map(Option::flatten)
+        .context("failed to read the oldest due message")
+}

@@ -627,3 +627,67 @@ async fn pricing_is_stored_once_per_message_and_summed_per_branch() {
         );
     }
 }
+
+/// `/metrics` behind `server.metrics_token`, with the request metrics by
+/// route, the webhook outcomes (signature failures too), templates by
+/// status and the outbox's oldest due age; a request id on every response.
+#[tokio::test]
+async fn metrics_need_the_token_and_carry_the_wa_smile_figures() {
+    let t = testing::sqlite().await.unwrap();
+    let db = &t.db;
+    let server = MockServer::start().await;
+    let config = config(&server, &[("WA_SMILE__SERVER__METRICS_TOKEN", "scrape-me")]);
+    overdue(db, "00077031", "6281234567831").await;
+    assert_eq!(
+        webhook(db, &config, &template_event("PAUSED", 1_772_500_000)).await,
+        200
+    );
+    let app = http::router(AppState {
+        db: db.clone(),
+        config: Arc::new(config.clone()),
+    });
+    let unsigned = app
+        .clone()
+        .oneshot(
+            Request::post("/webhooks/whatsapp")
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status().as_u16(), 401);
+    assert!(unsigned.headers().get("x-request-id").is_some());
+    let get = |auth: Option<&str>| {
+        let mut b = Request::get("/metrics").header("x-request-id", "from-the-proxy");
+        if let Some(a) = auth {
+            b = b.header("authorization", a);
+        }
+        app.clone().oneshot(b.body(Body::empty()).unwrap())
+    };
+    assert_eq!(get(None).await.unwrap().status().as_u16(), 401);
+    assert_eq!(
+        get(Some("Bearer wrong")).await.unwrap().status().as_u16(),
+        401
+    );
+    let res = get(Some("Bearer scrape-me")).await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.headers()["x-request-id"], "from-the-proxy");
+    let text = String::from_utf8(
+        http_body_util::BodyExt::collect(res.into_body())
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    for needle in [
+        "wa_smile_templates{status=\"PAUSED\"} 1",
+        "wa_smile_webhooks_total{field=\"message_template_status_update\",outcome=\"stored\"}",
+        "wa_smile_webhooks_total{field=\"unknown\",outcome=\"signature\"}",
+        "wa_smile_http_requests_total{route=\"/webhooks/whatsapp\",method=\"POST\",status=\"401\"}",
+        "wa_smile_http_request_duration_seconds_bucket{route=\"/webhooks/whatsapp\"",
+        "wa_smile_outbox_oldest_due_age_seconds ",
+    ] {
+        assert!(text.contains(needle), "{needle} missing");
+    }
+}
