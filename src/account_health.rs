@@ -66,10 +66,6 @@ pub async fn record_event(
     now: DateTime<Utc>,
 ) -> Result<&'static str> {
     let event = text(v, "event");
-    let before = state(db).await?;
-    if before.as_ref().is_some_and(|b| b.event_at > said_at) {
-        return Ok("stale");
-    }
     let mut tier = None;
     let mut limit = None;
     let mut quality = None;
@@ -128,6 +124,13 @@ pub async fn record_event(
             ));
         }
     }
+    if tier.is_none() && quality.is_none() && restriction.is_none() && event.is_none() {
+        return Ok("ignored");
+    }
+    let before = state(db).await?;
+    if before.as_ref().is_some_and(|b| b.event_at > said_at) {
+        return Ok("stale");
+    }
     db.query(
         "INSERT INTO meta_account \
            (phone, tier, daily_limit, quality, restriction, restricted_until, event, event_at, updated_at) \
@@ -173,6 +176,19 @@ pub async fn record_event(
             metrics::counter!(crate::metrics::OPERATOR_ALERTS, "kind" => "account_restricted")
                 .increment(1);
         }
+    }
+    // A redelivered event changes nothing and is not audited twice.
+    let facts = |s: &AccountState| {
+        (
+            s.tier.clone(),
+            s.daily_limit,
+            s.quality.clone(),
+            s.restriction.clone(),
+        )
+    };
+    let after = state(db).await?;
+    if before.as_ref().map(facts) == after.as_ref().map(facts) {
+        return Ok("stored");
     }
     let mut tx = db.begin().await?;
     tx.audit(
