@@ -33,6 +33,7 @@ pub struct Config {
     pub messages: MessagesConfig,
     pub retention: RetentionConfig,
     pub simulator: SimulatorConfig,
+    pub pricing: PricingConfig,
     #[serde(default)]
     pub exports: ExportsConfig,
     /// What the sections above mean, parsed once by `validate` (the only
@@ -64,6 +65,27 @@ impl Default for ExportsConfig {
             dir: PathBuf::from("data/exports"),
         }
     }
+}
+
+/// What Meta charges per delivered template message, by category, for the
+/// dashboard's cost estimate (`crate::pricing`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PricingConfig {
+    /// Dated rates: the one in force for a message is the latest `from` on
+    /// or before its day, for its category.
+    pub rate: Vec<RateConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateConfig {
+    /// First day the rate applies (YYYY-MM-DD).
+    pub from: String,
+    /// Meta's pricing category: utility, marketing, authentication, service.
+    pub category: String,
+    /// Rupiah per billable message, a decimal written as a string.
+    pub rupiah: String,
 }
 
 /// The built-in WhatsApp simulator (`crate::simulator`).
@@ -110,6 +132,14 @@ pub struct ServerConfig {
     pub trusted_proxy_header: String,
     /// Addresses of the reverse proxies allowed to set that header.
     pub trusted_proxies: Vec<String>,
+    /// A second listener for `/metrics` and `/status/delivery` only
+    /// (HOST:PORT); empty serves them on `bind` with the rest.
+    #[serde(default)]
+    pub metrics_bind: String,
+    /// Secret: when set, `/metrics` and `/status/delivery` require
+    /// `Authorization: Bearer <token>`.
+    #[serde(default = "empty_secret")]
+    pub metrics_token: SecretString,
 }
 
 impl ServerConfig {
@@ -138,6 +168,9 @@ pub struct WhatsappConfig {
     pub messages_per_second: u32,
     pub daily_unique_recipients: u32,
     pub template_language: String,
+    /// The WhatsApp Business Account id (`templates sync`).
+    #[serde(default)]
+    pub waba_id: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -408,6 +441,34 @@ impl Config {
             },
         );
         check("whatsapp.api_base", url_like(&self.whatsapp.api_base));
+        check(
+            "server.metrics_bind",
+            if self.server.metrics_bind.trim().is_empty()
+                || self
+                    .server
+                    .metrics_bind
+                    .parse::<std::net::SocketAddr>()
+                    .is_ok()
+            {
+                Ok(())
+            } else {
+                Err(format!("`{}` is not HOST:PORT", self.server.metrics_bind))
+            },
+        );
+        for (i, r) in self.pricing.rate.iter().enumerate() {
+            check(
+                &format!("pricing.rate[{i}]"),
+                if chrono::NaiveDate::parse_from_str(&r.from, "%Y-%m-%d").is_err() {
+                    Err(format!("from `{}` is not a date (YYYY-MM-DD)", r.from))
+                } else if !matches!(r.rupiah.parse::<Decimal>(), Ok(d) if d >= Decimal::ZERO) {
+                    Err(format!("rupiah `{}` is not a decimal amount", r.rupiah))
+                } else if r.category.trim().is_empty() {
+                    Err("category must not be empty".into())
+                } else {
+                    Ok(())
+                },
+            );
+        }
         check(
             "whatsapp.messages_per_second",
             positive(self.whatsapp.messages_per_second as i64),

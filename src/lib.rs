@@ -2,6 +2,7 @@
 //! contribution arrears. The binary (`src/main.rs`) is a thin CLI over this
 //! library.
 
+pub mod account_health;
 pub mod accounts;
 pub mod audit;
 pub mod branches;
@@ -20,18 +21,23 @@ pub mod http;
 pub mod import;
 pub mod ledger;
 pub mod messages;
+pub mod meta_events;
 pub mod metrics;
 pub mod outbox;
 pub mod payment_callback;
 pub mod payments;
+pub mod pricing;
 pub mod replies;
 pub mod retention;
 pub mod scan;
 pub mod serve;
 pub mod simulator;
+pub mod startup;
 pub mod store;
 pub mod supervise;
 pub mod telemetry;
+pub mod templates_status;
+pub mod templates_sync;
 pub mod testing;
 pub mod time;
 pub mod webhook;

@@ -12,6 +12,8 @@ pub const MESSAGES_DEFERRED: &str = "wa_smile_messages_deferred_total";
 pub const MESSAGE_STATUSES: &str = "wa_smile_message_statuses_total";
 pub const OUTBOX_DEPTH: &str = "wa_smile_outbox_depth";
 pub const SCAN_DURATION: &str = "wa_smile_scan_duration_seconds";
+pub const SCAN_LAST_SUCCESS: &str = "wa_smile_scan_last_success_timestamp_seconds";
+pub const OUTBOX_OLDEST_DUE_AGE: &str = "wa_smile_outbox_oldest_due_age_seconds";
 pub const DELIVERY_HALTED: &str = "wa_smile_delivery_halted";
 pub const OPERATOR_ALERTS: &str = "wa_smile_operator_alerts_total";
 pub const OUTCOME_WRITE_RETRIES: &str = "wa_smile_delivery_outcome_write_retries_total";
@@ -32,6 +34,11 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                 .set_buckets_for_metric(
                     Matcher::Full(SCAN_DURATION.into()),
                     &[0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0],
+                )
+                .ok()?
+                .set_buckets_for_metric(
+                    Matcher::Full(crate::http::ops::HTTP_DURATION.into()),
+                    &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0],
                 )
                 .ok()?
                 .install_recorder()
@@ -60,6 +67,33 @@ fn describe() {
     );
     describe_counter!(MESSAGE_STATUSES, "Status webhooks recorded, by status");
     describe_gauge!(OUTBOX_DEPTH, "Outbox rows by state");
+    describe_gauge!(
+        SCAN_LAST_SUCCESS,
+        Unit::Seconds,
+        "When the last overdue scan finished (Unix time)"
+    );
+    describe_gauge!(
+        OUTBOX_OLDEST_DUE_AGE,
+        Unit::Seconds,
+        "How long the oldest due queued message has waited"
+    );
+    describe_gauge!(
+        crate::templates_status::TEMPLATES_METRIC,
+        "Message templates by Meta status"
+    );
+    describe_counter!(
+        crate::meta_events::WEBHOOKS_METRIC,
+        "WhatsApp webhook changes by field and outcome (signature: refused)"
+    );
+    describe_counter!(
+        crate::http::ops::HTTP_REQUESTS,
+        "HTTP requests by route, method and status"
+    );
+    describe_histogram!(
+        crate::http::ops::HTTP_DURATION,
+        Unit::Seconds,
+        "HTTP request latency by route"
+    );
     describe_histogram!(SCAN_DURATION, Unit::Seconds, "Overdue scan duration");
     describe_gauge!(DELIVERY_HALTED, "1 while sending is halted, by flag");
     describe_gauge!(
@@ -94,4 +128,5 @@ fn describe() {
 /// Records one scan's duration.
 pub fn scan_finished(elapsed: std::time::Duration) {
     metrics::histogram!(SCAN_DURATION).record(elapsed.as_secs_f64());
+    metrics::gauge!(SCAN_LAST_SUCCESS).set(chrono::Utc::now().timestamp() as f64);
 }

@@ -21,6 +21,12 @@ const DELIVERY_POLL: std::time::Duration = std::time::Duration::from_secs(5);
 /// port 0 and learn the address first.
 pub async fn run(config: Arc<Config>, db: Db, listener: TcpListener) -> Result<()> {
     let _ = crate::metrics::handle();
+    let announced = crate::account_health::announced_limit(&db)
+        .await
+        .ok()
+        .flatten()
+        .map(|l| u32::try_from(l).unwrap_or(u32::MAX));
+    tracing::info!("{}", crate::startup::summary(&config, announced));
     // A template that does not render stops start-up, not a send.
     let catalog = crate::messages::shared().context("message templates")?;
     let deliverer = Arc::new(crate::delivery::Deliverer::from_config(&config, catalog)?);
@@ -62,11 +68,27 @@ pub async fn run(config: Arc<Config>, db: Db, listener: TcpListener) -> Result<(
     crate::accounts::warm_up().await;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
-    let app = http::router(AppState {
+    let state = AppState {
         db: db.clone(),
         config: config.clone(),
         workers: workers.clone(),
-    });
+    };
+    let app = http::router(state.clone());
+    // `/metrics` and `/status/delivery` on their own private listener.
+    let ops = if config.server.metrics_bind.trim().is_empty() {
+        None
+    } else {
+        let l = TcpListener::bind(&config.server.metrics_bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.server.metrics_bind))?;
+        tracing::info!(addr = %l.local_addr()?, "metrics listening");
+        Some(tokio::spawn(http::listen::serve(
+            l,
+            http::ops_router(state),
+            http::listen::Limits::from_config(&config.server),
+            shutdown_signal(),
+        )))
+    };
     http::listen::serve(
         listener,
         app,
@@ -75,6 +97,9 @@ pub async fn run(config: Arc<Config>, db: Db, listener: TcpListener) -> Result<(
     )
     .await;
     tracing::info!("shutting down");
+    if let Some(ops) = ops {
+        ops.abort();
+    }
     // In-flight sends finish; claimed rows not yet sent are released.
     workers.shutdown();
     if let Err(e) = worker.await {

@@ -256,6 +256,18 @@ pub enum CaseCommand {
 pub enum TemplatesCommand {
     /// Load and check every message template; exit 2 naming each problem.
     Check,
+    /// Register with Meta every template it does not have yet, read back
+    /// each one's review status, print a table.
+    Sync {
+        /// Only show what would be registered.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Each template's last known Meta status and quality.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// The text a template renders for a case, from the database.
     Preview {
         name: String,

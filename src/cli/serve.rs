@@ -21,6 +21,10 @@ pub(super) async fn migrate(ctx: &Ctx) -> Result<(), Failure> {
 
 pub(super) async fn serve(ctx: &Ctx) -> Result<(), Failure> {
     let config = &ctx.config;
+    let missing = crate::startup::missing_secrets(config);
+    if !missing.is_empty() {
+        return Err(Failure::invalid(missing));
+    }
     let db = ctx.migrated().await?;
     let listener = tokio::net::TcpListener::bind(&config.server.bind)
         .await

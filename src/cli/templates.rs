@@ -6,6 +6,17 @@ use chrono::{DateTime, Utc};
 pub(super) async fn templates(ctx: &Ctx, command: TemplatesCommand) -> Result<(), Failure> {
     match command {
         TemplatesCommand::Check => check(),
+        TemplatesCommand::Sync { dry_run } => {
+            let db = if dry_run {
+                None
+            } else {
+                Some(ctx.migrated().await?)
+            };
+            crate::templates_sync::cli_sync(&ctx.config, db.as_ref(), dry_run).await
+        }
+        TemplatesCommand::Status { json } => {
+            crate::templates_sync::cli_status(&ctx.existing().await?, json).await
+        }
         TemplatesCommand::Preview { name, case_id, at } => preview(ctx, &name, case_id, at).await,
     }
 }

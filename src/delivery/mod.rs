@@ -274,6 +274,15 @@ async fn set_flag(
     Ok(n > 0)
 }
 
+/// Halts all sending for a restriction Meta announced by webhook, as a
+/// 368/131031 does (`crate::account_health`). True when newly halted.
+pub async fn halt_for_restriction(db: &Db, reason: &str, at: DateTime<Utc>) -> Result<bool> {
+    let mut tx = db.begin().await?;
+    let raised = set_flag(&mut tx, FLAG_SENDING_PAUSED, reason, at).await?;
+    tx.commit().await?;
+    Ok(raised)
+}
+
 /// Sends everything due at `at`, and returns once nothing more is due (rows
 /// put back for a retry or deferred are due later). Does nothing while a
 /// halt flag is set.
@@ -691,6 +700,7 @@ impl Pass<'_> {
         let states = case_states(self.db, &case_ids, rows.iter().map(|r| r.employer_id)).await?;
         let contexts = context::load_many(self.db, &self.d.source, &case_ids, at).await?;
         let reminded_today = reminded_today(self.db, &rows, at).await?;
+        let paused_templates = crate::templates_status::blocked(self.db, &self.d.language).await?;
         let policy = &self.d.source.policy;
         let mut out = Vec::with_capacity(rows.len());
         let mut pair = self.d.pair.lock().expect("pair map lock");
@@ -769,6 +779,13 @@ impl Pass<'_> {
             }
             let ctx = row.case_id.and_then(|c| contexts.get(&c));
             match self.render(&row, ctx, as_template) {
+                Ok((content, _)) if crate::templates_status::holds(&content, &paused_templates) => {
+                    out.push(Err(Outcome::Deferred {
+                        until: at + crate::templates_status::RECHECK,
+                        row,
+                        reason: Some(QuietReason::TemplatePaused),
+                    }));
+                }
                 Ok((content, kind)) => {
                     pair.insert(wa_id.as_str().to_owned(), at);
                     let text = outbox::employer_text(&self.d.catalog, &content);
@@ -1346,7 +1363,7 @@ async fn plan_tier(db: &Db, d: &Deliverer, at: DateTime<Utc>) -> Result<Tier> {
         recent.insert(r.wa_id);
         oldest = Some(oldest.map_or(r.first, |o| o.min(r.first)));
     }
-    let limit = i64::from(d.daily_unique_recipients);
+    let limit = crate::account_health::daily_limit(db, d.daily_unique_recipients).await?;
     let mut remaining = limit - recent.len() as i64;
     // With no recent sends, the slots this pass uses free a day from now.
     let frees_at = oldest.map_or(at + ChronoDuration::hours(24), |o| {

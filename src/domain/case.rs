@@ -120,10 +120,12 @@ pub enum QuietReason {
     WrongNumber,
     Escalated,
     AwaitingOfficer,
+    /// Meta paused, disabled or rejected the message's template.
+    TemplatePaused,
 }
 
 impl QuietReason {
-    pub const ALL: [QuietReason; 12] = [
+    pub const ALL: [QuietReason; 13] = [
         QuietReason::WindowClosed,
         QuietReason::NonSendingDay,
         QuietReason::Holiday,
@@ -136,6 +138,7 @@ impl QuietReason {
         QuietReason::WrongNumber,
         QuietReason::Escalated,
         QuietReason::AwaitingOfficer,
+        QuietReason::TemplatePaused,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -152,6 +155,7 @@ impl QuietReason {
             QuietReason::WrongNumber => "wrong_number",
             QuietReason::Escalated => "escalated",
             QuietReason::AwaitingOfficer => "awaiting_officer",
+            QuietReason::TemplatePaused => "template_paused",
         }
     }
 
@@ -170,6 +174,7 @@ impl QuietReason {
             QuietReason::WrongNumber => "the number on file was reported wrong",
             QuietReason::Escalated => "escalated to an officer: no more automated reminders",
             QuietReason::AwaitingOfficer => "waiting for an officer",
+            QuietReason::TemplatePaused => crate::templates_status::REASON,
         }
     }
 }

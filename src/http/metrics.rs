@@ -9,12 +9,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     // Installed here too, so a test app has a recorder without `serve`.
     let _ = m::handle();
     Router::new()
         .route("/metrics", get(metrics))
         .route("/status/delivery", get(delivery_status))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::ops::require_token,
+        ))
 }
 
 /// Gauges that are cheap to read fresh are refreshed on each scrape.
@@ -32,6 +36,12 @@ async fn metrics(State(state): State<AppState>) -> Response {
             metrics::gauge!(m::OUTBOX_DEPTH, "state" => st.as_str()).set(n as f64);
         }
     }
+    let now = crate::time::now();
+    if let Ok(oldest) = crate::outbox::oldest_due(&state.db, now).await {
+        let age = oldest.map_or(0, |t| (now - t).num_seconds().max(0));
+        metrics::gauge!(m::OUTBOX_OLDEST_DUE_AGE).set(age as f64);
+    }
+    let _ = crate::templates_status::refresh_gauge(&state.db).await;
     if let Ok(flags) = crate::delivery::halted(&state.db).await {
         for flag in [
             crate::delivery::FLAG_SENDING_PAUSED,

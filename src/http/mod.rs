@@ -1,11 +1,13 @@
 //! The HTTP server: feature routers merged in one place.
 
 pub mod admin;
+pub mod alerts;
 pub mod api;
 pub mod error;
 mod health;
 pub mod listen;
 mod metrics;
+pub mod ops;
 pub mod simulator;
 pub mod webhooks;
 
@@ -103,11 +105,35 @@ async fn security_headers(
 /// Request bodies above this are refused before they are read.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// `/metrics` and `/status/delivery` alone, for `server.metrics_bind`.
+pub fn ops_router(state: AppState) -> Router {
+    with_ops_layers(metrics::router(&state)).with_state(state)
+}
+
+/// The request id (kept from the proxy or made here, echoed on the
+/// response), the request's log span, and the HTTP metrics.
+fn with_ops_layers(r: Router<AppState>) -> Router<AppState> {
+    use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+    r.layer(axum::middleware::from_fn(ops::measure))
+        .layer(TraceLayer::new_for_http().make_span_with(ops::span))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(ops::MakeId::default()))
+}
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let separate_metrics = !state.config.server.metrics_bind.trim().is_empty();
+    let metrics = if separate_metrics {
+        Router::new()
+    } else {
+        metrics::router(&state)
+    };
+    let app = Router::new()
         .merge(health::router())
-        .merge(metrics::router())
-        .merge(admin::router())
+        .merge(metrics)
+        .merge(admin::router().layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            alerts::layer,
+        )))
         .merge(api::router())
         .merge(simulator::router(&state))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
@@ -117,7 +143,6 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
-        ))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        ));
+    with_ops_layers(app).with_state(state)
 }

@@ -120,6 +120,7 @@ async fn whatsapp(
     let secret = state.config.whatsapp.app_secret.expose_secret().as_bytes();
     if let Err(e) = crate::webhook::verify_signature(secret, &body, signature) {
         metrics::counter!("webhooks_rejected_total", "reason" => "signature").increment(1);
+        metrics::counter!(crate::meta_events::WEBHOOKS_METRIC, "field" => "unknown", "outcome" => "signature").increment(1);
         tracing::warn!(reason = %e, "webhook refused");
         return StatusCode::UNAUTHORIZED.into_response();
     }
@@ -138,6 +139,11 @@ async fn whatsapp(
         }
     };
     let now = crate::time::now();
+    // Templates, the account's health and prices: stored before the 200.
+    if let Err(e) = crate::meta_events::record(&state.db, &state.config, &body, now).await {
+        tracing::error!(error = %format!("{e:#}"), "failed to store an account webhook");
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     let digest = crate::webhook::body_digest(&body);
     match crate::replies::record_events_with(
         &state.db,

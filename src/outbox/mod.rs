@@ -616,3 +616,14 @@ const GET_SQL: &str =
 
 #[cfg(test)]
 mod tests;
+
+/// The due time of the oldest queued row due by `now` (None: nothing waits),
+/// for the `wa_smile_outbox_oldest_due_seconds` gauge.
+pub async fn oldest_due(db: &Db, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+    db.query("SELECT MIN(due_at) FROM outbox WHERE state = 'queued' AND due_at <= $1")
+        .bind(now)
+        .fetch_optional_scalar::<Option<DateTime<Utc>>>(db)
+        .await
+        .map(Option::flatten)
+        .context("failed to read the oldest due message")
+}

@@ -17,6 +17,7 @@ mod export;
 mod health;
 mod import;
 mod money;
+mod ops;
 mod replies;
 mod retention;
 mod scan;

@@ -63,6 +63,7 @@ fn config(server: &MockServer) -> WhatsappConfig {
         messages_per_second: 80,
         daily_unique_recipients: 2000,
         template_language: "id".into(),
+        waba_id: String::new(),
     }
 }
 

@@ -299,6 +299,8 @@ async fn figures(
     let r: PaidRow = q.fetch_one_as(db).await?;
     let collected = Money::from_minor(r.a);
     let payments_after = r.n;
+    let rates = crate::pricing::Rates::from_config(&state.config.pricing);
+    let costs = crate::pricing::summary(db, &rates, tz, scope, t0, t1, collected).await?;
 
     Ok(Figures {
         from,
@@ -345,7 +347,7 @@ pub async fn page(
             from => from.to_string(), to => to.to_string(),
             by_stage => ser(&by_stage), by_age => ser(&by_age), by_branch => ser(&by_branch), by_officer => ser(&by_officer),
             flow_branch => ser(&flow_branch), flow_officer => ser(&flow_officer), total => ser(&total),
-            collected => ser(&collected), payments_after => payments_after,
+            collected => ser(&collected), payments_after => payments_after, costs => ser(&costs),
         },
     ))
 }

@@ -73,6 +73,7 @@ pub fn templates() -> &'static Environment<'static> {
         let mut env = Environment::new();
         crate::messages::filters::register(&mut env);
         timeline::register_filters(&mut env);
+        env.add_function("ops_alerts", crate::http::alerts::current);
         for (name, src) in [
             (
                 "admin/base.html",
@@ -113,6 +114,10 @@ pub fn templates() -> &'static Environment<'static> {
             (
                 "admin/error.html",
                 include_str!("../../../templates/admin/error.html"),
+            ),
+            (
+                "admin/_costs.html",
+                include_str!("../../../templates/admin/_costs.html"),
             ),
         ] {
             env.add_template(name, src).expect("admin templates parse");
