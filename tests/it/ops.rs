@@ -167,6 +167,7 @@ async fn webhook(db: &Db, config: &Config, body: &Value) -> u16 {
     let app = http::router(AppState {
         db: db.clone(),
         config: Arc::new(config.clone()),
+        workers: Default::default(),
     });
     let res = app
         .oneshot(
@@ -645,6 +646,7 @@ async fn metrics_need_the_token_and_carry_the_wa_smile_figures() {
     let app = http::router(AppState {
         db: db.clone(),
         config: Arc::new(config.clone()),
+        workers: Default::default(),
     });
     let unsigned = app
         .clone()

@@ -153,6 +153,7 @@ struct Figures {
     total: Flow,
     collected: Money,
     payments_after: i64,
+    costs: crate::pricing::CostSummary,
 }
 
 // One query per figure, in order; splitting it would only pass the period
@@ -314,6 +315,7 @@ async fn figures(
         total,
         collected,
         payments_after,
+        costs,
     })
 }
 
@@ -338,6 +340,7 @@ pub async fn page(
         total,
         collected,
         payments_after,
+        costs,
     } = figures(&state, who, &p).await?;
     Ok(render(
         StatusCode::OK,
