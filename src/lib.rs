@@ -17,6 +17,7 @@ pub mod export;
 pub mod http;
 pub mod import;
 pub mod ledger;
+pub mod media;
 pub mod messages;
 pub mod metrics;
 pub mod outbox;

@@ -373,7 +373,8 @@ async fn thank(
 ) -> Result<()> {
     let party = outgoing::load_party(tx, employer_id, Some(case_id)).await?;
     let ctx = outgoing::message_context(tx, config, &party, Bills::SinceCaseOpened, now).await?;
-    let window = crate::outbox::window_open(party.case.as_ref().and_then(|c| c.last_inbound_at), now);
+    let window =
+        crate::outbox::window_open(party.case.as_ref().and_then(|c| c.last_inbound_at), now);
     outgoing::queue(
         tx,
         config,

@@ -35,7 +35,7 @@ impl<'a> Fixtures<'a> {
             db,
             import: ImportContext {
                 calendar: config.calendar(),
-                default_tz: config.timezone().unwrap(),
+                default_tz: config.timezone(),
                 actor: "import:fixtures".into(),
             },
             scan: ScanContext::from_config(config).unwrap(),
