@@ -11,6 +11,10 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
 
+/// A bill's figures as the ledger re-reads them: employer, period,
+/// amount and paid (sen), when it was settled.
+type BillFigures = (i64, String, i64, i64, Option<DateTime<Utc>>);
+
 /// A payment as received, keyed by its reference.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewPayment {
@@ -295,8 +299,7 @@ async fn raise_beyond_owed(
         for id in chunk {
             q = q.bind(*id);
         }
-        let rows: Vec<(i64, String, i64, i64, Option<DateTime<Utc>>)> =
-            q.fetch_all_as(&mut *tx).await?;
+        let rows: Vec<BillFigures> = q.fetch_all_as(&mut *tx).await?;
         for (employer_id, period, amount, paid, settled_at) in rows {
             bills.insert((employer_id, period), (amount, paid, settled_at.is_some()));
         }

@@ -18,17 +18,17 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, Request, Respond, ResponseTemplate};
 
 /// Tuesday 3 March 2026, 10.00 WIB: inside the sending window.
-const AT: &str = "2026-03-03T03:00:00Z";
+pub const AT: &str = "2026-03-03T03:00:00Z";
 const NPP: &str = "30000001";
-const PHONE: &str = "6281234567800";
+pub const PHONE: &str = "6281234567800";
 const BRANCH: &str = "PEKANBARU";
 
-fn at() -> DateTime<Utc> {
+pub fn at() -> DateTime<Utc> {
     AT.parse().unwrap()
 }
 
 /// Answers like Meta, with a fresh wamid per request.
-struct Accept(AtomicUsize);
+pub struct Accept(pub AtomicUsize);
 
 impl Respond for Accept {
     fn respond(&self, req: &Request) -> ResponseTemplate {
@@ -42,14 +42,14 @@ impl Respond for Accept {
     }
 }
 
-fn deliverer(config: &Config) -> Deliverer {
+pub fn deliverer(config: &Config) -> Deliverer {
     let client = WhatsappClient::new(&config.whatsapp, std::time::Duration::from_secs(5)).unwrap();
     Deliverer::new(config, Arc::new(Catalog::load().unwrap()), client).unwrap()
 }
 
 /// An overdue employer of `BRANCH`, scanned at AT (its reminder queued),
 /// and an officer of the branch. Returns the case id.
-async fn overdue_case(app: &TestApp) -> i64 {
+pub async fn overdue_case(app: &TestApp) -> i64 {
     let f = app.fixtures().at(at());
     f.employer(NPP)
         .name("PT Sawit Makmur")
@@ -59,7 +59,7 @@ async fn overdue_case(app: &TestApp) -> i64 {
         .tz("Asia/Jakarta")
         .create()
         .await;
-    f.bill(NPP, "2026-01", 1_234_567_00)
+    f.bill(NPP, "2026-01", 123_456_700)
         .due_on("2026-02-16")
         .payment_code("12345678901")
         .create()
@@ -154,10 +154,10 @@ async fn reminder_read_reply_and_confirmation_show_their_texts_in_order_with_tic
         assert_eq!(page.status, StatusCode::OK, "{}", app.name());
         let body = page.body;
         // The four steps in the order they happened, each with its tick.
-        let p1 = pos(&body, &escaped(&reminder[0]), 0);
+        let p1 = pos(&body, &escaped(reminder[0]), 0);
         let t1 = pos(&body, "✓✓ dibaca", p1);
         let p2 = pos(&body, "besok kami bayar", t1);
-        let p3 = pos(&body, &escaped(&confirmation[0]), p2);
+        let p3 = pos(&body, &escaped(confirmation[0]), p2);
         let t3 = pos(&body, "✓ terkirim", p3);
         assert!(p1 < t1 && t1 < p2 && p2 < p3 && p3 < t3);
         // The reminder's buttons, human labels, the day and the zone named.
@@ -216,7 +216,7 @@ async fn a_failed_message_says_why_in_indonesian() {
 }
 
 /// A receipt photo: a PNG's signature, then bytes.
-fn png() -> Vec<u8> {
+pub fn png() -> Vec<u8> {
     let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
     b.extend((0..2000u32).map(|i| (i % 251) as u8));
     b
