@@ -9,6 +9,8 @@
 //! SQLite, and on PostgreSQL when `--postgres URL` is given (a database
 //! named `wa_smile_bench` is dropped and recreated there).
 //!
+//! `timeline` and `live` (the case page's conversation and its poll) are
+//! described in `benches/timeline.rs`.
 //! `webhooks` is described in `benches/webhooks.rs`, `import-load` in
 //! `benches/import_load.rs`.
 //! `caselist` seeds the same way (200,000 employers by default), then times
@@ -28,6 +30,7 @@ use wa_smile::store::Db;
 
 mod import_load;
 mod throughput;
+mod timeline;
 mod webhooks;
 
 #[derive(Parser)]
@@ -89,6 +92,20 @@ enum Cmd {
         /// Also run on PostgreSQL (server URL; a bench database is created).
         #[arg(long)]
         postgres: Option<String>,
+    },
+    /// One case with 5,000 events: its case page's first page, timed.
+    Timeline {
+        #[arg(long, default_value_t = 5_000)]
+        events: usize,
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
+    /// 50 open case pages polling for changes at once, timed.
+    Live {
+        #[arg(long, default_value_t = 50)]
+        pages: usize,
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
     },
     /// Seed at scale, scan, then time the case list's queries.
     Caselist {
@@ -257,6 +274,8 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Timeline { events, runs } => timeline::timeline(events, runs).await,
+        Cmd::Live { pages, rounds } => timeline::live(pages, rounds).await,
         Cmd::Caselist {
             employers,
             bills_per_employer,

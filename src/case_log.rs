@@ -141,10 +141,10 @@ struct EventRow {
 
 /// Writes events (and their audit entries) in `tx`, many rows a statement.
 pub async fn record(tx: &mut Tx, events: &[NewEvent]) -> Result<()> {
-    const COLS: usize = 5;
+    const COLS: usize = 6;
     for chunk in events.chunks(rows_per_statement(tx.backend(), COLS)) {
         let sql = format!(
-            "INSERT INTO case_events (case_id, at, kind, actor, data) VALUES {}",
+            "INSERT INTO case_events (case_id, at, kind, actor, data, outbox_id) VALUES {}",
             values_placeholders(chunk.len(), COLS, 1)
         );
         let mut q = tx.query(&sql);
@@ -154,7 +154,10 @@ pub async fn record(tx: &mut Tx, events: &[NewEvent]) -> Result<()> {
                 .bind(e.at)
                 .bind(e.kind.as_str())
                 .bind(e.actor.to_string())
-                .bind(e.data.to_string());
+                .bind(e.data.to_string())
+                // The message an event is about, as a column: the timeline
+                // pages on it (one bubble per message).
+                .bind(e.data.get("outbox_id").and_then(Value::as_i64));
         }
         q.execute(&mut *tx)
             .await
@@ -182,6 +185,80 @@ pub async fn record(tx: &mut Tx, events: &[NewEvent]) -> Result<()> {
     Ok(())
 }
 
+/// One page of a case's conversation, newest first: the events older than
+/// the event `before` (all when `None`) that start a line of the timeline — every
+/// event but a message's later ones (its ticks come from the outbox row).
+/// Ordered by the event's instant, then id; at most `limit` events.
+pub async fn page(
+    db: &crate::store::Db,
+    case_id: i64,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Event>> {
+    let rows: Vec<EventRow> = db
+        .query(
+            "SELECT e.id, e.case_id, e.at, e.kind, e.actor, e.data FROM case_events e \
+             WHERE e.case_id = $1 \
+               AND (e.outbox_id IS NULL OR e.id = (SELECT MIN(f.id) FROM case_events f \
+                    WHERE f.case_id = e.case_id AND f.outbox_id = e.outbox_id)) \
+               AND ($2 IS NULL OR EXISTS (SELECT 1 FROM case_events b WHERE b.id = $2 \
+                    AND b.case_id = e.case_id AND (e.at < b.at OR (e.at = b.at AND e.id < b.id)))) \
+             ORDER BY e.at DESC, e.id DESC LIMIT $3",
+        )
+        .bind(case_id)
+        .bind(before)
+        .bind(limit)
+        .fetch_all_as(db)
+        .await?;
+    rows.into_iter().map(event_of).collect()
+}
+
+/// The newest event id of a case: what changes when anything on its page
+/// does (a reply, a tick, an officer's action). One index lookup.
+pub async fn version(db: &crate::store::Db, case_id: i64) -> Result<i64> {
+    Ok(db
+        .query("SELECT COALESCE(MAX(id), 0) FROM case_events WHERE case_id = $1")
+        .bind(case_id)
+        .fetch_scalar(db)
+        .await?)
+}
+
+/// The newest event id of any case `branch` (every branch when `None`)
+/// may see: the case list polls it to know whether to reload.
+pub async fn version_for_branch(db: &crate::store::Db, branch: Option<&str>) -> Result<i64> {
+    let v: Option<i64> = match branch {
+        None => {
+            db.query("SELECT MAX(id) FROM case_events")
+                .fetch_scalar(db)
+                .await?
+        }
+        // Walks the events newest first until one of the branch's: cheap
+        // while the branch is active, and bounded by the index otherwise.
+        Some(b) => {
+            db.query(
+                "SELECT e.id FROM case_events e JOIN cases c ON c.id = e.case_id \
+                 WHERE c.branch = $1 \
+                 ORDER BY e.id DESC LIMIT 1",
+            )
+            .bind(b.to_owned())
+            .fetch_optional_scalar(db)
+            .await?
+        }
+    };
+    Ok(v.unwrap_or(0))
+}
+
+fn event_of(r: EventRow) -> Result<Event> {
+    Ok(Event {
+        id: r.id,
+        case_id: r.case_id,
+        at: r.at,
+        kind: r.kind,
+        actor: r.actor,
+        data: serde_json::from_str(&r.data).context("case event data is not JSON")?,
+    })
+}
+
 /// The case log of one case, oldest first.
 pub async fn for_case<'c>(conn: impl Into<Conn<'c>>, case_id: i64) -> Result<Vec<Event>> {
     let conn = conn.into();
@@ -190,16 +267,5 @@ pub async fn for_case<'c>(conn: impl Into<Conn<'c>>, case_id: i64) -> Result<Vec
         Conn::Tx(tx) => tx.query("SELECT id, case_id, at, kind, actor, data FROM case_events WHERE case_id = $1 ORDER BY id"),
     };
     let rows: Vec<EventRow> = q.bind(case_id).fetch_all_as(conn).await?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(Event {
-                id: r.id,
-                case_id: r.case_id,
-                at: r.at,
-                kind: r.kind,
-                actor: r.actor,
-                data: serde_json::from_str(&r.data).context("case event data is not JSON")?,
-            })
-        })
-        .collect()
+    rows.into_iter().map(event_of).collect()
 }

@@ -20,6 +20,7 @@ pub mod export;
 pub mod http;
 pub mod import;
 pub mod ledger;
+pub mod media;
 pub mod messages;
 pub mod meta_events;
 pub mod metrics;

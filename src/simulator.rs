@@ -568,6 +568,12 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     crate::webhook::sign(secret.as_bytes(), body)
 }
 
+/// The simulator's transfer-receipt photo (a real PNG), for tests that need
+/// an image a browser can draw.
+pub fn receipt_png() -> Vec<u8> {
+    media::receipt_png()
+}
+
 #[cfg(test)]
 mod tests {
     use super::injected;

@@ -95,6 +95,21 @@ pub async fn load(
     case_id: i64,
     at: DateTime<Utc>,
 ) -> Result<Option<CaseView>> {
+    let Some(mut view) = load_head(db, policy, case_id, at).await? else {
+        return Ok(None);
+    };
+    view.events = case_log::for_case(db, case_id).await?;
+    Ok(Some(view))
+}
+
+/// [`load`] without the case log (`events` empty): the case page reads its
+/// log a page at a time.
+pub async fn load_head(
+    db: &Db,
+    policy: &Policy,
+    case_id: i64,
+    at: DateTime<Utc>,
+) -> Result<Option<CaseView>> {
     let sql = format!("SELECT {CASE_COLUMNS} FROM cases c WHERE c.id = $1");
     let Some(c) = db
         .query(&sql)
@@ -147,7 +162,6 @@ pub async fn load(
         paid: fig.paid,
         total_due: fig.total_due(),
     };
-    let events = case_log::for_case(db, case_id).await?;
     Ok(Some(CaseView {
         id: c.id,
         status: c.status.as_str().to_owned(),
@@ -164,6 +178,6 @@ pub async fn load(
         employer,
         bills,
         totals,
-        events,
+        events: Vec::new(),
     }))
 }

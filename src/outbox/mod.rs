@@ -610,6 +610,42 @@ pub async fn get<'c>(conn: impl Into<Conn<'c>>, id: i64) -> Result<Option<Messag
     }
 }
 
+/// What the case page shows of a message: the words the employer saw, its
+/// furthest state and, when it failed, Meta's code.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Shown {
+    pub id: i64,
+    pub message: String,
+    pub kind: String,
+    pub state: OutboxState,
+    pub text: Option<String>,
+    pub error_code: Option<i64>,
+    pub error_title: Option<String>,
+    pub last_error: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub status_at: Option<DateTime<Utc>>,
+}
+
+/// The rows `ids`, for a page of the timeline (one query for the page).
+pub async fn shown(db: &Db, ids: &[i64]) -> Result<Vec<Shown>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT id, message, kind, state, text, error_code, error_title, last_error, sent_at, \
+         status_at FROM outbox WHERE id IN ({})",
+        marks.join(", ")
+    );
+    let mut q = db.query(&sql);
+    for id in ids {
+        q = q.bind(*id);
+    }
+    q.fetch_all_as(db)
+        .await
+        .context("failed to read the messages of a timeline page")
+}
+
 const GET_SQL: &str =
     "SELECT id, case_id, employer_id, idempotency_key, message, kind, state, text, \
                               due_at, last_error FROM outbox WHERE id = $1";

@@ -649,6 +649,16 @@ async fn record_inbound(
         tx.rollback().await?;
         return Ok(Inbound::Duplicate);
     };
+    // The file is fetched later (on first view), off the webhook's path.
+    crate::media::note(
+        &mut tx,
+        inbound_id,
+        &m.wamid,
+        matched.and_then(|(_, c)| c),
+        &m.kind,
+        now,
+    )
+    .await?;
     let Some((employer_id, case_id)) = matched else {
         tx.commit().await?;
         let sender = wa_id
@@ -833,4 +843,34 @@ struct UnmatchedRow {
     body: Option<String>,
     payload: Option<String>,
     received_at: DateTime<Utc>,
+}
+
+/// An inbound message as the case page shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InboundShown {
+    pub wamid: String,
+    /// `text`, `button`, `image`, `document`, `audio`, …, `other:<type>`.
+    pub kind: String,
+    /// The text, a tapped button's label, or a media caption.
+    pub body: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// The inbound messages `wamids`, for a page of the timeline.
+pub async fn shown(db: &Db, wamids: &[String]) -> Result<Vec<InboundShown>> {
+    if wamids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks: Vec<String> = (1..=wamids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT wamid, kind, body, received_at FROM inbound_messages WHERE wamid IN ({})",
+        marks.join(", ")
+    );
+    let mut q = db.query(&sql);
+    for w in wamids {
+        q = q.bind(w.clone());
+    }
+    q.fetch_all_as(db)
+        .await
+        .context("failed to read the replies of a timeline page")
 }

@@ -13,6 +13,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct WhatsappClient {
     http: reqwest::Client,
     messages_url: String,
+    /// `{api_base}/{version}`: media ids are looked up under it.
+    graph_url: String,
     token: SecretString,
     timeout: Duration,
 }
@@ -40,9 +42,15 @@ impl WhatsappClient {
             config.api_version.trim_matches('/'),
             config.phone_number_id.trim_matches('/'),
         );
+        let graph_url = format!(
+            "{}/{}",
+            config.api_base.trim_end_matches('/'),
+            config.api_version.trim_matches('/'),
+        );
         Ok(Self {
             http,
             messages_url,
+            graph_url,
             token: config.access_token.clone(),
             timeout,
         })
@@ -149,6 +157,124 @@ impl WhatsappClient {
             }
             SendError::Transport(text)
         }
+    }
+}
+
+/// A media file an employer sent, as downloaded.
+#[derive(Debug, Clone)]
+pub struct Downloaded {
+    /// The download's `Content-Type` (else the one Meta's lookup named).
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Why a media file could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("media id is not one Meta issues")]
+    BadId,
+    #[error("the media lookup answered {status}: {snippet}")]
+    Lookup { status: u16, snippet: String },
+    #[error("the media download answered {0}")]
+    Download(u16),
+    #[error("the media file is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("{0}")]
+    Transport(String),
+}
+
+#[derive(serde::Deserialize)]
+struct MediaInfo {
+    url: String,
+    #[serde(default)]
+    mime_type: Option<String>,
+    #[serde(default)]
+    file_size: Option<serde_json::Value>,
+}
+
+impl WhatsappClient {
+    /// Fetches an inbound media file: `GET /{media-id}` gives a short-lived
+    /// URL, which is fetched with the same bearer token. At most
+    /// `max_bytes` are read; a larger file is refused, not truncated.
+    pub async fn media(&self, media_id: &str, max_bytes: usize) -> Result<Downloaded, MediaError> {
+        let valid = !media_id.is_empty()
+            && media_id.len() <= 128
+            && media_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid {
+            return Err(MediaError::BadId);
+        }
+        let transport = |e: reqwest::Error| match self.transport_error(e) {
+            SendError::Timeout(d) => MediaError::Transport(format!("timed out after {d:?}")),
+            SendError::Transport(t) => MediaError::Transport(t),
+            other => MediaError::Transport(other.to_string()),
+        };
+        let r = self
+            .http
+            .get(format!("{}/{media_id}", self.graph_url))
+            .bearer_auth(self.token.expose_secret())
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = r.status();
+        let bytes = r.bytes().await.map_err(transport)?;
+        if !status.is_success() {
+            return Err(MediaError::Lookup {
+                status: status.as_u16(),
+                snippet: snippet(&bytes),
+            });
+        }
+        let info: MediaInfo = serde_json::from_slice(&bytes).map_err(|e| MediaError::Lookup {
+            status: status.as_u16(),
+            snippet: format!("{e}: {}", snippet(&bytes)),
+        })?;
+        let declared = info.file_size.as_ref().and_then(|v| match v {
+            serde_json::Value::Number(n) => n.as_u64(),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        });
+        if declared.is_some_and(|n| n > max_bytes as u64) {
+            return Err(MediaError::TooLarge(max_bytes));
+        }
+        let mut r = self
+            .http
+            .get(&info.url)
+            .bearer_auth(self.token.expose_secret())
+            .send()
+            .await
+            .map_err(transport)?;
+        if !r.status().is_success() {
+            return Err(MediaError::Download(r.status().as_u16()));
+        }
+        if r.content_length().is_some_and(|n| n > max_bytes as u64) {
+            return Err(MediaError::TooLarge(max_bytes));
+        }
+        let content_type = r
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .filter(|v| !v.is_empty() && v != "application/octet-stream")
+            .or(info.mime_type)
+            .unwrap_or_else(|| "application/octet-stream".into());
+        let mut out = Vec::new();
+        while let Some(chunk) = r.chunk().await.map_err(transport)? {
+            if out.len() + chunk.len() > max_bytes {
+                return Err(MediaError::TooLarge(max_bytes));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(Downloaded {
+            content_type,
+            bytes: out,
+        })
     }
 }
 

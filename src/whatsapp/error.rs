@@ -109,6 +109,33 @@ pub fn classify_code(code: i64) -> ErrorClass {
     }
 }
 
+/// What a Meta error code means, in Indonesian, for the officer reading a
+/// failed message on the case page (the one mapping of codes to words).
+pub fn explain_code(code: i64) -> &'static str {
+    match code {
+        131047 => "di luar jendela 24 jam: hanya template yang boleh dikirim",
+        131026 => {
+            "tidak dapat diterima: nomor tidak terdaftar di WhatsApp, aplikasinya terlalu lama, \
+             atau pemiliknya belum menyetujui ketentuan WhatsApp"
+        }
+        131049 => "dibatasi WhatsApp: penerima sudah menerima terlalu banyak pesan pemasaran",
+        131051 => "jenis pesan tidak didukung",
+        130429 => "batas kecepatan pengiriman tercapai; dicoba lagi nanti",
+        131056 => "terlalu banyak pesan ke nomor yang sama dalam waktu singkat; dicoba lagi nanti",
+        132000 => "jumlah isian template tidak sesuai",
+        132001 => "template belum ada dalam bahasa ini",
+        132015 => "template dijeda oleh WhatsApp",
+        132016 => "template dinonaktifkan oleh WhatsApp",
+        100 | 131008 | 131009 => "isian pesan tidak sah (kesalahan sistem)",
+        190 => "token akses WhatsApp kedaluwarsa atau tidak sah",
+        368 | 131031 => "akun WhatsApp Business dibatasi atau dikunci",
+        4 | 80007 | 2 | 131000 | 131016 | 133004 | 131057 => {
+            "gangguan layanan WhatsApp; dicoba lagi nanti"
+        }
+        _ => "ditolak WhatsApp",
+    }
+}
+
 /// Why a send failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {

@@ -5,6 +5,8 @@ mod client;
 mod error;
 mod types;
 
-pub use client::{WhatsappClient, DEFAULT_TIMEOUT};
-pub use error::{classify_code, ErrorClass, MetaError, MetaErrorData, RetryAfter, SendError};
+pub use client::{Downloaded, MediaError, WhatsappClient, DEFAULT_TIMEOUT};
+pub use error::{
+    classify_code, explain_code, ErrorClass, MetaError, MetaErrorData, RetryAfter, SendError,
+};
 pub use types::*;

@@ -534,3 +534,162 @@ async fn a_supervisor_exports_xlsx_and_an_admin_disables_a_user() {
     let _ = b.close().await;
     result.unwrap();
 }
+
+/// Issue 12: an officer has a case open; the employer answers on WhatsApp
+/// (a text, then a photo of the transfer) and both appear on the open page
+/// without a reload — the image fetched from the mock Cloud API.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reply_appears_on_the_open_case_page_without_a_reload() {
+    use crate::conversation::{at, deliverer, overdue_case, Accept, PHONE};
+    use chrono::Duration as Span;
+    use serde_json::json;
+    use std::sync::atomic::AtomicUsize;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    if !Path::new(CHROMEDRIVER).exists() {
+        eprintln!("notice: {CHROMEDRIVER} is missing; skipping the browser test");
+        return;
+    }
+    let app = TestApp::builder()
+        .cloud_api()
+        .clock_at(at())
+        .on(wa_smile::testing::sqlite().await.unwrap())
+        .await;
+    Mock::given(method("POST"))
+        .and(path(MESSAGES_PATH))
+        .respond_with(Accept(AtomicUsize::new(0)))
+        .mount(app.cloud())
+        .await;
+    let receipt = png_receipt();
+    Mock::given(method("GET"))
+        .and(path("/v25.0/5550001"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "url": format!("{}/download/5550001", app.cloud().uri()),
+            "mime_type": "image/png", "file_size": receipt.len(),
+        })))
+        .mount(app.cloud())
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/download/5550001"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(receipt, "image/png"))
+        .mount(app.cloud())
+        .await;
+    let case_id = overdue_case(&app).await;
+    wa_smile::delivery::deliver_due(app.db(), &deliverer(&app.config), at())
+        .await
+        .unwrap();
+    let read = envelope(json!({
+        "messaging_product": "whatsapp", "metadata": {"phone_number_id": "PNID"},
+        "statuses": [{"id": "wamid.OUT1", "status": "read", "recipient_id": PHONE,
+                      "timestamp": (at() + Span::minutes(3)).timestamp().to_string()}],
+    }));
+    assert_eq!(app.post_signed_http(&read.to_string()).await, 200);
+    let base = app.url.clone();
+    let (_driver, b, _profile) = browser().await;
+    let wait = Duration::from_secs(10);
+    let result: Result<(), fantoccini::error::CmdError> = async {
+        b.goto(&format!("{base}/cases/{case_id}")).await?;
+        b.wait()
+            .at_most(wait)
+            .for_element(Locator::Css("input[name=username]"))
+            .await?;
+        b.find(Locator::Css("input[name=username]"))
+            .await?
+            .send_keys("petugas")
+            .await?;
+        b.find(Locator::Css("input[name=password]"))
+            .await?
+            .send_keys(PASSWORD)
+            .await?;
+        b.find(Locator::Css("button[type=submit]"))
+            .await?
+            .click()
+            .await?;
+        b.wait()
+            .at_most(wait)
+            .for_element(Locator::Css("table.list"))
+            .await?;
+        b.goto(&format!("{base}/cases/{case_id}")).await?;
+        b.wait()
+            .at_most(wait)
+            .for_element(Locator::Css("#conversation"))
+            .await?;
+        // A marker a reload would wipe.
+        b.execute("window.__stillOpen = 'ya'; return true;", vec![])
+            .await?;
+
+        app.clock.set(at() + Span::minutes(10));
+        let reply = message(
+            "wamid.BROWSER1",
+            PHONE,
+            at() + Span::minutes(10),
+            json!({"type": "text", "text": {"body": "besok kami bayar, Pak"}}),
+        );
+        assert_eq!(app.post_signed_http(&reply.to_string()).await, 200);
+        app.clock.set(at() + Span::minutes(12));
+        let photo = message(
+            "wamid.BROWSER2",
+            PHONE,
+            at() + Span::minutes(12),
+            json!({"type": "image", "image": {"id": "5550001", "mime_type": "image/png",
+                   "caption": "bukti transfer"}}),
+        );
+        assert_eq!(app.post_signed_http(&photo.to_string()).await, 200);
+        let text = poll_text(&b, "#conversation", |t| {
+            t.contains("besok kami bayar, Pak") && t.contains("bukti transfer")
+        })
+        .await;
+        assert!(
+            text.contains("besok kami bayar, Pak") && text.contains("bukti transfer"),
+            "the replies appear on the open page: {text}"
+        );
+        let marker = b
+            .execute("return window.__stillOpen || 'reloaded';", vec![])
+            .await?;
+        assert_eq!(marker, serde_json::json!("ya"), "the page was not reloaded");
+        // The thumbnail loads (fetched from the mock Cloud API on first view).
+        let mut loaded = serde_json::Value::Null;
+        for _ in 0..50 {
+            loaded = b
+                .execute(
+                    "const i = document.querySelector('img.thumb'); return i && i.complete && i.naturalWidth;",
+                    vec![],
+                )
+                .await?;
+            if loaded.as_u64().unwrap_or(0) > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(loaded.as_u64().unwrap_or(0) > 0, "the thumbnail shows: {loaded}");
+        b.execute(
+            "document.getElementById('timeline').scrollIntoView(); return true;",
+            vec![],
+        )
+        .await?;
+        std::fs::write(
+            artifacts().join("case-conversation.png"),
+            b.screenshot().await?,
+        )
+        .unwrap();
+        b.execute(
+            "document.querySelector('img.thumb').scrollIntoView({block: 'center'}); return true;",
+            vec![],
+        )
+        .await?;
+        std::fs::write(
+            artifacts().join("case-conversation-latest.png"),
+            b.screenshot().await?,
+        )
+        .unwrap();
+        Ok(())
+    }
+    .await;
+    let _ = b.close().await;
+    result.unwrap();
+}
+
+/// A transfer receipt that looks like one (a real PNG), for the screenshot.
+fn png_receipt() -> Vec<u8> {
+    wa_smile::simulator::receipt_png()
+}

@@ -11,6 +11,7 @@ mod browser;
 mod case_figures;
 mod cli;
 mod connections;
+mod conversation;
 mod delivery;
 mod demo;
 mod export;

@@ -38,7 +38,10 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(login_form).post(login_submit))
         .route("/logout", post(logout))
         .route("/cases", get(views::case_list))
+        .route("/cases/version", get(views::cases_version))
         .route("/cases/{id}", get(views::case_page))
+        .route("/cases/{id}/timeline", get(views::case_timeline))
+        .route("/cases/{id}/media/{media}", get(views::case_media))
         .route("/cases/{id}/actions/{action}", post(views::case_action))
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard.csv", get(dashboard::csv))
@@ -90,6 +93,10 @@ pub fn templates() -> &'static Environment<'static> {
             (
                 "admin/case.html",
                 include_str!("../../../templates/admin/case.html"),
+            ),
+            (
+                "admin/timeline.html",
+                include_str!("../../../templates/admin/timeline.html"),
             ),
             (
                 "admin/dashboard.html",

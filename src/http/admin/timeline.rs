@@ -1,29 +1,165 @@
-//! The case log as officers read it: WhatsApp messages as chat bubbles with
-//! their delivery ticks, replies on the other side, promises, payments and
-//! officers' notes inline. Everything here is data for auto-escaped
-//! templates; nothing is marked safe.
+//! The case log as officers read it: the conversation as it happened.
+//! Outgoing messages show the exact text the employer saw (`outbox.text`),
+//! their buttons and their ticks; replies show their text, the button
+//! tapped and their media; promises, payments and officers' notes sit
+//! inline. One page at a time, newest first, each message once (at its
+//! first event). Everything here is data for auto-escaped templates;
+//! nothing is marked safe.
 
-use crate::case_log::Event;
+use crate::case_log::{self, Event};
+use crate::outbox::{OutboxState, Shown};
+use crate::replies::InboundShown;
+use crate::store::Db;
+use anyhow::Result;
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use minijinja::{Environment, Value};
 use serde_json::Value as Json;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+/// Lines a page shows; older ones are a link away.
+pub const PAGE_SIZE: i64 = 50;
 
 #[derive(Debug, serde::Serialize)]
 pub struct Item {
+    pub id: i64,
     pub at: DateTime<Utc>,
+    /// `Selasa, 3 Maret 2026`, set on the first line of each day.
+    pub day: Option<String>,
+    /// `10.00 WIB`.
+    pub time: String,
     /// `in` (employer), `out` (bot or officer message), `note`, `event`.
     pub side: &'static str,
     pub kind: String,
     pub actor: String,
     pub title: String,
     pub text: Option<String>,
-    /// Delivery state of an outgoing message: queued, sent, delivered,
-    /// read, failed, skipped or cancelled.
+    /// Quick-reply buttons the message carried (their titles).
+    pub buttons: Vec<String>,
+    /// The label of the button an employer tapped.
+    pub tapped: Option<String>,
+    /// How the bot read a reply.
+    pub intent: Option<String>,
+    /// Delivery state of an outgoing message: queued, sending, sent,
+    /// delivered, read, failed, skipped or cancelled.
     pub state: Option<&'static str>,
     pub failure: Option<String>,
+    pub media: Option<MediaView>,
+    /// What an inbound message of a kind not shown here was.
+    pub unshown: Option<String>,
     /// Only `https://` links are offered as links.
     pub link: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct MediaView {
+    pub id: i64,
+    /// `image` or `document`.
+    pub kind: String,
+    pub state: &'static str,
+    pub filename: Option<String>,
+    pub size: Option<String>,
+    pub sha256: Option<String>,
+    pub error: Option<String>,
+}
+
+/// One page of the timeline, oldest line first (as a chat reads).
+#[derive(Debug, serde::Serialize)]
+pub struct Page {
+    pub items: Vec<Item>,
+    /// The event id to pass as `before` for the next older page.
+    pub older: Option<i64>,
+    /// The page this one was asked for (`None`: the newest).
+    pub before: Option<i64>,
+    /// The case's newest event id: the live poll asks whether it moved.
+    pub version: i64,
+}
+
+/// Loads the page of case `case_id` older than event `before` (the newest
+/// page when `None`): four queries whatever the case's length.
+pub async fn load(db: &Db, case_id: i64, before: Option<i64>, tz: Tz) -> Result<Page> {
+    let version = case_log::version(db, case_id).await?;
+    let mut events = case_log::page(db, case_id, before, PAGE_SIZE + 1).await?;
+    let older = if events.len() as i64 > PAGE_SIZE {
+        events.truncate(PAGE_SIZE as usize);
+        events.last().map(|e| e.id)
+    } else {
+        None
+    };
+    events.reverse();
+    let ids: Vec<i64> = events.iter().filter_map(|e| outbox_id(&e.data)).collect();
+    let wamids: Vec<String> = events
+        .iter()
+        .filter(|e| e.kind == "reply_received")
+        .filter_map(|e| str_of(&e.data, &["wamid"]).map(str::to_owned))
+        .collect();
+    let messages: HashMap<i64, Shown> = crate::outbox::shown(db, &ids)
+        .await?
+        .into_iter()
+        .map(|m| (m.id, m))
+        .collect();
+    let inbound: HashMap<String, InboundShown> = crate::replies::shown(db, &wamids)
+        .await?
+        .into_iter()
+        .map(|m| (m.wamid.clone(), m))
+        .collect();
+    let media: HashMap<String, crate::media::MediaInfo> = crate::media::for_wamids(db, &wamids)
+        .await?
+        .into_iter()
+        .map(|m| (m.wamid.clone(), m))
+        .collect();
+    let found = Found {
+        messages,
+        inbound,
+        media,
+    };
+    Ok(Page {
+        items: build(&events, &found, tz),
+        older,
+        before,
+        version,
+    })
+}
+
+/// What a page's events refer to, read in one query each.
+#[derive(Default)]
+pub struct Found {
+    pub messages: HashMap<i64, Shown>,
+    pub inbound: HashMap<String, InboundShown>,
+    pub media: HashMap<String, crate::media::MediaInfo>,
+}
+
+/// The lines of `events` (oldest first), with day headers.
+pub fn build(events: &[Event], found: &Found, tz: Tz) -> Vec<Item> {
+    let mut last_day = None;
+    events
+        .iter()
+        .map(|e| {
+            let mut it = item(e, found);
+            let local = e.at.with_timezone(&tz);
+            let day = local.date_naive();
+            if last_day != Some(day) {
+                it.day = Some(crate::messages::filters::format_tanggal(day));
+                last_day = Some(day);
+            }
+            it.time = clock(e.at, tz);
+            it
+        })
+        .collect()
+}
+
+/// `10.00 WIB`: the time with its zone named.
+pub fn clock(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz).format("%H.%M %Z").to_string()
+}
+
+/// `Selasa, 3 Maret 2026 10.00 WIB`.
+pub fn moment(t: DateTime<Utc>, tz: Tz) -> String {
+    format!(
+        "{} {}",
+        crate::messages::filters::format_tanggal(t.with_timezone(&tz).date_naive()),
+        clock(t, tz)
+    )
 }
 
 fn str_of<'a>(d: &'a Json, keys: &[&str]) -> Option<&'a str> {
@@ -34,39 +170,12 @@ fn outbox_id(d: &Json) -> Option<i64> {
     d.get("outbox_id").and_then(Json::as_i64)
 }
 
-fn failure_of(d: &Json) -> Option<String> {
-    let reason = str_of(
-        d,
-        &[
-            "reason",
-            "error",
-            "title",
-            "error_title",
-            "message_text",
-            "details",
-        ],
-    );
-    let code = d
-        .get("code")
-        .or_else(|| d.get("error_code"))
-        .map(|c| c.to_string().trim_matches('"').to_owned());
-    match (code, reason) {
-        (Some(c), Some(r)) => Some(format!("{r} (kode {c})")),
-        (None, Some(r)) => Some(r.to_owned()),
-        (Some(c), None) => Some(format!("kode {c}")),
-        (None, None) => None,
-    }
-}
-
-fn rank(state: &str) -> u8 {
-    match state {
-        "queued" => 0,
-        "skipped" | "cancelled" => 1,
-        "sent" => 2,
-        "delivered" => 3,
-        "read" => 4,
-        "failed" => 5,
-        _ => 0,
+/// A failure as an officer reads it: Meta's code explained in Indonesian.
+fn failure_text(code: Option<i64>, fallback: Option<&str>) -> Option<String> {
+    match (code, fallback) {
+        (Some(c), _) => Some(format!("{} (kode {c})", crate::whatsapp::explain_code(c))),
+        (None, Some(r)) if !r.trim().is_empty() => Some(label(r).to_owned()),
+        _ => None,
     }
 }
 
@@ -78,79 +187,41 @@ fn actor_label(actor: &str) -> String {
     }
 }
 
-/// Builds the timeline, oldest first. Status events of a message are folded
-/// into its bubble (the ticks) rather than shown as lines of their own.
-pub fn build(events: &[Event]) -> Vec<Item> {
-    let states = message_states(events);
-    let mut shown = HashSet::new();
-    events
-        .iter()
-        .filter_map(|e| item(e, &states, &mut shown))
-        .collect()
-}
-
-/// Per outbox id: the furthest delivery state, and why it failed.
-type States = HashMap<i64, (&'static str, Option<String>)>;
-
-fn message_states(events: &[Event]) -> States {
-    let mut states = States::new();
-    for e in events {
-        let Some(id) = outbox_id(&e.data) else {
-            continue;
-        };
-        let s: &'static str = match e.kind.as_str() {
-            "message_queued" => "queued",
-            "message_sent" => "sent",
-            "message_delivered" => "delivered",
-            "message_read" => "read",
-            "message_failed" => "failed",
-            "message_skipped" => "skipped",
-            _ => continue,
-        };
-        let entry = states.entry(id).or_insert(("queued", None));
-        if rank(s) >= rank(entry.0) {
-            entry.0 = s;
-        }
-        if s == "failed" {
-            entry.1 = failure_of(&e.data);
-        }
-    }
-    states
-}
-
 fn base_item(e: &Event, side: &'static str, title: String, text: Option<String>) -> Item {
     Item {
+        id: e.id,
         at: e.at,
+        day: None,
+        time: String::new(),
         side,
         kind: e.kind.clone(),
         actor: actor_label(&e.actor),
         title,
         text,
+        buttons: Vec::new(),
+        tapped: None,
+        intent: None,
         state: None,
         failure: None,
+        media: None,
+        unshown: None,
         link: None,
     }
 }
 
-/// The line one event shows, if any (a message's later statuses show none).
-fn item(e: &Event, states: &States, shown: &mut HashSet<i64>) -> Option<Item> {
+/// Money as `Rp1.234.567` from an event's decimal string.
+fn money(a: &str) -> String {
+    crate::messages::filters::rupiah(&Value::from(a)).unwrap_or_else(|_| a.to_owned())
+}
+
+/// The line one event shows.
+fn item(e: &Event, found: &Found) -> Item {
     let d = &e.data;
     let base = |side, title: String, text: Option<String>| base_item(e, side, title, text);
-    Some(match e.kind.as_str() {
+    match e.kind.as_str() {
         "message_queued" | "message_sent" | "message_delivered" | "message_read"
-        | "message_failed" | "message_skipped" => return message_item(e, states, shown),
-        "reply_received" => {
-            let mut it = base(
-                "in",
-                str_of(d, &["intent"])
-                    .map(label)
-                    .unwrap_or("Balasan")
-                    .to_owned(),
-                str_of(d, &["text", "body", "button_text"]).map(str::to_owned),
-            );
-            it.actor = "Pemberi kerja".into();
-            it
-        }
+        | "message_failed" | "message_skipped" => message_item(e, found),
+        "reply_received" => reply_item(e, found),
         "note_added" => base(
             "note",
             "Catatan".into(),
@@ -160,7 +231,10 @@ fn item(e: &Event, states: &States, shown: &mut HashSet<i64>) -> Option<Item> {
             "event",
             format!(
                 "Janji bayar: {}",
-                str_of(d, &["promised_date"]).unwrap_or("tanpa tanggal")
+                str_of(d, &["promised_date"])
+                    .and_then(|s| s.parse().ok())
+                    .map(crate::messages::filters::format_tanggal)
+                    .unwrap_or_else(|| "tanpa tanggal".into())
             ),
             str_of(d, &["note"])
                 .filter(|n| !n.is_empty())
@@ -178,10 +252,11 @@ fn item(e: &Event, states: &States, shown: &mut HashSet<i64>) -> Option<Item> {
             format!(
                 "Pembayaran diterima{}",
                 str_of(d, &["period"])
-                    .map(|p| format!(" — periode {p}"))
+                    .and_then(|p| crate::domain::Period::parse(p).ok())
+                    .map(|p| format!(" — periode {}", crate::messages::filters::format_bulan(p)))
                     .unwrap_or_default()
             ),
-            str_of(d, &["amount"]).map(|a| format!("Rp {a}")),
+            str_of(d, &["amount"]).map(money),
         ),
         other => base(
             "event",
@@ -192,44 +267,125 @@ fn item(e: &Event, states: &States, shown: &mut HashSet<i64>) -> Option<Item> {
             )
             .map(|v| label(v).to_owned()),
         ),
+    }
+}
+
+/// A message's bubble: its words, buttons and furthest state, from its
+/// outbox row (the event only says which row).
+fn message_item(e: &Event, found: &Found) -> Item {
+    let d = &e.data;
+    let row = outbox_id(d).and_then(|id| found.messages.get(&id));
+    let message = row
+        .map(|r| r.message.as_str())
+        .or_else(|| str_of(d, &["message", "template"]))
+        .unwrap_or("pesan");
+    let title = if message == "free_text" {
+        "Pesan petugas".to_owned()
+    } else {
+        label(message).to_owned()
+    };
+    let text = row
+        .and_then(|r| r.text.clone())
+        .or_else(|| str_of(d, &["text"]).map(str::to_owned));
+    let mut it = base_item(e, "out", title, text);
+    if message != "free_text" {
+        if let Ok(c) = crate::messages::embedded() {
+            if let Some(def) = c.get(message) {
+                it.buttons = def
+                    .whatsapp
+                    .buttons
+                    .iter()
+                    .map(|b| b.title.clone())
+                    .collect();
+            }
+        }
+    }
+    let state = match row.map(|r| r.state) {
+        Some(s) => s.as_str(),
+        None => match e.kind.as_str() {
+            "message_failed" => "failed",
+            "message_skipped" => "skipped",
+            _ => "queued",
+        },
+    };
+    it.state = OutboxState::parse(state).map(OutboxState::as_str);
+    it.failure = match state {
+        "failed" => failure_text(
+            row.and_then(|r| r.error_code)
+                .or_else(|| d.get("code").and_then(Json::as_i64)),
+            str_of(d, &["reason"]),
+        )
+        .or_else(|| Some("gagal dikirim".into())),
+        "skipped" | "cancelled" => str_of(d, &["reason"]).map(|r| label(r).to_owned()),
+        _ => None,
+    };
+    if it.text.is_none() && matches!(state, "queued" | "sending") {
+        it.text = Some("Teks lengkap disusun saat pesan dikirim.".into());
+    }
+    it
+}
+
+/// What an inbound message of this kind is, when it is not shown as text.
+fn kind_words(kind: &str) -> Option<String> {
+    Some(match kind {
+        "text" | "button" | "button_reply" | "list_reply" | "image" | "document" => return None,
+        "audio" => "Pesan suara (tidak diputar di sini)".into(),
+        "video" => "Video (tidak ditampilkan di sini)".into(),
+        "sticker" => "Stiker".into(),
+        "location" => "Lokasi yang dibagikan".into(),
+        "reaction" => "Reaksi pada pesan".into(),
+        "system" => "Pemberitahuan WhatsApp (mis. ganti nomor)".into(),
+        "unsupported" => "Jenis pesan yang tidak didukung WhatsApp".into(),
+        other => format!(
+            "Jenis pesan tidak dikenal: {}",
+            other.strip_prefix("other:").unwrap_or(other)
+        ),
     })
 }
 
-/// A message's bubble, at its first event, with the furthest state it
-/// reached; its later status events add no line.
-fn message_item(e: &Event, states: &States, shown: &mut HashSet<i64>) -> Option<Item> {
-    let d = &e.data;
-    let id = outbox_id(d);
-    if let Some(id) = id {
-        if !shown.insert(id) {
-            return None;
-        }
-    }
-    let message = str_of(d, &["message", "template"]).unwrap_or("pesan");
-    let text = str_of(d, &["text", "body", "preview"]).map(str::to_owned);
-    let title = if message == "free_text" {
-        "Pesan bebas".to_owned()
+fn size_words(n: i64) -> String {
+    if n >= 1024 * 1024 {
+        format!(
+            "{},{} MB",
+            n / (1024 * 1024),
+            (n % (1024 * 1024)) * 10 / (1024 * 1024)
+        )
     } else {
-        format!("Template: {}", label(message))
-    };
-    let mut it = base_item(e, "out", title, text);
-    let (s, f) = id
-        .and_then(|id| states.get(&id).cloned())
-        .unwrap_or_else(|| {
-            let s = match e.kind.as_str() {
-                "message_failed" => "failed",
-                "message_skipped" => "skipped",
-                _ => "queued",
-            };
-            (s, failure_of(d))
+        format!("{} KB", (n + 1023) / 1024)
+    }
+}
+
+fn reply_item(e: &Event, found: &Found) -> Item {
+    let d = &e.data;
+    let inbound = str_of(d, &["wamid"]).and_then(|w| found.inbound.get(w));
+    let text = inbound
+        .and_then(|m| m.body.clone())
+        .or_else(|| str_of(d, &["text", "body", "button_text"]).map(str::to_owned));
+    let kind = inbound.map_or("text", |m| m.kind.as_str());
+    let mut it = base_item(e, "in", "Pemberi kerja".into(), None);
+    match kind {
+        "button" | "button_reply" | "list_reply" => it.tapped = text,
+        _ => it.text = text,
+    }
+    if d.get("button").and_then(Json::as_bool) == Some(true) && it.tapped.is_none() {
+        it.tapped = it.text.take();
+    }
+    it.unshown = kind_words(kind);
+    it.intent = str_of(d, &["intent"])
+        .filter(|i| *i != "unknown")
+        .map(|i| label(i).to_owned());
+    it.media = str_of(d, &["wamid"])
+        .and_then(|w| found.media.get(w))
+        .map(|m| MediaView {
+            id: m.id,
+            kind: m.kind.clone(),
+            state: m.state.as_str(),
+            filename: m.filename.clone(),
+            size: m.size.map(size_words),
+            sha256: m.sha256.clone(),
+            error: m.error.clone(),
         });
-    it.state = Some(s);
-    it.failure = f.or_else(|| {
-        (s == "skipped")
-            .then(|| str_of(d, &["reason"]).map(str::to_owned))
-            .flatten()
-    });
-    Some(it)
+    it
 }
 
 /// Indonesian labels for the codes the UI shows.
@@ -244,6 +400,26 @@ pub fn label(code: &str) -> &str {
         "reminder_2" => "Pengingat 2",
         "reminder_3" => "Pengingat 3",
         "warning" => "Peringatan",
+        "amount_breakdown" => "Rincian tagihan",
+        "ask_promise_date" => "Tanya tanggal janji bayar",
+        "clarify_paid_or_promise" => "Tanya: sudah bayar atau janji bayar",
+        "officer_will_contact" => "Petugas akan menghubungi",
+        "opt_out_confirmed" => "Konfirmasi berhenti berlangganan",
+        "payment_claim_ack" => "Tanggapan: sudah bayar",
+        "payment_link" => "Tautan pembayaran",
+        "payment_thanks" => "Terima kasih atas pembayaran",
+        "promise_confirmed" => "Konfirmasi janji bayar",
+        "free_text" => "Pesan petugas",
+        "message_queued" => "Pesan masuk antrean",
+        "message_sent" => "Pesan terkirim",
+        "message_delivered" => "Pesan sampai",
+        "message_read" => "Pesan dibaca",
+        "message_failed" => "Pesan gagal",
+        "message_skipped" => "Pesan tidak dikirim",
+        "reply_received" => "Balasan diterima",
+        "note_added" => "Catatan",
+        "payment_link_sent" => "Tautan pembayaran dikirim",
+        "payment_received" => "Pembayaran diterima",
         "window_closed" => "di luar jam kirim (08.00–20.00)",
         "non_sending_day" => "bukan hari kirim (Minggu)",
         "holiday" => "hari libur nasional",
@@ -307,10 +483,7 @@ pub fn register_filters(env: &mut Environment<'static>) {
             return String::new();
         };
         match DateTime::parse_from_rfc3339(s) {
-            Ok(t) => t
-                .with_timezone(&chrono_tz::Asia::Jakarta)
-                .format("%d/%m/%Y %H.%M")
-                .to_string(),
+            Ok(t) => moment(t.with_timezone(&Utc), chrono_tz::Asia::Jakarta),
             Err(_) => s.to_owned(),
         }
     });
@@ -319,10 +492,7 @@ pub fn register_filters(env: &mut Environment<'static>) {
             return String::new();
         };
         match DateTime::parse_from_rfc3339(s) {
-            Ok(t) => t
-                .with_timezone(&chrono_tz::Asia::Jakarta)
-                .format("%H.%M")
-                .to_string(),
+            Ok(t) => clock(t.with_timezone(&Utc), chrono_tz::Asia::Jakarta),
             Err(_) => s.to_owned(),
         }
     });

@@ -120,12 +120,13 @@ async fn case_page_with(
     id: i64,
     status: StatusCode,
     error: Option<String>,
+    before: Option<i64>,
 ) -> Result<Response, PageError> {
     let now = crate::time::now();
-    let view = crate::cases::load(&state.db, &state.config.policy(), id, now)
+    let view = crate::cases::load_head(&state.db, &state.config.policy(), id, now)
         .await?
         .ok_or(AppError::NotFound)?;
-    let items = timeline::build(&view.events);
+    let tl = timeline::load(&state.db, id, before, state.tz()).await?;
     let window_until = view
         .last_inbound_at
         .map(crate::outbox::window_closes_at)
@@ -138,20 +139,133 @@ async fn case_page_with(
         "admin/case.html",
         context! {
             user => ser(user.principal()), csrf => user.0.csrf_token.clone(), nav => "cases",
-            c => ser(&view), timeline => ser(&items), window_until => ser(&window_until),
+            c => ser(&view), tl => ser(&tl), window_until => ser(&window_until),
             assignees => assignees, templates => ser(&template_names()), error => error,
             today => today.to_string(), resolved => view.resolved_at.is_some(),
         },
     ))
 }
 
+#[derive(serde::Deserialize, Default)]
+pub struct PageQuery {
+    /// The event id a page of the timeline ends before (older lines).
+    #[serde(default, deserialize_with = "crate::http::admin::views::opt_id")]
+    before: Option<i64>,
+    /// The version the page shows (the live poll).
+    #[serde(default, deserialize_with = "crate::http::admin::views::opt_id")]
+    v: Option<i64>,
+}
+
+/// An id from a query string; empty or not a number is "none".
+pub fn opt_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let s: Option<String> = serde::Deserialize::deserialize(d)?;
+    Ok(s.and_then(|s| s.trim().parse().ok())
+        .filter(|n: &i64| *n > 0))
+}
+
 pub async fn case_page(
     State(state): State<AppState>,
     user: User,
     Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Response, PageError> {
     let id = visible(&state, &user, &id).await?;
-    case_page_with(&state, &user, id, StatusCode::OK, None).await
+    case_page_with(&state, &user, id, StatusCode::OK, None, q.before).await
+}
+
+/// The timeline alone (htmx): the live poll answers 204 while the case's
+/// version is the one the page shows, so an idle open page costs one
+/// index lookup per poll; otherwise the fresh newest page.
+pub async fn case_timeline(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, PageError> {
+    let id = visible(&state, &user, &id).await?;
+    if let Some(v) = q.v {
+        if crate::case_log::version(&state.db, id).await? == v {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+    }
+    let tl = timeline::load(&state.db, id, q.before, state.tz()).await?;
+    Ok(render(
+        StatusCode::OK,
+        "admin/timeline.html",
+        context! { c => context! { id => id }, tl => ser(&tl) },
+    ))
+}
+
+/// `GET /cases/version?v=N`: the newest event id among the cases the
+/// caller may see, for the case list's poll; 204 while it is still `N`.
+pub async fn cases_version(
+    State(state): State<AppState>,
+    user: User,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, PageError> {
+    let v = crate::case_log::version_for_branch(&state.db, user.principal().branch_scope()).await?;
+    if q.v == Some(v) {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    Ok(axum::Json(serde_json::json!({ "version": v })).into_response())
+}
+
+/// An inbound image or document of a case the caller may see: fetched from
+/// the Cloud API on first view, then served from the database. Images are
+/// shown inline; everything else downloads.
+pub async fn case_media(
+    State(state): State<AppState>,
+    user: User,
+    Path((id, media)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let id = visible(&state, &user, &id).await?;
+    let media: i64 = media.parse().map_err(|_| AppError::NotFound)?;
+    let info = crate::media::get(&state.db, media)
+        .await?
+        .filter(|m| m.case_id == Some(id))
+        .ok_or(AppError::NotFound)?;
+    let info = if info.state == crate::media::MediaState::Stored {
+        info
+    } else {
+        let client = crate::whatsapp::WhatsappClient::from_config(&state.config.whatsapp)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+        crate::media::fetch(&state.db, &client, media, crate::time::now())
+            .await?
+            .ok_or(AppError::NotFound)?
+    };
+    let (Some(ct), Some(bytes)) = (
+        info.content_type.clone(),
+        crate::media::content(&state.db, media).await?,
+    ) else {
+        let why = info
+            .error
+            .unwrap_or_else(|| "Berkas belum dapat diunduh.".into());
+        return Err(PageError(AppError::BadRequest(format!(
+            "Berkas ini tidak dapat ditampilkan: {why}"
+        ))));
+    };
+    let disposition = if ct.starts_with("image/") {
+        "inline".to_owned()
+    } else {
+        let name: String = info
+            .filename
+            .unwrap_or_else(|| format!("berkas-{media}"))
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ' '))
+            .collect();
+        format!("attachment; filename=\"{name}\"")
+    };
+    use axum::http::header;
+    Ok((
+        [
+            (header::CONTENT_TYPE, ct),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CACHE_CONTROL, "private, max-age=86400".to_owned()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 fn field<'a>(form: &'a HashMap<String, String>, name: &str) -> &'a str {
@@ -247,6 +361,7 @@ pub async fn case_action(
                 id,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Some(why),
+                None,
             )
             .await
         }

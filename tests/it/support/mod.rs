@@ -204,6 +204,8 @@ pub struct Resp {
     pub status: StatusCode,
     pub headers: axum::http::HeaderMap,
     pub body: String,
+    /// The body as received (media).
+    pub bytes: Vec<u8>,
 }
 
 impl Resp {
@@ -311,6 +313,7 @@ pub async fn read(res: axum::response::Response) -> Resp {
         status,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
+        bytes: body.to_vec(),
     }
 }
 
