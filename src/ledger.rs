@@ -10,10 +10,6 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
 
-/// A bill's figures as the ledger re-reads them: employer, period,
-/// amount and paid (sen), when it was settled.
-type BillFigures = (i64, String, i64, i64, Option<DateTime<Utc>>);
-
 /// A payment as received, keyed by its reference.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewPayment {

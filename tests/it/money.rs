@@ -3,7 +3,7 @@
 //! the old one, a payment beyond what is owed is kept for an officer, and
 //! automated replies to one employer are bounded.
 
-use crate::support::{message, TestApp, CALLBACK};
+use crate::support::{message, TestApp};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 use wa_smile::store::Db;
