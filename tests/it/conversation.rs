@@ -290,7 +290,14 @@ async fn an_inbound_image_is_fetched_from_the_cloud_api_on_first_view_kept_with_
         );
         assert_eq!(info.size, Some(bytes.len() as i64));
 
-        // Another branch's officer cannot see it.
+        // Another branch's officer cannot see it (a branch is known once an
+        // employer of it is).
+        app.fixtures()
+            .at(at())
+            .employer("99990001")
+            .branch("DUMAI")
+            .create()
+            .await;
         accounts::add_user(app.db(), "lain", PASSWORD, Role::Officer, Some("DUMAI"))
             .await
             .unwrap();
