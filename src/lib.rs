@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod canned;
 pub mod case;
 pub mod case_actions;
 pub mod case_log;

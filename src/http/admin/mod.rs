@@ -6,6 +6,8 @@
 mod dashboard;
 mod timeline;
 mod views;
+mod words;
+mod worklist;
 
 use super::error::AppError;
 use super::AppState;
@@ -36,6 +38,11 @@ pub fn router() -> Router<AppState> {
         .route("/cases/{id}", get(views::case_page))
         .route("/cases/{id}/actions/{action}", post(views::case_action))
         .route("/dashboard", get(dashboard::page))
+        .route("/my-work", get(worklist::my_work))
+        .route(
+            "/canned",
+            get(worklist::canned_page).post(worklist::canned_submit),
+        )
         .route(
             "/static/admin.css",
             get(|| async { asset("text/css; charset=utf-8", CSS) }),
@@ -64,6 +71,7 @@ pub fn templates() -> &'static Environment<'static> {
         let mut env = Environment::new();
         crate::messages::filters::register(&mut env);
         timeline::register_filters(&mut env);
+        words::register(&mut env);
         for (name, src) in [
             (
                 "admin/base.html",
@@ -84,6 +92,14 @@ pub fn templates() -> &'static Environment<'static> {
             (
                 "admin/dashboard.html",
                 include_str!("../../../templates/admin/dashboard.html"),
+            ),
+            (
+                "admin/my_work.html",
+                include_str!("../../../templates/admin/my_work.html"),
+            ),
+            (
+                "admin/canned.html",
+                include_str!("../../../templates/admin/canned.html"),
             ),
             (
                 "admin/error.html",
