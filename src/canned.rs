@@ -23,7 +23,9 @@ pub struct Canned {
 /// Every canned reply, by title.
 pub async fn list(db: &Db) -> Result<Vec<Canned>> {
     Ok(db
-        .query("SELECT id, title, body, updated_by, updated_at FROM canned_replies ORDER BY title, id")
+        .query(
+            "SELECT id, title, body, updated_by, updated_at FROM canned_replies ORDER BY title, id",
+        )
         .fetch_all_as(db)
         .await?)
 }

@@ -392,7 +392,9 @@ pub async fn apply(
         Action::Label { label, remove } => {
             let label = label.trim().to_lowercase();
             if label.is_empty() || label.chars().count() > MAX_LABEL {
-                return reject(format!("Label wajib diisi, paling banyak {MAX_LABEL} karakter."));
+                return reject(format!(
+                    "Label wajib diisi, paling banyak {MAX_LABEL} karakter."
+                ));
             }
             let changed = if remove {
                 crate::case::labels::remove(&mut tx, case_id, &label).await?
@@ -454,7 +456,9 @@ pub async fn apply(
         Action::SendText { text: t } => {
             let t = text(&t, "Pesan")?;
             if !crate::outbox::window_open(c.last_inbound_at, now) {
-                return reject("Jendela 24 jam sudah tertutup: hanya template resmi yang dapat dikirim.");
+                return reject(
+                    "Jendela 24 jam sudah tertutup: hanya template resmi yang dapat dikirim.",
+                );
             }
             let wa = sendable(&c)?;
             let id = queue(
@@ -525,7 +529,9 @@ pub async fn apply(
 
 fn sendable(c: &CaseRow) -> Result<String, ActionError> {
     if c.opted_out {
-        return reject("Pemberi kerja sudah berhenti berlangganan: catat persetujuannya terlebih dahulu.");
+        return reject(
+            "Pemberi kerja sudah berhenti berlangganan: catat persetujuannya terlebih dahulu.",
+        );
     }
     if c.contact_invalid {
         return reject("Nomor ini ditandai salah: catat kontak baru terlebih dahulu.");

@@ -195,6 +195,10 @@ pub async fn record_payments_flagged(
     Ok((counts, raised))
 }
 
+/// A bill as the ledger checks a payment against it: employer, period,
+/// amount and paid so far (sen), and when it was settled.
+type BillFigures = (i64, String, i64, i64, Option<DateTime<Utc>>);
+
 /// What is stored under each of `payments`' references: employer, period,
 /// amount (sen) and time paid.
 type Stored = HashMap<String, (i64, String, i64, DateTime<Utc>)>;
@@ -295,8 +299,7 @@ async fn raise_beyond_owed(
         for id in chunk {
             q = q.bind(*id);
         }
-        let rows: Vec<(i64, String, i64, i64, Option<DateTime<Utc>>)> =
-            q.fetch_all_as(&mut *tx).await?;
+        let rows: Vec<BillFigures> = q.fetch_all_as(&mut *tx).await?;
         for (employer_id, period, amount, paid, settled_at) in rows {
             bills.insert((employer_id, period), (amount, paid, settled_at.is_some()));
         }

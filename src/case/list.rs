@@ -282,7 +282,11 @@ async fn matching_employers(db: &Db, q: &str, branch: Option<&str>) -> Result<Op
     let (cond, binds) = employer_match(if branch.is_some() { 2 } else { 1 }, q);
     let sql = format!(
         "SELECT id FROM employers WHERE {}({cond}) LIMIT {}",
-        if branch.is_some() { "branch || '' = $1 AND " } else { "" },
+        if branch.is_some() {
+            "branch || '' = $1 AND "
+        } else {
+            ""
+        },
         MAX_IDS + 1
     );
     let mut query = db.query(&sql);

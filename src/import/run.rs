@@ -147,7 +147,11 @@ impl Run {
     }
 
     /// Applies the staged rows in batches and returns the run's counts.
-    pub(super) async fn apply(&mut self, db: &Db) -> Result<Counts> {
+    pub(super) async fn apply(
+        &mut self,
+        db: &Db,
+        thanks: Option<&crate::config::Config>,
+    ) -> Result<Counts> {
         loop {
             let mut tx = db.begin().await?;
             let rows = tx
@@ -169,7 +173,7 @@ impl Run {
                     .with_context(|| format!("import run {}: staged row {last}", self.id))?;
             }
             let c = batch
-                .write(&mut tx, &self.actor, &self.payment_source)
+                .write(&mut tx, &self.actor, &self.payment_source, thanks)
                 .await?;
             let finished = rows.len() < APPLY_BATCH;
             let set = format!(
@@ -327,7 +331,7 @@ pub async fn finish_interrupted(db: &Db) -> Result<Vec<Recovered>> {
         match state.as_str() {
             "applying" => {
                 tracing::warn!(run = id, kind = %kind_name, "finishing an interrupted import");
-                let counts = run.apply(db).await?;
+                let counts = run.apply(db, None).await?;
                 tracing::warn!(
                     run = id,
                     inserted = counts.inserted,

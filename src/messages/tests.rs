@@ -112,7 +112,10 @@ fn absent_contact_name_addresses_the_company_management() {
     assert!(text.starts_with("Yth. Bapak/Ibu Pimpinan PT Sinar Riau Abadi,"));
     assert!(!text.contains("Kode iuran"), "{text}");
     let tpl = c.whatsapp_template("reminder_1", &ctx, "id").unwrap();
-    assert_eq!(tpl.body_texts()[0], "Bapak/Ibu Pimpinan PT Sinar Riau Abadi");
+    assert_eq!(
+        tpl.body_texts()[0],
+        "Bapak/Ibu Pimpinan PT Sinar Riau Abadi"
+    );
 }
 
 #[test]
@@ -407,7 +410,12 @@ fn a_contact_name_with_its_own_salutation_is_not_greeted_twice() {
             assert!(text.contains(greeted), "{contact}: {text}");
             let body = c.render_whatsapp_body(name, &ctx).unwrap();
             assert!(body.contains(greeted), "{contact}: {body}");
-            for doubled in ["Bapak/Ibu Bapak", "Bapak/Ibu Ibu", "Bapak Bapak", "Ibu Ibu "] {
+            for doubled in [
+                "Bapak/Ibu Bapak",
+                "Bapak/Ibu Ibu",
+                "Bapak Bapak",
+                "Ibu Ibu ",
+            ] {
                 assert!(!text.contains(doubled) && !body.contains(doubled), "{text}");
             }
         }

@@ -269,7 +269,8 @@ async fn a_due_reminder_goes_out_as_its_template_with_the_outbox_id_and_is_recor
 
 #[tokio::test]
 async fn a_sent_reminder_keeps_the_exact_text_the_employer_saw() {
-    for (t, server, config) in setup(&[]).await {
+    for app in setup(&[]).await {
+        let (t, server, config) = app.into_parts();
         let db = &t.db;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))

@@ -3,7 +3,11 @@
 use crate::support::TestApp;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use std::sync::Arc;
 use tower::ServiceExt;
+use wa_smile::config::Config;
+use wa_smile::http::{router, AppState};
+use wa_smile::testing;
 
 async fn status(app: axum::Router, path: &str) -> StatusCode {
     app.oneshot(Request::get(path).body(Body::empty()).unwrap())

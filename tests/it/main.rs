@@ -24,3 +24,4 @@ mod simulator;
 mod webhook;
 mod webhook_routes;
 mod whatsapp_client;
+mod worklist;

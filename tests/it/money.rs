@@ -568,11 +568,11 @@ fn a_payments_import_refuses_a_reference_of_another_employer_with_exit_2() {
 }
 
 /// The callback's outcome, by name (`recorded`, `duplicate`…).
-async fn callback_outcome(app: &App, body: &Value) -> String {
+async fn callback_outcome(app: &TestApp, body: &Value) -> String {
     let answer: Value = app
         .http
-        .post(format!("{}/webhooks/payments", app.base))
-        .header("x-callback-token", CALLBACK)
+        .post(format!("{}/webhooks/payments", app.url))
+        .header("x-callback-token", crate::support::CALLBACK)
         .json(body)
         .send()
         .await
@@ -594,7 +594,8 @@ async fn paid_and_settled_racing_for_one_invoice_record_it_once() {
     for app in apps(&[]).await {
         let db = app.db();
         let (employer, case_id) = seeded(&app).await;
-        post_signed(&app, &tap("wamid.R1", &format!("PAY_LINK:{case_id}"))).await;
+        app.post_signed(tap("wamid.R1", &format!("PAY_LINK:{case_id}")).as_bytes())
+            .await;
         let reference = links(db, case_id).await[0].0.clone();
         let paid_body = paid(&reference, 3_000_000);
         let mut settled_body = paid_body.clone();

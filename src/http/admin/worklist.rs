@@ -22,6 +22,9 @@ struct Section {
     page: caselist::Page,
 }
 
+/// A section: its key, its title and the filter it adds.
+type Sec = (&'static str, &'static str, fn(&mut Filter));
+
 pub async fn my_work(State(state): State<AppState>, user: User) -> Result<Response, PageError> {
     let who = user.principal();
     let now = crate::time::now();
@@ -30,7 +33,7 @@ pub async fn my_work(State(state): State<AppState>, user: User) -> Result<Respon
         assignee: who.name.clone(),
         ..Filter::default()
     };
-    let sections: [(&str, &str, fn(&mut Filter)); 5] = [
+    let sections: [Sec; 5] = [
         ("awaiting", "Menunggu balasan", |f| {
             f.awaiting_reply = true;
             f.sort = caselist::Sort::Awaiting;
@@ -81,10 +84,7 @@ pub async fn my_work(State(state): State<AppState>, user: User) -> Result<Respon
     ))
 }
 
-pub async fn canned_page(
-    State(state): State<AppState>,
-    user: User,
-) -> Result<Response, PageError> {
+pub async fn canned_page(State(state): State<AppState>, user: User) -> Result<Response, PageError> {
     canned_with(&state, &user, StatusCode::OK, None).await
 }
 

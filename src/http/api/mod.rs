@@ -232,6 +232,7 @@ async fn import_json(
         calendar: state.config.calendar(),
         default_tz: state.tz(),
         actor: format!("api:{}", who.name),
+        thanks: Some(state.config.clone()),
     };
     match import::import_rows(&state.db, &ctx, kind, &rows, false).await {
         Ok(c) => Ok(Json(json!(c))),

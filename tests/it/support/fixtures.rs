@@ -35,8 +35,9 @@ impl<'a> Fixtures<'a> {
             db,
             import: ImportContext {
                 calendar: config.calendar(),
-                default_tz: config.timezone().unwrap(),
+                default_tz: config.timezone(),
                 actor: "import:fixtures".into(),
+                thanks: None,
             },
             scan: ScanContext::from_config(config).unwrap(),
             clock: TestClock::default(),
