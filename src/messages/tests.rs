@@ -127,7 +127,7 @@ fn parameters_follow_the_declared_order() {
     assert_eq!(
         tpl.body_texts(),
         vec![
-            "Budi Santoso",
+            "Bapak/Ibu Budi Santoso",
             "PT Sinar Riau Abadi",
             "19010021",
             "Desember 2025, Januari 2026",
