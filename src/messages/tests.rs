@@ -411,9 +411,9 @@ fn a_contact_name_with_its_own_salutation_is_not_greeted_twice() {
             let body = c.render_whatsapp_body(name, &ctx).unwrap();
             assert!(body.contains(greeted), "{contact}: {body}");
             for doubled in [
-                "Bapak/Ibu Bapak",
-                "Bapak/Ibu Ibu",
-                "Bapak Bapak",
+                "Bapak/Ibu Bapak ",
+                "Bapak/Ibu Ibu ",
+                "Bapak Bapak ",
                 "Ibu Ibu ",
             ] {
                 assert!(!text.contains(doubled) && !body.contains(doubled), "{text}");
