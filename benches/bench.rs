@@ -617,6 +617,7 @@ async fn run_import(name: &str, url: &str, emp_csv: &Path, bill_csv: &Path) -> R
         calendar: config.calendar(),
         default_tz: config.timezone(),
         actor: "bench".into(),
+        thanks: None,
     };
     for (kind, path) in [(Kind::Employers, emp_csv), (Kind::Bills, bill_csv)] {
         let t = Instant::now();

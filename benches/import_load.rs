@@ -104,6 +104,7 @@ async fn import(db: &Db, kind: Kind, file: &Path) -> Result<(u64, f64)> {
         calendar: config.calendar(),
         default_tz: chrono_tz::Asia::Jakarta,
         actor: "bench".into(),
+        thanks: None,
     };
     let t = Instant::now();
     let c = import_csv(

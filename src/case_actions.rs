@@ -14,6 +14,30 @@ use serde_json::json;
 
 /// Longest note or free-text message accepted.
 pub const MAX_TEXT: usize = 4000;
+/// The stage reminders: one a day per employer, the bot's and an
+/// officer's together.
+pub const REMINDER_MESSAGES: &[&str] = &["reminder_1", "reminder_2", "reminder_3", "warning"];
+
+/// Longest label.
+pub const MAX_LABEL: usize = 40;
+
+/// Why an officer closes a case by hand: a fixed list, so reports can
+/// count them (code, what the officer reads).
+pub const RESOLVE_REASONS: &[(&str, &str)] = &[
+    ("paid_outside", "Sudah dibayar (bukti diterima petugas)"),
+    ("installment_agreed", "Disepakati cicilan di luar bot"),
+    ("employer_closed", "Perusahaan tutup atau tidak aktif"),
+    ("wrong_data", "Data tagihan salah (dikoreksi di SMILE)"),
+    ("handed_over", "Diserahkan ke penagihan lanjutan"),
+];
+
+/// The Indonesian text of a resolution reason code.
+pub fn resolve_reason_label(code: &str) -> Option<&'static str> {
+    RESOLVE_REASONS
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, l)| *l)
+}
 
 #[derive(Debug, Clone)]
 pub enum Action {
@@ -34,11 +58,24 @@ pub enum Action {
     Dispute {
         reason: String,
     },
+    /// `reason` is one of [`RESOLVE_REASONS`]; a case that still owes
+    /// needs `confirmed` (the officer ticked "masih ada tunggakan").
     Resolve {
         reason: String,
+        note: String,
+        confirmed: bool,
     },
+    Reopen {
+        reason: String,
+    },
+    /// `key` comes from the form, so a double submit queues once.
     SendTemplate {
         message: String,
+        key: String,
+    },
+    Label {
+        label: String,
+        remove: bool,
     },
     SendText {
         text: String,
@@ -74,10 +111,10 @@ fn reject<T>(why: impl Into<String>) -> Result<T, ActionError> {
 fn text(s: &str, what: &str) -> Result<String, ActionError> {
     let t = s.trim();
     if t.is_empty() {
-        return reject(format!("{what} must not be empty"));
+        return reject(format!("{what} wajib diisi."));
     }
     if t.chars().count() > MAX_TEXT {
-        return reject(format!("{what} is longer than {MAX_TEXT} characters"));
+        return reject(format!("{what} lebih dari {MAX_TEXT} karakter."));
     }
     Ok(t.to_owned())
 }
@@ -86,6 +123,9 @@ struct CaseRow {
     employer_id: i64,
     status: String,
     resolved: bool,
+    arrears: crate::domain::Money,
+    paused: bool,
+    held: bool,
     wa_id: Option<String>,
     tz: Tz,
     opted_out: bool,
@@ -101,6 +141,9 @@ struct ReadRow {
     employer_id: i64,
     status: String,
     resolved_at: Option<DateTime<Utc>>,
+    arrears_minor: crate::domain::Money,
+    paused_until: Option<DateTime<Utc>>,
+    officer_hold: Option<String>,
     last_inbound_at: Option<DateTime<Utc>>,
     assignee: Option<String>,
     wa_id: Option<String>,
@@ -113,7 +156,8 @@ struct ReadRow {
 async fn read(tx: &mut Tx, case_id: i64) -> Result<Option<CaseRow>> {
     let Some(r) = tx
         .query(
-            "SELECT c.employer_id, c.status, c.resolved_at, c.last_inbound_at, c.assignee, \
+            "SELECT c.employer_id, c.status, c.resolved_at, c.arrears_minor, c.paused_until, c.officer_hold, \
+                    c.last_inbound_at, c.assignee, \
                     e.wa_id, e.timezone, e.opted_out_at, e.contact_invalid_at, e.contact_name \
              FROM cases c JOIN employers e ON e.id = c.employer_id WHERE c.id = $1",
         )
@@ -127,6 +171,9 @@ async fn read(tx: &mut Tx, case_id: i64) -> Result<Option<CaseRow>> {
         employer_id: r.employer_id,
         status: r.status,
         resolved: r.resolved_at.is_some(),
+        arrears: r.arrears_minor,
+        paused: r.paused_until.is_some(),
+        held: r.officer_hold.is_some(),
         wa_id: r.wa_id,
         tz: r.timezone.parse().unwrap_or(chrono_tz::Asia::Jakarta),
         opted_out: r.opted_out_at.is_some(),
@@ -163,13 +210,16 @@ pub async fn apply(
     let event = |kind: EventKind, data: serde_json::Value| {
         NewEvent::new(case_id, now, kind, actor.clone(), data)
     };
-    let changes_state = !matches!(action, Action::Note { .. } | Action::Assign { .. });
+    let changes_state = !matches!(
+        action,
+        Action::Note { .. } | Action::Assign { .. } | Action::Reopen { .. } | Action::Label { .. }
+    );
     if c.resolved && changes_state {
-        return reject("the case is resolved");
+        return reject("Kasus sudah selesai. Buka kembali kasus ini terlebih dahulu.");
     }
     let ev = match action {
         Action::Note { text: t } => {
-            let t = text(&t, "the note")?;
+            let t = text(&t, "Catatan")?;
             event(EventKind::NoteAdded, json!({"text": t}))
         }
         Action::Assign { assignee } => {
@@ -183,7 +233,7 @@ pub async fn apply(
                     .fetch_optional(&mut tx)
                     .await?;
                 if known.is_none() {
-                    return reject(format!("no user `{a}`"));
+                    return reject(format!("Pengguna \u{201c}{a}\u{201d} tidak ditemukan."));
                 }
             }
             tx.query("UPDATE cases SET assignee = $2, updated_at = $3 WHERE id = $1")
@@ -200,7 +250,7 @@ pub async fn apply(
         Action::Pause { until } => {
             let until_at = local_midnight(c.tz, until);
             if until_at <= now {
-                return reject("pause until a future date");
+                return reject("Tanggal jeda harus setelah hari ini.");
             }
             tx.query(
                 "UPDATE cases SET paused_until = $2, quiet_reason = 'paused', next_action_at = $2, updated_at = $3 WHERE id = $1",
@@ -213,10 +263,15 @@ pub async fn apply(
             event(EventKind::Paused, json!({"until": until}))
         }
         Action::Resume => {
+            if !c.paused && !c.held {
+                return reject("Pengingat tidak sedang dijeda atau ditahan.");
+            }
             tx.query(
                 // Resuming also releases a hold from the employer's reply:
                 // the officer has dealt with it and lets the bot speak.
-                "UPDATE cases SET paused_until = NULL, officer_hold = NULL, \
+                // A case held for an officer goes back to the bot as open.
+                "UPDATE cases SET paused_until = NULL, officer_hold = NULL, payment_claimed_at = NULL, \
+                 status = CASE WHEN status = 'needs_officer' THEN 'open' ELSE status END, \
                  quiet_reason = CASE WHEN quiet_reason IN ('paused', 'awaiting_officer') THEN NULL ELSE quiet_reason END, \
                  next_action_at = CASE WHEN quiet_reason IN ('paused', 'awaiting_officer') THEN $2 ELSE next_action_at END, \
                  updated_at = $2 WHERE id = $1",
@@ -225,12 +280,15 @@ pub async fn apply(
             .bind(now)
             .execute(&mut tx)
             .await?;
-            event(EventKind::Resumed, json!({}))
+            event(
+                EventKind::Resumed,
+                json!({"was_paused": c.paused, "was_held": c.held}),
+            )
         }
         Action::Promise { date, note } => {
             let today = now.with_timezone(&c.tz).date_naive();
             if date < today {
-                return reject("the promised date is in the past");
+                return reject("Tanggal janji bayar tidak boleh sebelum hari ini.");
             }
             let next = local_midnight(c.tz, date + Duration::days(1));
             tx.query(
@@ -245,7 +303,7 @@ pub async fn apply(
             .await?;
             let note = note.trim().to_owned();
             if note.chars().count() > MAX_TEXT {
-                return reject(format!("the note is longer than {MAX_TEXT} characters"));
+                return reject(format!("Keterangan lebih dari {MAX_TEXT} karakter."));
             }
             event(
                 EventKind::PromiseToPay,
@@ -253,7 +311,7 @@ pub async fn apply(
             )
         }
         Action::Dispute { reason } => {
-            let reason = text(&reason, "the reason")?;
+            let reason = text(&reason, "Alasan")?;
             tx.query(
                 "UPDATE cases SET status = 'needs_officer', quiet_reason = 'awaiting_officer', \
                  officer_hold = 'dispute_raised', updated_at = $2 WHERE id = $1",
@@ -267,8 +325,24 @@ pub async fn apply(
                 json!({"reason": reason, "previous_status": c.status}),
             )
         }
-        Action::Resolve { reason } => {
-            let reason = text(&reason, "the reason")?;
+        Action::Resolve {
+            reason,
+            note,
+            confirmed,
+        } => {
+            let Some(label) = resolve_reason_label(&reason) else {
+                return reject("Pilih alasan penyelesaian dari daftar.");
+            };
+            if !c.arrears.is_zero() && !confirmed {
+                return reject(format!(
+                    "Kasus ini masih memiliki tunggakan {}. Centang konfirmasi untuk tetap menyelesaikannya.",
+                    c.arrears.to_rupiah_string()
+                ));
+            }
+            let note = note.trim().to_owned();
+            if note.chars().count() > MAX_TEXT {
+                return reject(format!("Keterangan lebih dari {MAX_TEXT} karakter."));
+            }
             tx.query(
                 "UPDATE cases SET status = 'resolved', resolved_at = $2, resolution = $3, quiet_reason = NULL, \
                  next_action_at = NULL, updated_at = $2 WHERE id = $1",
@@ -282,15 +356,82 @@ pub async fn apply(
             crate::outbox::cancel_for_case(&mut tx, case_id, now).await?;
             event(
                 EventKind::CaseResolved,
+                json!({"reason": reason, "reason_text": label, "note": note,
+                       "arrears": c.arrears, "confirmed": confirmed, "previous_status": c.status}),
+            )
+        }
+        Action::Reopen { reason } => {
+            if !c.resolved {
+                return reject("Kasus ini belum selesai.");
+            }
+            let reason = text(&reason, "Alasan membuka kembali")?;
+            // At most one open case per employer (`cases_one_open`).
+            let other: Option<i64> = tx
+                .query("SELECT id FROM cases WHERE employer_id = $1 AND resolved_at IS NULL")
+                .bind(c.employer_id)
+                .fetch_optional_scalar(&mut tx)
+                .await?;
+            if let Some(other) = other {
+                return reject(format!(
+                    "Pemberi kerja ini sudah memiliki kasus terbuka (#{other})."
+                ));
+            }
+            tx.query(
+                "UPDATE cases SET status = 'open', resolved_at = NULL, resolution = NULL, \
+                 quiet_reason = NULL, next_action_at = $2, updated_at = $2 WHERE id = $1",
+            )
+            .bind(case_id)
+            .bind(now)
+            .execute(&mut tx)
+            .await?;
+            event(
+                EventKind::CaseReopened,
                 json!({"reason": reason, "previous_status": c.status}),
             )
         }
-        Action::SendTemplate { message } => {
+        Action::Label { label, remove } => {
+            let label = label.trim().to_lowercase();
+            if label.is_empty() || label.chars().count() > MAX_LABEL {
+                return reject(format!(
+                    "Label wajib diisi, paling banyak {MAX_LABEL} karakter."
+                ));
+            }
+            let changed = if remove {
+                crate::case::labels::remove(&mut tx, case_id, &label).await?
+            } else {
+                crate::case::labels::add(&mut tx, case_id, &label, &actor.to_string(), now).await?
+            };
+            if !changed {
+                tx.rollback().await?;
+                return Ok(());
+            }
+            event(
+                if remove {
+                    EventKind::LabelRemoved
+                } else {
+                    EventKind::LabelAdded
+                },
+                json!({"label": label}),
+            )
+        }
+        Action::SendTemplate { message, key } => {
             if !templates.contains(&message) {
-                return reject(format!("unknown message `{message}`"));
+                return reject("Template ini tidak tersedia untuk kasus ini.");
             }
             let wa = sendable(&c)?;
-            let id = queue(
+            if REMINDER_MESSAGES.contains(&message.as_str()) {
+                let today = now.with_timezone(&c.tz).date_naive();
+                let since = local_midnight(c.tz, today);
+                if crate::outbox::reminder_since(&mut tx, c.employer_id, REMINDER_MESSAGES, since)
+                    .await?
+                {
+                    return reject(
+                        "Pemberi kerja ini sudah menerima pengingat hari ini (paling banyak satu pengingat sehari).",
+                    );
+                }
+            }
+            let key = form_key(&key)?;
+            let Some(id) = queue(
                 &mut tx,
                 case_id,
                 &c,
@@ -298,18 +439,26 @@ pub async fn apply(
                 &message,
                 "template",
                 json!({"case_id": case_id, "manual": true}),
+                Some(&key),
                 now,
             )
-            .await?;
+            .await?
+            else {
+                // The same form sent twice: the first one queued it.
+                tx.rollback().await?;
+                return Ok(());
+            };
             event(
                 EventKind::MessageQueued,
                 json!({"outbox_id": id, "message": message, "manual": true}),
             )
         }
         Action::SendText { text: t } => {
-            let t = text(&t, "the message")?;
+            let t = text(&t, "Pesan")?;
             if !crate::outbox::window_open(c.last_inbound_at, now) {
-                return reject("the 24-hour window is closed: only approved templates may be sent");
+                return reject(
+                    "Jendela 24 jam sudah tertutup: hanya template resmi yang dapat dikirim.",
+                );
             }
             let wa = sendable(&c)?;
             let id = queue(
@@ -320,9 +469,11 @@ pub async fn apply(
                 "free_text",
                 "text",
                 json!({"case_id": case_id, "text": t}),
+                None,
                 now,
             )
-            .await?;
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("a manual message key was already taken"))?;
             event(
                 EventKind::MessageQueued,
                 json!({"outbox_id": id, "message": "free_text", "text": t, "manual": true}),
@@ -342,7 +493,7 @@ pub async fn apply(
                 raw => crate::import::contact_name(raw).map_err(|e| ActionError::Rejected(e.0))?,
             };
             if wa.is_none() && name.is_empty() && !consent {
-                return reject("enter a new number, a contact name or record consent");
+                return reject("Isi nomor baru, nama PIC, atau catat persetujuan.");
             }
             let new_wa = wa.as_ref().map(|w| w.as_str().to_owned());
             tx.query(
@@ -378,15 +529,27 @@ pub async fn apply(
 
 fn sendable(c: &CaseRow) -> Result<String, ActionError> {
     if c.opted_out {
-        return reject("the employer opted out: record consent first");
+        return reject(
+            "Pemberi kerja sudah berhenti berlangganan: catat persetujuannya terlebih dahulu.",
+        );
     }
     if c.contact_invalid {
-        return reject("the number is marked invalid: record a new contact first");
+        return reject("Nomor ini ditandai salah: catat kontak baru terlebih dahulu.");
     }
     match &c.wa_id {
         Some(w) => Ok(w.clone()),
-        None => reject("the employer has no WhatsApp number"),
+        None => reject("Pemberi kerja belum memiliki nomor WhatsApp."),
     }
+}
+
+/// The form's one-time key (`crate::accounts::random_secret`, hex): a
+/// double submit carries the same one.
+fn form_key(key: &str) -> Result<String, ActionError> {
+    let k = key.trim();
+    if k.len() < 16 || k.len() > 64 || !k.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return reject("Formulir ini sudah kedaluwarsa. Muat ulang halaman, lalu coba lagi.");
+    }
+    Ok(k.to_owned())
 }
 
 /// Queues one manual outbox row, due now; the delivery worker sends it
@@ -400,9 +563,13 @@ async fn queue(
     message: &str,
     kind: &str,
     body: serde_json::Value,
+    form_key: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<i64> {
-    let key = format!("case:{case_id}:manual:{}", crate::accounts::random_secret());
+) -> Result<Option<i64>> {
+    let key = match form_key {
+        Some(k) => format!("case:{case_id}:manual:{k}"),
+        None => format!("case:{case_id}:manual:{}", crate::accounts::random_secret()),
+    };
     let text = body
         .get("text")
         .and_then(serde_json::Value::as_str)
@@ -412,8 +579,5 @@ async fn queue(
             .case(Some(case_id))
             .to(Some(wa_id.to_owned()))
             .text(text);
-    let id = crate::outbox::enqueue(tx, &m, now)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("a manual message key was already taken"))?;
-    Ok(id)
+    crate::outbox::enqueue(tx, &m, now).await
 }

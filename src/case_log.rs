@@ -52,6 +52,9 @@ event_kinds! {
     Paused => "paused",
     Resumed => "resumed",
     CaseResolved => "case_resolved",
+    CaseReopened => "case_reopened",
+    LabelAdded => "label_added",
+    LabelRemoved => "label_removed",
     ContactUpdated => "contact_updated",
 }
 
@@ -171,6 +174,7 @@ pub async fn record(tx: &mut Tx, events: &[NewEvent]) -> Result<()> {
     }
     let latest: Vec<(i64, DateTime<Utc>)> = latest.into_iter().collect();
     crate::case::figures::touch(tx, &latest).await?;
+    crate::case::figures::conversation(tx, events).await?;
     for e in events {
         tx.audit(
             AuditEntry::new(

@@ -134,6 +134,7 @@ pub async fn import(db: &Db, config: &Config, employers: &Path, bills: &Path) ->
         calendar: config.calendar(),
         default_tz: config.timezone(),
         actor: "demo".into(),
+        thanks: None,
     };
     for (kind, path) in [(Kind::Employers, employers), (Kind::Bills, bills)] {
         import_csv(
@@ -585,6 +586,7 @@ pub async fn run(config: Config, data: Option<PathBuf>, at: Option<DateTime<Utc>
         calendar: config.calendar(),
         default_tz: config.timezone(),
         actor: "demo".into(),
+        thanks: None,
     };
     for (kind, path) in [Kind::Employers, Kind::Bills, Kind::Payments]
         .into_iter()

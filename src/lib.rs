@@ -6,6 +6,7 @@ pub mod account_health;
 pub mod accounts;
 pub mod audit;
 pub mod branches;
+pub mod canned;
 pub mod case;
 pub mod case_actions;
 pub mod case_log;

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::domain::{Money, Period};
 use crate::ledger::{self, NewPayment, PaymentException};
 use crate::payments::LinkBill;
-use crate::replies::outgoing::{self, Bills};
+use crate::replies::outgoing;
 use crate::store::{Db, Tx};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
@@ -328,7 +328,7 @@ async fn record_paid(
     let resolved = case_resolved(tx, link.case_id).await?;
     // Thanked once: only the payment that resolved the case says "lunas".
     if resolved && !was_resolved {
-        thank(tx, config, link.employer_id, link.case_id, now).await?;
+        outgoing::thank_for_payment(tx, config, link.employer_id, link.case_id, now).await?;
     }
     Ok(CallbackOutcome::Recorded {
         case_resolved: resolved,
@@ -360,34 +360,6 @@ fn link_payments(notice: &Notice, link: &LinkRow) -> Result<Vec<NewPayment>> {
         );
     }
     Ok(payments)
-}
-
-/// The `payment_thanks` reply, queued after the resolution (which cancels
-/// the case's queued rows).
-async fn thank(
-    tx: &mut Tx,
-    config: &Config,
-    employer_id: i64,
-    case_id: i64,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let party = outgoing::load_party(tx, employer_id, Some(case_id)).await?;
-    let ctx = outgoing::message_context(tx, config, &party, Bills::SinceCaseOpened, now).await?;
-    let window =
-        crate::outbox::window_open(party.case.as_ref().and_then(|c| c.last_inbound_at), now);
-    outgoing::queue(
-        tx,
-        config,
-        &party,
-        &ctx,
-        "payment_thanks",
-        format!("case:{case_id}:payment_thanks"),
-        None,
-        window,
-        now,
-    )
-    .await?;
-    Ok(())
 }
 
 async fn case_resolved(tx: &mut Tx, case_id: i64) -> Result<bool> {

@@ -283,3 +283,65 @@ pub async fn touch(tx: &mut Tx, latest: &[(i64, DateTime<Utc>)]) -> Result<()> {
     }
     Ok(())
 }
+
+/// Longest message preview the list keeps.
+pub const PREVIEW_CHARS: usize = 140;
+
+/// The worklist's "awaiting reply": the employer's message starts the wait;
+/// any message queued for the case after it — an officer's or the bot's
+/// answer — ends it. Applied to each batch of events as the case log
+/// records them, so the list reads a column instead of the log.
+pub async fn conversation(tx: &mut Tx, events: &[crate::case_log::NewEvent]) -> Result<()> {
+    use crate::case_log::EventKind;
+    // Per case, the batch's last word: Some(wait) or None (answered).
+    let mut last: std::collections::BTreeMap<i64, Option<(DateTime<Utc>, String)>> =
+        Default::default();
+    for e in events {
+        match e.kind {
+            EventKind::ReplyReceived => {
+                let text = ["text", "button", "button_text"]
+                    .iter()
+                    .find_map(|k| e.data.get(*k).and_then(serde_json::Value::as_str))
+                    .unwrap_or("");
+                let preview: String = text.trim().chars().take(PREVIEW_CHARS).collect();
+                last.insert(e.case_id, Some((e.at, preview)));
+            }
+            EventKind::MessageQueued => {
+                last.insert(e.case_id, None);
+            }
+            _ => {}
+        }
+    }
+    let mut answered = Vec::new();
+    for (case_id, wait) in last {
+        match wait {
+            Some((at, preview)) => {
+                tx.query(
+                    "UPDATE cases SET awaiting_since = $2, awaiting_preview = $3 WHERE id = $1",
+                )
+                .bind(case_id)
+                .bind(at)
+                .bind(preview)
+                .execute(&mut *tx)
+                .await
+                .context("failed to mark the case awaiting a reply")?;
+            }
+            None => answered.push(case_id),
+        }
+    }
+    // Ids are integers, listed inline: a scan queues one message per case,
+    // and only the few waiting rows are written.
+    for chunk in answered.chunks(1000) {
+        let ids: Vec<String> = chunk.iter().map(i64::to_string).collect();
+        let sql = format!(
+            "UPDATE cases SET awaiting_since = NULL, awaiting_preview = NULL \
+             WHERE awaiting_since IS NOT NULL AND id IN ({})",
+            ids.join(",")
+        );
+        tx.query(&sql)
+            .execute(&mut *tx)
+            .await
+            .context("failed to clear the cases' awaiting reply")?;
+    }
+    Ok(())
+}

@@ -22,13 +22,52 @@ pub struct Filter {
     pub stage: String,
     pub branch: String,
     pub assignee: String,
-    /// Employer name or NPP, case-insensitive substring.
+    /// Company name, NPP, PIC name (case-insensitive substring) or
+    /// WhatsApp number (`0812…`, `+62 812…` or `62812…`, digits only).
     pub q: String,
     pub promise_due_today: bool,
     pub promise_broken: bool,
     pub window_open: bool,
+    /// The employer wrote last and no officer or bot answer followed.
+    pub awaiting_reply: bool,
+    /// Reminders held for an officer (`officer_hold`).
+    pub held: bool,
+    /// A message to the employer failed in the last [`FAILED_DAYS`] days.
+    pub failed: bool,
+    /// Cases carrying this label.
+    pub label: String,
     pub sort: Sort,
+    pub dir: Dir,
     pub page: i64,
+}
+
+/// How far back a failed message puts a case on the worklist.
+pub const FAILED_DAYS: i64 = 7;
+
+/// The direction of the shown column: `desc` is the largest arrears, the
+/// most days overdue, the latest activity, the longest wait first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dir {
+    #[default]
+    Desc,
+    Asc,
+}
+
+impl Dir {
+    pub fn flip(self) -> Dir {
+        match self {
+            Dir::Desc => Dir::Asc,
+            Dir::Asc => Dir::Desc,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dir::Desc => "desc",
+            Dir::Asc => "asc",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -38,6 +77,34 @@ pub enum Sort {
     Arrears,
     DaysOverdue,
     LastActivity,
+    /// Waiting for an answer, longest first; lists the waiting cases only.
+    Awaiting,
+}
+
+impl Sort {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sort::Arrears => "arrears",
+            Sort::DaysOverdue => "days_overdue",
+            Sort::LastActivity => "last_activity",
+            Sort::Awaiting => "awaiting",
+        }
+    }
+
+    /// The ORDER BY for the shown column in direction `dir` (see [`Dir`]),
+    /// each served by an index in both directions.
+    fn order(self, dir: Dir) -> &'static str {
+        match (self, dir) {
+            (Sort::Arrears, Dir::Desc) => "c.arrears_minor DESC, c.id DESC",
+            (Sort::Arrears, Dir::Asc) => "c.arrears_minor ASC, c.id ASC",
+            (Sort::DaysOverdue, Dir::Desc) => "c.oldest_due_date ASC, c.id ASC",
+            (Sort::DaysOverdue, Dir::Asc) => "c.oldest_due_date DESC, c.id DESC",
+            (Sort::LastActivity, Dir::Desc) => "c.last_activity_at DESC, c.id DESC",
+            (Sort::LastActivity, Dir::Asc) => "c.last_activity_at ASC, c.id ASC",
+            (Sort::Awaiting, Dir::Desc) => "c.awaiting_since ASC, c.id ASC",
+            (Sort::Awaiting, Dir::Asc) => "c.awaiting_since DESC, c.id DESC",
+        }
+    }
 }
 
 /// One line of the list.
@@ -56,7 +123,27 @@ pub struct ListRow {
     pub last_activity_at: Option<DateTime<Utc>>,
     pub promised_date: Option<NaiveDate>,
     pub quiet_reason: Option<String>,
+    /// The employer's own "already paid" claim, awaiting its payment.
+    pub payment_claimed: bool,
+    pub held: bool,
     pub window_open: bool,
+    pub awaiting_since: Option<DateTime<Utc>>,
+    /// The waiting message's first words.
+    pub awaiting_preview: Option<String>,
+    /// How long it has waited, in Indonesian ("3 jam").
+    pub awaiting_age: Option<String>,
+    pub labels: Vec<String>,
+}
+
+/// A wait as officers say it: "baru saja", "12 menit", "3 jam", "2 hari".
+pub fn age_text(since: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let m = (now - since).num_minutes().max(0);
+    match m {
+        0 => "baru saja".into(),
+        1..=59 => format!("{m} menit"),
+        60..=1439 => format!("{} jam", m / 60),
+        _ => format!("{} hari", m / 1440),
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -86,6 +173,10 @@ struct PageRow {
     promised_date: Option<NaiveDate>,
     quiet_reason: Option<QuietReason>,
     last_inbound_at: Option<DateTime<Utc>>,
+    payment_claimed_at: Option<DateTime<Utc>>,
+    officer_hold: Option<String>,
+    awaiting_since: Option<DateTime<Utc>>,
+    awaiting_preview: Option<String>,
 }
 
 /// Builds the WHERE clause and its binds, numbering from `$1`.
@@ -139,6 +230,38 @@ fn like_pattern(q: &str) -> String {
     s
 }
 
+/// A WhatsApp number as stored (`62812…`) from how officers type it
+/// (`0812-3456`, `+62 812…`): digits only, a leading 0 read as 62.
+fn wa_pattern(q: &str) -> Option<String> {
+    let digits: String = q
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '+' | '(' | ')' | '.'))
+        .collect();
+    if digits.len() < 4 || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let digits = match digits.strip_prefix('0') {
+        Some(rest) => format!("62{rest}"),
+        None => digits,
+    };
+    Some(format!("%{digits}%"))
+}
+
+/// The search's condition on `employers`, binding the text as `$n` and a
+/// number pattern as `$n+1` when the text reads as one.
+fn employer_match(n: usize, q: &str) -> (String, Vec<String>) {
+    let mut sql = format!(
+        "LOWER(name) LIKE ${n} ESCAPE '\\' OR LOWER(npp) LIKE ${n} ESCAPE '\\' \
+         OR LOWER(contact_name) LIKE ${n} ESCAPE '\\'"
+    );
+    let mut binds = vec![like_pattern(q)];
+    if let Some(p) = wa_pattern(q) {
+        sql.push_str(&format!(" OR wa_id LIKE ${}", n + 1));
+        binds.push(p);
+    }
+    (sql, binds)
+}
+
 /// Hints to SQLite's planner that a filter matches few rows (its
 /// statistics cannot tell, e.g. for a column that is mostly NULL);
 /// PostgreSQL's statistics know.
@@ -156,14 +279,22 @@ async fn matching_employers(db: &Db, q: &str, branch: Option<&str>) -> Result<Op
     // A case's branch is its employer's, so a branch narrows the employers
     // as well as the cases. One sequential pass over the employers beats
     // the branch index here, whose rows are scattered over the table.
+    let (cond, binds) = employer_match(if branch.is_some() { 2 } else { 1 }, q);
     let sql = format!(
-        "SELECT id FROM employers WHERE {}(LOWER(name) LIKE $1 ESCAPE '\\' OR LOWER(npp) LIKE $1 ESCAPE '\\') LIMIT {}",
-        if branch.is_some() { "branch || '' = $2 AND " } else { "" },
+        "SELECT id FROM employers WHERE {}({cond}) LIMIT {}",
+        if branch.is_some() {
+            "branch || '' = $1 AND "
+        } else {
+            ""
+        },
         MAX_IDS + 1
     );
-    let mut query = db.query(&sql).bind(like_pattern(q));
+    let mut query = db.query(&sql);
     if let Some(b) = branch {
         query = query.bind(b.to_owned());
+    }
+    for b in binds {
+        query = query.bind(b);
     }
     let rows: Vec<(i64,)> = query.fetch_all_as(db).await?;
     if rows.len() > MAX_IDS {
@@ -242,6 +373,31 @@ fn build(ctx: &Ctx, f: &Filter, with_status: bool, for_count: bool) -> Where {
             Bind::Time(crate::outbox::window_start(now)),
         );
     }
+    if f.awaiting_reply || f.sort == Sort::Awaiting {
+        w.clauses
+            .push(rare(backend, "c.awaiting_since IS NOT NULL"));
+    }
+    if f.held {
+        w.clauses.push(rare(backend, "c.officer_hold IS NOT NULL"));
+    }
+    if f.failed {
+        w.push(
+            &rare(
+                backend,
+                "c.id IN (SELECT o.case_id FROM outbox o WHERE o.state = 'failed' AND o.updated_at > $?)",
+            ),
+            Bind::Time(now - chrono::Duration::days(FAILED_DAYS)),
+        );
+    }
+    if !f.label.trim().is_empty() {
+        w.push(
+            &rare(
+                backend,
+                "c.id IN (SELECT l.case_id FROM case_labels l WHERE l.label = $?)",
+            ),
+            Bind::Text(f.label.trim().to_lowercase()),
+        );
+    }
     let q = f.q.trim();
     if !q.is_empty() {
         // Employers first: the matching names' cases are then looked up by
@@ -256,11 +412,11 @@ fn build(ctx: &Ctx, f: &Filter, with_status: bool, for_count: bool) -> Where {
                 ));
             }
             None => {
-                let n = w.binds.len() + 1;
+                let (cond, binds) = employer_match(w.binds.len() + 1, q);
                 w.clauses.push(format!(
-                    "c.employer_id IN (SELECT id FROM employers WHERE LOWER(name) LIKE ${n} ESCAPE '\\' OR LOWER(npp) LIKE ${n} ESCAPE '\\')"
+                    "c.employer_id IN (SELECT id FROM employers WHERE {cond})"
                 ));
-                w.binds.push(Bind::Text(like_pattern(q)));
+                w.binds.extend(binds.into_iter().map(Bind::Text));
             }
         }
     }
@@ -324,11 +480,7 @@ pub async fn list(
     let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
     let page = f.page.clamp(1, pages);
     let w = build(&ctx, f, true, false);
-    let order = match f.sort {
-        Sort::Arrears => "c.arrears_minor DESC, c.id DESC",
-        Sort::DaysOverdue => "c.oldest_due_date ASC, c.id ASC",
-        Sort::LastActivity => "c.last_activity_at DESC, c.id DESC",
-    };
+    let order = f.sort.order(f.dir);
     // The page's ids from `cases` alone, then employers for those 50 rows.
     // A large result walks the sort order's index and stops after the page;
     // a small one (known from the counts) is filtered first and then sorted
@@ -345,13 +497,19 @@ pub async fn list(
     };
     let sql = format!(
         "SELECT c.id, e.npp, e.name, c.branch, c.status, c.stage, c.assignee, c.arrears_minor, \
-                c.oldest_due_date, c.last_activity_at, c.promised_date, c.quiet_reason, c.last_inbound_at \
+                c.oldest_due_date, c.last_activity_at, c.promised_date, c.quiet_reason, c.last_inbound_at, \
+                c.payment_claimed_at, c.officer_hold, c.awaiting_since, c.awaiting_preview \
          FROM ({inner} ORDER BY {order} LIMIT {PER_PAGE} OFFSET {}) c \
          JOIN employers e ON e.id = c.employer_id ORDER BY {order}",
         (page - 1) * PER_PAGE
     );
     let window_from = crate::outbox::window_start(now);
     let rows: Vec<PageRow> = w.bind(db.query(&sql)).fetch_all_as(db).await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut labels: std::collections::HashMap<i64, Vec<String>> = Default::default();
+    for (id, l) in super::labels::for_cases(db, &ids).await? {
+        labels.entry(id).or_default().push(l);
+    }
     let cases = rows
         .into_iter()
         .map(|r| ListRow {
@@ -368,7 +526,13 @@ pub async fn list(
             last_activity_at: r.last_activity_at,
             promised_date: r.promised_date,
             quiet_reason: r.quiet_reason.map(|q| q.as_str().to_owned()),
+            payment_claimed: r.payment_claimed_at.is_some(),
+            held: r.officer_hold.is_some(),
             window_open: r.last_inbound_at.is_some_and(|t| t > window_from),
+            awaiting_since: r.awaiting_since,
+            awaiting_preview: r.awaiting_preview,
+            awaiting_age: r.awaiting_since.map(|t| age_text(t, now)),
+            labels: labels.remove(&r.id).unwrap_or_default(),
         })
         .collect();
     Ok(Page {
@@ -412,4 +576,17 @@ pub async fn analyze(db: &Db) -> Result<()> {
         db.query("ANALYZE").execute(db).await?;
     }
     Ok(())
+}
+
+/// Cases assigned to `assignee` whose employer waits for an answer (the
+/// navigation's unread count).
+pub async fn awaiting_count(db: &Db, assignee: &str) -> Result<i64> {
+    Ok(db
+        .query(
+            "SELECT COUNT(*) AS n FROM cases c WHERE c.assignee = $1 \
+             AND c.awaiting_since IS NOT NULL AND c.resolved_at IS NULL",
+        )
+        .bind(assignee.to_owned())
+        .fetch_scalar(db)
+        .await?)
 }

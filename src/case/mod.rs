@@ -6,6 +6,7 @@
 //! too), re-exported here.
 
 pub mod figures;
+pub mod labels;
 pub mod list;
 pub mod resolve;
 pub mod view;

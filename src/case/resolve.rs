@@ -132,3 +132,33 @@ pub async fn resolve_case(
     case_log::record(tx, &events).await?;
     Ok(true)
 }
+
+/// The employers' open cases, as (employer id, case id).
+pub async fn open_cases(tx: &mut Tx, employer_ids: &[i64]) -> Result<Vec<(i64, i64)>> {
+    let mut out = Vec::new();
+    for chunk in employer_ids.chunks(1000) {
+        let ids: Vec<String> = chunk.iter().map(i64::to_string).collect();
+        let sql = format!(
+            "SELECT employer_id, id FROM cases WHERE resolved_at IS NULL AND employer_id IN ({})",
+            ids.join(",")
+        );
+        let rows: Vec<(i64, i64)> = tx.query(&sql).fetch_all_as(&mut *tx).await?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// Of these cases, the ones now resolved as paid.
+pub async fn paid_off(tx: &mut Tx, cases: &[(i64, i64)]) -> Result<Vec<(i64, i64)>> {
+    let mut out = Vec::new();
+    for chunk in cases.chunks(1000) {
+        let ids: Vec<String> = chunk.iter().map(|(_, c)| c.to_string()).collect();
+        let sql = format!(
+            "SELECT employer_id, id FROM cases WHERE resolution = 'paid' AND id IN ({})",
+            ids.join(",")
+        );
+        let rows: Vec<(i64, i64)> = tx.query(&sql).fetch_all_as(&mut *tx).await?;
+        out.extend(rows);
+    }
+    Ok(out)
+}

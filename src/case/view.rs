@@ -26,6 +26,10 @@ pub struct CaseView {
     /// When the bot will next act on its own.
     pub next_action_at: Option<DateTime<Utc>>,
     pub last_inbound_at: Option<DateTime<Utc>>,
+    /// Why reminders wait for an officer, if they do.
+    pub officer_hold: Option<String>,
+    /// The employer's own "already paid" claim, awaiting its payment.
+    pub payment_claimed_at: Option<DateTime<Utc>>,
     pub employer: EmployerView,
     pub bills: Vec<BillView>,
     pub totals: Totals,
@@ -175,6 +179,8 @@ pub async fn load_head(
         quiet_reason: c.quiet_reason.map(|q| q.as_str().to_owned()),
         next_action_at: c.next_action_at,
         last_inbound_at: c.last_inbound_at,
+        officer_hold: c.officer_hold,
+        payment_claimed_at: c.payment_claimed_at,
         employer,
         bills,
         totals,

@@ -27,6 +27,7 @@ pub(super) async fn import(
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default()
         ),
+        thanks: Some(config.clone()),
     };
     let progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
     match import::import_csv(

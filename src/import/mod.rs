@@ -44,6 +44,10 @@ pub struct ImportContext {
     pub default_tz: Tz,
     /// Who is importing, for the audit log (e.g. `import:bills.csv`).
     pub actor: String,
+    /// Thanks an employer whose payment resolved its case (the same
+    /// message a gateway callback sends); None sends nothing (a run
+    /// finished after a crash, by a process without the configuration).
+    pub thanks: Option<std::sync::Arc<crate::config::Config>>,
 }
 
 pub struct Options {
@@ -178,7 +182,11 @@ async fn write(
             refused.check(db, &batch).await?;
             if refused.total == 0 {
                 let mut tx = db.begin().await?;
-                counts.add(batch.write(&mut tx, &ctx.actor, source).await?);
+                counts.add(
+                    batch
+                        .write(&mut tx, &ctx.actor, source, ctx.thanks.as_deref())
+                        .await?,
+                );
                 tx.rollback().await?;
             }
             batch.clear();
@@ -213,7 +221,7 @@ async fn write(
         refused.into_result()?;
     }
     run.seal(db).await?;
-    Ok(run.apply(db).await?)
+    Ok(run.apply(db, ctx.thanks.as_deref()).await?)
 }
 
 /// Payment rows whose reference already belongs to another employer. Only
@@ -485,6 +493,7 @@ impl Batch {
         tx: &mut crate::store::Tx,
         actor: &str,
         payment_source: &str,
+        thanks: Option<&crate::config::Config>,
     ) -> anyhow::Result<Counts> {
         let at = crate::time::now();
         if !self.employers.is_empty() {
@@ -497,12 +506,36 @@ impl Batch {
             // A reference another employer holds was refused before staging
             // (`refused_references`); one taken since then fails the batch
             // rather than moving the payment.
-            return ledger::record_payments(tx, &self.payments, payment_source, actor, at)
+            let employers: Vec<i64> = self
+                .payments
+                .iter()
+                .map(|p| p.employer_id)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let open = match thanks {
+                Some(_) => crate::case::resolve::open_cases(tx, &employers).await?,
+                None => Vec::new(),
+            };
+            let counts = ledger::record_payments(tx, &self.payments, payment_source, actor, at)
                 .await
                 .map_err(|e| match e {
                     ledger::LedgerError::Failed(e) => e,
                     taken => anyhow::anyhow!("{taken} since the file was validated"),
-                });
+                })?;
+            if let Some(config) = thanks {
+                for (employer_id, case_id) in crate::case::resolve::paid_off(tx, &open).await? {
+                    crate::replies::outgoing::thank_for_payment(
+                        tx,
+                        config,
+                        employer_id,
+                        case_id,
+                        at,
+                    )
+                    .await?;
+                }
+            }
+            return Ok(counts);
         }
         Ok(Counts::default())
     }

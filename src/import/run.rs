@@ -198,7 +198,11 @@ impl Run {
     /// Applies the staged records, one per transaction, and returns the
     /// run's counts. Each transaction also records how far the run got and
     /// deletes the record it applied.
-    pub(super) async fn apply(&mut self, db: &Db) -> Result<Counts> {
+    pub(super) async fn apply(
+        &mut self,
+        db: &Db,
+        thanks: Option<&crate::config::Config>,
+    ) -> Result<Counts> {
         loop {
             let mut tx = db.begin().await?;
             let chunk: Option<StagedChunk> = tx
@@ -228,7 +232,7 @@ impl Run {
             staged
                 .with_context(|| format!("import run {}: staged record {}", self.id, chunk.seq))?;
             let c = batch
-                .write(&mut tx, &self.actor, &self.payment_source)
+                .write(&mut tx, &self.actor, &self.payment_source, thanks)
                 .await?;
             let set = format!(
                 ", applied_through = {}, inserted = inserted + {}, updated = updated + {}, unchanged = unchanged + {}",
@@ -373,7 +377,7 @@ pub async fn finish_interrupted(db: &Db) -> Result<Vec<Recovered>> {
                     kind = kind_name,
                     "finishing an interrupted import"
                 );
-                let counts = run.apply(db).await?;
+                let counts = run.apply(db, None).await?;
                 tracing::warn!(
                     run = id,
                     inserted = counts.inserted,

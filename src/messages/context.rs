@@ -203,6 +203,7 @@ impl MessageContext {
             case_id: self.case_id,
             employer_name: &self.employer_name,
             contact_name: self.contact_name.as_deref().map(without_salutation),
+            sapaan: greeting(self.contact_name.as_deref(), &self.employer_name),
             npp: &self.npp,
             branch: &self.branch,
             unpaid: bills.iter().filter(|b| !b.settled).cloned().collect(),
@@ -214,6 +215,28 @@ impl MessageContext {
             totals: self.totals(),
         }
     }
+}
+
+/// Whom a message addresses, after "Yth.": a PIC stored with an honorific
+/// keeps it, written out ("Pak Agus" → "Bapak Agus"); one without gets
+/// "Bapak/Ibu" ("Bapak/Ibu Sari"); no PIC addresses the company's
+/// management ("Bapak/Ibu Pimpinan PT …"). Never two honorifics.
+pub fn greeting(contact_name: Option<&str>, employer_name: &str) -> String {
+    let Some(name) = contact_name.map(str::trim).filter(|n| !n.is_empty()) else {
+        return format!("Bapak/Ibu Pimpinan {}", employer_name.trim());
+    };
+    let rest = without_salutation(name);
+    if rest.len() == name.len() {
+        return format!("Bapak/Ibu {name}");
+    }
+    let first = name.split_whitespace().next().unwrap_or("").to_lowercase();
+    let honorific = match first.as_str() {
+        "ibu" | "bu" => "Ibu",
+        "sdr." | "saudara" => "Saudara",
+        "sdri." | "saudari" => "Saudari",
+        _ => "Bapak",
+    };
+    format!("{honorific} {rest}")
 }
 
 /// The name without a leading "Bapak"/"Ibu" (or "Pak", "Bu", "Bpk.",
@@ -241,6 +264,8 @@ pub(crate) struct View<'a> {
     case_id: i64,
     employer_name: &'a str,
     contact_name: Option<&'a str>,
+    /// Whom the message addresses, with one honorific ([`greeting`]).
+    sapaan: String,
     npp: &'a str,
     branch: &'a BranchContact,
     bills: Vec<BillView>,

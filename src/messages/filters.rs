@@ -54,6 +54,31 @@ pub fn format_tanggal_pendek(d: NaiveDate) -> String {
     format!("{} {} {}", d.day(), month_name(d.month()), d.year())
 }
 
+/// Indonesia's zone names: `WIB`, `WITA`, `WIT` (others as tz names it).
+pub fn zone_name(tz: chrono_tz::Tz) -> String {
+    use chrono_tz::Asia;
+    match tz {
+        Asia::Jakarta | Asia::Pontianak => "WIB".into(),
+        Asia::Makassar => "WITA".into(),
+        Asia::Jayapura => "WIT".into(),
+        other => other.name().to_owned(),
+    }
+}
+
+/// `10.00 WIB`.
+pub fn format_jam(t: chrono::DateTime<chrono::Utc>, tz: chrono_tz::Tz) -> String {
+    format!("{} {}", t.with_timezone(&tz).format("%H.%M"), zone_name(tz))
+}
+
+/// `Selasa, 3 Maret 2026 10.00 WIB`: the one way the UI writes an instant.
+pub fn format_waktu(t: chrono::DateTime<chrono::Utc>, tz: chrono_tz::Tz) -> String {
+    format!(
+        "{} {}",
+        format_tanggal(t.with_timezone(&tz).date_naive()),
+        format_jam(t, tz)
+    )
+}
+
 /// `Maret 2026`.
 pub fn format_bulan(p: Period) -> String {
     format!("{} {}", month_name(p.month()), p.year())
@@ -214,6 +239,19 @@ mod tests {
             "15 Januari 2026"
         );
         assert!(tanggal(&Value::from("3/3/2026")).is_err());
+    }
+
+    #[test]
+    fn waktu_names_the_day_and_the_zone() {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-03-03T03:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            format_waktu(t, chrono_tz::Asia::Jakarta),
+            "Selasa, 3 Maret 2026 10.00 WIB"
+        );
+        assert_eq!(format_jam(t, chrono_tz::Asia::Makassar), "11.00 WITA");
+        assert_eq!(format_jam(t, chrono_tz::Asia::Jayapura), "12.00 WIT");
     }
 
     #[test]

@@ -112,7 +112,10 @@ fn absent_contact_name_addresses_the_company_management() {
     assert!(text.starts_with("Yth. Bapak/Ibu Pimpinan PT Sinar Riau Abadi,"));
     assert!(!text.contains("Kode iuran"), "{text}");
     let tpl = c.whatsapp_template("reminder_1", &ctx, "id").unwrap();
-    assert_eq!(tpl.body_texts()[0], "Pimpinan PT Sinar Riau Abadi");
+    assert_eq!(
+        tpl.body_texts()[0],
+        "Bapak/Ibu Pimpinan PT Sinar Riau Abadi"
+    );
 }
 
 #[test]
@@ -124,7 +127,7 @@ fn parameters_follow_the_declared_order() {
     assert_eq!(
         tpl.body_texts(),
         vec![
-            "Budi Santoso",
+            "Bapak/Ibu Budi Santoso",
             "PT Sinar Riau Abadi",
             "19010021",
             "Desember 2025, Januari 2026",
@@ -385,23 +388,40 @@ fn print_message_previews() {
 
 #[test]
 fn a_contact_name_with_its_own_salutation_is_not_greeted_twice() {
-    // SMILE writes PICs with and without "Bapak"/"Ibu"; every message
-    // already says "Bapak/Ibu".
+    // SMILE writes PICs with and without "Bapak"/"Ibu": one stored with
+    // an honorific keeps it (written out), one without gets "Bapak/Ibu".
     let c = catalog();
     for (contact, greeted) in [
-        ("Bapak Hendra Gunawan", "Bapak/Ibu Hendra Gunawan,"),
-        ("Ibu Hj. Siti Aminah", "Bapak/Ibu Hj. Siti Aminah,"),
-        ("Pak Ahmad Fauzi", "Bapak/Ibu Ahmad Fauzi,"),
-        ("bu Rosmiati", "Bapak/Ibu Rosmiati,"),
-        ("dr. Rina Marpaung", "Bapak/Ibu dr. Rina Marpaung,"),
-        ("Budi Santoso", "Bapak/Ibu Budi Santoso,"),
-        ("Ibuk", "Bapak/Ibu Ibuk,"),
+        ("Bapak Agus", "Yth. Bapak Agus,"),
+        ("Bapak Hendra Gunawan", "Yth. Bapak Hendra Gunawan,"),
+        ("Ibu Hj. Siti Aminah", "Yth. Ibu Hj. Siti Aminah,"),
+        ("Pak Ahmad Fauzi", "Yth. Bapak Ahmad Fauzi,"),
+        ("Bpk. Joko", "Yth. Bapak Joko,"),
+        ("bu Rosmiati", "Yth. Ibu Rosmiati,"),
+        ("Sari", "Yth. Bapak/Ibu Sari,"),
+        ("dr. Rina Marpaung", "Yth. Bapak/Ibu dr. Rina Marpaung,"),
+        ("Budi Santoso", "Yth. Bapak/Ibu Budi Santoso,"),
+        ("Ibuk", "Yth. Bapak/Ibu Ibuk,"),
     ] {
         let mut ctx = MessageContext::sample();
         ctx.contact_name = Some(contact.into());
-        let text = c.render_text("reminder_1", &ctx).unwrap();
-        assert!(text.contains(greeted), "{contact}: {text}");
-        let body = c.render_whatsapp_body("reminder_1", &ctx).unwrap();
-        assert!(body.contains(greeted), "{contact}: {body}");
+        for name in ["reminder_1", "payment_thanks", "amount_breakdown"] {
+            let text = c.render_text(name, &ctx).unwrap();
+            assert!(text.contains(greeted), "{contact}: {text}");
+            let body = c.render_whatsapp_body(name, &ctx).unwrap();
+            assert!(body.contains(greeted), "{contact}: {body}");
+            for doubled in [
+                "Bapak/Ibu Bapak ",
+                "Bapak/Ibu Ibu ",
+                "Bapak Bapak ",
+                "Ibu Ibu ",
+            ] {
+                assert!(!text.contains(doubled) && !body.contains(doubled), "{text}");
+            }
+        }
     }
+    assert_eq!(
+        crate::messages::greeting(None, "PT Maju"),
+        "Bapak/Ibu Pimpinan PT Maju"
+    );
 }

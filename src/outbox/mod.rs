@@ -663,3 +663,28 @@ pub async fn oldest_due(db: &Db, now: DateTime<Utc>) -> Result<Option<DateTime<U
         .map(Option::flatten)
         .context("failed to read the oldest due message")
 }
+
+/// Whether the employer was sent, or has queued, a stage reminder (the
+/// scan's or an officer's by hand) since `since` — the one-reminder-a-day
+/// rule for an officer's manual send.
+pub async fn reminder_since(
+    tx: &mut Tx,
+    employer_id: i64,
+    reminders: &[&str],
+    since: DateTime<Utc>,
+) -> Result<bool> {
+    let names: Vec<String> = reminders.iter().map(|r| format!("'{r}'")).collect();
+    let sql = format!(
+        "SELECT COUNT(*) AS n FROM outbox WHERE employer_id = $1 AND created_at >= $2 \
+           AND message IN ({}) AND state NOT IN ('cancelled', 'skipped', 'failed')",
+        names.join(",")
+    );
+    let n: i64 = tx
+        .query(&sql)
+        .bind(employer_id)
+        .bind(since)
+        .fetch_scalar(&mut *tx)
+        .await
+        .context("failed to count today's reminders")?;
+    Ok(n > 0)
+}

@@ -412,3 +412,33 @@ pub async fn cancel_queued(
     }
     crate::case_log::record(tx, &events).await
 }
+
+/// The `payment_thanks` message to an employer whose payment resolved its
+/// case, queued after the resolution (which cancels the case's queued
+/// rows). Every payment path calls this one — a gateway callback, a CSV
+/// import, the API — and its key makes it once per case.
+pub async fn thank_for_payment(
+    tx: &mut Tx,
+    config: &Config,
+    employer_id: i64,
+    case_id: i64,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let party = load_party(tx, employer_id, Some(case_id)).await?;
+    let ctx = message_context(tx, config, &party, Bills::SinceCaseOpened, now).await?;
+    let window =
+        crate::outbox::window_open(party.case.as_ref().and_then(|c| c.last_inbound_at), now);
+    queue(
+        tx,
+        config,
+        &party,
+        &ctx,
+        "payment_thanks",
+        format!("case:{case_id}:payment_thanks"),
+        None,
+        window,
+        now,
+    )
+    .await?;
+    Ok(())
+}

@@ -241,7 +241,13 @@ async fn case_actions_are_recorded_in_the_case_log_and_the_audit_trail() {
             ("pause", vec![("until", &future)]),
             ("resume", vec![]),
             ("promise", vec![("date", &future), ("note", "via telepon")]),
-            ("template", vec![("message", "reminder_1")]),
+            (
+                "template",
+                vec![
+                    ("message", "amount_breakdown"),
+                    ("key", "00112233445566778899aabbccddeeff"),
+                ],
+            ),
             (
                 "contact",
                 vec![
@@ -253,7 +259,11 @@ async fn case_actions_are_recorded_in_the_case_log_and_the_audit_trail() {
             ("dispute", vec![("reason", "Karyawan sudah keluar")]),
             (
                 "resolve",
-                vec![("reason", "Dibayar langsung di kantor cabang")],
+                vec![
+                    ("reason", "paid_outside"),
+                    ("note", "Dibayar langsung di kantor cabang"),
+                    ("confirm", "true"),
+                ],
             ),
         ];
         for (a, mut fields) in steps {
@@ -344,7 +354,7 @@ async fn free_text_only_while_the_window_is_open() {
             )
             .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(r.body.contains("24-hour window is closed"));
+        assert!(r.body.contains("Jendela 24 jam sudah tertutup"));
         let open = c.get(&format!("/cases/{}", s.case_a2)).await;
         assert!(open.body.contains("/actions/text") && open.body.contains("terbuka sampai"));
         let r = c

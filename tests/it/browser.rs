@@ -191,6 +191,47 @@ async fn an_officer_logs_in_filters_opens_a_case_and_adds_a_note() {
         );
         assert!(b.get_alert_text().await.is_err());
         std::fs::write(artifacts().join("case-page.png"), b.screenshot().await?).unwrap();
+
+        // The employer of case a2 writes; the "awaiting reply" filter finds
+        // it, with the message's words.
+        app.db()
+            .query("UPDATE cases SET assignee = 'officer_a' WHERE id IN ($1, $2)")
+            .bind(s.case_a)
+            .bind(s.case_a2)
+            .execute(app.db())
+            .await
+            .unwrap();
+        let reply = message(
+            "wamid.BROWSER1",
+            "6281234567002",
+            wa_smile::time::now(),
+            serde_json::json!({"type": "text", "text": {"body": "ok pak, terima kasih infonya"}}),
+        );
+        assert!(app.post_json(&reply).await.is_success());
+        let mut found = String::new();
+        for _ in 0..50 {
+            b.goto(&format!("{base}/cases?awaiting_reply=true")).await?;
+            found = b
+                .find(Locator::Css("table.list tbody"))
+                .await?
+                .text()
+                .await?;
+            if found.contains("10000002") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(found.contains("10000002"), "{found}");
+        assert!(found.contains("terima kasih infonya"), "{found}");
+        std::fs::write(
+            artifacts().join("case-list-awaiting.png"),
+            b.screenshot().await?,
+        )
+        .unwrap();
+        b.goto(&format!("{base}/my-work")).await?;
+        let work = b.find(Locator::Css("main")).await?.text().await?;
+        assert!(work.contains("Pekerjaan saya hari ini") && work.contains("Menunggu balasan"));
+        std::fs::write(artifacts().join("my-work.png"), b.screenshot().await?).unwrap();
         Ok(())
     }
     .await;

@@ -27,6 +27,7 @@ fn import_ctx() -> ImportContext {
         calendar: config().calendar(),
         default_tz: chrono_tz::Asia::Jakarta,
         actor: "import:test".into(),
+        thanks: None,
     }
 }
 

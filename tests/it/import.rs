@@ -14,6 +14,7 @@ fn ctx() -> ImportContext {
         calendar: config.calendar(),
         default_tz: chrono_tz::Asia::Jakarta,
         actor: "import:test".into(),
+        thanks: None,
     }
 }
 

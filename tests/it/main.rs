@@ -27,3 +27,4 @@ mod supervisors;
 mod webhook;
 mod webhook_routes;
 mod whatsapp_client;
+mod worklist;

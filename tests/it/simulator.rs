@@ -225,7 +225,7 @@ async fn the_phone_replies_taps_and_blocks_as_meta_would_post_it() {
     assert_eq!(chat.len(), 1);
     match &chat[0].kind {
         wa_smile::simulator::ChatItemKind::Template { body, buttons, .. } => {
-            assert!(body.starts_with("Yth. Bapak/Ibu p1,"), "{body}");
+            assert!(body.starts_with("Yth. p1,"), "{body}");
             assert_eq!(buttons[0].title, "Janji bayar");
         }
         other => panic!("{other:?}"),

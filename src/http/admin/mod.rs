@@ -9,6 +9,8 @@ pub mod exports;
 mod timeline;
 mod users;
 mod views;
+mod words;
+mod worklist;
 
 pub use timeline::label;
 
@@ -48,6 +50,11 @@ pub fn router() -> Router<AppState> {
         .merge(exports::router())
         .merge(users::router())
         .merge(exceptions::router())
+        .route("/my-work", get(worklist::my_work))
+        .route(
+            "/canned",
+            get(worklist::canned_page).post(worklist::canned_submit),
+        )
         .route(
             "/static/admin.css",
             get(|| async { asset("text/css; charset=utf-8", CSS) }),
@@ -77,6 +84,7 @@ pub fn templates() -> &'static Environment<'static> {
         crate::messages::filters::register(&mut env);
         timeline::register_filters(&mut env);
         env.add_function("ops_alerts", crate::http::alerts::current);
+        words::register(&mut env);
         for (name, src) in [
             (
                 "admin/base.html",
@@ -117,6 +125,14 @@ pub fn templates() -> &'static Environment<'static> {
             (
                 "admin/exceptions.html",
                 include_str!("../../../templates/admin/exceptions.html"),
+            ),
+            (
+                "admin/my_work.html",
+                include_str!("../../../templates/admin/my_work.html"),
+            ),
+            (
+                "admin/canned.html",
+                include_str!("../../../templates/admin/canned.html"),
             ),
             (
                 "admin/error.html",

@@ -12,22 +12,118 @@ use axum::Form;
 use chrono::NaiveDate;
 use minijinja::context;
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
-/// Message templates an officer may send by hand.
-fn template_names() -> &'static [String] {
-    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
-    NAMES.get_or_init(|| match crate::messages::embedded() {
-        Ok(c) => {
-            let mut v: Vec<String> = c.names().map(str::to_owned).collect();
-            v.sort();
-            v
-        }
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "message catalog failed to load");
-            Vec::new()
-        }
+/// What officers call each message (the catalog's descriptions are for
+/// developers).
+pub fn template_label(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "reminder_1" => "Pengingat 1",
+        "reminder_2" => "Pengingat 2",
+        "reminder_3" => "Pengingat 3",
+        "warning" => "Peringatan",
+        "amount_breakdown" => "Rincian tagihan",
+        "payment_link" => "Tautan pembayaran",
+        "payment_thanks" => "Ucapan terima kasih atas pembayaran",
+        "promise_confirmed" => "Konfirmasi janji bayar",
+        "ask_promise_date" => "Tanya tanggal rencana bayar",
+        "clarify_paid_or_promise" => "Tanya: sudah bayar atau janji bayar?",
+        "officer_will_contact" => "Petugas akan menghubungi",
+        "payment_claim_ack" => "Terima kasih, pembayaran diperiksa",
+        "opt_out_confirmed" => "Konfirmasi berhenti berlangganan",
+        "free_text" => "Pesan bebas",
+        _ => return None,
     })
+}
+
+/// A template the picker offers, with the exact text it would send.
+#[derive(Debug, serde::Serialize)]
+struct Offer {
+    name: String,
+    label: &'static str,
+    preview: String,
+}
+
+/// The templates that make sense for the case now, each rendered with the
+/// real catalog and the case's own figures: the stage's reminder (one a
+/// day), the breakdown while something is owed, a promise's confirmation
+/// while one runs, the thanks once nothing is owed, and the answers to a
+/// reply while the 24-hour window is open. A template that cannot be
+/// rendered for the case (no payment link yet) is not offered.
+async fn offers(
+    state: &AppState,
+    view: &crate::cases::CaseView,
+    window_open: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Offer>, AppError> {
+    if view.resolved_at.is_some() {
+        return Ok(Vec::new());
+    }
+    let catalog = crate::messages::embedded().map_err(|e| AppError::Internal(e.into()))?;
+    let mut names: Vec<&str> = Vec::new();
+    match view.stage.as_str() {
+        "escalated" => names.push("warning"),
+        s => names.push(match s {
+            "reminder_1" | "reminder_2" | "reminder_3" | "warning" => {
+                case_actions::REMINDER_MESSAGES
+                    .iter()
+                    .find(|m| **m == s)
+                    .copied()
+                    .unwrap_or("reminder_1")
+            }
+            _ => "reminder_1",
+        }),
+    }
+    let owes = !view.totals.total_due.is_zero();
+    if owes {
+        names.extend(["amount_breakdown", "payment_link"]);
+    } else {
+        names.push("payment_thanks");
+    }
+    if view.promised_date.is_some() {
+        names.push("promise_confirmed");
+    }
+    if window_open {
+        names.extend([
+            "ask_promise_date",
+            "clarify_paid_or_promise",
+            "payment_claim_ack",
+            "officer_will_contact",
+        ]);
+    }
+    let mut tx = state.db.begin().await?;
+    let party =
+        crate::replies::outgoing::load_party(&mut tx, view.employer.id, Some(view.id)).await?;
+    let mut ctx = crate::replies::outgoing::message_context(
+        &mut tx,
+        &state.config,
+        &party,
+        if owes {
+            crate::replies::outgoing::Bills::Unpaid
+        } else {
+            crate::replies::outgoing::Bills::SinceCaseOpened
+        },
+        now,
+    )
+    .await?;
+    tx.rollback().await?;
+    ctx.promised_date = view.promised_date;
+    Ok(names
+        .into_iter()
+        .filter_map(|n| {
+            let preview = catalog.render_text(n, &ctx).ok()?;
+            Some(Offer {
+                name: n.to_owned(),
+                label: template_label(n)?,
+                preview,
+            })
+        })
+        .collect())
+}
+
+/// The navigation's count: cases assigned to the user that wait for an
+/// answer.
+pub async fn unread(state: &AppState, user: &User) -> Result<i64, AppError> {
+    Ok(caselist::awaiting_count(&state.db, &user.principal().name).await?)
 }
 
 /// Query string of the current filters with another page or sort, for
@@ -40,6 +136,7 @@ fn query_with(f: &Filter, page: i64) -> String {
         ("branch", f.branch.as_str()),
         ("assignee", f.assignee.as_str()),
         ("q", f.q.as_str()),
+        ("label", f.label.as_str()),
     ] {
         if !v.is_empty() {
             s.append_pair(k, v);
@@ -49,19 +146,52 @@ fn query_with(f: &Filter, page: i64) -> String {
         ("promise_due_today", f.promise_due_today),
         ("promise_broken", f.promise_broken),
         ("window_open", f.window_open),
+        ("awaiting_reply", f.awaiting_reply),
+        ("held", f.held),
+        ("failed", f.failed),
     ] {
         if on {
             s.append_pair(k, "true");
         }
     }
-    let sort = match f.sort {
-        caselist::Sort::Arrears => "arrears",
-        caselist::Sort::DaysOverdue => "days_overdue",
-        caselist::Sort::LastActivity => "last_activity",
-    };
-    s.append_pair("sort", sort);
+    s.append_pair("sort", f.sort.as_str());
+    s.append_pair("dir", f.dir.as_str());
     s.append_pair("page", &page.to_string());
     s.finish()
+}
+
+/// A column header's link: sorts by that column, the other way round when
+/// it already sorts the list.
+#[derive(serde::Serialize)]
+struct SortLink {
+    href: String,
+    /// `desc`, `asc` or empty when the list is not sorted by the column.
+    on: &'static str,
+}
+
+fn sort_links(f: &Filter) -> HashMap<&'static str, SortLink> {
+    use caselist::{Dir, Sort};
+    [
+        Sort::Arrears,
+        Sort::DaysOverdue,
+        Sort::LastActivity,
+        Sort::Awaiting,
+    ]
+    .into_iter()
+    .map(|sort| {
+        let mut g = f.clone();
+        let on = f.sort == sort;
+        g.sort = sort;
+        g.dir = if on { f.dir.flip() } else { Dir::Desc };
+        (
+            sort.as_str(),
+            SortLink {
+                href: format!("/cases?{}", query_with(&g, 1)),
+                on: if on { f.dir.as_str() } else { "" },
+            },
+        )
+    })
+    .collect()
 }
 
 pub async fn case_list(
@@ -88,6 +218,7 @@ pub async fn case_list(
         .sum();
     let prev = (page.page > 1).then(|| query_with(&filter, page.page - 1));
     let next = (page.page < page.pages).then(|| query_with(&filter, page.page + 1));
+    let unread = unread(&state, &user).await?;
     Ok(render(
         StatusCode::OK,
         "admin/cases.html",
@@ -95,6 +226,7 @@ pub async fn case_list(
             user => ser(who), csrf => user.0.csrf_token.clone(), nav => "cases",
             f => ser(&filter), page => ser(&page), branches => branches, assignees => assignees,
             active => active, prev => prev, next => next, elapsed_ms => elapsed_ms,
+            sorts => ser(&sort_links(&filter)), unread => unread,
             statuses => ["open", "promised", "needs_officer", "escalated", "resolved"],
             stages => ["reminder_1", "reminder_2", "reminder_3", "warning", "escalated"],
         },
@@ -131,6 +263,15 @@ async fn case_page_with(
         .last_inbound_at
         .map(crate::outbox::window_closes_at)
         .filter(|t| *t > now);
+    let offers = offers(state, &view, window_until.is_some(), now).await?;
+    let canned = if window_until.is_some() {
+        crate::canned::list(&state.db).await?
+    } else {
+        Vec::new()
+    };
+    let labels = crate::case::labels::for_case(&state.db, id).await?;
+    let reasons: Vec<(&str, &str)> = case_actions::RESOLVE_REASONS.to_vec();
+    let unread = unread(state, user).await?;
     let assignees =
         crate::accounts::usernames(&state.db, Some(view.employer.branch.as_str())).await?;
     let today = now.with_timezone(&state.tz()).date_naive();
@@ -140,8 +281,13 @@ async fn case_page_with(
         context! {
             user => ser(user.principal()), csrf => user.0.csrf_token.clone(), nav => "cases",
             c => ser(&view), tl => ser(&tl), window_until => ser(&window_until),
-            assignees => assignees, templates => ser(&template_names()), error => error,
+            assignees => assignees, offers => ser(&offers), error => error,
             today => today.to_string(), resolved => view.resolved_at.is_some(),
+            form_key => crate::accounts::random_secret(), canned => ser(&canned),
+            labels => labels, reasons => reasons, unread => unread,
+            resolution_text => view.resolution.as_deref().map(super::words::resolution_text),
+            owes => !view.totals.arrears.is_zero(),
+            held => view.officer_hold.is_some(), claimed => view.payment_claimed_at.is_some(),
         },
     ))
 }
@@ -274,7 +420,7 @@ fn field<'a>(form: &'a HashMap<String, String>, name: &str) -> &'a str {
 
 fn date(form: &HashMap<String, String>, name: &str) -> Result<NaiveDate, ActionError> {
     NaiveDate::parse_from_str(field(form, name).trim(), "%Y-%m-%d")
-        .map_err(|_| ActionError::Rejected("enter a date (YYYY-MM-DD)".into()))
+        .map_err(|_| ActionError::Rejected("Isi tanggal yang sah.".into()))
 }
 
 fn parse_action(action: &str, form: &HashMap<String, String>) -> Result<Action, ActionError> {
@@ -298,9 +444,19 @@ fn parse_action(action: &str, form: &HashMap<String, String>) -> Result<Action, 
         },
         "resolve" => Action::Resolve {
             reason: field(form, "reason").to_owned(),
+            note: field(form, "note").to_owned(),
+            confirmed: field(form, "confirm") == "true",
+        },
+        "reopen" => Action::Reopen {
+            reason: field(form, "reason").to_owned(),
         },
         "template" => Action::SendTemplate {
             message: field(form, "message").to_owned(),
+            key: field(form, "key").to_owned(),
+        },
+        "label" => Action::Label {
+            label: field(form, "label").to_owned(),
+            remove: field(form, "remove") == "true",
         },
         "text" => Action::SendText {
             text: field(form, "text").to_owned(),
@@ -324,7 +480,36 @@ pub async fn case_action(
     user.check_csrf(&headers, &form)?;
     let id = visible(&state, &user, &id).await?;
     let who = user.principal();
-    let result = match parse_action(&action, &form) {
+    let now = crate::time::now();
+    // The server offers what the page offered: a template the case's state
+    // does not call for is refused even when posted by hand.
+    let allowed: Vec<String> = if action == "template" {
+        let view = crate::cases::load(&state.db, &state.config.policy(), id, now)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        let open = crate::outbox::window_open(view.last_inbound_at, now);
+        offers(&state, &view, open, now)
+            .await?
+            .into_iter()
+            .map(|o| o.name)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let canned_text = if action == "canned" {
+        let cid: i64 = field(&form, "canned_id").parse().unwrap_or(0);
+        crate::canned::get(&state.db, cid).await?.map(|c| c.body)
+    } else {
+        None
+    };
+    let parsed = match (action.as_str(), canned_text) {
+        ("canned", Some(text)) => Ok(Action::SendText { text }),
+        ("canned", None) => Err(ActionError::Rejected(
+            "Balasan cepat tidak ditemukan.".into(),
+        )),
+        _ => parse_action(&action, &form),
+    };
+    let result = match parsed {
         Ok(Action::Assign { assignee: Some(a) }) if who.branch_scope().is_some() => {
             // A branch user assigns within the branch only.
             let branch = caselist::case_branch(&state.db, id)
@@ -337,19 +522,17 @@ pub async fn case_action(
                     id,
                     who,
                     Action::Assign { assignee: Some(a) },
-                    template_names(),
-                    crate::time::now(),
+                    &allowed,
+                    now,
                 )
                 .await
             } else {
                 Err(ActionError::Rejected(format!(
-                    "`{a}` is not a user of this branch"
+                    "\u{201c}{a}\u{201d} bukan pengguna cabang ini."
                 )))
             }
         }
-        Ok(a) => {
-            case_actions::apply(&state.db, id, who, a, template_names(), crate::time::now()).await
-        }
+        Ok(a) => case_actions::apply(&state.db, id, who, a, &allowed, now).await,
         Err(e) => Err(e),
     };
     match result {

@@ -37,6 +37,7 @@ impl<'a> Fixtures<'a> {
                 calendar: config.calendar(),
                 default_tz: config.timezone(),
                 actor: "import:fixtures".into(),
+                thanks: None,
             },
             scan: ScanContext::from_config(config).unwrap(),
             clock: TestClock::default(),
