@@ -194,10 +194,6 @@ pub async fn record_payments_flagged(
     Ok((counts, raised))
 }
 
-/// A bill as the ledger checks a payment against it: employer, period,
-/// amount and paid so far (sen), and when it was settled.
-type BillFigures = (i64, String, i64, i64, Option<DateTime<Utc>>);
-
 /// What is stored under each of `payments`' references: employer, period,
 /// amount (sen) and time paid.
 type Stored = HashMap<String, (i64, String, i64, DateTime<Utc>)>;
