@@ -116,9 +116,10 @@ pub async fn summary(
     // the dashboard.
     let sql = format!(
         "SELECT e.branch AS branch, mp.category AS category, mp.billable AS billable, mp.at AS at \
-         FROM message_pricing mp LEFT JOIN outbox o ON o.id = mp.outbox_id \
+         FROM message_pricing mp {} \
          LEFT JOIN employers e ON e.id = o.employer_id \
          WHERE mp.at >= $1 AND mp.at < $2{}",
+        crate::outbox::message_join_sql("mp.outbox_id"),
         if scope.is_some() {
             " AND e.branch = $3"
         } else {

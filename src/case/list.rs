@@ -384,7 +384,7 @@ fn build(ctx: &Ctx, f: &Filter, with_status: bool, for_count: bool) -> Where {
         w.push(
             &rare(
                 backend,
-                "c.id IN (SELECT o.case_id FROM outbox o WHERE o.state = 'failed' AND o.updated_at > $?)",
+                &format!("c.id IN ({})", crate::outbox::failed_case_ids_sql("$?")),
             ),
             Bind::Time(now - chrono::Duration::days(FAILED_DAYS)),
         );

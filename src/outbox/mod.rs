@@ -420,6 +420,22 @@ pub fn stage_key(case_id: i64, stage: crate::domain::Stage) -> String {
 pub const CURRENT_STAGE_JOIN: &str =
     "LEFT JOIN outbox o ON o.idempotency_key = 'case:' || c.id || ':stage:' || c.stage";
 
+/// The ids of cases with a message that failed after `after` (a
+/// placeholder or expression), for the case list's "failed" filter.
+pub fn failed_case_ids_sql(after: &str) -> String {
+    format!(
+        "SELECT o.case_id FROM outbox o WHERE o.state = '{}' AND o.updated_at > {after}",
+        OutboxState::Failed.as_str()
+    )
+}
+
+/// A report's join from a row carrying an outbox id (`message_id`, e.g.
+/// `mp.outbox_id`) to the message `o` it names, so `o.employer_id` says
+/// whom it went to. Rows without a message keep their place (`LEFT JOIN`).
+pub fn message_join_sql(message_id: &str) -> String {
+    format!("LEFT JOIN outbox o ON o.id = {message_id}")
+}
+
 /// A stage reminder as the scan reads it back.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StageReminder {
