@@ -3,9 +3,8 @@
 //! disagree about a case.
 
 use crate::case_log::{self, Actor, EventKind, NewEvent};
-use crate::config::parse_zone;
 use crate::domain::CaseStatus;
-use crate::store::Tx;
+use crate::store::{Tx, Zone};
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
@@ -14,7 +13,7 @@ use serde_json::json;
 struct OpenCase {
     id: i64,
     status: CaseStatus,
-    timezone: String,
+    timezone: Zone,
 }
 
 /// Resolves the employer's open case if none of its overdue bills is still
@@ -34,7 +33,7 @@ pub async fn resolve_if_settled(tx: &mut Tx, employer_id: i64, at: DateTime<Utc>
     else {
         return Ok(false);
     };
-    let tz = parse_zone(&case.timezone).map_err(anyhow::Error::msg)?;
+    let tz = case.timezone.0;
     let local_today = at.with_timezone(&tz).date_naive();
     let unpaid: i64 = tx
         .query(
@@ -55,7 +54,7 @@ pub async fn resolve_if_settled(tx: &mut Tx, employer_id: i64, at: DateTime<Utc>
 #[derive(sqlx::FromRow)]
 struct Promise {
     promised_date: Option<NaiveDate>,
-    timezone: String,
+    timezone: Zone,
 }
 
 /// Resolves one open case as paid (`status` is its status before), with
@@ -92,7 +91,7 @@ pub async fn resolve_case(
             .fetch_one_as(&mut *tx)
             .await
             .context("failed to read the case's promise")?;
-        let tz = parse_zone(&row.timezone).unwrap_or(chrono_tz::Asia::Jakarta);
+        let tz = row.timezone.0;
         if let Some(d) = row
             .promised_date
             .filter(|d| *d >= at.with_timezone(&tz).date_naive())

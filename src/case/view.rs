@@ -5,7 +5,7 @@ use super::figures::{figures, BillLine};
 use super::{CaseRow, CASE_COLUMNS};
 use crate::case_log::{self, Event};
 use crate::domain::{Money, Policy};
-use crate::store::Db;
+use crate::store::{Db, Zone};
 use anyhow::Result;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -44,7 +44,7 @@ pub struct EmployerView {
     pub branch: String,
     pub wa_id: Option<String>,
     pub contact_name: String,
-    pub timezone: String,
+    pub timezone: Zone,
     pub opted_out_at: Option<DateTime<Utc>>,
     pub contact_invalid_at: Option<DateTime<Utc>>,
 }
@@ -131,10 +131,7 @@ pub async fn load_head(
         .bind(c.employer_id)
         .fetch_one_as(db)
         .await?;
-    let tz: Tz = employer
-        .timezone
-        .parse()
-        .unwrap_or(chrono_tz::Asia::Jakarta);
+    let tz: Tz = employer.timezone.0;
     let rows: Vec<BillRow> = db
         .query(
             "SELECT period, amount_minor, due_date, payment_code, late_fee_minor, paid_minor, settled_at \

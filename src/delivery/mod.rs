@@ -694,12 +694,16 @@ impl Pass<'_> {
 
     /// Re-reads the claimed rows' cases and decides, per row: send (with
     /// the rendered message), skip, defer or fail.
+    // The send-time re-check reads as one list of rules in the order they
+    // apply; each rule is a few lines over the same batch state.
     async fn prepare(&self, rows: Vec<Claimed>) -> Result<Vec<Result<Prepared, Outcome>>> {
         let at = self.at;
         let case_ids: Vec<i64> = rows.iter().filter_map(|r| r.case_id).collect();
-        let states = case_states(self.db, &case_ids, rows.iter().map(|r| r.employer_id)).await?;
+        let default_tz = self.d.source.default_tz;
+        let employer_ids = rows.iter().map(|r| r.employer_id);
+        let states = case_states(self.db, &case_ids, employer_ids, default_tz).await?;
         let contexts = context::load_many(self.db, &self.d.source, &case_ids, at).await?;
-        let reminded_today = reminded_today(self.db, &rows, at).await?;
+        let reminded_today = reminded_today(self.db, &rows, at, default_tz).await?;
         let paused_templates = crate::templates_status::blocked(self.db, &self.d.language).await?;
         let policy = &self.d.source.policy;
         let mut out = Vec::with_capacity(rows.len());
@@ -1178,7 +1182,8 @@ struct EmployerState {
 #[derive(sqlx::FromRow)]
 struct EmployerRow {
     id: i64,
-    /// Parsed leniently: an unusable zone falls back to WIB here.
+    /// Parsed leniently: an unusable zone falls back to the configured
+    /// default, so one bad row cannot stop the batch.
     timezone: String,
     wa_id: Option<String>,
     opted_out_at: Option<DateTime<Utc>>,
@@ -1220,6 +1225,7 @@ async fn case_states(
     db: &Db,
     case_ids: &[i64],
     employer_ids: impl Iterator<Item = i64>,
+    default_tz: Tz,
 ) -> Result<HashMap<i64, EmployerState>> {
     let employer_ids: Vec<i64> = employer_ids.collect::<HashSet<_>>().into_iter().collect();
     let employers: Vec<EmployerRow> = by_ids(
@@ -1233,7 +1239,7 @@ async fn case_states(
         .into_iter()
         .map(|e| {
             let state = EmployerState {
-                tz: e.timezone.parse().unwrap_or(chrono_tz::Asia::Jakarta),
+                tz: e.timezone.parse().unwrap_or(default_tz),
                 wa_id: e.wa_id,
                 opted_out: e.opted_out_at.is_some(),
                 contact_invalid: e.contact_invalid_at.is_some(),
@@ -1271,7 +1277,12 @@ async fn case_states(
 
 /// Employers of the batch's reminders that already got an automated
 /// reminder on their local day of `at` (the one-a-day cap).
-async fn reminded_today(db: &Db, rows: &[Claimed], at: DateTime<Utc>) -> Result<HashSet<i64>> {
+async fn reminded_today(
+    db: &Db,
+    rows: &[Claimed],
+    at: DateTime<Utc>,
+    default_tz: Tz,
+) -> Result<HashSet<i64>> {
     let employers: Vec<i64> = rows
         .iter()
         .filter(|r| r.is_reminder())
@@ -1288,7 +1299,7 @@ async fn reminded_today(db: &Db, rows: &[Claimed], at: DateTime<Utc>) -> Result<
     Ok(sent
         .into_iter()
         .filter(|r| {
-            let tz: Tz = r.timezone.parse().unwrap_or(chrono_tz::Asia::Jakarta);
+            let tz: Tz = r.timezone.parse().unwrap_or(default_tz);
             r.sent_at.with_timezone(&tz).date_naive() == at.with_timezone(&tz).date_naive()
         })
         .map(|r| r.employer_id)

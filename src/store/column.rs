@@ -116,6 +116,12 @@ impl TextColumn for QuietReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Zone(pub chrono_tz::Tz);
 
+impl serde::Serialize for Zone {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.name())
+    }
+}
+
 impl TextColumn for Zone {
     fn to_text(&self) -> String {
         self.0.name().to_owned()
