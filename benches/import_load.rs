@@ -123,7 +123,7 @@ async fn import(db: &Db, kind: Kind, file: &Path) -> Result<(u64, f64)> {
 }
 
 async fn count(db: &Db, sql: &str) -> Result<i64> {
-    db.query(sql).fetch_one(db).await?.get("n")
+    Ok(db.query(sql).fetch_scalar(db).await?)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -194,9 +194,8 @@ async fn run_backend(name: &str, url: &str, opts: &Options) -> Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     let stored: i64 = db
         .query("SELECT COUNT(*) AS n FROM webhook_statuses")
-        .fetch_one(&db)
-        .await?
-        .get("n")?;
+        .fetch_scalar(&db)
+        .await?;
     if stored as usize != opts.count {
         bail!("{name}: {stored} statuses stored for {} sent", opts.count);
     }

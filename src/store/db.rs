@@ -559,8 +559,9 @@ impl Row {
         .map_err(StoreError::from)
     }
 
-    /// One column by name. Kept for the transition to row structs; new code
-    /// decodes a [`Record`] instead.
+    /// One column by name, for the integration tests' checks of what was
+    /// stored. The library decodes a [`Record`] or uses
+    /// [`Query::fetch_scalar`] instead (`clippy.toml` forbids this there).
     pub fn get<T: Column>(&self, column: &str) -> Result<T> {
         match self {
             Row::Sqlite(r) => r.try_get(column),
