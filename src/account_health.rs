@@ -56,6 +56,81 @@ fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
+/// What one event says about the account (None: it does not say it).
+#[derive(Default)]
+struct Change {
+    tier: Option<String>,
+    limit: Option<i64>,
+    quality: Option<String>,
+    restriction: Option<String>,
+    until: Option<DateTime<Utc>>,
+}
+
+/// A `phone_number_quality_update`: the tier and the quality signal; None
+/// when the tier is not one Meta names.
+fn quality_change(v: &Value, event: Option<&str>) -> Option<Change> {
+    let mut c = Change::default();
+    // `max_daily_conversations_per_business` replaces `current_limit`
+    // (removed 2026); either may carry the tier.
+    let raw = text(v, "max_daily_conversations_per_business").or(text(v, "current_limit"));
+    if let Some(raw) = raw {
+        let l = tier_limit(raw)?;
+        c.tier = Some(raw.to_owned());
+        c.limit = l.or(Some(i64::MAX));
+    }
+    // FLAGGED / UNFLAGGED / UPGRADE / DOWNGRADE: the quality signal.
+    c.quality = event.map(str::to_owned);
+    Some(c)
+}
+
+/// An `account_update`: a restriction on business-initiated messaging or
+/// a ban, and until when.
+fn account_change(v: &Value) -> Change {
+    let infos = v
+        .get("restriction_info")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let halting: Vec<String> = infos
+        .iter()
+        .filter_map(|i| text(i, "restriction_type"))
+        .filter(|t| t.contains("INITIATED_MESSAGING"))
+        .map(str::to_owned)
+        .collect();
+    let until = infos
+        .iter()
+        .filter_map(|i| i.get("expiration"))
+        .filter_map(|e| match e {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        })
+        .max()
+        .and_then(|s| DateTime::from_timestamp(s, 0));
+    let banned = v
+        .get("ban_info")
+        .and_then(|b| text(b, "waba_ban_state"))
+        .is_some_and(|s| s == "DISABLE");
+    let restriction = if banned {
+        Some("akun WhatsApp Business dinonaktifkan oleh Meta".to_owned())
+    } else if !halting.is_empty() {
+        Some(format!(
+            "akun dibatasi oleh Meta ({}){}",
+            halting.join(", "),
+            until
+                .map(|u| format!(" sampai {}", u.to_rfc3339()))
+                .unwrap_or_default()
+        ))
+    } else {
+        None
+    };
+    Change {
+        restriction,
+        until,
+        ..Change::default()
+    }
+}
+
 /// One `phone_number_quality_update` or `account_update` change.
 pub async fn record_event(
     db: &Db,
@@ -66,64 +141,21 @@ pub async fn record_event(
     now: DateTime<Utc>,
 ) -> Result<&'static str> {
     let event = text(v, "event");
-    let mut tier = None;
-    let mut limit = None;
-    let mut quality = None;
-    let mut restriction = None;
-    let mut until = None;
-    if field == "phone_number_quality_update" {
-        // `max_daily_conversations_per_business` replaces `current_limit`
-        // (removed 2026); either may carry the tier.
-        let raw = text(v, "max_daily_conversations_per_business").or(text(v, "current_limit"));
-        if let Some(raw) = raw {
-            match tier_limit(raw) {
-                Some(l) => {
-                    tier = Some(raw.to_owned());
-                    limit = l.or(Some(i64::MAX));
-                }
-                None => return Ok("invalid"),
-            }
+    let change = if field == "phone_number_quality_update" {
+        match quality_change(v, event) {
+            Some(c) => c,
+            None => return Ok("invalid"),
         }
-        // FLAGGED / UNFLAGGED / UPGRADE / DOWNGRADE: the quality signal.
-        quality = event.map(str::to_owned);
     } else {
-        let infos = v
-            .get("restriction_info")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let halting: Vec<String> = infos
-            .iter()
-            .filter_map(|i| text(i, "restriction_type"))
-            .filter(|t| t.contains("INITIATED_MESSAGING"))
-            .map(str::to_owned)
-            .collect();
-        until = infos
-            .iter()
-            .filter_map(|i| i.get("expiration"))
-            .filter_map(|e| match e {
-                Value::Number(n) => n.as_i64(),
-                Value::String(s) => s.parse().ok(),
-                _ => None,
-            })
-            .max()
-            .and_then(|s| DateTime::from_timestamp(s, 0));
-        let banned = v
-            .get("ban_info")
-            .and_then(|b| text(b, "waba_ban_state"))
-            .is_some_and(|s| s == "DISABLE");
-        if banned {
-            restriction = Some("akun WhatsApp Business dinonaktifkan oleh Meta".to_owned());
-        } else if !halting.is_empty() {
-            restriction = Some(format!(
-                "akun dibatasi oleh Meta ({}){}",
-                halting.join(", "),
-                until
-                    .map(|u| format!(" sampai {}", u.to_rfc3339()))
-                    .unwrap_or_default()
-            ));
-        }
-    }
+        account_change(v)
+    };
+    let Change {
+        tier,
+        limit,
+        quality,
+        restriction,
+        until,
+    } = change;
     if tier.is_none() && quality.is_none() && restriction.is_none() && event.is_none() {
         return Ok("ignored");
     }

@@ -128,6 +128,26 @@ pub fn write_csv(dir: &Path, spec: &Synthetic) -> Result<(PathBuf, PathBuf)> {
     Ok((emp_path, bill_path))
 }
 
+/// Imports `files` in order through the real CSV import; `what` names
+/// them in the error.
+async fn import_files<'a>(
+    db: &Db,
+    ctx: &ImportContext,
+    files: impl IntoIterator<Item = (Kind, &'a Path)>,
+    what: &str,
+) -> Result<()> {
+    for (kind, path) in files {
+        let options = Options {
+            dry_run: false,
+            progress: false,
+        };
+        import_csv(db, ctx, kind, path, options)
+            .await
+            .map_err(|e| anyhow::anyhow!("demo {what} failed to import: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Imports the synthetic files through the real CSV import.
 pub async fn import(db: &Db, config: &Config, employers: &Path, bills: &Path) -> Result<()> {
     let ctx = ImportContext {
@@ -136,21 +156,13 @@ pub async fn import(db: &Db, config: &Config, employers: &Path, bills: &Path) ->
         actor: "demo".into(),
         thanks: None,
     };
-    for (kind, path) in [(Kind::Employers, employers), (Kind::Bills, bills)] {
-        import_csv(
-            db,
-            &ctx,
-            kind,
-            path,
-            Options {
-                dry_run: false,
-                progress: false,
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("demo data failed to import: {e}"))?;
-    }
-    Ok(())
+    import_files(
+        db,
+        &ctx,
+        [(Kind::Employers, employers), (Kind::Bills, bills)],
+        "data",
+    )
+    .await
 }
 
 /// A branch office of the tour: its code in `employers.csv`, the contact
@@ -322,29 +334,7 @@ pub fn write_story(
         let zone: chrono_tz::Tz = branch.zone.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
         for (name, contact) in branch.employers {
             k += 1;
-            let npp = loop {
-                let n = format!("{:08}", rng.random_range(1_000_000..99_999_999u32));
-                if used_npps.insert(n.clone()) {
-                    break n;
-                }
-            };
-            // A few branch offices register divisions of one company.
-            let npp = if k.is_multiple_of(9) {
-                format!("{npp}-01")
-            } else {
-                npp
-            };
-            // Two employers have no WhatsApp number in SMILE.
-            let phone = if k.is_multiple_of(17) {
-                None
-            } else {
-                Some(format!(
-                    "08{}{:08}",
-                    ["11", "12", "13", "21", "22", "52", "53", "56", "57", "77", "78", "95"]
-                        [rng.random_range(0..12)],
-                    rng.random_range(0..100_000_000u32)
-                ))
-            };
+            let (npp, phone) = story_identity(&mut rng, k, &mut used_npps);
             // Months in arrears: many one or two, some long overdue, a few paid up.
             let arrears = match rng.random_range(0..100) {
                 0..=11 => 0,
@@ -425,6 +415,39 @@ pub fn write_story(
     })
 }
 
+/// The `k`th story employer's NPP (unique among `used`) and WhatsApp
+/// number, if it has one.
+fn story_identity(
+    rng: &mut rand::rngs::StdRng,
+    k: usize,
+    used: &mut std::collections::HashSet<String>,
+) -> (String, Option<String>) {
+    let npp = loop {
+        let n = format!("{:08}", rng.random_range(1_000_000..99_999_999u32));
+        if used.insert(n.clone()) {
+            break n;
+        }
+    };
+    // A few branch offices register divisions of one company.
+    let npp = if k.is_multiple_of(9) {
+        format!("{npp}-01")
+    } else {
+        npp
+    };
+    // Two employers have no WhatsApp number in SMILE.
+    let phone = if k.is_multiple_of(17) {
+        None
+    } else {
+        Some(format!(
+            "08{}{:08}",
+            ["11", "12", "13", "21", "22", "52", "53", "56", "57", "77", "78", "95"]
+                [rng.random_range(0..12)],
+            rng.random_range(0..100_000_000u32)
+        ))
+    };
+    (npp, phone)
+}
+
 fn prev_period(p: crate::domain::Period) -> crate::domain::Period {
     let first = p.first_day();
     crate::domain::Period::of_date(first - Duration::days(1))
@@ -486,21 +509,16 @@ async fn settle(simulator: &crate::simulator::SimulatorHandle) {
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
 }
 
-/// The whole tour: data, a morning's reminders and replies, then the server
-/// until Ctrl-C. `at` pretends the demo starts then (default: now).
-pub async fn run(config: Config, data: Option<PathBuf>, at: Option<DateTime<Utc>>) -> Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let dir = data.unwrap_or_else(|| tmp.path().to_path_buf());
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let db_path = dir.join("wa-smile-demo.db");
-    for ext in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{ext}", db_path.display()));
-    }
+/// The tour's configuration: its own database, the simulator, the address
+/// it listens on (bound before anything is sent: the simulator's status
+/// webhooks come back to it) and the story's branches.
+async fn tour_config(
+    config: Config,
+    db_path: &Path,
+) -> Result<(Config, tokio::net::TcpListener, String)> {
     let mut config = config;
     config.database.url = format!("sqlite://{}", db_path.display());
     config.simulator.enabled = true;
-    // Bound before anything is sent: the simulator's status webhooks come
-    // back to this address.
     let listener = tokio::net::TcpListener::bind(&config.server.bind)
         .await
         .with_context(|| {
@@ -527,133 +545,35 @@ pub async fn run(config: Config, data: Option<PathBuf>, at: Option<DateTime<Utc>
         })
         .collect();
 
-    let wall = at.unwrap_or_else(chrono::Utc::now);
-    let (clock, shifted) = story_clock(wall, &config);
-    crate::time::run_clock_from(clock);
-    println!("WA SMILE demo");
-    if shifted {
-        println!(
-            "  clock:    {} — it is {} now, outside the sending window (Mon–Sat 08.00–20.00 in each employer's zone), so the demo runs on its own clock from a working morning, at real speed",
-            local_time(clock),
-            local_time(wall)
-        );
-    } else {
-        println!(
-            "  clock:    {} (inside the sending window)",
-            local_time(clock)
-        );
-    }
+    Ok((config, listener, base))
+}
 
-    // The built-in simulator plays the Cloud API and the employers' phones.
-    let sim_opts = crate::simulator::SimulatorOptions {
-        webhook_url: Some(format!("{base}/webhooks/whatsapp")),
-        app_secret: secrecy::ExposeSecret::expose_secret(&config.whatsapp.app_secret).to_owned(),
-        status_delays: [
-            std::time::Duration::from_millis(300),
-            std::time::Duration::from_millis(900),
-            std::time::Duration::from_millis(1500),
-        ],
-        read_percent: 60,
-        ..Default::default()
-    };
-    let (sim_url, simulator) = crate::simulator::Simulator::start(sim_opts.clone()).await?;
-    config.whatsapp.api_base = sim_url.clone();
-    config.whatsapp.access_token = sim_opts.access_token.clone().into();
-    if config.whatsapp.phone_number_id.is_empty() {
-        config.whatsapp.phone_number_id = "100000000000001".into();
-    }
-    let phone = simulator.phone();
-    crate::simulator::register_phone(phone.clone());
-    let config = Arc::new(config);
-    let db = Db::connect(&config.database.url, config.database.max_connections).await?;
-    db.migrate().await?;
+/// Employer replies sent in the morning, one per employer from the first:
+/// what each one is, and its text.
+const MORNING_REPLIES: [(&str, &str); 4] = [
+    ("a promise", "Baik Pak, insyaallah besok kami bayar"),
+    (
+        "\"sudah bayar\"",
+        "Sudah kami bayar kemarin lewat teller BRI",
+    ),
+    (
+        "a request for the payment link",
+        "Tolong kirimkan link pembayarannya",
+    ),
+    (
+        "a dispute",
+        "Mohon maaf, tagihan ini tidak sesuai. Karyawan kami sudah keluar semua sejak Agustus",
+    ),
+];
 
-    let story = write_story(&dir, crate::time::now(), &config.calendar())?;
-    phone.add_contacts(story.employers.iter().filter_map(|e| {
-        Some(crate::simulator::Contact {
-            wa_id: e.wa_id.clone()?,
-            name: if e.contact.is_empty() {
-                e.name.clone()
-            } else {
-                e.contact.clone()
-            },
-            company: e.name.clone(),
-            npp: Some(e.npp.clone()),
-            timezone: e.zone,
-        })
-    }));
-    let ctx = ImportContext {
-        calendar: config.calendar(),
-        default_tz: config.timezone(),
-        actor: "demo".into(),
-        thanks: None,
-    };
-    for (kind, path) in [Kind::Employers, Kind::Bills, Kind::Payments]
-        .into_iter()
-        .zip(story.files.iter())
-    {
-        import_csv(
-            &db,
-            &ctx,
-            kind,
-            path,
-            Options {
-                dry_run: false,
-                progress: false,
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("demo data failed to import: {e}"))?;
-    }
-    println!(
-        "  data:     {} employers in {} branches (WIB, WITA, WIT), {} bills, {} payments — CSV files in {}",
-        story.employers.len(),
-        STORY_BRANCHES.len(),
-        story.bills,
-        story.payments,
-        dir.display()
-    );
-
-    // The server runs from here on: webhooks, the admin UI, /simulator, the
-    // delivery worker that sends the bot's answers.
-    let server = tokio::spawn(crate::serve::run(config.clone(), db.clone(), listener));
-
-    let scan_ctx = crate::scan::ScanContext::from_config(&config)?;
-    let scan = crate::scan::run(&db, &scan_ctx, crate::time::now()).await?;
-    let catalog = crate::messages::shared().context("message templates")?;
-    let deliverer = crate::delivery::Deliverer::from_config(&config, catalog)?;
-    crate::delivery::deliver_due(&db, &deliverer, crate::time::now()).await?;
-    settle(&simulator).await;
-    let reminders = simulator.count();
-    println!(
-        "  scan:     {} cases opened, {} reminders queued and sent to the simulator (the Cloud API stand-in)",
-        scan.cases_opened, reminders
-    );
-
-    // The morning's replies, typed on the employers' phones and posted as
-    // signed webhooks to POST /webhooks/whatsapp.
-    let reachable: Vec<&StoryEmployer> = story
-        .employers
-        .iter()
-        .filter(|e| e.wa_id.as_ref().is_some_and(|w| !phone.chat(w).is_empty()))
-        .collect();
-    let replies: [(&str, &str); 4] = [
-        ("a promise", "Baik Pak, insyaallah besok kami bayar"),
-        (
-            "\"sudah bayar\"",
-            "Sudah kami bayar kemarin lewat teller BRI",
-        ),
-        (
-            "a request for the payment link",
-            "Tolong kirimkan link pembayarannya",
-        ),
-        (
-            "a dispute",
-            "Mohon maaf, tagihan ini tidak sesuai. Karyawan kami sudah keluar semua sejak Agustus",
-        ),
-    ];
+/// The morning's replies, typed on the employers' phones and posted as
+/// signed webhooks; what was replied, in order.
+async fn morning_replies(
+    phone: &crate::simulator::Phone,
+    reachable: &[&StoryEmployer],
+) -> Result<Vec<&'static str>> {
     let mut replied = Vec::new();
-    for ((what, text), e) in replies.iter().zip(reachable.iter()) {
+    for ((what, text), e) in MORNING_REPLIES.iter().zip(reachable.iter()) {
         let wa_id = e.wa_id.as_deref().expect("reachable");
         phone.open_chat(wa_id).await;
         phone
@@ -662,85 +582,61 @@ pub async fn run(config: Config, data: Option<PathBuf>, at: Option<DateTime<Utc>
             .with_context(|| format!("the demo's reply ({what}) did not reach the webhook"))?;
         replied.push(*what);
     }
-    // One employer paid everything this morning: the payment comes in,
-    // the next scan resolves the case.
-    let payer = reachable.get(replies.len()).copied();
-    if let Some(p) = payer {
-        let path = dir.join("payments-today.csv");
-        let view = crate::cases::case_id_for_npp(&db, &p.npp).await?;
-        if let Some(id) = view {
-            if let Some(c) =
-                crate::cases::load(&db, &config.policy(), id, crate::time::now()).await?
-            {
-                let mut w = BufWriter::new(std::fs::File::create(&path)?);
-                writeln!(w, "npp,period,amount,paid_at,reference")?;
-                for b in c.bills.iter().filter(|b| b.overdue) {
-                    writeln!(
-                        w,
-                        "{},{},{},{},TRX{}{}",
-                        p.npp,
-                        b.period,
-                        b.amount,
-                        crate::time::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                        b.period.to_string().replace('-', ""),
-                        &p.npp[..8]
-                    )?;
-                }
-                w.flush()?;
-                drop(w);
-                import_csv(
-                    &db,
-                    &ctx,
-                    Kind::Payments,
-                    &path,
-                    Options {
-                        dry_run: false,
-                        progress: false,
-                    },
-                )
-                .await
-                .map_err(|e| anyhow::anyhow!("demo payment failed to import: {e}"))?;
-                crate::scan::run(&db, &scan_ctx, crate::time::now()).await?;
+    Ok(replied)
+}
+
+/// Employer `p` pays every overdue bill this morning: the payment is
+/// imported and the next scan resolves its case.
+async fn pay_everything(
+    db: &Db,
+    config: &Config,
+    ctx: &ImportContext,
+    scan_ctx: &crate::scan::ScanContext,
+    dir: &Path,
+    p: &StoryEmployer,
+) -> Result<()> {
+    let path = dir.join("payments-today.csv");
+    let view = crate::cases::case_id_for_npp(db, &p.npp).await?;
+    if let Some(id) = view {
+        if let Some(c) = crate::cases::load(db, &config.policy(), id, crate::time::now()).await? {
+            let mut w = BufWriter::new(std::fs::File::create(&path)?);
+            writeln!(w, "npp,period,amount,paid_at,reference")?;
+            for b in c.bills.iter().filter(|b| b.overdue) {
+                writeln!(
+                    w,
+                    "{},{},{},{},TRX{}{}",
+                    p.npp,
+                    b.period,
+                    b.amount,
+                    crate::time::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    b.period.to_string().replace('-', ""),
+                    &p.npp[..8]
+                )?;
             }
+            w.flush()?;
+            drop(w);
+            import_files(db, ctx, [(Kind::Payments, path.as_path())], "payment").await?;
+            crate::scan::run(db, scan_ctx, crate::time::now()).await?;
         }
     }
-    // The bot's answers go out now rather than at the worker's next pass.
-    let answers = crate::delivery::deliver_due(&db, &deliverer, crate::time::now()).await?;
-    tracing::info!(
-        sent = answers.sent,
-        skipped = answers.skipped,
-        "demo: answers delivered"
-    );
-    settle(&simulator).await;
-    println!(
-        "  replies:  {} already in — {} — each through the signed webhook; the bot has answered",
-        replied.len(),
-        replied.join(", ")
-    );
-    let page = crate::caselist::list(
-        &db,
-        None,
-        &crate::caselist::Filter {
-            status: "all".into(),
-            ..Default::default()
-        },
-        crate::time::now().date_naive(),
-        crate::time::now(),
-    )
-    .await?;
-    let counts: Vec<String> = page
-        .counts
-        .iter()
-        .map(|(s, n)| format!("{s} {n}"))
-        .collect();
-    println!("  cases:    {}", counts.join(", "));
+    Ok(())
+}
 
+/// A login for the tour (its password random and shown once) and what to
+/// try, on the employers the morning left untouched.
+async fn print_tour(
+    db: &Db,
+    config: &Config,
+    base: &str,
+    reachable: &[&StoryEmployer],
+) -> Result<()> {
     // A login for the tour; the password is random and shown once.
     let password = crate::accounts::random_secret()[..16].to_owned();
-    crate::accounts::add_user(&db, "admin", &password, crate::accounts::Role::Admin, None).await?;
-    let untouched: Vec<&&StoryEmployer> = reachable.iter().skip(replies.len() + 1).collect();
+    crate::accounts::add_user(db, "admin", &password, crate::accounts::Role::Admin, None).await?;
+    let untouched: Vec<&&StoryEmployer> =
+        reachable.iter().skip(MORNING_REPLIES.len() + 1).collect();
     let case_url = match untouched.first() {
-        Some(e) => match crate::cases::case_id_for_npp(&db, &e.npp).await? {
+        Some(e) => match crate::cases::case_id_for_npp(db, &e.npp).await? {
             Some(id) => format!("{base}/cases/{id}"),
             None => format!("{base}/cases"),
         },
@@ -786,6 +682,178 @@ pub async fn run(config: Config, data: Option<PathBuf>, at: Option<DateTime<Utc>
             config.database.url, e.npp
         );
     }
+    Ok(())
+}
+
+/// Starts the built-in simulator and points the configuration's Cloud API
+/// at it.
+async fn start_simulator(
+    config: &mut Config,
+    base: &str,
+) -> Result<crate::simulator::SimulatorHandle> {
+    let sim_opts = crate::simulator::SimulatorOptions {
+        webhook_url: Some(format!("{base}/webhooks/whatsapp")),
+        app_secret: secrecy::ExposeSecret::expose_secret(&config.whatsapp.app_secret).to_owned(),
+        status_delays: [
+            std::time::Duration::from_millis(300),
+            std::time::Duration::from_millis(900),
+            std::time::Duration::from_millis(1500),
+        ],
+        read_percent: 60,
+        ..Default::default()
+    };
+    let (sim_url, simulator) = crate::simulator::Simulator::start(sim_opts.clone()).await?;
+    config.whatsapp.api_base = sim_url.clone();
+    config.whatsapp.access_token = sim_opts.access_token.clone().into();
+    if config.whatsapp.phone_number_id.is_empty() {
+        config.whatsapp.phone_number_id = "100000000000001".into();
+    }
+    Ok(simulator)
+}
+
+/// Writes the tour's data, gives the simulated phones its contacts and
+/// imports it through the real CSV import.
+async fn import_story(
+    db: &Db,
+    config: &Config,
+    dir: &Path,
+    phone: &crate::simulator::Phone,
+) -> Result<(Story, ImportContext)> {
+    let story = write_story(dir, crate::time::now(), &config.calendar())?;
+    phone.add_contacts(story.employers.iter().filter_map(|e| {
+        Some(crate::simulator::Contact {
+            wa_id: e.wa_id.clone()?,
+            name: if e.contact.is_empty() {
+                e.name.clone()
+            } else {
+                e.contact.clone()
+            },
+            company: e.name.clone(),
+            npp: Some(e.npp.clone()),
+            timezone: e.zone,
+        })
+    }));
+    let ctx = ImportContext {
+        calendar: config.calendar(),
+        default_tz: config.timezone(),
+        actor: "demo".into(),
+        thanks: None,
+    };
+    let files = [Kind::Employers, Kind::Bills, Kind::Payments]
+        .into_iter()
+        .zip(story.files.iter().map(PathBuf::as_path));
+    import_files(db, &ctx, files, "data").await?;
+    Ok((story, ctx))
+}
+
+/// The whole tour: data, a morning's reminders and replies, then the server
+/// until Ctrl-C. `at` pretends the demo starts then (default: now).
+pub async fn run(config: Config, data: Option<PathBuf>, at: Option<DateTime<Utc>>) -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = data.unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let db_path = dir.join("wa-smile-demo.db");
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", db_path.display()));
+    }
+    let (mut config, listener, base) = tour_config(config, &db_path).await?;
+    let wall = at.unwrap_or_else(chrono::Utc::now);
+    let (clock, shifted) = story_clock(wall, &config);
+    crate::time::run_clock_from(clock);
+    println!("WA SMILE demo");
+    if shifted {
+        println!(
+            "  clock:    {} — it is {} now, outside the sending window (Mon–Sat 08.00–20.00 in each employer's zone), so the demo runs on its own clock from a working morning, at real speed",
+            local_time(clock),
+            local_time(wall)
+        );
+    } else {
+        println!(
+            "  clock:    {} (inside the sending window)",
+            local_time(clock)
+        );
+    }
+
+    // The built-in simulator plays the Cloud API and the employers' phones.
+    let simulator = start_simulator(&mut config, &base).await?;
+    let phone = simulator.phone();
+    crate::simulator::register_phone(phone.clone());
+    let config = Arc::new(config);
+    let db = Db::connect(&config.database.url, config.database.max_connections).await?;
+    db.migrate().await?;
+
+    let (story, ctx) = import_story(&db, &config, &dir, &phone).await?;
+    println!(
+        "  data:     {} employers in {} branches (WIB, WITA, WIT), {} bills, {} payments — CSV files in {}",
+        story.employers.len(),
+        STORY_BRANCHES.len(),
+        story.bills,
+        story.payments,
+        dir.display()
+    );
+
+    // The server runs from here on: webhooks, the admin UI, /simulator, the
+    // delivery worker that sends the bot's answers.
+    let server = tokio::spawn(crate::serve::run(config.clone(), db.clone(), listener));
+
+    let scan_ctx = crate::scan::ScanContext::from_config(&config)?;
+    let scan = crate::scan::run(&db, &scan_ctx, crate::time::now()).await?;
+    let catalog = crate::messages::shared().context("message templates")?;
+    let deliverer = crate::delivery::Deliverer::from_config(&config, catalog)?;
+    crate::delivery::deliver_due(&db, &deliverer, crate::time::now()).await?;
+    settle(&simulator).await;
+    let reminders = simulator.count();
+    println!(
+        "  scan:     {} cases opened, {} reminders queued and sent to the simulator (the Cloud API stand-in)",
+        scan.cases_opened, reminders
+    );
+
+    // The morning's replies, typed on the employers' phones and posted as
+    // signed webhooks to POST /webhooks/whatsapp.
+    let reachable: Vec<&StoryEmployer> = story
+        .employers
+        .iter()
+        .filter(|e| e.wa_id.as_ref().is_some_and(|w| !phone.chat(w).is_empty()))
+        .collect();
+    let replied = morning_replies(&phone, &reachable).await?;
+    // One employer paid everything this morning: the payment comes in,
+    // the next scan resolves the case.
+    let payer = reachable.get(MORNING_REPLIES.len()).copied();
+    if let Some(p) = payer {
+        pay_everything(&db, &config, &ctx, &scan_ctx, &dir, p).await?;
+    }
+    // The bot's answers go out now rather than at the worker's next pass.
+    let answers = crate::delivery::deliver_due(&db, &deliverer, crate::time::now()).await?;
+    tracing::info!(
+        sent = answers.sent,
+        skipped = answers.skipped,
+        "demo: answers delivered"
+    );
+    settle(&simulator).await;
+    println!(
+        "  replies:  {} already in — {} — each through the signed webhook; the bot has answered",
+        replied.len(),
+        replied.join(", ")
+    );
+    let page = crate::caselist::list(
+        &db,
+        None,
+        &crate::caselist::Filter {
+            status: "all".into(),
+            ..Default::default()
+        },
+        crate::time::now().date_naive(),
+        crate::time::now(),
+    )
+    .await?;
+    let counts: Vec<String> = page
+        .counts
+        .iter()
+        .map(|(s, n)| format!("{s} {n}"))
+        .collect();
+    println!("  cases:    {}", counts.join(", "));
+
+    print_tour(&db, &config, &base, &reachable).await?;
     println!("ready — Ctrl-C to stop");
     let result = server.await.context("the server task failed")?;
     drop(simulator);

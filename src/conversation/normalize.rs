@@ -768,6 +768,8 @@ fn collapse_repeats(w: &str) -> String {
 }
 
 /// Slang, abbreviations, Javanese and English expanded to canonical Indonesian.
+// One lookup table, one line per canonical word: its length is the
+// vocabulary's, not logic to split.
 fn expand(w: &str) -> Option<&'static str> {
     Some(match w {
         // sudah / belum / tidak

@@ -489,33 +489,7 @@ fn parse_file(name: &str, source: &str, env: &mut Environment<'static>) -> Resul
             wa.params.len()
         )));
     }
-    if wa.buttons.len() > MAX_TEMPLATE_BUTTONS {
-        return Err(err(format!(
-            "at most {MAX_TEMPLATE_BUTTONS} buttons, got {}",
-            wa.buttons.len()
-        )));
-    }
-    let mut seen = Vec::new();
-    for b in &wa.buttons {
-        if !BUTTON_PAYLOADS.contains(&b.payload.as_str()) {
-            return Err(err(format!(
-                "button payload `{}` is not one of {}",
-                b.payload,
-                BUTTON_PAYLOADS.join(", ")
-            )));
-        }
-        if seen.contains(&&b.payload) {
-            return Err(err(format!("button payload `{}` repeats", b.payload)));
-        }
-        seen.push(&b.payload);
-        let n = b.title.chars().count();
-        if b.title.trim().is_empty() || n > MAX_BUTTON_TITLE_CHARS {
-            return Err(err(format!(
-                "button title `{}` must have 1 to {MAX_BUTTON_TITLE_CHARS} characters",
-                b.title
-            )));
-        }
-    }
+    check_buttons(wa).map_err(err)?;
     for field in &fm.requires {
         if !REQUIRABLE.contains(&field.as_str()) {
             return Err(err(format!(
@@ -550,6 +524,39 @@ fn parse_file(name: &str, source: &str, env: &mut Environment<'static>) -> Resul
         requires: fm.requires,
         whatsapp: fm.whatsapp,
     })
+}
+
+/// At most [`MAX_TEMPLATE_BUTTONS`] quick replies, each a known payload
+/// once, with a title WhatsApp accepts.
+fn check_buttons(wa: &WhatsappTemplateDef) -> Result<(), String> {
+    if wa.buttons.len() > MAX_TEMPLATE_BUTTONS {
+        return Err(format!(
+            "at most {MAX_TEMPLATE_BUTTONS} buttons, got {}",
+            wa.buttons.len()
+        ));
+    }
+    let mut seen = Vec::new();
+    for b in &wa.buttons {
+        if !BUTTON_PAYLOADS.contains(&b.payload.as_str()) {
+            return Err(format!(
+                "button payload `{}` is not one of {}",
+                b.payload,
+                BUTTON_PAYLOADS.join(", ")
+            ));
+        }
+        if seen.contains(&&b.payload) {
+            return Err(format!("button payload `{}` repeats", b.payload));
+        }
+        seen.push(&b.payload);
+        let n = b.title.chars().count();
+        if b.title.trim().is_empty() || n > MAX_BUTTON_TITLE_CHARS {
+            return Err(format!(
+                "button title `{}` must have 1 to {MAX_BUTTON_TITLE_CHARS} characters",
+                b.title
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The numbers of the `{{n}}` placeholders in an approved body, in order.

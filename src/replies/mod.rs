@@ -586,6 +586,9 @@ fn kind_name(k: &MessageKind) -> String {
     }
 }
 
+// Dedup, effects and the fallback for a failed effect share one
+// transaction and its outcome; read top to bottom they are the order a
+// redelivered or failing message is handled in, so they stay together.
 async fn record_inbound(
     db: &Db,
     config: &Config,
