@@ -1,15 +1,15 @@
 //! CSV imports on both backends: whole-file validation, natural-key upserts,
 //! due-date rolling and payment settlement.
 
+use crate::support::count_rows as count;
 use std::io::Write;
 use std::path::PathBuf;
-use wa_smile::config::Config;
 use wa_smile::import::{import_csv, Counts, ImportContext, ImportError, Kind, Options};
 use wa_smile::store::Db;
 use wa_smile::testing;
 
 fn ctx() -> ImportContext {
-    let config = Config::from_sources(None, Vec::new()).unwrap();
+    let config = crate::support::config();
     ImportContext {
         calendar: config.calendar(),
         default_tz: chrono_tz::Asia::Jakarta,
@@ -45,16 +45,6 @@ async fn import(
         },
     )
     .await
-}
-
-async fn count(db: &Db, table: &str) -> i64 {
-    let sql = format!("SELECT COUNT(*) AS n FROM {table}");
-    db.query(&sql)
-        .fetch_one(db)
-        .await
-        .unwrap()
-        .get("n")
-        .unwrap()
 }
 
 const EMPLOYERS: &str = "npp,name,branch,wa_phone,contact_name,timezone\n\

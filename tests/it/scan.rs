@@ -3,6 +3,7 @@
 //! opening of the employer's sending window, every silence has a reason, and
 //! a second (or concurrent) scan changes nothing.
 
+use crate::support::count_rows as count;
 use crate::support::{fixtures, Fixtures};
 use chrono::{DateTime, NaiveDate, Utc};
 use wa_smile::audit;
@@ -140,15 +141,6 @@ async fn events(db: &Db, case_id: i64) -> Vec<(String, serde_json::Value)> {
 
 async fn kinds(db: &Db, case_id: i64) -> Vec<String> {
     events(db, case_id).await.into_iter().map(|e| e.0).collect()
-}
-
-async fn count(db: &Db, table: &str) -> i64 {
-    db.query(&format!("SELECT COUNT(*) AS n FROM {table}"))
-        .fetch_one(db)
-        .await
-        .unwrap()
-        .get("n")
-        .unwrap()
 }
 
 /// Everything a scan could write, for before/after comparisons.

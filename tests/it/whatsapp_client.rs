@@ -2,7 +2,6 @@
 //! graph.facebook.com: the exact JSON and headers of each message kind
 //! (compared with Meta-shaped fixtures), and how every failure is classified.
 
-use secrecy::SecretString;
 use serde_json::{json, Value};
 use std::time::Duration;
 use wa_smile::config::WhatsappConfig;
@@ -15,9 +14,7 @@ use wa_smile::whatsapp::{
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-const PHONE_NUMBER_ID: &str = "106540352242922";
-const TOKEN: &str = "test-access-token";
-const MESSAGES_PATH: &str = "/v25.0/106540352242922/messages";
+use crate::support::{MESSAGES_PATH, TOKEN};
 
 fn fixture(name: &str) -> Value {
     let text = match name {
@@ -52,19 +49,11 @@ fn meta_error(code: i64, message: &str) -> Value {
     })
 }
 
+/// The shared test configuration's WhatsApp section, pointed at `server`
+/// (at the default pace of 80 messages a second).
 fn config(server: &MockServer) -> WhatsappConfig {
-    WhatsappConfig {
-        api_base: server.uri(),
-        api_version: "v25.0".into(),
-        phone_number_id: PHONE_NUMBER_ID.into(),
-        access_token: SecretString::from(TOKEN),
-        app_secret: SecretString::from(""),
-        verify_token: SecretString::from(""),
-        messages_per_second: 80,
-        daily_unique_recipients: 2000,
-        template_language: "id".into(),
-        waba_id: String::new(),
-    }
+    crate::support::cloud_config(server, &[("WA_SMILE__WHATSAPP__MESSAGES_PER_SECOND", "80")])
+        .whatsapp
 }
 
 fn client(server: &MockServer) -> WhatsappClient {

@@ -36,6 +36,14 @@ pub fn config() -> Config {
     Config::from_sources(None, Vec::<(String, String)>::new()).unwrap()
 }
 
+/// How many rows `table` holds.
+pub async fn count_rows(db: &Db, table: &str) -> i64 {
+    db.query(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_scalar(db)
+        .await
+        .unwrap()
+}
+
 pub fn app(db: &Db) -> Router {
     if std::env::var_os("TEST_LOG").is_some() {
         let _ = tracing_subscriber::fmt().with_test_writer().try_init();
