@@ -582,6 +582,15 @@ pub async fn list_users(db: &Db) -> Result<Vec<UserInfo>> {
     Ok(users)
 }
 
+/// Logs user `id` out everywhere; how many sessions ended.
+async fn end_sessions(tx: &mut crate::store::Tx, id: i64) -> Result<u64> {
+    Ok(tx
+        .query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?)
+}
+
 /// Looks a user up for a change, in the change's transaction.
 async fn user_id(tx: &mut crate::store::Tx, username: &str) -> Result<i64> {
     match tx
@@ -607,11 +616,7 @@ pub async fn disable_user(db: &Db, username: &str, actor: &str) -> Result<bool> 
         .bind(at)
         .execute(&mut tx)
         .await?;
-    let sessions = tx
-        .query("DELETE FROM sessions WHERE user_id = $1")
-        .bind(id)
-        .execute(&mut tx)
-        .await?;
+    let sessions = end_sessions(&mut tx, id).await?;
     if changed > 0 {
         tx.audit(
             AuditEntry::new(at, actor, "user.disabled", format!("user:{id}"))
@@ -655,11 +660,7 @@ pub async fn reset_password(db: &Db, username: &str, password: &str, actor: &str
         .bind(hash)
         .execute(&mut tx)
         .await?;
-    let sessions = tx
-        .query("DELETE FROM sessions WHERE user_id = $1")
-        .bind(id)
-        .execute(&mut tx)
-        .await?;
+    let sessions = end_sessions(&mut tx, id).await?;
     tx.audit(
         AuditEntry::new(at, actor, "user.password_reset", format!("user:{id}"))
             .after(json!({"username": username, "sessions_ended": sessions})),

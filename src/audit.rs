@@ -7,7 +7,7 @@
 //! personal data from before/after (UU PDP) and the chain still verifies,
 //! while an unredacted row's payload is still checked against its digest.
 
-use crate::store::{rows_per_statement, values_placeholders, Backend, Db, Tx};
+use crate::store::{Backend, Db, Tx};
 use anyhow::{Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::StreamExt;
@@ -187,16 +187,12 @@ async fn insert_sqlite(tx: &mut Tx, rows: &[ChainRow<'_>]) -> Result<()> {
 
 /// PostgreSQL binds by position, so multi-row `VALUES` cost nothing extra.
 async fn insert_postgres(tx: &mut Tx, rows: &[ChainRow<'_>]) -> Result<()> {
-    const COLS: usize = 10;
-    for chunk in rows.chunks(rows_per_statement(tx.backend(), COLS)) {
-        let sql = format!(
-            "INSERT INTO audit_log (seq, at, actor, action, entity, before, after, payload_digest, prev_hash, hash) VALUES {}",
-            values_placeholders(chunk.len(), COLS, 1)
-        );
-        let mut q = tx.query(&sql);
-        for r in chunk {
-            q = q
-                .bind(r.seq)
+    tx.execute_chunked(
+        "INSERT INTO audit_log (seq, at, actor, action, entity, before, after, payload_digest, prev_hash, hash) VALUES {values}",
+        10,
+        rows,
+        |q, r| {
+            q.bind(r.seq)
                 .bind(r.at)
                 .bind(r.actor.to_owned())
                 .bind(r.action.to_owned())
@@ -205,12 +201,11 @@ async fn insert_postgres(tx: &mut Tx, rows: &[ChainRow<'_>]) -> Result<()> {
                 .bind(r.after.clone())
                 .bind(r.digest.clone())
                 .bind(r.prev_hash.clone())
-                .bind(r.hash.clone());
-        }
-        q.execute(&mut *tx)
-            .await
-            .context("failed to append to the audit log")?;
-    }
+                .bind(r.hash.clone())
+        },
+    )
+    .await
+    .context("failed to append to the audit log")?;
     Ok(())
 }
 
@@ -231,20 +226,21 @@ struct HeadRow {
     hash: String,
 }
 
-/// One `audit_log` row as `verify` recomputes it.
+/// One `audit_log` row, as `verify` recomputes it and the audit export
+/// writes it.
 #[derive(sqlx::FromRow)]
-struct LogRow {
-    seq: i64,
-    at: DateTime<Utc>,
-    actor: String,
-    action: String,
-    entity: String,
-    before: Option<String>,
-    after: Option<String>,
-    payload_digest: String,
-    prev_hash: String,
-    hash: String,
-    redacted_at: Option<DateTime<Utc>>,
+pub struct AuditRow {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub entity: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub payload_digest: String,
+    pub prev_hash: String,
+    pub hash: String,
+    pub redacted_at: Option<DateTime<Utc>>,
 }
 
 /// The current head of the chain (sequence number and hash).
@@ -264,7 +260,7 @@ pub async fn verify(db: &Db) -> Result<Verification> {
             "SELECT seq, at, actor, action, entity, before, after, payload_digest, prev_hash, hash, redacted_at \
              FROM audit_log ORDER BY seq",
         )
-        .fetch_as::<LogRow>(db);
+        .fetch_as::<AuditRow>(db);
     let mut expected_seq = 1i64;
     let mut prev = GENESIS_HASH.to_owned();
     let mut count = 0i64;

@@ -2,7 +2,7 @@
 //! same transaction as the change and mirrored in the audit chain.
 
 use crate::audit::AuditEntry;
-use crate::store::{rows_per_statement, values_placeholders, Conn, Tx};
+use crate::store::{Conn, Tx};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -144,28 +144,23 @@ struct EventRow {
 
 /// Writes events (and their audit entries) in `tx`, many rows a statement.
 pub async fn record(tx: &mut Tx, events: &[NewEvent]) -> Result<()> {
-    const COLS: usize = 6;
-    for chunk in events.chunks(rows_per_statement(tx.backend(), COLS)) {
-        let sql = format!(
-            "INSERT INTO case_events (case_id, at, kind, actor, data, outbox_id) VALUES {}",
-            values_placeholders(chunk.len(), COLS, 1)
-        );
-        let mut q = tx.query(&sql);
-        for e in chunk {
-            q = q
-                .bind(e.case_id)
+    tx.execute_chunked(
+        "INSERT INTO case_events (case_id, at, kind, actor, data, outbox_id) VALUES {values}",
+        6,
+        events,
+        |q, e| {
+            q.bind(e.case_id)
                 .bind(e.at)
                 .bind(e.kind.as_str())
                 .bind(e.actor.to_string())
                 .bind(e.data.to_string())
                 // The message an event is about, as a column: the timeline
                 // pages on it (one bubble per message).
-                .bind(e.data.get("outbox_id").and_then(Value::as_i64));
-        }
-        q.execute(&mut *tx)
-            .await
-            .context("failed to write case events")?;
-    }
+                .bind(e.data.get("outbox_id").and_then(Value::as_i64))
+        },
+    )
+    .await
+    .context("failed to write case events")?;
     // The case list sorts on each case's latest event.
     let mut latest: std::collections::BTreeMap<i64, DateTime<Utc>> = Default::default();
     for e in events {

@@ -4,7 +4,7 @@
 use crate::audit::AuditEntry;
 use crate::case_log::{self, Actor, EventKind, NewEvent};
 use crate::domain::{Counts, Money, Period};
-use crate::store::{list_placeholders, rows_per_statement, values_placeholders, Tx};
+use crate::store::{list_placeholders, Tx};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -148,24 +148,21 @@ pub async fn record_payments_flagged(
     }
     let raised = raise_beyond_owed(tx, &new, actor, at).await?;
     counts.inserted = new.len() as u64;
-    for chunk in new.chunks(rows_per_statement(tx.backend(), 7)) {
-        let sql = format!(
-            "INSERT INTO payments (reference, employer_id, period, amount_minor, paid_at, source, created_at) VALUES {}",
-            values_placeholders(chunk.len(), 7, 1)
-        );
-        let mut q = tx.query(&sql);
-        for p in chunk {
-            q = q
-                .bind(p.reference.clone())
+    tx.execute_chunked(
+        "INSERT INTO payments (reference, employer_id, period, amount_minor, paid_at, source, created_at) VALUES {values}",
+        7,
+        &new,
+        |q, p| {
+            q.bind(p.reference.clone())
                 .bind(p.employer_id)
                 .bind(p.period.to_string())
                 .bind(p.amount.minor())
                 .bind(p.paid_at)
                 .bind(source.to_owned())
-                .bind(at);
-        }
-        q.execute(&mut *tx).await?;
-    }
+                .bind(at)
+        },
+    )
+    .await?;
 
     let employers: Vec<i64> = touched.into_iter().collect();
     settle_bills(tx, &employers, actor, at).await?;

@@ -7,9 +7,8 @@
 //! on the employer's local date, so every caller passes the instant it
 //! computes for and the employer's zone, never the database's clock.
 
-use crate::config::parse_zone;
 use crate::domain::{Money, Policy};
-use crate::store::{list_placeholders, rows_per_statement, values_placeholders, Tx};
+use crate::store::{list_placeholders, rows_per_statement, Tx, Zone};
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -153,7 +152,7 @@ impl From<&Figures> for Stored {
 struct OpenCase {
     id: i64,
     employer_id: i64,
-    timezone: String,
+    timezone: Zone,
     arrears_minor: Money,
     oldest_due_date: Option<NaiveDate>,
 }
@@ -207,7 +206,7 @@ pub async fn refresh(tx: &mut Tx, employer_ids: &[i64], at: DateTime<Utc>) -> Re
         let changed: Vec<(i64, Stored)> = cases
             .iter()
             .filter_map(|c| {
-                let tz = parse_zone(&c.timezone).unwrap_or(chrono_tz::Asia::Jakarta);
+                let tz = c.timezone.0;
                 let lines = bills.get(&c.employer_id).map_or(&[][..], Vec::as_slice);
                 let stored = Stored::from(&figures(lines, at, tz, None).0);
                 let before = Stored {
@@ -224,21 +223,16 @@ pub async fn refresh(tx: &mut Tx, employer_ids: &[i64], at: DateTime<Utc>) -> Re
 
 /// Writes the list's figures of these cases (open ones only).
 pub async fn write(tx: &mut Tx, figures: &[(i64, Stored)]) -> Result<()> {
-    for chunk in figures.chunks(rows_per_statement(tx.backend(), 3)) {
-        let sql = format!(
-            "UPDATE cases SET arrears_minor = v.column2, oldest_due_date = v.column3 \
-             FROM (VALUES {}) AS v \
-             WHERE cases.id = v.column1 AND cases.resolved_at IS NULL",
-            values_placeholders(chunk.len(), 3, 1)
-        );
-        let mut q = tx.query(&sql);
-        for (id, s) in chunk {
-            q = q.bind(*id).bind(s.arrears).bind(s.oldest_due_date);
-        }
-        q.execute(&mut *tx)
-            .await
-            .context("failed to write the case list's figures")?;
-    }
+    tx.execute_chunked(
+        "UPDATE cases SET arrears_minor = v.column2, oldest_due_date = v.column3 \
+         FROM (VALUES {values}) AS v \
+         WHERE cases.id = v.column1 AND cases.resolved_at IS NULL",
+        3,
+        figures,
+        |q, (id, s)| q.bind(*id).bind(s.arrears).bind(s.oldest_due_date),
+    )
+    .await
+    .context("failed to write the case list's figures")?;
     Ok(())
 }
 

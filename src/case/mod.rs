@@ -10,6 +10,7 @@ pub mod labels;
 pub mod list;
 pub mod resolve;
 pub mod view;
+pub mod words;
 
 pub use crate::domain::{CaseStatus, QuietReason, Stage};
 pub use figures::{figures, BillLine, Figures};

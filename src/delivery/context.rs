@@ -5,8 +5,8 @@
 //! same text.
 
 use crate::config::{Config, MessagesConfig};
-use crate::domain::{Money, Period, Policy};
-use crate::messages::{BillLine, MessageContext};
+use crate::domain::Policy;
+use crate::messages::{MessageContext, StoredBill};
 use crate::store::{list_placeholders, rows_per_statement, Db};
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -142,13 +142,8 @@ async fn load_heads(
 #[derive(sqlx::FromRow)]
 struct BillRow {
     employer_id: i64,
-    period: Period,
-    amount_minor: Money,
-    due_date: NaiveDate,
-    payment_code: Option<String>,
-    late_fee_minor: Option<Money>,
-    paid_minor: Money,
-    settled_at: Option<DateTime<Utc>>,
+    #[sqlx(flatten)]
+    bill: StoredBill,
 }
 
 /// Each case's bills: the unpaid overdue ones, and those settled while the
@@ -158,8 +153,8 @@ async fn add_bills(db: &Db, src: &ContextSource, heads: &mut HashMap<i64, Head>)
     let employer_ids: Vec<i64> = by_employer.keys().copied().collect();
     for chunk in employer_ids.chunks(rows_per_statement(db.backend(), 1)) {
         let sql = format!(
-            "SELECT employer_id, period, amount_minor, due_date, payment_code, late_fee_minor, paid_minor, settled_at \
-             FROM bills WHERE employer_id IN ({}) ORDER BY employer_id, period",
+            "SELECT employer_id, {} FROM bills WHERE employer_id IN ({}) ORDER BY employer_id, period",
+            StoredBill::COLUMNS,
             list_placeholders(chunk.len(), 1)
         );
         let mut q = db.query(&sql);
@@ -178,6 +173,7 @@ async fn add_bills(db: &Db, src: &ContextSource, heads: &mut HashMap<i64, Head>)
                 continue;
             };
             let today = head.ctx.today;
+            let r = r.bill;
             let in_case = match r.settled_at {
                 None => r.due_date < today,
                 Some(s) => s >= head.opened_at && r.due_date < today,
@@ -185,33 +181,12 @@ async fn add_bills(db: &Db, src: &ContextSource, heads: &mut HashMap<i64, Head>)
             if !in_case {
                 continue;
             }
-            let fee_until = r
-                .settled_at
-                .map(|s| s.with_timezone(&head.tz).date_naive())
-                .unwrap_or(today);
-            let (late_fee, late_fee_estimated) = match r.late_fee_minor {
-                Some(f) => (f, false),
-                None => (
-                    src.policy.late_fee(
-                        r.amount_minor.saturating_sub(r.paid_minor),
-                        r.due_date,
-                        fee_until,
-                    ),
-                    true,
-                ),
-            };
+            let line = r.line(&src.policy, head.tz, today);
             // The oldest unpaid bill's kode iuran is the one to quote.
             if r.settled_at.is_none() && head.ctx.payment_code.is_none() {
                 head.ctx.payment_code = r.payment_code;
             }
-            head.ctx.bills.push(BillLine {
-                period: r.period,
-                amount: r.amount_minor,
-                late_fee,
-                late_fee_estimated,
-                due_date: r.due_date,
-                paid: r.paid_minor,
-            });
+            head.ctx.bills.push(line);
         }
     }
     Ok(())

@@ -3,7 +3,7 @@
 use super::{wib, Cell, ColType, Column, Consumer, ExportKind, Filters};
 use crate::case::figures::{figures, BillLine};
 use crate::domain::{Money, Policy};
-use crate::store::{list_placeholders, Backend, Db};
+use crate::store::{list_placeholders, Backend, Db, Zone};
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use chrono_tz::Tz;
@@ -163,21 +163,6 @@ fn at_filter(db: &Db, alias: &str) -> String {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct AuditRow {
-    seq: i64,
-    at: DateTime<Utc>,
-    actor: String,
-    action: String,
-    entity: String,
-    before: Option<String>,
-    after: Option<String>,
-    payload_digest: String,
-    prev_hash: String,
-    hash: String,
-    redacted_at: Option<DateTime<Utc>>,
-}
-
 async fn audit_rows<C: Consumer, W: AsyncWrite + Unpin + Send>(
     db: &Db,
     f: &Filters,
@@ -200,7 +185,7 @@ async fn audit_rows<C: Consumer, W: AsyncWrite + Unpin + Send>(
             q = q.bind(b.clone());
         }
     }
-    let mut rows = q.fetch_as::<AuditRow>(db);
+    let mut rows = q.fetch_as::<crate::audit::AuditRow>(db);
     while let Some(r) = rows.next().await {
         let r = r.context("failed to read the audit log")?;
         let cells = [
@@ -410,7 +395,7 @@ struct SummaryRow {
     npp: String,
     name: String,
     branch: String,
-    timezone: String,
+    timezone: Zone,
     promise_to_pay: i64,
     promise_kept: i64,
     promise_broken: i64,
@@ -483,7 +468,7 @@ async fn summary_rows<C: Consumer, W: AsyncWrite + Unpin + Send>(
             bills.entry(b.employer_id).or_default().push(b.line);
         }
         for r in &page {
-            let tz: Tz = r.timezone.parse().unwrap_or(chrono_tz::Asia::Jakarta);
+            let tz: Tz = r.timezone.0;
             let at = r.resolved_at.map_or(f.as_of, |t| t.min(f.as_of));
             let lines = bills.get(&r.employer_id).map(Vec::as_slice).unwrap_or(&[]);
             let (figures, _) = figures(lines, at, tz, Some(policy));
@@ -575,15 +560,15 @@ pub(crate) fn code_labels(
 ) -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
     let statuses: Vec<(&str, &str)> = crate::domain::CaseStatus::ALL
         .iter()
-        .map(|s| (s.as_str(), crate::http::admin::label(s.as_str())))
+        .map(|s| (s.as_str(), crate::case::words::label(s.as_str())))
         .collect();
     let stages: Vec<(&str, &str)> = crate::domain::Stage::ALL
         .iter()
-        .map(|s| (s.as_str(), crate::http::admin::label(s.as_str())))
+        .map(|s| (s.as_str(), crate::case::words::label(s.as_str())))
         .collect();
     let events: Vec<(&str, &str)> = crate::case_log::EventKind::ALL
         .iter()
-        .map(|k| (k.as_str(), crate::http::admin::label(k.as_str())))
+        .map(|k| (k.as_str(), crate::case::words::label(k.as_str())))
         .collect();
     let intents: Vec<(&str, &str)> = [
         "promise_to_pay",
@@ -601,7 +586,7 @@ pub(crate) fn code_labels(
         "unknown",
     ]
     .into_iter()
-    .map(|c| (c, crate::http::admin::label(c)))
+    .map(|c| (c, crate::case::words::label(c)))
     .collect();
     match kind {
         ExportKind::Audit => vec![],

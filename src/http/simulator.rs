@@ -11,7 +11,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use chrono::{DateTime, Utc};
 use minijinja::{context, Environment};
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
@@ -135,24 +134,8 @@ fn same_origin(headers: &HeaderMap) -> Result<(), Problem> {
     }
 }
 
-/// `WIB`, `WITA` or `WIT`: how Indonesians name their zones.
-pub fn zone_label(tz: chrono_tz::Tz) -> String {
-    match tz {
-        chrono_tz::Asia::Jakarta | chrono_tz::Asia::Pontianak => "WIB".into(),
-        chrono_tz::Asia::Makassar => "WITA".into(),
-        chrono_tz::Asia::Jayapura => "WIT".into(),
-        other => other.name().into(),
-    }
-}
-
-/// `10.00 WIB`.
-fn clock(at: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
-    format!(
-        "{} {}",
-        at.with_timezone(&tz).format("%H.%M"),
-        zone_label(tz)
-    )
-}
+// The phone page writes times and zones the way messages do.
+use crate::messages::filters::{format_jam as clock, zone_name as zone_label};
 
 #[derive(Serialize)]
 struct Bubble {

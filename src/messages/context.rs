@@ -3,8 +3,8 @@
 //! so a message can never quote a total that disagrees with its lines.
 
 use crate::config::ContactConfig;
-use crate::domain::{Money, Period};
-use chrono::NaiveDate;
+use crate::domain::{Money, Period, Policy};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 /// Everything any message template may mention.
@@ -61,6 +61,52 @@ pub struct BillLine {
     pub due_date: NaiveDate,
     /// Paid so far towards `amount`.
     pub paid: Money,
+}
+
+/// A `bills` row as a message quotes it: select these columns by name.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredBill {
+    pub period: Period,
+    pub amount_minor: Money,
+    pub due_date: NaiveDate,
+    pub payment_code: Option<String>,
+    pub late_fee_minor: Option<Money>,
+    pub paid_minor: Money,
+    pub settled_at: Option<DateTime<Utc>>,
+}
+
+impl StoredBill {
+    /// The columns of [`StoredBill`], for a `SELECT`.
+    pub const COLUMNS: &'static str =
+        "period, amount_minor, due_date, payment_code, late_fee_minor, paid_minor, settled_at";
+
+    /// Its line on the employer's local day `today` in `tz`: SMILE's late
+    /// fee, or the policy's estimate up to the day it was settled (or today).
+    pub fn line(&self, policy: &Policy, tz: chrono_tz::Tz, today: NaiveDate) -> BillLine {
+        let fee_until = self
+            .settled_at
+            .map(|s| s.with_timezone(&tz).date_naive())
+            .unwrap_or(today);
+        let (late_fee, late_fee_estimated) = match self.late_fee_minor {
+            Some(f) => (f, false),
+            None => (
+                policy.late_fee(
+                    self.amount_minor.saturating_sub(self.paid_minor),
+                    self.due_date,
+                    fee_until,
+                ),
+                true,
+            ),
+        };
+        BillLine {
+            period: self.period,
+            amount: self.amount_minor,
+            late_fee,
+            late_fee_estimated,
+            due_date: self.due_date,
+            paid: self.paid_minor,
+        }
+    }
 }
 
 impl BillLine {

@@ -11,7 +11,7 @@ pub use crate::whatsapp::TemplateMessage;
 pub use catalog::{
     fill_body, ButtonDef, Catalog, TemplateDef, WhatsappTemplateDef, BUTTON_PAYLOADS,
 };
-pub use context::{greeting, BillLine, BranchContact, MessageContext, Totals};
+pub use context::{greeting, BillLine, BranchContact, MessageContext, StoredBill, Totals};
 
 /// A message that cannot be rendered; always names the template.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

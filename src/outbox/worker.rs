@@ -7,7 +7,9 @@
 
 use super::{window_start, OutboxState};
 use crate::domain::Stage;
-use crate::store::{list_placeholders, rows_per_statement, values_placeholders, Backend, Db, Tx};
+use crate::store::{
+    list_placeholders, rows_per_statement, values_placeholders, Backend, Db, Query, Tx,
+};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
@@ -315,6 +317,27 @@ pub async fn reminders_sent_since(
     Ok(out)
 }
 
+/// Settles a claim of `worker` on row `id` with `set` (whose values are
+/// `$3…`, bound by `bind`); false when the row was no longer this
+/// worker's claim. Every outcome of a send goes through here, so the claim
+/// test is written once.
+async fn settle_claim(
+    tx: &mut Tx,
+    worker: &str,
+    id: i64,
+    set: &str,
+    bind: impl for<'q> FnOnce(Query<'q>) -> Query<'q>,
+    what: &'static str,
+) -> Result<bool> {
+    let sql = format!(
+        "UPDATE outbox SET {set}, lease_until = NULL \
+         WHERE id = $1 AND state = 'sending' AND claimed_by = $2"
+    );
+    let q = tx.query(&sql).bind(id).bind(worker.to_owned());
+    let n = bind(q).execute(&mut *tx).await.context(what)?;
+    Ok(n > 0)
+}
+
 /// A retryable error: back to the queue, due at `until`. Returns whether
 /// the row was still this worker's claim.
 #[allow(clippy::too_many_arguments)]
@@ -327,22 +350,17 @@ pub async fn retry_later(
     code: Option<i64>,
     at: DateTime<Utc>,
 ) -> Result<bool> {
-    let n = tx
-        .query(
-            "UPDATE outbox SET state = 'queued', lease_until = NULL, due_at = $2, last_error = $3, \
-                    error_code = $4, updated_at = $5, claimed_by = NULL \
-             WHERE id = $1 AND state = 'sending' AND claimed_by = $6",
-        )
-        .bind(id)
-        .bind(crate::time::truncate(until))
-        .bind(reason.to_owned())
-        .bind(code)
-        .bind(at)
-        .bind(worker.to_owned())
-        .execute(&mut *tx)
-        .await
-        .context("failed to schedule a retry")?;
-    Ok(n > 0)
+    let (until, reason) = (crate::time::truncate(until), reason.to_owned());
+    settle_claim(
+        tx,
+        worker,
+        id,
+        "state = 'queued', due_at = $3, last_error = $4, error_code = $5, updated_at = $6, \
+         claimed_by = NULL",
+        move |q| q.bind(until).bind(reason).bind(code).bind(at),
+        "failed to schedule a retry",
+    )
+    .await
 }
 
 /// No answer (a timeout): the row stays `sending`, unclaimed, and waits for
@@ -354,20 +372,16 @@ pub async fn await_status(
     reason: &str,
     at: DateTime<Utc>,
 ) -> Result<bool> {
-    let n = tx
-        .query(
-            "UPDATE outbox SET unknown_since = $2, lease_until = NULL, claimed_by = NULL, \
-                    last_error = $3, updated_at = $2 \
-             WHERE id = $1 AND state = 'sending' AND claimed_by = $4",
-        )
-        .bind(id)
-        .bind(at)
-        .bind(reason.to_owned())
-        .bind(worker.to_owned())
-        .execute(&mut *tx)
-        .await
-        .context("failed to record an unknown outcome")?;
-    Ok(n > 0)
+    let reason = reason.to_owned();
+    settle_claim(
+        tx,
+        worker,
+        id,
+        "unknown_since = $3, claimed_by = NULL, last_error = $4, updated_at = $3",
+        move |q| q.bind(at).bind(reason),
+        "failed to record an unknown outcome",
+    )
+    .await
 }
 
 /// A free-form message outside the window (131047): queued again at once
@@ -378,19 +392,16 @@ pub async fn requeue_as_template(
     id: i64,
     at: DateTime<Utc>,
 ) -> Result<bool> {
-    let n = tx
-        .query(
-            "UPDATE outbox SET state = 'queued', kind = 'template', lease_until = NULL, due_at = $2, \
-                    last_error = 'meta_131047', error_code = 131047, updated_at = $2, claimed_by = NULL \
-             WHERE id = $1 AND state = 'sending' AND claimed_by = $3",
-        )
-        .bind(id)
-        .bind(at)
-        .bind(worker.to_owned())
-        .execute(&mut *tx)
-        .await
-        .context("failed to queue the template form")?;
-    Ok(n > 0)
+    settle_claim(
+        tx,
+        worker,
+        id,
+        "state = 'queued', kind = 'template', due_at = $3, last_error = 'meta_131047', \
+         error_code = 131047, updated_at = $3, claimed_by = NULL",
+        move |q| q.bind(at),
+        "failed to queue the template form",
+    )
+    .await
 }
 
 /// A permanent failure.
@@ -404,22 +415,17 @@ pub async fn fail(
     title: &str,
     at: DateTime<Utc>,
 ) -> Result<bool> {
-    let n = tx
-        .query(
-            "UPDATE outbox SET state = 'failed', lease_until = NULL, last_error = $2, error_code = $3, \
-                    error_title = $4, status_at = $5, updated_at = $5 \
-             WHERE id = $1 AND state = 'sending' AND claimed_by = $6",
-        )
-        .bind(id)
-        .bind(reason.to_owned())
-        .bind(code)
-        .bind(title.to_owned())
-        .bind(at)
-        .bind(worker.to_owned())
-        .execute(&mut *tx)
-        .await
-        .context("failed to fail a message")?;
-    Ok(n > 0)
+    let (reason, title) = (reason.to_owned(), title.to_owned());
+    settle_claim(
+        tx,
+        worker,
+        id,
+        "state = 'failed', last_error = $3, error_code = $4, error_title = $5, status_at = $6, \
+         updated_at = $6",
+        move |q| q.bind(reason).bind(code).bind(title).bind(at),
+        "failed to fail a message",
+    )
+    .await
 }
 
 /// Not sent (the case changed since it was queued), with the reason.
@@ -430,19 +436,16 @@ pub async fn skip(
     reason: &str,
     at: DateTime<Utc>,
 ) -> Result<bool> {
-    let n = tx
-        .query(
-            "UPDATE outbox SET state = 'skipped', lease_until = NULL, last_error = $2, updated_at = $3 \
-             WHERE id = $1 AND state = 'sending' AND claimed_by = $4",
-        )
-        .bind(id)
-        .bind(reason.to_owned())
-        .bind(at)
-        .bind(worker.to_owned())
-        .execute(&mut *tx)
-        .await
-        .context("failed to skip a message")?;
-    Ok(n > 0)
+    let reason = reason.to_owned();
+    settle_claim(
+        tx,
+        worker,
+        id,
+        "state = 'skipped', last_error = $3, updated_at = $4",
+        move |q| q.bind(reason).bind(at),
+        "failed to skip a message",
+    )
+    .await
 }
 
 /// Not now (window, caps, tier, pair rate): due again at `until`. Waiting
@@ -454,35 +457,29 @@ pub async fn defer(
     until: DateTime<Utc>,
     at: DateTime<Utc>,
 ) -> Result<bool> {
-    let n = tx
-        .query(
-            "UPDATE outbox SET state = 'queued', lease_until = NULL, due_at = $2, \
-                    attempts = attempts - 1, updated_at = $3, claimed_by = NULL \
-             WHERE id = $1 AND state = 'sending' AND claimed_by = $4",
-        )
-        .bind(id)
-        .bind(until)
-        .bind(at)
-        .bind(worker.to_owned())
-        .execute(&mut *tx)
-        .await
-        .context("failed to defer a message")?;
-    Ok(n > 0)
+    settle_claim(
+        tx,
+        worker,
+        id,
+        "state = 'queued', due_at = $3, attempts = attempts - 1, updated_at = $4, claimed_by = NULL",
+        move |q| q.bind(until).bind(at),
+        "failed to defer a message",
+    )
+    .await
 }
 
 /// Puts a claim of `worker` back, unattempted.
 pub async fn release(tx: &mut Tx, worker: &str, id: i64, at: DateTime<Utc>) -> Result<()> {
-    tx.query(
-        "UPDATE outbox SET state = 'queued', lease_until = NULL, attempts = attempts - 1, updated_at = $2, \
-                claimed_by = NULL, handed_at = NULL \
-         WHERE id = $1 AND state = 'sending' AND claimed_by = $3",
+    settle_claim(
+        tx,
+        worker,
+        id,
+        "state = 'queued', attempts = attempts - 1, updated_at = $3, claimed_by = NULL, \
+         handed_at = NULL",
+        move |q| q.bind(at),
+        "failed to release a claim",
     )
-    .bind(id)
-    .bind(at)
-    .bind(worker.to_owned())
-    .execute(&mut *tx)
-    .await
-    .context("failed to release a claim")?;
+    .await?;
     Ok(())
 }
 

@@ -3,11 +3,10 @@
 //! Cloud API.
 
 use crate::case_log::{Actor, EventKind, NewEvent};
-use crate::config::{parse_zone, Config};
-use crate::domain::{Money, Period};
-use crate::messages::{BillLine, Catalog, MessageContext};
+use crate::config::Config;
+use crate::messages::{Catalog, MessageContext, StoredBill};
 use crate::outbox::{self, NewMessage};
-use crate::store::Tx;
+use crate::store::{Tx, Zone};
 use crate::whatsapp::MessageContent;
 use anyhow::{anyhow, Context, Result};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -60,7 +59,7 @@ struct PartyRow {
     contact_name: String,
     branch: String,
     wa_id: Option<String>,
-    timezone: String,
+    timezone: Zone,
     opted_out_at: Option<DateTime<Utc>>,
     contact_invalid_at: Option<DateTime<Utc>>,
     case_id: Option<i64>,
@@ -100,7 +99,7 @@ pub async fn load_party(tx: &mut Tx, employer_id: i64, case_id: Option<i64>) -> 
         contact_name: r.contact_name,
         branch: r.branch,
         wa_id: r.wa_id.filter(|w| !w.trim().is_empty()),
-        tz: parse_zone(&r.timezone).unwrap_or(chrono_tz::Asia::Jakarta),
+        tz: r.timezone.0,
         opted_out: r.opted_out_at.is_some(),
         contact_invalid: r.contact_invalid_at.is_some(),
         case,
@@ -116,17 +115,6 @@ pub enum Bills {
     SinceCaseOpened,
 }
 
-#[derive(sqlx::FromRow)]
-struct BillRow {
-    period: Period,
-    amount_minor: Money,
-    due_date: NaiveDate,
-    payment_code: Option<String>,
-    late_fee_minor: Option<Money>,
-    paid_minor: Money,
-    settled_at: Option<DateTime<Utc>>,
-}
-
 /// The render context for `party` at `at`.
 pub async fn message_context(
     tx: &mut Tx,
@@ -140,50 +128,32 @@ pub async fn message_context(
         (Bills::SinceCaseOpened, Some(c)) => Some(c.opened_at),
         _ => None,
     };
-    const COLS: &str = "SELECT period, amount_minor, due_date, payment_code, late_fee_minor, paid_minor, settled_at \
-                        FROM bills WHERE employer_id = $1 AND due_date < $2";
+    let cols = format!(
+        "SELECT {} FROM bills WHERE employer_id = $1 AND due_date < $2",
+        StoredBill::COLUMNS
+    );
     let sql = match since {
-        Some(_) => format!("{COLS} AND (settled_at IS NULL OR settled_at >= $3) ORDER BY period"),
-        None => format!("{COLS} AND settled_at IS NULL ORDER BY period"),
+        Some(_) => format!("{cols} AND (settled_at IS NULL OR settled_at >= $3) ORDER BY period"),
+        None => format!("{cols} AND settled_at IS NULL ORDER BY period"),
     };
     let mut q = tx.query(&sql).bind(party.employer_id).bind(today);
     if let Some(since) = since {
         q = q.bind(since);
     }
-    let rows: Vec<BillRow> = q
+    let rows: Vec<StoredBill> = q
         .fetch_all_as(&mut *tx)
         .await
         .context("failed to read bills for a message")?;
     let policy = config.policy();
-    let mut bills = Vec::with_capacity(rows.len());
-    let mut payment_code = None;
-    for r in rows {
-        let amount = r.amount_minor;
-        let paid = r.paid_minor;
-        let due_date = r.due_date;
-        let settled_at = r.settled_at;
-        let fee_until = settled_at
-            .map(|s| s.with_timezone(&party.tz).date_naive())
-            .unwrap_or(today);
-        let (late_fee, late_fee_estimated) = match r.late_fee_minor {
-            Some(f) => (f, false),
-            None => (
-                policy.late_fee(amount.saturating_sub(paid), due_date, fee_until),
-                true,
-            ),
-        };
-        if payment_code.is_none() && settled_at.is_none() {
-            payment_code = r.payment_code;
-        }
-        bills.push(BillLine {
-            period: r.period,
-            amount,
-            late_fee,
-            late_fee_estimated,
-            due_date,
-            paid,
-        });
-    }
+    let bills = rows
+        .iter()
+        .map(|r| r.line(&policy, party.tz, today))
+        .collect();
+    // The oldest unpaid bill's kode iuran is the one to quote.
+    let payment_code = rows
+        .into_iter()
+        .filter(|r| r.settled_at.is_none())
+        .find_map(|r| r.payment_code);
     let contact_name = party.contact_name.trim();
     Ok(MessageContext {
         today,

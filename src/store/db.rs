@@ -265,6 +265,29 @@ impl Tx {
         Query::new(self.backend(), sql)
     }
 
+    /// Runs `sql` once per chunk of `rows`, its `{values}` replaced by the
+    /// chunk's `($1,…),(…)` of `cols` placeholders a row (sized by
+    /// [`rows_per_statement`]); `bind` binds one row's values in column
+    /// order. Rows affected, all chunks together.
+    pub async fn execute_chunked<R>(
+        &mut self,
+        sql: &str,
+        cols: usize,
+        rows: &[R],
+        bind: impl for<'q, 'r> Fn(Query<'q>, &'r R) -> Query<'q>,
+    ) -> StoreResult<u64> {
+        let mut n = 0;
+        for chunk in rows.chunks(rows_per_statement(self.backend(), cols)) {
+            let sql = sql.replace("{values}", &values_placeholders(chunk.len(), cols, 1));
+            let mut q = self.query(&sql);
+            for r in chunk {
+                q = bind(q, r);
+            }
+            n += q.execute(&mut *self).await?;
+        }
+        Ok(n)
+    }
+
     /// Records an audit entry to be chained when this transaction commits.
     pub fn audit(&mut self, entry: crate::audit::AuditEntry) {
         self.audit.push(entry);

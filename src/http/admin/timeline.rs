@@ -153,15 +153,6 @@ pub fn clock(t: DateTime<Utc>, tz: Tz) -> String {
     t.with_timezone(&tz).format("%H.%M %Z").to_string()
 }
 
-/// `Selasa, 3 Maret 2026 10.00 WIB`.
-pub fn moment(t: DateTime<Utc>, tz: Tz) -> String {
-    format!(
-        "{} {}",
-        crate::messages::filters::format_tanggal(t.with_timezone(&tz).date_naive()),
-        clock(t, tz)
-    )
-}
-
 fn str_of<'a>(d: &'a Json, keys: &[&str]) -> Option<&'a str> {
     keys.iter().find_map(|k| d.get(*k).and_then(Json::as_str))
 }
@@ -388,79 +379,7 @@ fn reply_item(e: &Event, found: &Found) -> Item {
     it
 }
 
-/// Indonesian labels for the codes the UI shows.
-pub fn label(code: &str) -> &str {
-    match code {
-        "open" => "Terbuka",
-        "promised" => "Janji bayar",
-        "needs_officer" => "Perlu petugas",
-        "escalated" => "Eskalasi",
-        "resolved" => "Selesai",
-        "reminder_1" => "Pengingat 1",
-        "reminder_2" => "Pengingat 2",
-        "reminder_3" => "Pengingat 3",
-        "warning" => "Peringatan",
-        "amount_breakdown" => "Rincian tagihan",
-        "ask_promise_date" => "Tanya tanggal janji bayar",
-        "clarify_paid_or_promise" => "Tanya: sudah bayar atau janji bayar",
-        "officer_will_contact" => "Petugas akan menghubungi",
-        "opt_out_confirmed" => "Konfirmasi berhenti berlangganan",
-        "payment_claim_ack" => "Tanggapan: sudah bayar",
-        "payment_link" => "Tautan pembayaran",
-        "payment_thanks" => "Terima kasih atas pembayaran",
-        "promise_confirmed" => "Konfirmasi janji bayar",
-        "free_text" => "Pesan petugas",
-        "message_queued" => "Pesan masuk antrean",
-        "message_sent" => "Pesan terkirim",
-        "message_delivered" => "Pesan sampai",
-        "message_read" => "Pesan dibaca",
-        "message_failed" => "Pesan gagal",
-        "message_skipped" => "Pesan tidak dikirim",
-        "reply_received" => "Balasan diterima",
-        "note_added" => "Catatan",
-        "payment_link_sent" => "Tautan pembayaran dikirim",
-        "payment_received" => "Pembayaran diterima",
-        "window_closed" => "di luar jam kirim (08.00–20.00)",
-        "non_sending_day" => "bukan hari kirim (Minggu)",
-        "holiday" => "hari libur nasional",
-        "daily_cap" => "sudah diingatkan hari ini",
-        "paused" => "dijeda petugas",
-        "opted_out" => "pemberi kerja berhenti berlangganan",
-        "no_whatsapp_number" => "tidak ada nomor WhatsApp",
-        "wrong_number" => "nomor salah",
-        "awaiting_officer" => "menunggu tindakan petugas",
-        "case_opened" => "Kasus dibuka",
-        "stage_changed" => "Tahap berubah",
-        "promise_kept" => "Janji ditepati",
-        "promise_broken" => "Janji diingkari",
-        "payment_claimed" => "Mengaku sudah bayar",
-        "officer_requested" => "Minta dihubungi petugas",
-        "installment_requested" => "Minta cicilan",
-        "dispute_raised" => "Sengketa",
-        "assigned" => "Ditugaskan",
-        "paused_event" => "Dijeda",
-        "resumed" => "Dilanjutkan",
-        "case_resolved" => "Kasus selesai",
-        "contact_updated" => "Kontak diperbarui",
-        "payment_corrected" => "Pembayaran dikoreksi",
-        "payment_exception" => "Pembayaran perlu diperiksa petugas",
-        "reply_already_sent" => "balasan yang sama sudah dikirim",
-        "daily_reply_cap" => "batas balasan otomatis hari ini tercapai",
-        "promise_to_pay" => "Janji bayar",
-        "already_paid" => "Sudah bayar",
-        "payment_link_request" => "Minta tautan bayar",
-        "amount_inquiry" => "Tanya jumlah",
-        "installment_request" => "Minta cicilan",
-        "dispute" => "Sengketa",
-        "officer_request" => "Minta petugas",
-        "opt_out" => "Berhenti",
-        "complaint" => "Keluhan",
-        "question" => "Pertanyaan",
-        "acknowledgement" => "Terima kasih / oke",
-        "unknown" => "Balasan",
-        other => other,
-    }
-}
+pub use crate::case::words::label;
 
 pub fn register_filters(env: &mut Environment<'static>) {
     env.add_filter("label", |v: String| -> String {
@@ -477,25 +396,7 @@ pub fn register_filters(env: &mut Environment<'static>) {
             other => label(other).to_owned(),
         }
     });
-    // RFC 3339 instants in WIB, as officers in the branch read them.
-    env.add_filter("dt", |v: Value| -> String {
-        let Some(s) = v.as_str() else {
-            return String::new();
-        };
-        match DateTime::parse_from_rfc3339(s) {
-            Ok(t) => moment(t.with_timezone(&Utc), chrono_tz::Asia::Jakarta),
-            Err(_) => s.to_owned(),
-        }
-    });
-    env.add_filter("time", |v: Value| -> String {
-        let Some(s) = v.as_str() else {
-            return String::new();
-        };
-        match DateTime::parse_from_rfc3339(s) {
-            Ok(t) => clock(t.with_timezone(&Utc), chrono_tz::Asia::Jakarta),
-            Err(_) => s.to_owned(),
-        }
-    });
+    // `dt` and `time` are the admin UI's words (`words.rs`), registered after.
     env.add_filter("num", |v: i64| -> String {
         let s = v.abs().to_string();
         let mut out = String::new();
