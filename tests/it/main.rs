@@ -12,6 +12,7 @@ mod case_figures;
 mod cli;
 mod connections;
 mod conversation;
+mod corrections;
 mod delivery;
 mod demo;
 mod export;
