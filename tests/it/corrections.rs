@@ -392,3 +392,58 @@ async fn corrections_export_as_a_labelled_file_that_classify_eval_scores_and_the
         );
     }
 }
+
+#[tokio::test]
+async fn a_hold_for_an_officer_is_released_when_the_reply_was_a_dated_promise() {
+    for app in TestApp::builder().clock_at(at()).all().await {
+        let id = overdue_case(&app).await;
+        let reply_at = at() + Duration::minutes(10);
+        app.clock.set(reply_at);
+        let reply = message(
+            WAMID,
+            PHONE,
+            reply_at,
+            json!({"type": "text", "text": {"body": "saya mau bicara dengan petugas"}}),
+        );
+        assert_eq!(app.post_json(&reply).await, StatusCode::OK);
+        let held = case(&app, id).await;
+        assert_eq!(held.officer_hold.as_deref(), Some("officer_requested"));
+        assert_eq!(held.status, "needs_officer", "{}", app.name());
+
+        let mut c = app.browser();
+        let csrf = c.login_ok("petugas").await;
+        let r = c
+            .post_form(
+                &format!("/cases/{id}/actions/correct"),
+                &correction(&csrf, "promise_to_pay", "2026-03-12"),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::SEE_OTHER,
+            "{}: {}",
+            app.name(),
+            r.body
+        );
+        let after = case(&app, id).await;
+        assert_eq!(after.officer_hold, None, "{}", app.name());
+        assert_eq!(after.status, "promised", "{}", app.name());
+        assert_eq!(
+            after.promised_date,
+            Some(NaiveDate::from_ymd_opt(2026, 3, 12).unwrap())
+        );
+        let events = wa_smile::case_log::for_case(app.db(), id).await.unwrap();
+        let fix = events
+            .iter()
+            .find(|e| e.kind == "intent_corrected")
+            .unwrap();
+        assert_eq!(fix.data["old_intent"], "officer_request");
+        assert_eq!(fix.data["undone"], json!(["hold_released"]));
+        assert_eq!(
+            fix.data["applied"],
+            json!(["promise_to_pay"]),
+            "{}",
+            app.name()
+        );
+    }
+}
