@@ -56,6 +56,7 @@ event_kinds! {
     LabelAdded => "label_added",
     LabelRemoved => "label_removed",
     ContactUpdated => "contact_updated",
+    IntentCorrected => "intent_corrected",
 }
 
 impl fmt::Display for EventKind {

@@ -57,6 +57,7 @@ pub fn label(code: &str) -> &str {
         "case_resolved" => "Kasus selesai",
         "contact_updated" => "Kontak diperbarui",
         "payment_corrected" => "Pembayaran dikoreksi",
+        "intent_corrected" => "Pembacaan balasan dikoreksi",
         "payment_exception" => "Pembayaran perlu diperiksa petugas",
         "reply_already_sent" => "balasan yang sama sudah dikirim",
         "daily_reply_cap" => "batas balasan otomatis hari ini tercapai",

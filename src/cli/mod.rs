@@ -135,21 +135,25 @@ pub enum Command {
         #[arg(required_unless_present = "eval")]
         text: Option<String>,
     },
-    /// Write an export (with its manifest) for supervisors and auditors.
+    /// Write an export (with its manifest) for supervisors and auditors;
+    /// `corrections` writes the replies officers corrected as a labelled
+    /// file for `classify --eval`.
     Export {
         #[arg(value_enum)]
-        kind: crate::export::ExportKind,
-        /// First day included (YYYY-MM-DD, WIB).
+        kind: CliExportKind,
+        /// First day included (YYYY-MM-DD, WIB); for `corrections`, the day
+        /// of the correction, optional.
         #[arg(long)]
-        from: chrono::NaiveDate,
-        /// Last day included (YYYY-MM-DD, WIB).
+        from: Option<chrono::NaiveDate>,
+        /// Last day included (YYYY-MM-DD, WIB); optional for `corrections`.
         #[arg(long)]
-        to: chrono::NaiveDate,
+        to: Option<chrono::NaiveDate>,
         /// Only this branch's employers and cases.
         #[arg(long)]
         branch: Option<String>,
+        /// `csv` or `xlsx` (not for `corrections`, always CSV).
         #[arg(long, value_enum)]
-        format: CliExportFormat,
+        format: Option<CliExportFormat>,
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
         /// Who is exporting, as recorded in the audit log (default `cli:$USER`).
@@ -161,6 +165,19 @@ pub enum Command {
         #[command(subcommand)]
         command: RetentionCommand,
     },
+}
+
+/// What `export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CliExportKind {
+    /// The hash-chained audit trail.
+    Audit,
+    /// The case log: one row per case event.
+    Cases,
+    /// One row per case: amounts, stage, status, promises and messages.
+    Summary,
+    /// Replies whose reading an officer corrected, as a labelled CSV.
+    Corrections,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -418,7 +435,21 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             format,
             out,
             actor,
-        } => export::export(&ctx, kind, from, to, branch, format, &out, actor).await,
+        } => {
+            export::run(
+                &ctx,
+                export::Request {
+                    kind,
+                    from,
+                    to,
+                    branch,
+                    format,
+                    actor,
+                },
+                &out,
+            )
+            .await
+        }
         Command::Retention { command } => retention::retention(&ctx, command).await,
         Command::User { command } => accounts::user(&ctx, command).await,
         Command::Token { command } => accounts::token(&ctx, command).await,

@@ -167,6 +167,11 @@ struct Turn<'a> {
     /// Case events not yet written: written before each answer is queued,
     /// so the case log reads in the order things happened.
     events: Vec<NewEvent>,
+    /// Set when an officer's correction applies the reading: nothing is
+    /// said to the employer (the answers are listed in `withheld`), and the
+    /// events stay pending for the caller to write after its own.
+    officer: Option<Actor>,
+    withheld: Vec<String>,
 }
 
 impl<'a> Turn<'a> {
@@ -190,6 +195,8 @@ impl<'a> Turn<'a> {
             party,
             now,
             events: Vec::new(),
+            officer: None,
+            withheld: Vec::new(),
         }
     }
 
@@ -202,6 +209,9 @@ impl<'a> Turn<'a> {
     }
 
     async fn flush(&mut self, tx: &mut Tx) -> Result<()> {
+        if self.officer.is_some() {
+            return Ok(());
+        }
         case_log::record(tx, &self.events).await?;
         self.events.clear();
         Ok(())
@@ -240,6 +250,10 @@ impl<'a> Turn<'a> {
         name: &str,
         edit: impl FnOnce(&mut MessageContext),
     ) -> Result<Option<i64>> {
+        if self.officer.is_some() {
+            self.withheld.push(name.to_owned());
+            return Ok(None);
+        }
         let mut ctx =
             outgoing::message_context(tx, self.config, &self.party, Bills::Unpaid, self.now)
                 .await?;
@@ -400,7 +414,7 @@ impl<'a> Turn<'a> {
         match promised_date {
             Some(d) if (d - self.local_today).num_days() > horizon => {
                 let data = json!({"reason": "promise_beyond_horizon", "promised_date": d.to_string(),
-                                  "horizon_days": horizon});
+                                  "horizon_days": horizon, "wamid": self.wamid()});
                 self.hand_to_officer(
                     tx,
                     case_id,
@@ -417,6 +431,12 @@ impl<'a> Turn<'a> {
                 outgoing::cancel_queued(tx, self.employer_id, true, "promised", self.now).await?;
                 self.answer(tx, "promise_confirmed", |ctx| ctx.promised_date = Some(d))
                     .await?;
+                Ok(())
+            }
+            None if self.officer.is_some() => {
+                // A correction asks the employer nothing; without a date
+                // there is no promise to record.
+                self.withheld.push("ask_promise_date".into());
                 Ok(())
             }
             None => {
@@ -461,6 +481,12 @@ impl<'a> Turn<'a> {
     }
 
     async fn payment_link(&mut self, tx: &mut Tx, case_id: i64) -> Result<Option<AfterCommit>> {
+        if self.officer.is_some() {
+            // A link is a message to the employer: the officer sends one
+            // from the case page if it is wanted.
+            self.withheld.push("payment_link".into());
+            return Ok(None);
+        }
         let (config, now) = (self.config, self.now);
         let plan = match Provider::from_config(config) {
             Ok(provider) => Ok(payments::plan_link(tx, config, &provider, case_id, now).await?),
@@ -487,6 +513,186 @@ impl<'a> Turn<'a> {
             }
         }
     }
+}
+
+/// What an officer's correction applied: the right reading's events (not
+/// yet written) and the answers the bot would have sent, which were not.
+pub(crate) struct Corrected {
+    pub events: Vec<NewEvent>,
+    pub withheld: Vec<String>,
+}
+
+/// Acts on the reading an officer says is right, with the code the bot
+/// acts with, but says nothing to the employer and asks nothing (no
+/// clarifying question, no hold-back: the officer is sure). The events are
+/// the officer's and marked `"correction": true`.
+pub(crate) async fn apply_corrected(
+    tx: &mut Tx,
+    config: &Config,
+    employer_id: i64,
+    case_id: i64,
+    reply: &Reply<'_>,
+    officer: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Corrected> {
+    let party = outgoing::load_party(tx, employer_id, Some(case_id)).await?;
+    let Some(intent) = reply.understood.intent else {
+        return Ok(Corrected {
+            events: Vec::new(),
+            withheld: Vec::new(),
+        });
+    };
+    let mut turn = Turn::new(config, employer_id, reply, party, now);
+    turn.officer = Some(officer.clone());
+    let reading = Reading {
+        intent,
+        promised_date: reply.understood.promised_date,
+        completes_date: false,
+    };
+    // Nothing is left for after the commit: `payment_link` withholds.
+    let _ = turn.act(tx, &reading).await?;
+    let mut events = std::mem::take(&mut turn.events);
+    for e in &mut events {
+        e.actor = officer.clone();
+        if let Some(o) = e.data.as_object_mut() {
+            o.insert("correction".into(), json!(true));
+        }
+    }
+    Ok(Corrected {
+        events,
+        withheld: turn.withheld,
+    })
+}
+
+/// The readings whose effect is handing the case to an officer.
+fn hands_to_officer(intent: Intent) -> bool {
+    matches!(
+        intent,
+        Intent::InstallmentRequest
+            | Intent::Dispute
+            | Intent::OfficerRequest
+            | Intent::Complaint
+            | Intent::Question
+            | Intent::Unknown
+    )
+}
+
+/// The case columns a wrong reading may have set.
+#[derive(sqlx::FromRow)]
+struct Applied {
+    paused_until: Option<DateTime<Utc>>,
+    promised_date: Option<NaiveDate>,
+    officer_hold: Option<String>,
+    promise_date_asked_at: Option<DateTime<Utc>>,
+}
+
+/// Undoes what reply `wamid`, read as `old` (promise date `old_date`), did
+/// to the case, where that is safe, before `new` is applied: the pause of a
+/// payment claim is lifted and a promise withdrawn only while the case
+/// still carries exactly what this reply set (an officer's later pause or
+/// another promise is left alone), and a hold for an officer is released
+/// only when the right reading needs no officer. An opt-out or a wrong
+/// number is not undone by a correction: the officer records consent or a
+/// new contact. Returns what was done and what was kept, as codes.
+pub(crate) async fn undo(
+    tx: &mut Tx,
+    case_id: i64,
+    wamid: &str,
+    (old, old_date): (Intent, Option<NaiveDate>),
+    (new, new_date): (Intent, Option<NaiveDate>),
+    now: DateTime<Utc>,
+) -> Result<Vec<&'static str>> {
+    let events = case_log::for_case(&mut *tx, case_id).await?;
+    let latest = |kinds: &[&str]| {
+        events.iter().rev().find(|e| {
+            kinds.contains(&e.kind.as_str())
+                && e.data.get("wamid").and_then(serde_json::Value::as_str) == Some(wamid)
+        })
+    };
+    let state: Applied = tx
+        .query(
+            "SELECT paused_until, promised_date, officer_hold, promise_date_asked_at              FROM cases WHERE id = $1",
+        )
+        .bind(case_id)
+        .fetch_one_as(&mut *tx)
+        .await
+        .context("failed to read the case for a correction")?;
+    let mut done = Vec::new();
+    match old {
+        Intent::AlreadyPaid if new != Intent::AlreadyPaid => {
+            let until = latest(&["payment_claimed"])
+                .and_then(|e| e.data.get("paused_until"))
+                .and_then(|v| serde_json::from_value::<DateTime<Utc>>(v.clone()).ok());
+            if until.is_some() && state.paused_until == until {
+                tx.query(
+                    "UPDATE cases SET paused_until = NULL, payment_claimed_at = NULL,                      quiet_reason = CASE WHEN quiet_reason = 'paused' THEN NULL ELSE quiet_reason END,                      next_action_at = CASE WHEN quiet_reason = 'paused' THEN $2 ELSE next_action_at END,                      updated_at = $2 WHERE id = $1",
+                )
+                .bind(case_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .context("failed to lift a payment claim's pause")?;
+                done.push("pause_lifted");
+            } else if state.paused_until.is_some() {
+                done.push("pause_kept");
+            }
+        }
+        Intent::PromiseToPay if new != Intent::PromiseToPay || new_date != old_date => {
+            let promised = latest(&["promise_to_pay"])
+                .and_then(|e| e.data.get("promised_date"))
+                .and_then(serde_json::Value::as_str)
+                .and_then(|d| d.parse::<NaiveDate>().ok());
+            if promised.is_some() && state.promised_date == promised {
+                tx.query(
+                    "UPDATE cases SET promised_date = NULL,                      status = CASE WHEN status = 'promised' THEN 'open' ELSE status END,                      quiet_reason = CASE WHEN quiet_reason = 'promised' THEN NULL ELSE quiet_reason END,                      next_action_at = CASE WHEN quiet_reason = 'promised' THEN $2 ELSE next_action_at END,                      updated_at = $2 WHERE id = $1",
+                )
+                .bind(case_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .context("failed to withdraw a promise")?;
+                done.push("promise_withdrawn");
+            } else if promised.is_some() {
+                done.push("promise_kept");
+            } else if old_date.is_none() && state.promise_date_asked_at.is_some() {
+                // "On which date?" was asked: a bare date must no longer
+                // complete a promise the employer never made.
+                tx.query(
+                    "UPDATE cases SET promise_date_asked_at = NULL, updated_at = $2 WHERE id = $1",
+                )
+                .bind(case_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .context("failed to withdraw the date question")?;
+                done.push("date_question_withdrawn");
+            }
+        }
+        Intent::OptOut if new != Intent::OptOut => done.push("opt_out_kept"),
+        Intent::WrongNumber if new != Intent::WrongNumber => done.push("wrong_number_kept"),
+        _ => {}
+    }
+    if !hands_to_officer(new) {
+        let reason = latest(&[
+            "installment_requested",
+            "dispute_raised",
+            "officer_requested",
+        ])
+        .and_then(|e| e.data.get("reason"))
+        .and_then(serde_json::Value::as_str);
+        if reason.is_some() && state.officer_hold.as_deref() == reason {
+            tx.query(
+                "UPDATE cases SET officer_hold = NULL,                  status = CASE WHEN status = 'needs_officer' THEN 'open' ELSE status END,                  quiet_reason = CASE WHEN quiet_reason = 'awaiting_officer' THEN NULL ELSE quiet_reason END,                  next_action_at = CASE WHEN quiet_reason = 'awaiting_officer' THEN $2 ELSE next_action_at END,                  updated_at = $2 WHERE id = $1",
+            )
+            .bind(case_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .context("failed to release a hold for an officer")?;
+            done.push("hold_released");
+        }
+    }
+    Ok(done)
 }
 
 /// The event and the officer's reason for a reply only a person can answer.

@@ -6,6 +6,7 @@
 //! acted on (`effects`). A message from a number no employer has is kept
 //! (`unmatched_inbound`) for officers.
 
+pub mod corrections;
 mod effects;
 pub mod outgoing;
 
@@ -857,6 +858,14 @@ pub struct InboundShown {
     /// The text, a tapped button's label, or a media caption.
     pub body: Option<String>,
     pub received_at: DateTime<Utc>,
+    /// The bot's reading, as stored.
+    pub intent: Option<String>,
+    pub promised_date: Option<NaiveDate>,
+    /// An officer's correction of it, if any (`corrections` > 0).
+    pub corrected_intent: Option<String>,
+    pub corrected_date: Option<NaiveDate>,
+    pub corrected_by: Option<String>,
+    pub corrections: i64,
 }
 
 /// The inbound messages `wamids`, for a page of the timeline.
@@ -866,7 +875,8 @@ pub async fn shown(db: &Db, wamids: &[String]) -> Result<Vec<InboundShown>> {
     }
     let marks: Vec<String> = (1..=wamids.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
-        "SELECT wamid, kind, body, received_at FROM inbound_messages WHERE wamid IN ({})",
+        "SELECT wamid, kind, body, received_at, intent, promised_date, corrected_intent, corrected_date, \
+                corrected_by, corrections FROM inbound_messages WHERE wamid IN ({})",
         marks.join(", ")
     );
     let mut q = db.query(&sql);

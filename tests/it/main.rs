@@ -16,6 +16,7 @@ mod case_figures;
 mod cli;
 mod connections;
 mod conversation;
+mod corrections;
 mod delivery;
 mod demo;
 mod export;

@@ -154,7 +154,12 @@ struct Figures {
     collected: Money,
     payments_after: i64,
     costs: crate::pricing::CostSummary,
+    /// The officers' corrections of the bot's readings, the last weeks.
+    corrections: Vec<crate::replies::corrections::WeekRate>,
 }
+
+/// How many weeks of the correction rate the dashboard shows.
+const CORRECTION_WEEKS: usize = 8;
 
 // One query per figure, in order; splitting it would only pass the period
 // and scope around.
@@ -302,6 +307,8 @@ async fn figures(
     let payments_after = r.n;
     let rates = crate::pricing::Rates::from_config(&state.config.pricing);
     let costs = crate::pricing::summary(db, &rates, tz, scope, t0, t1, collected).await?;
+    let corrections =
+        crate::replies::corrections::weekly_rate(db, scope, tz, today, CORRECTION_WEEKS).await?;
 
     Ok(Figures {
         from,
@@ -316,6 +323,7 @@ async fn figures(
         collected,
         payments_after,
         costs,
+        corrections,
     })
 }
 
@@ -341,6 +349,7 @@ pub async fn page(
         collected,
         payments_after,
         costs,
+        corrections,
     } = figures(&state, who, &p).await?;
     Ok(render(
         StatusCode::OK,
@@ -351,6 +360,7 @@ pub async fn page(
             by_stage => ser(&by_stage), by_age => ser(&by_age), by_branch => ser(&by_branch), by_officer => ser(&by_officer),
             flow_branch => ser(&flow_branch), flow_officer => ser(&flow_officer), total => ser(&total),
             collected => ser(&collected), payments_after => payments_after, costs => ser(&costs),
+            corrections => ser(&corrections),
         },
     ))
 }
@@ -436,6 +446,17 @@ pub async fn csv(
         crate::export::money_text(f.collected),
         f.payments_after.to_string(),
     ])?;
+    write(&[])?;
+    write(&["table", "week_start", "week_end", "classified", "corrected"].map(String::from))?;
+    for wk in &f.corrections {
+        write(&[
+            "correction_rate".into(),
+            wk.start.to_string(),
+            wk.end.to_string(),
+            wk.classified.to_string(),
+            wk.corrected.to_string(),
+        ])?;
+    }
     let body = w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?;
     Ok((
         [

@@ -49,6 +49,19 @@ pub struct Item {
     pub unshown: Option<String>,
     /// Only `https://` links are offered as links.
     pub link: Option<String>,
+    /// An officer's correction of how the bot read a reply.
+    pub corrected: Option<String>,
+    /// What the correction form of a reply starts from.
+    pub correct: Option<CorrectView>,
+}
+
+/// The correction form of one reply: its current reading.
+#[derive(Debug, serde::Serialize)]
+pub struct CorrectView {
+    pub wamid: String,
+    pub intent: String,
+    /// `YYYY-MM-DD`, or empty.
+    pub date: String,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -73,6 +86,8 @@ pub struct Page {
     pub before: Option<i64>,
     /// The case's newest event id: the live poll asks whether it moved.
     pub version: i64,
+    /// The readings a reply's correction form offers: (code, Indonesian).
+    pub choices: Vec<(&'static str, &'static str)>,
 }
 
 /// Loads the page of case `case_id` older than event `before` (the newest
@@ -118,6 +133,10 @@ pub async fn load(db: &Db, case_id: i64, before: Option<i64>, tz: Tz) -> Result<
         older,
         before,
         version,
+        choices: crate::replies::corrections::CHOICES
+            .iter()
+            .map(|(i, l)| (i.as_str(), *l))
+            .collect(),
     })
 }
 
@@ -197,6 +216,8 @@ fn base_item(e: &Event, side: &'static str, title: String, text: Option<String>)
         media: None,
         unshown: None,
         link: None,
+        corrected: None,
+        correct: None,
     }
 }
 
@@ -231,6 +252,35 @@ fn item(e: &Event, found: &Found) -> Item {
                 .filter(|n| !n.is_empty())
                 .map(str::to_owned),
         ),
+        "intent_corrected" => {
+            let reading = |intent: &str, date: &str| {
+                let name = intent
+                    .parse()
+                    .map(crate::replies::corrections::intent_label)
+                    .unwrap_or("—");
+                match str_of(d, &[date]).and_then(|s| s.parse().ok()) {
+                    Some(day) => {
+                        format!("{name} ({})", crate::messages::filters::format_tanggal(day))
+                    }
+                    None => name.to_owned(),
+                }
+            };
+            base(
+                "event",
+                format!(
+                    "Pembacaan balasan dikoreksi: {} → {}",
+                    reading(
+                        str_of(d, &["old_intent"]).unwrap_or(""),
+                        "old_promised_date"
+                    ),
+                    reading(
+                        str_of(d, &["new_intent"]).unwrap_or(""),
+                        "new_promised_date"
+                    )
+                ),
+                Some(crate::replies::corrections::describe(d)).filter(|t| !t.is_empty()),
+            )
+        }
         "payment_link_sent" => {
             let mut it = base("event", "Tautan pembayaran dikirim".into(), None);
             it.link = str_of(d, &["link", "url", "payment_link"])
@@ -362,6 +412,31 @@ fn reply_item(e: &Event, found: &Found) -> Item {
         it.tapped = it.text.take();
     }
     it.unshown = kind_words(kind);
+    if let Some(m) = inbound {
+        let (intent, date) = if m.corrections > 0 {
+            (m.corrected_intent.clone(), m.corrected_date)
+        } else {
+            (m.intent.clone(), m.promised_date)
+        };
+        it.correct = Some(CorrectView {
+            wamid: m.wamid.clone(),
+            intent: intent.unwrap_or_else(|| "unknown".into()),
+            date: date.map(|d| d.to_string()).unwrap_or_default(),
+        });
+        if m.corrections > 0 {
+            let name = m
+                .corrected_intent
+                .as_deref()
+                .and_then(|i| i.parse().ok())
+                .map_or("—", crate::replies::corrections::intent_label);
+            let day = m
+                .corrected_date
+                .map(|d| format!(", {}", crate::messages::filters::format_tanggal(d)))
+                .unwrap_or_default();
+            let by = m.corrected_by.as_deref().unwrap_or("petugas");
+            it.corrected = Some(format!("{name}{day} (oleh {by})"));
+        }
+    }
     it.intent = str_of(d, &["intent"])
         .filter(|i| *i != "unknown")
         .map(|i| label(i).to_owned());

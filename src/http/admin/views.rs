@@ -338,7 +338,7 @@ pub async fn case_timeline(
     Ok(render(
         StatusCode::OK,
         "admin/timeline.html",
-        context! { c => context! { id => id }, tl => ser(&tl) },
+        context! { c => context! { id => id }, tl => ser(&tl), csrf => user.0.csrf_token.clone() },
     ))
 }
 
@@ -470,6 +470,31 @@ fn parse_action(action: &str, form: &HashMap<String, String>) -> Result<Action, 
     })
 }
 
+/// The correction form of one reply: the reading and, for a promise, its
+/// date (a date left in the form for another reading means nothing).
+fn parse_correction(
+    form: &HashMap<String, String>,
+) -> Result<crate::replies::corrections::Correction, ActionError> {
+    let wamid = field(form, "wamid").trim();
+    if wamid.is_empty() {
+        return Err(ActionError::NotFound);
+    }
+    let intent: crate::conversation::Intent = field(form, "intent")
+        .trim()
+        .parse()
+        .map_err(|_| ActionError::Rejected("Pilih maksud balasan dari daftar.".into()))?;
+    let promised_date = match field(form, "date").trim() {
+        _ if intent != crate::conversation::Intent::PromiseToPay => None,
+        "" => None,
+        _ => Some(date(form, "date")?),
+    };
+    Ok(crate::replies::corrections::Correction {
+        wamid: wamid.to_owned(),
+        intent,
+        promised_date,
+    })
+}
+
 pub async fn case_action(
     State(state): State<AppState>,
     user: User,
@@ -503,6 +528,30 @@ pub async fn case_action(
         None
     };
     let parsed = match (action.as_str(), canned_text) {
+        ("correct", _) => {
+            let result = match parse_correction(&form) {
+                Ok(c) => {
+                    crate::replies::corrections::apply(&state.db, &state.config, id, who, c, now)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            return match result {
+                Ok(_) => Ok(Redirect::to(&format!("/cases/{id}#timeline")).into_response()),
+                Err(ActionError::Rejected(why)) => {
+                    case_page_with(
+                        &state,
+                        &user,
+                        id,
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        Some(why),
+                        None,
+                    )
+                    .await
+                }
+                Err(e) => Err(PageError(e.into())),
+            };
+        }
         ("canned", Some(text)) => Ok(Action::SendText { text }),
         ("canned", None) => Err(ActionError::Rejected(
             "Balasan cepat tidak ditemukan.".into(),
