@@ -17,6 +17,7 @@ mod demo;
 mod export;
 mod health;
 mod import;
+mod instances;
 mod money;
 mod ops;
 mod replies;

@@ -64,6 +64,8 @@ fn config(server: &MockServer) -> WhatsappConfig {
         daily_unique_recipients: 2000,
         template_language: "id".into(),
         waba_id: String::new(),
+        unknown_outcome_grace_secs: 600,
+        worker_heartbeat_timeout_secs: 60,
     }
 }
 
