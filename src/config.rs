@@ -171,6 +171,23 @@ pub struct WhatsappConfig {
     /// The WhatsApp Business Account id (`templates sync`).
     #[serde(default)]
     pub waba_id: String,
+    /// How long a message whose send outcome is unknown (a timeout, an
+    /// instance that died mid-send) waits for its status webhook before it
+    /// is sent again.
+    #[serde(default = "default_unknown_outcome_grace_secs")]
+    pub unknown_outcome_grace_secs: u64,
+    /// A delivery worker (a `serve` instance) silent for this long is taken
+    /// for dead by its peers: its claims not yet sent are released at once.
+    #[serde(default = "default_worker_heartbeat_timeout_secs")]
+    pub worker_heartbeat_timeout_secs: u64,
+}
+
+fn default_unknown_outcome_grace_secs() -> u64 {
+    600
+}
+
+fn default_worker_heartbeat_timeout_secs() -> u64 {
+    60
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -476,6 +493,10 @@ impl Config {
         check(
             "whatsapp.daily_unique_recipients",
             positive(self.whatsapp.daily_unique_recipients as i64),
+        );
+        check(
+            "whatsapp.worker_heartbeat_timeout_secs",
+            positive(self.whatsapp.worker_heartbeat_timeout_secs as i64),
         );
         let timezone = parse_zone(&self.schedule.timezone);
         check(

@@ -18,6 +18,7 @@ pub const DELIVERY_HALTED: &str = "wa_smile_delivery_halted";
 pub const OPERATOR_ALERTS: &str = "wa_smile_operator_alerts_total";
 pub const OUTCOME_WRITE_RETRIES: &str = "wa_smile_delivery_outcome_write_retries_total";
 pub const DELIVERY_PACE: &str = "wa_smile_delivery_pace_per_second";
+pub const DELIVERY_SLOTS_DROPPED: &str = "wa_smile_delivery_shared_slots_dropped_total";
 pub const MESSAGES_RESENT_UNKNOWN: &str = "wa_smile_messages_resent_after_unknown_total";
 pub const WORKER_RESTARTS: &str = "wa_smile_worker_restarts_total";
 /// Reserved for the webhook handler: label `kind` (message, status, error…).
@@ -96,6 +97,10 @@ fn describe() {
     );
     describe_histogram!(SCAN_DURATION, Unit::Seconds, "Overdue scan duration");
     describe_gauge!(DELIVERY_HALTED, "1 while sending is halted, by flag");
+    describe_counter!(
+        DELIVERY_SLOTS_DROPPED,
+        "Slots of the send budget shared on PostgreSQL left unused because the sender woke too late for them"
+    );
     describe_gauge!(
         DELIVERY_PACE,
         "Messages per second the pacer allows after Meta's last throughput error"

@@ -7,7 +7,9 @@
 //! conditional (unique keys, `WHERE stage = old`), and events are written
 //! only for rows that actually changed, so a second run — or a concurrent
 //! one — changes nothing. On PostgreSQL one scan at a time holds an advisory
-//! lock; on SQLite each range's `BEGIN IMMEDIATE` serialises writers.
+//! lock; on SQLite each range's `BEGIN IMMEDIATE` serialises writers. A
+//! scheduled scan is also recorded per cron tick (`scan_ticks`), so of
+//! several `serve` instances exactly one scans each tick ([`run_tick`]).
 
 use crate::case::figures::{self, BillLine, Figures, Stored};
 use crate::case::resolve::resolve_case;
@@ -73,6 +75,31 @@ pub struct ScanSummary {
 
 /// One overdue scan evaluated at `at`.
 pub async fn run(db: &Db, ctx: &ScanContext, at: DateTime<Utc>) -> Result<ScanSummary> {
+    Ok(run_locked(db, ctx, at, None)
+        .await?
+        .expect("a scan for no tick always runs"))
+}
+
+/// The scheduled scan of the cron tick `tick`, done by exactly one of the
+/// instances sharing the database. An instance that finds a peer scanning
+/// waits for the scan lock; it then finds the tick done and skips it (None)
+/// — or, when the peer died mid-scan and its lock went with its session,
+/// scans in its place.
+pub async fn run_tick(
+    db: &Db,
+    ctx: &ScanContext,
+    tick: DateTime<Utc>,
+    at: DateTime<Utc>,
+) -> Result<Option<ScanSummary>> {
+    run_locked(db, ctx, at, Some(crate::time::truncate(tick))).await
+}
+
+async fn run_locked(
+    db: &Db,
+    ctx: &ScanContext,
+    at: DateTime<Utc>,
+    tick: Option<DateTime<Utc>>,
+) -> Result<Option<ScanSummary>> {
     let at = crate::time::truncate(at);
     let started = std::time::Instant::now();
     let summary = match db.pg_pool() {
@@ -89,14 +116,21 @@ pub async fn run(db: &Db, ctx: &ScanContext, at: DateTime<Utc>) -> Result<ScanSu
                 .execute(&mut *lock_conn)
                 .await
                 .context("failed to take the scan lock")?;
-            let result = scan_all(db, ctx, at).await;
+            let result = scan_tick(db, ctx, at, tick).await;
             let _ = sqlx::query("SELECT pg_advisory_unlock($1, hashtext(current_schema()))")
                 .bind(PG_LOCK_CLASS)
                 .execute(&mut *lock_conn)
                 .await;
             result?
         }
-        None => scan_all(db, ctx, at).await?,
+        None => scan_tick(db, ctx, at, tick).await?,
+    };
+    let Some(summary) = summary else {
+        tracing::info!(
+            tick = %tick.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            "overdue scan of this tick already done by another instance; skipped"
+        );
+        return Ok(None);
     };
     crate::metrics::scan_finished(started.elapsed());
     tracing::info!(
@@ -107,7 +141,48 @@ pub async fn run(db: &Db, ctx: &ScanContext, at: DateTime<Utc>) -> Result<ScanSu
         elapsed_ms = started.elapsed().as_millis() as u64,
         "overdue scan finished"
     );
-    Ok(summary)
+    Ok(Some(summary))
+}
+
+/// How long the record of a done tick is kept.
+const TICKS_KEPT_DAYS: i64 = 30;
+
+/// The scan under the lock: skipped (None) when `tick` is already done.
+async fn scan_tick(
+    db: &Db,
+    ctx: &ScanContext,
+    at: DateTime<Utc>,
+    tick: Option<DateTime<Utc>>,
+) -> Result<Option<ScanSummary>> {
+    let Some(tick) = tick else {
+        return scan_all(db, ctx, at).await.map(Some);
+    };
+    let done: Option<(DateTime<Utc>,)> = db
+        .query("SELECT finished_at FROM scan_ticks WHERE tick_at = $1")
+        .bind(tick)
+        .fetch_optional_as(db)
+        .await
+        .context("failed to read the scan ticks done")?;
+    if done.is_some() {
+        return Ok(None);
+    }
+    let summary = scan_all(db, ctx, at).await?;
+    let mut tx = db.begin().await?;
+    tx.query(
+        "INSERT INTO scan_ticks (tick_at, finished_at) VALUES ($1, $2) ON CONFLICT (tick_at) DO NOTHING",
+    )
+    .bind(tick)
+    .bind(crate::time::truncate(crate::time::now()))
+    .execute(&mut tx)
+    .await
+    .context("failed to record the scan tick")?;
+    tx.query("DELETE FROM scan_ticks WHERE tick_at < $1")
+        .bind(tick - Duration::days(TICKS_KEPT_DAYS))
+        .execute(&mut tx)
+        .await
+        .context("failed to forget old scan ticks")?;
+    tx.commit().await?;
+    Ok(Some(summary))
 }
 
 async fn scan_all(db: &Db, ctx: &ScanContext, at: DateTime<Utc>) -> Result<ScanSummary> {

@@ -73,6 +73,17 @@ pub async fn run(config: Arc<Config>, db: Db, listener: TcpListener) -> Result<(
         config: config.clone(),
         workers: workers.clone(),
     };
+    // On the signal the delivery worker stops at once, not after the HTTP
+    // server has drained: its claimed rows that are still waiting for a
+    // send slot go back to the queue for the other instances now.
+    let stop_workers = {
+        let workers = workers.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("stopping the delivery worker and the scheduler");
+            workers.shutdown();
+        })
+    };
     let app = http::router(state.clone());
     // `/metrics` and `/status/delivery` on their own private listener.
     let ops = if config.server.metrics_bind.trim().is_empty() {
@@ -101,6 +112,7 @@ pub async fn run(config: Arc<Config>, db: Db, listener: TcpListener) -> Result<(
         ops.abort();
     }
     // In-flight sends finish; claimed rows not yet sent are released.
+    stop_workers.abort();
     workers.shutdown();
     if let Err(e) = worker.await {
         tracing::error!(error = %e, "delivery worker supervisor failed");
@@ -157,7 +169,7 @@ async fn run_scheduler(
             }
         }
         // scan::run logs its own summary; only a failure needs saying here.
-        if let Err(e) = crate::scan::run(&db, &ctx, crate::time::now()).await {
+        if let Err(e) = crate::scan::run_tick(&db, &ctx, next, crate::time::now()).await {
             tracing::error!(error = %format!("{e:#}"), "scheduled scan failed");
         }
     }

@@ -3,8 +3,9 @@
 //! A pass claims due rows in batches (a lease: `state = 'sending'`,
 //! `lease_until`, `attempts + 1`; `FOR UPDATE SKIP LOCKED` on PostgreSQL, one
 //! `BEGIN IMMEDIATE` transaction on SQLite), re-reads each row's case and
-//! renders it, sends through a process-wide rate limiter with many requests
-//! in flight, and writes the outcomes in batches. Three concurrent loops in
+//! renders it, sends through the rate limiter (the process's own on SQLite,
+//! a budget shared by every instance on PostgreSQL) with many requests in
+//! flight, and writes the outcomes in batches. Three concurrent loops in
 //! one task do that (claim → send → write), so a slow database write never
 //! stalls the sends and the other way round.
 //!
@@ -126,6 +127,21 @@ impl Default for DeliveryOptions {
     }
 }
 
+impl DeliveryOptions {
+    /// The defaults with the grace and heartbeat timeout of `whatsapp.*`;
+    /// a worker beats six times per timeout.
+    pub fn from_config(config: &Config) -> Self {
+        let w = &config.whatsapp;
+        let heartbeat_timeout = Duration::from_secs(w.worker_heartbeat_timeout_secs.max(1));
+        Self {
+            grace: Duration::from_secs(w.unknown_outcome_grace_secs),
+            heartbeat_timeout,
+            beat_every: heartbeat_timeout / 6,
+            ..Self::default()
+        }
+    }
+}
+
 /// Everything a delivery pass needs; share one per process (it holds the
 /// rate limiter that all passes and worker tasks draw from).
 pub struct Deliverer {
@@ -172,7 +188,7 @@ impl Deliverer {
             limiter: RateLimiter::new(config.whatsapp.messages_per_second),
             pair: Mutex::new(HashMap::new()),
             worker_id: format!("w{}-{:016x}", std::process::id(), rand::random::<u64>()),
-            options: DeliveryOptions::default(),
+            options: DeliveryOptions::from_config(config),
         })
     }
 
@@ -393,12 +409,13 @@ pub async fn run_worker(
             Err(e) => tracing::error!(error = %format!("{e:#}"), "cannot read delivery flags"),
         }
         // Idle or halted, the worker is alive: its peers must not take its
-        // claims for a dead worker's.
+        // claims for a dead worker's. (With a heartbeat timeout shorter than
+        // the poll, it also looks sooner for a dead peer's rows.)
         if let Err(e) = beat(&db, &d, crate::time::now()).await {
             tracing::warn!(error = %format!("{e:#}"), "heartbeat failed");
         }
         tokio::select! {
-            _ = tokio::time::sleep(poll) => {}
+            _ = tokio::time::sleep(poll.min(d.options.beat_every)) => {}
             _ = shutdown.changed() => {}
         }
     }
@@ -947,7 +964,7 @@ impl Pass<'_> {
             }
         };
         tokio::select! {
-            _ = self.d.limiter.acquire() => {}
+            _ = self.d.limiter.acquire_on(self.db) => {}
             _ = shutting_down => {}
         }
         // A halt or shutdown while this one waited for its slot.

@@ -22,6 +22,7 @@ mod demo;
 mod export;
 mod health;
 mod import;
+mod instances;
 mod money;
 mod ops;
 mod replies;
