@@ -60,6 +60,14 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
+                // SQLite's default page cache is 2 MiB: the scan's and the
+                // import's writes to the case list's indexes then re-read
+                // their pages from the file on every range. 32 MiB per
+                // connection holds a range's index pages; statement
+                // journals (multi-row statements inside a transaction) stay
+                // in memory instead of temp files.
+                .pragma("cache_size", "-32768")
+                .pragma("temp_store", "MEMORY")
                 .busy_timeout(busy_timeout)
                 .disable_statement_logging();
             if let Some(parent) = opts.get_filename().parent() {
