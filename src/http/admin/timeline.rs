@@ -142,24 +142,10 @@ pub fn build(events: &[Event], found: &Found, tz: Tz) -> Vec<Item> {
                 it.day = Some(crate::messages::filters::format_tanggal(day));
                 last_day = Some(day);
             }
-            it.time = clock(e.at, tz);
+            it.time = crate::messages::filters::format_jam(e.at, tz);
             it
         })
         .collect()
-}
-
-/// `10.00 WIB`: the time with its zone named.
-pub fn clock(t: DateTime<Utc>, tz: Tz) -> String {
-    t.with_timezone(&tz).format("%H.%M %Z").to_string()
-}
-
-/// `Selasa, 3 Maret 2026 10.00 WIB`.
-pub fn moment(t: DateTime<Utc>, tz: Tz) -> String {
-    format!(
-        "{} {}",
-        crate::messages::filters::format_tanggal(t.with_timezone(&tz).date_naive()),
-        clock(t, tz)
-    )
 }
 
 fn str_of<'a>(d: &'a Json, keys: &[&str]) -> Option<&'a str> {
@@ -239,6 +225,17 @@ fn item(e: &Event, found: &Found) -> Item {
             str_of(d, &["note"])
                 .filter(|n| !n.is_empty())
                 .map(str::to_owned),
+        ),
+        "paused" => base(
+            "event",
+            match str_of(d, &["until"]).and_then(|s| s.parse().ok()) {
+                Some(day) => format!(
+                    "Dijeda sampai {}",
+                    crate::messages::filters::format_tanggal(day)
+                ),
+                None => "Dijeda".into(),
+            },
+            None,
         ),
         "payment_link_sent" => {
             let mut it = base("event", "Tautan pembayaran dikirim".into(), None);
@@ -475,25 +472,6 @@ pub fn register_filters(env: &mut Environment<'static>) {
             "paused" => "dijeda petugas".to_owned(),
             "promised" => "menunggu janji bayar".to_owned(),
             other => label(other).to_owned(),
-        }
-    });
-    // RFC 3339 instants in WIB, as officers in the branch read them.
-    env.add_filter("dt", |v: Value| -> String {
-        let Some(s) = v.as_str() else {
-            return String::new();
-        };
-        match DateTime::parse_from_rfc3339(s) {
-            Ok(t) => moment(t.with_timezone(&Utc), chrono_tz::Asia::Jakarta),
-            Err(_) => s.to_owned(),
-        }
-    });
-    env.add_filter("time", |v: Value| -> String {
-        let Some(s) = v.as_str() else {
-            return String::new();
-        };
-        match DateTime::parse_from_rfc3339(s) {
-            Ok(t) => clock(t.with_timezone(&Utc), chrono_tz::Asia::Jakarta),
-            Err(_) => s.to_owned(),
         }
     });
     env.add_filter("num", |v: i64| -> String {
