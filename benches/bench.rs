@@ -100,7 +100,8 @@ enum Cmd {
         #[arg(long, default_value_t = 20)]
         runs: usize,
     },
-    /// 50 open case pages polling for changes at once, timed.
+    /// 50 open case pages, then 50 open case lists, polling for changes at
+    /// once, timed.
     Live {
         #[arg(long, default_value_t = 50)]
         pages: usize,

@@ -2,7 +2,9 @@
 //! replies, notes), then the case page's first page and the timeline
 //! partial rendered through the real router, timed.
 //! `live`: 50 open case pages polling `/cases/{id}/timeline?v=…` at once,
-//! rounds of which are timed, idle (204) and with a change on every page.
+//! rounds of which are timed, idle (204) and with a change on every page;
+//! then 50 open case lists polling `/cases/rows?…&v=…` the same way (a
+//! change re-reads the page of 50 cases).
 //!
 //! `cargo run --bin wa-smile-bench -- timeline` / `-- live` (debug builds
 //! are fine for the order of magnitude; add `--release` for the figure).
@@ -213,6 +215,40 @@ pub async fn live(pages: usize, rounds: usize) -> Result<()> {
         let m = median(times);
         println!(
             "[sqlite] {pages} open pages polling, {what}: a round of {pages} polls takes {m:.1} ms \
+             ({:.2} ms a poll); at one poll per page every 3 s that is {:.1}% of one core",
+            m / pages as f64,
+            m / 3000.0 * 100.0
+        );
+    }
+    // The list: every open list page polls the same version (the newest
+    // event any case of the caller's scope has), so one change anywhere
+    // re-reads every open page.
+    let version = case_log::version_for_branch(&db, None).await?;
+    let list_round = |v: i64, want: u16| {
+        let (router, cookie) = (router.clone(), cookie.clone());
+        async move {
+            let uri = format!("/cases/rows?sort=arrears&dir=desc&page=1&v={v}");
+            let t = Instant::now();
+            let answers =
+                futures::future::join_all((0..pages).map(|_| get(&router, &cookie, &uri))).await;
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            for a in answers {
+                anyhow::ensure!(a?.0 == want, "a list poll did not answer {want}");
+            }
+            anyhow::Ok(ms)
+        }
+    };
+    for (what, v, want) in [
+        ("idle (204)", version, 204),
+        ("something changed (200)", version - 1, 200),
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..rounds {
+            times.push(list_round(v, want).await?);
+        }
+        let m = median(times);
+        println!(
+            "[sqlite] {pages} open case lists polling, {what}: a round of {pages} polls takes {m:.1} ms \
              ({:.2} ms a poll); at one poll per page every 3 s that is {:.1}% of one core",
             m / pages as f64,
             m / 3000.0 * 100.0

@@ -114,6 +114,8 @@ pub struct ListRow {
     pub npp: String,
     pub employer_name: String,
     pub branch: String,
+    /// The employer's IANA zone: its times are shown in it, zone named.
+    pub timezone: String,
     pub status: String,
     pub stage: String,
     pub assignee: Option<String>,
@@ -163,6 +165,7 @@ struct PageRow {
     id: i64,
     npp: String,
     name: String,
+    timezone: String,
     branch: Option<String>,
     status: CaseStatus,
     stage: Stage,
@@ -496,7 +499,7 @@ pub async fn list(
         format!("SELECT * FROM cases c{}", w.sql())
     };
     let sql = format!(
-        "SELECT c.id, e.npp, e.name, c.branch, c.status, c.stage, c.assignee, c.arrears_minor, \
+        "SELECT c.id, e.npp, e.name, e.timezone, c.branch, c.status, c.stage, c.assignee, c.arrears_minor, \
                 c.oldest_due_date, c.last_activity_at, c.promised_date, c.quiet_reason, c.last_inbound_at, \
                 c.payment_claimed_at, c.officer_hold, c.awaiting_since, c.awaiting_preview \
          FROM ({inner} ORDER BY {order} LIMIT {PER_PAGE} OFFSET {}) c \
@@ -516,6 +519,7 @@ pub async fn list(
             id: r.id,
             npp: r.npp,
             employer_name: r.name,
+            timezone: r.timezone,
             branch: r.branch.unwrap_or_default(),
             status: r.status.as_str().to_owned(),
             stage: r.stage.as_str().to_owned(),

@@ -72,6 +72,22 @@ pub struct Totals {
     pub total_due: Money,
 }
 
+/// The zone of the case's employer, in which the times of its
+/// conversation are shown (`None`: no such case).
+pub async fn employer_zone(db: &Db, case_id: i64) -> Result<Option<Tz>> {
+    let zone: Option<String> = db
+        .query("SELECT e.timezone FROM cases c JOIN employers e ON e.id = c.employer_id WHERE c.id = $1")
+        .bind(case_id)
+        .fetch_optional_scalar(db)
+        .await?;
+    Ok(zone.map(|z| zone_of(&z)))
+}
+
+/// An employer's stored zone (validated on import; WIB if ever not).
+pub fn zone_of(stored: &str) -> Tz {
+    crate::domain::parse_zone(stored).unwrap_or(chrono_tz::Asia::Jakarta)
+}
+
 /// The employer's current case, or else its latest one.
 pub async fn case_id_for_npp(db: &Db, npp: &str) -> Result<Option<i64>> {
     Ok(db

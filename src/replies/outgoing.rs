@@ -111,7 +111,8 @@ pub async fn load_party(tx: &mut Tx, employer_id: i64, case_id: Option<i64>) -> 
 pub enum Bills {
     /// Unpaid overdue bills (reminders, breakdowns, links).
     Unpaid,
-    /// Overdue bills unpaid or settled since the case opened (a thank-you).
+    /// Overdue bills unpaid, or settled or paid by a payment recorded since
+    /// the case opened (a thank-you).
     SinceCaseOpened,
 }
 
@@ -133,7 +134,14 @@ pub async fn message_context(
         StoredBill::COLUMNS
     );
     let sql = match since {
-        Some(_) => format!("{cols} AND (settled_at IS NULL OR settled_at >= $3) ORDER BY period"),
+        // A payment recorded since the case opened counts whenever it was
+        // made: bank files and the API carry the day of the transfer,
+        // which may precede the scan that opened the case.
+        Some(_) => format!(
+            "{cols} AND (settled_at IS NULL OR settled_at >= $3 OR EXISTS (\
+                 SELECT 1 FROM payments p WHERE p.employer_id = bills.employer_id \
+                 AND p.period = bills.period AND p.created_at >= $3)) ORDER BY period"
+        ),
         None => format!("{cols} AND settled_at IS NULL ORDER BY period"),
     };
     let mut q = tx.query(&sql).bind(party.employer_id).bind(today);
@@ -396,6 +404,12 @@ pub async fn thank_for_payment(
 ) -> Result<()> {
     let party = load_party(tx, employer_id, Some(case_id)).await?;
     let ctx = message_context(tx, config, &party, Bills::SinceCaseOpened, now).await?;
+    if ctx.bills.is_empty() {
+        // Nothing to name as paid; the payment itself must still be
+        // recorded, so this thanks nobody rather than failing its write.
+        tracing::warn!(case_id, "a paid case has no bills to thank for");
+        return Ok(());
+    }
     let window =
         crate::outbox::window_open(party.case.as_ref().and_then(|c| c.last_inbound_at), now);
     queue(

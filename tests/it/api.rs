@@ -451,3 +451,65 @@ async fn a_payment_reference_is_never_moved_to_another_employer() {
         assert_eq!(corrected.data["after"]["amount"], "400000");
     }
 }
+
+/// Issue 12 item 6: a payment posted through the API that settles a case
+/// thanks the employer with the same message a gateway callback or a CSV
+/// import sends, and a re-posted identical payment does not thank again.
+/// The transfer was made the day before the scan opened the case (the
+/// bank's data arrives later): the thank-you still names what was paid.
+#[tokio::test]
+async fn an_api_payment_that_settles_a_case_thanks_the_employer_once() {
+    for app in TestApp::all().await {
+        let t = &app.t;
+        let s = seed(&t.db).await;
+        let k = tokens(&t.db).await;
+        let mut c = app.browser();
+        let paid_at = now() - chrono::Duration::days(1);
+        let body = serde_json::json!([{"npp": s.npp_b, "period": "2026-02", "amount": "900000",
+                                       "paid_at": paid_at.to_rfc3339(), "reference": "API-LUNAS-1"}]);
+        for round in 0..2 {
+            let r = c
+                .send(api(
+                    "/api/v1/payments",
+                    "POST",
+                    Some(&k.admin),
+                    Some(&body.to_string()),
+                ))
+                .await;
+            assert_eq!(
+                r.status,
+                StatusCode::OK,
+                "{} round {round}: {}",
+                t.name,
+                r.body
+            );
+        }
+        let resolution: Option<String> =
+            t.db.query("SELECT resolution FROM cases WHERE id = $1")
+                .bind(s.case_b)
+                .fetch_scalar(&t.db)
+                .await
+                .unwrap();
+        assert_eq!(resolution.as_deref(), Some("paid"), "{}", t.name);
+        let thanks: Vec<(String, String, Option<String>)> = t
+            .db
+            .query(
+                "SELECT state, kind, text FROM outbox WHERE case_id = $1 AND message = 'payment_thanks'",
+            )
+            .bind(s.case_b)
+            .fetch_all_as(&t.db)
+            .await
+            .unwrap();
+        assert_eq!(thanks.len(), 1, "{}: thanked once", t.name);
+        let (state, kind, text) = &thanks[0];
+        // No reply in the last 24 hours: the approved template.
+        assert_eq!((state.as_str(), kind.as_str()), ("queued", "template"));
+        let text = text.as_deref().unwrap_or_default();
+        assert!(
+            text.contains("Kami telah menerima pembayaran")
+                && text.contains("periode Februari 2026 sebesar Rp900.000"),
+            "{}: {text}",
+            t.name
+        );
+    }
+}

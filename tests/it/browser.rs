@@ -192,8 +192,10 @@ async fn an_officer_logs_in_filters_opens_a_case_and_adds_a_note() {
         assert!(b.get_alert_text().await.is_err());
         std::fs::write(artifacts().join("case-page.png"), b.screenshot().await?).unwrap();
 
-        // The employer of case a2 writes; the "awaiting reply" filter finds
-        // it, with the message's words.
+        // The officer has the list open on "menunggu balasan"; the employer
+        // of case a2 (in WITA) writes, and the row appears on the open page
+        // with the message's words and its time in the employer's zone —
+        // no reload.
         app.db()
             .query("UPDATE cases SET assignee = 'officer_a' WHERE id IN ($1, $2)")
             .bind(s.case_a)
@@ -201,28 +203,70 @@ async fn an_officer_logs_in_filters_opens_a_case_and_adds_a_note() {
             .execute(app.db())
             .await
             .unwrap();
+        app.db()
+            .query("UPDATE employers SET timezone = 'Asia/Makassar' WHERE npp = '10000002'")
+            .execute(app.db())
+            .await
+            .unwrap();
+        b.goto(&format!("{base}/cases")).await?;
+        // A click during the page's first layout can miss; tick until ticked.
+        for _ in 0..20 {
+            b.find(Locator::Css("input[name=awaiting_reply]"))
+                .await?
+                .click()
+                .await?;
+            let on = b
+                .execute(
+                    "return document.querySelector('input[name=awaiting_reply]').checked;",
+                    vec![],
+                )
+                .await?;
+            if on == serde_json::json!(true) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        b.find(Locator::Css("#filters button[type=submit]"))
+            .await?
+            .click()
+            .await?;
+        let before = poll_text(&b, "#case-rows tbody", |t| t.contains("10000001")).await;
+        assert!(
+            before.contains("10000001") && !before.contains("10000002"),
+            "{before}"
+        );
+        b.execute("window.__stillOpen = 'ya'; return true;", vec![])
+            .await?;
         let reply = message(
             "wamid.BROWSER1",
             "6281234567002",
             wa_smile::time::now(),
             serde_json::json!({"type": "text", "text": {"body": "ok pak, terima kasih infonya"}}),
         );
-        assert!(app.post_json(&reply).await.is_success());
-        let mut found = String::new();
-        for _ in 0..50 {
-            b.goto(&format!("{base}/cases?awaiting_reply=true")).await?;
-            found = b
-                .find(Locator::Css("table.list tbody"))
-                .await?
-                .text()
-                .await?;
-            if found.contains("10000002") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        assert_eq!(app.post_signed_http(&reply.to_string()).await, 200);
+        let found = poll_text(&b, "#case-rows tbody", |t| t.contains("10000002")).await;
         assert!(found.contains("10000002"), "{found}");
         assert!(found.contains("terima kasih infonya"), "{found}");
+        assert!(
+            found.contains("WITA"),
+            "the employer's zone is named: {found}"
+        );
+        // The counts above the table and the navigation's agree with it.
+        let counts = poll_text(&b, "#case-counts", |t| t.contains("Aktif 2")).await;
+        assert!(counts.contains("Aktif 2"), "{counts}");
+        let unread = poll_text(&b, "#nav-unread", |t| t.trim() == "2").await;
+        assert_eq!(unread.trim(), "2", "officer_a's two waiting cases");
+        let marker = b
+            .execute("return window.__stillOpen || 'reloaded';", vec![])
+            .await?;
+        assert_eq!(marker, serde_json::json!("ya"), "the list was not reloaded");
+        let checked = b
+            .execute(
+                "return document.querySelector('input[name=awaiting_reply]').checked;",
+                vec![],
+            )
+            .await?;
+        assert_eq!(checked, serde_json::json!(true), "the filter stays on");
         std::fs::write(
             artifacts().join("case-list-awaiting.png"),
             b.screenshot().await?,

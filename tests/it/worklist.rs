@@ -371,3 +371,324 @@ async fn a_csv_payment_that_settles_a_case_queues_the_thank_you_once() {
         assert_eq!(thanks, 1, "{}", t.name);
     }
 }
+
+/// The outbox rows an officer's free text queued on a case: (kind, text).
+async fn free_texts(db: &wa_smile::store::Db, case_id: i64) -> Vec<(String, Option<String>)> {
+    db.query(
+        "SELECT kind, text FROM outbox WHERE case_id = $1 AND message = 'free_text' ORDER BY id",
+    )
+    .bind(case_id)
+    .fetch_all_as(db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_officer_writes_a_canned_reply_and_sends_it_only_inside_the_window() {
+    for app in TestApp::all().await {
+        let t = &app.t;
+        let s = seed(&t.db).await;
+        let start = wa_smile::time::now();
+        app.clock.set(start);
+        let mut c = app.browser();
+        let csrf = c.login_ok("officer_a").await;
+        // Created, then edited by the officer; a blank one is refused in
+        // Indonesian and nothing is saved.
+        let r = c
+            .post_form(
+                "/canned",
+                &[
+                    ("csrf", &csrf),
+                    ("op", "save"),
+                    ("title", "Rincian dikirim"),
+                    ("body", "Baik, rinciannya kami kirim hari ini."),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}: {}", t.name, r.body);
+        let id: i64 =
+            t.db.query("SELECT id FROM canned_replies WHERE title = 'Rincian dikirim'")
+                .fetch_scalar(&t.db)
+                .await
+                .unwrap();
+        let r = c
+            .post_form(
+                "/canned",
+                &[
+                    ("csrf", &csrf),
+                    ("op", "save"),
+                    ("id", &id.to_string()),
+                    ("title", "Rincian dikirim"),
+                    ("body", "Baik Bapak/Ibu, rinciannya kami kirim siang ini."),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let r = c
+            .post_form(
+                "/canned",
+                &[
+                    ("csrf", &csrf),
+                    ("op", "save"),
+                    ("title", " "),
+                    ("body", "x"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", t.name);
+        assert!(r.body.contains("wajib diisi"), "{}", r.body);
+        let page = c.get("/canned").await;
+        assert!(page.body.contains("rinciannya kami kirim siang ini"));
+        assert!(!page.body.contains("rinciannya kami kirim hari ini"));
+        assert!(page.body.contains("officer_a"), "who changed it is shown");
+        let saved: i64 =
+            t.db.query("SELECT COUNT(*) AS n FROM canned_replies")
+                .fetch_scalar(&t.db)
+                .await
+                .unwrap();
+        assert_eq!(saved, 1, "{}: an edit is not a new reply", t.name);
+
+        // Case a2's employer wrote two hours ago: the page offers it, and
+        // sending queues exactly its words as free text.
+        let page = c.get(&format!("/cases/{}", s.case_a2)).await;
+        assert!(page.body.contains("Balasan cepat"), "{}", t.name);
+        assert!(page.body.contains("rinciannya kami kirim siang ini"));
+        let send = format!("/cases/{}/actions/canned", s.case_a2);
+        let r = c
+            .post_form(&send, &[("csrf", &csrf), ("canned_id", &id.to_string())])
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}: {}", t.name, r.body);
+        assert_eq!(
+            free_texts(&t.db, s.case_a2).await,
+            [(
+                "text".to_owned(),
+                Some("Baik Bapak/Ibu, rinciannya kami kirim siang ini.".to_owned())
+            )],
+            "{}",
+            t.name
+        );
+        let events = wa_smile::case_log::for_case(&t.db, s.case_a2)
+            .await
+            .unwrap();
+        assert_eq!(kinds_by(&events, "officer:officer_a"), ["message_queued"]);
+
+        // A day later the window has closed: no canned replies on the page,
+        // and a posted one is refused in Indonesian, nothing queued.
+        app.clock.set(start + chrono::Duration::hours(23));
+        let mut c = app.browser();
+        let csrf = c.login_ok("officer_a").await;
+        let page = c.get(&format!("/cases/{}", s.case_a2)).await;
+        assert!(!page.body.contains("Balasan cepat (jendela terbuka)"));
+        let r = c
+            .post_form(&send, &[("csrf", &csrf), ("canned_id", &id.to_string())])
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", t.name);
+        assert!(
+            r.body.contains("Jendela 24 jam sudah tertutup"),
+            "{}",
+            r.body
+        );
+        assert_eq!(free_texts(&t.db, s.case_a2).await.len(), 1, "{}", t.name);
+        // An unknown canned reply says so.
+        let r = c
+            .post_form(&send, &[("csrf", &csrf), ("canned_id", "999999")])
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.body.contains("Balasan cepat tidak ditemukan"));
+    }
+}
+
+#[tokio::test]
+async fn labels_are_added_and_removed_and_filter_the_list() {
+    for app in TestApp::all().await {
+        let t = &app.t;
+        let s = seed(&t.db).await;
+        let mut c = app.browser();
+        let csrf = c.login_ok("officer_a").await;
+        let act = format!("/cases/{}/actions/label", s.case_a);
+        // Twice, in another case: one label, one event.
+        for label in ["Tunggu Transfer", "tunggu transfer "] {
+            let r = c
+                .post_form(&act, &[("csrf", &csrf), ("label", label)])
+                .await;
+            assert_eq!(r.status, StatusCode::SEE_OTHER, "{}: {}", t.name, r.body);
+        }
+        let page = c.get(&format!("/cases/{}", s.case_a)).await;
+        assert!(
+            page.body.contains(r#"href="/cases?label=tunggu transfer""#),
+            "{}",
+            t.name
+        );
+        let list = c.get("/cases?label=tunggu%20transfer").await;
+        assert_eq!(list.status, StatusCode::OK);
+        assert!(
+            list.body.contains(">10000001</a>") && !list.body.contains(">10000002</a>"),
+            "{}",
+            t.name
+        );
+        // The unfiltered list shows the label on the row.
+        let all = c.get("/cases").await;
+        assert!(all.body.contains(">tunggu transfer</a>"), "{}", t.name);
+        // A blank label is refused in Indonesian.
+        let r = c.post_form(&act, &[("csrf", &csrf), ("label", "  ")]).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.body.contains("Label wajib diisi"), "{}", r.body);
+        // Removed: the filter finds nothing any more.
+        let r = c
+            .post_form(
+                &act,
+                &[
+                    ("csrf", &csrf),
+                    ("label", "tunggu transfer"),
+                    ("remove", "true"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let list = c.get("/cases?label=tunggu%20transfer").await;
+        assert!(!list.body.contains(">10000001</a>"), "{}", t.name);
+        assert!(list.body.contains("Tidak ada kasus yang cocok"));
+        let events = wa_smile::case_log::for_case(&t.db, s.case_a).await.unwrap();
+        assert_eq!(
+            kinds_by(&events, "officer:officer_a"),
+            ["label_added", "label_removed"],
+            "{}",
+            t.name
+        );
+        // Another branch's officer cannot label the case (it is not found).
+        let mut b = app.browser();
+        let csrf_b = b.login_ok("officer_b").await;
+        let r = b
+            .post_form(&act, &[("csrf", &csrf_b), ("label", "iseng")])
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", t.name);
+    }
+}
+
+/// The open list's poll address, as the page wrote it (HTML-unescaped).
+fn rows_poll(body: &str) -> String {
+    let from = body
+        .find(r#"hx-get="/cases/rows?"#)
+        .unwrap_or_else(|| panic!("no list poll: {body}"))
+        + r#"hx-get=""#.len();
+    let rest = &body[from..];
+    rest[..rest.find('"').unwrap()]
+        .replace("&amp;", "&")
+        .replace("&#x2f;", "/")
+}
+
+#[tokio::test]
+async fn the_open_list_refreshes_only_when_something_it_may_show_changed() {
+    for app in TestApp::all().await {
+        let t = &app.t;
+        let s = seed(&t.db).await;
+        let mut c = app.browser();
+        c.login_ok("officer_a").await;
+        let page = c
+            .get("/cases?awaiting_reply=true&sort=arrears&dir=asc")
+            .await;
+        assert!(!page.body.contains(">10000002</a>"), "{}", t.name);
+        let poll = rows_poll(&page.body);
+        assert!(
+            poll.contains("awaiting_reply=true") && poll.contains("dir=asc"),
+            "the poll keeps the filters and the sort: {poll}"
+        );
+        assert_eq!(
+            c.get(&poll).await.status,
+            StatusCode::NO_CONTENT,
+            "{}",
+            t.name
+        );
+        // Another branch's reply changes nothing this officer may see.
+        let now = wa_smile::time::now();
+        let other = message(
+            "wamid.LIST-B",
+            "6281234567003",
+            now,
+            serde_json::json!({"type": "text", "text": {"body": "kami cek dulu"}}),
+        );
+        assert_eq!(app.post_json(&other).await, StatusCode::OK);
+        assert_eq!(
+            c.get(&poll).await.status,
+            StatusCode::NO_CONTENT,
+            "{}",
+            t.name
+        );
+        // Case a2's employer writes: the poll answers the fresh table, still
+        // filtered and sorted, polling on from the new version.
+        let reply = message(
+            "wamid.LIST-A2",
+            "6281234567002",
+            now,
+            serde_json::json!({"type": "text", "text": {"body": "ok pak, terima kasih infonya"}}),
+        );
+        assert_eq!(app.post_json(&reply).await, StatusCode::OK);
+        let fresh = c.get(&poll).await;
+        assert_eq!(fresh.status, StatusCode::OK, "{}", t.name);
+        assert!(fresh.body.contains(">10000002</a>"), "{}", fresh.body);
+        assert!(fresh.body.contains("ok pak, terima kasih infonya"));
+        assert!(fresh.body.contains(r#"id="case-rows""#));
+        assert!(!fresh.body.contains("<html"), "only the table and pager");
+        // The status counts come along, out of band, so they agree.
+        assert!(
+            fresh
+                .body
+                .contains(r#"id="case-counts" hx-swap-oob="true""#),
+            "{}",
+            t.name
+        );
+        assert!(fresh.body.contains("Aktif <b>2</b>"), "{}", fresh.body);
+        let next = rows_poll(&fresh.body);
+        assert_ne!(next, poll);
+        assert!(next.contains("awaiting_reply=true"));
+        assert_eq!(c.get(&next).await.status, StatusCode::NO_CONTENT);
+        // Another officer's action shows too.
+        let mut sup = app.browser();
+        let csrf = sup.login_ok("super_a").await;
+        let r = sup
+            .post_form(
+                &format!("/cases/{}/actions/assign", s.case_a2),
+                &[("csrf", &csrf), ("assignee", "officer_a")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let fresh = c.get(&next).await;
+        assert_eq!(fresh.status, StatusCode::OK, "{}", t.name);
+        assert!(fresh.body.contains("<td>officer_a</td>"), "{}", fresh.body);
+    }
+}
+
+#[tokio::test]
+async fn a_pause_reads_as_a_date_in_the_employers_zone() {
+    for app in TestApp::all().await {
+        let t = &app.t;
+        let s = seed(&t.db).await;
+        t.db.query("UPDATE employers SET timezone = 'Asia/Jayapura' WHERE npp = '10000002'")
+            .execute(&t.db)
+            .await
+            .unwrap();
+        let mut c = app.browser();
+        let csrf = c.login_ok("officer_a").await;
+        let until = (wa_smile::time::now() + chrono::Duration::days(5)).date_naive();
+        let r = c
+            .post_form(
+                &format!("/cases/{}/actions/pause", s.case_a2),
+                &[("csrf", &csrf), ("until", &until.to_string())],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}: {}", t.name, r.body);
+        let page = c.get(&format!("/cases/{}", s.case_a2)).await.body;
+        let day = wa_smile::messages::filters::format_tanggal(until);
+        // The log line names the day, not `2026-…`; the strip the instant,
+        // at the employer's midnight, zone named.
+        assert!(page.contains(&format!("Dijeda sampai {day}")), "{page}");
+        assert!(!page.contains(&until.to_string()), "no raw date: {page}");
+        assert!(
+            page.contains(&format!("dijeda sampai {day} 00.00 WIT")),
+            "{page}"
+        );
+        // The list names the employer's zone too.
+        let list = c.get("/cases").await.body;
+        assert!(list.contains(" WIT</td>"), "{}", t.name);
+    }
+}

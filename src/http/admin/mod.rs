@@ -41,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/cases", get(views::case_list))
         .route("/cases/version", get(views::cases_version))
+        .route("/cases/rows", get(views::case_rows))
         .route("/cases/{id}", get(views::case_page))
         .route("/cases/{id}/timeline", get(views::case_timeline))
         .route("/cases/{id}/media/{media}", get(views::case_media))
@@ -97,6 +98,22 @@ pub fn templates() -> &'static Environment<'static> {
             (
                 "admin/cases.html",
                 include_str!("../../../templates/admin/cases.html"),
+            ),
+            (
+                "admin/case_rows.html",
+                include_str!("../../../templates/admin/case_rows.html"),
+            ),
+            (
+                "admin/case_rows_poll.html",
+                include_str!("../../../templates/admin/case_rows_poll.html"),
+            ),
+            (
+                "admin/case_counts.html",
+                include_str!("../../../templates/admin/case_counts.html"),
+            ),
+            (
+                "admin/nav_unread.html",
+                include_str!("../../../templates/admin/nav_unread.html"),
             ),
             (
                 "admin/case.html",

@@ -161,15 +161,10 @@ pub fn build(events: &[Event], found: &Found, tz: Tz) -> Vec<Item> {
                 it.day = Some(crate::messages::filters::format_tanggal(day));
                 last_day = Some(day);
             }
-            it.time = clock(e.at, tz);
+            it.time = crate::messages::filters::format_jam(e.at, tz);
             it
         })
         .collect()
-}
-
-/// `10.00 WIB`: the time with its zone named.
-pub fn clock(t: DateTime<Utc>, tz: Tz) -> String {
-    t.with_timezone(&tz).format("%H.%M %Z").to_string()
 }
 
 fn str_of<'a>(d: &'a Json, keys: &[&str]) -> Option<&'a str> {
@@ -281,6 +276,17 @@ fn item(e: &Event, found: &Found) -> Item {
                 Some(crate::replies::corrections::describe(d)).filter(|t| !t.is_empty()),
             )
         }
+        "paused" => base(
+            "event",
+            match str_of(d, &["until"]).and_then(|s| s.parse().ok()) {
+                Some(day) => format!(
+                    "Dijeda sampai {}",
+                    crate::messages::filters::format_tanggal(day)
+                ),
+                None => "Dijeda".into(),
+            },
+            None,
+        ),
         "payment_link_sent" => {
             let mut it = base("event", "Tautan pembayaran dikirim".into(), None);
             it.link = str_of(d, &["link", "url", "payment_link"])

@@ -194,42 +194,96 @@ fn sort_links(f: &Filter) -> HashMap<&'static str, SortLink> {
     .collect()
 }
 
-pub async fn case_list(
-    State(state): State<AppState>,
-    user: User,
-    Query(filter): Query<Filter>,
-) -> Result<Response, PageError> {
+/// The list's table and pager as `admin/case_rows.html` renders them
+/// (with the page around it or alone, for the live poll).
+struct Rows {
+    page: caselist::Page,
+    elapsed_ms: u64,
+    version: i64,
+}
+
+async fn rows(state: &AppState, user: &User, filter: &Filter) -> Result<Rows, AppError> {
     let who = user.principal();
+    // Read before the list, so a change made while it is read shows at
+    // the next poll rather than being taken as already shown.
+    let version = crate::case_log::version_for_branch(&state.db, who.branch_scope()).await?;
     let now = crate::time::now();
     let today = now.with_timezone(&state.tz()).date_naive();
     let started = std::time::Instant::now();
-    let page = caselist::list(&state.db, who.branch_scope(), &filter, today, now).await?;
-    let elapsed_ms = started.elapsed().as_millis() as u64;
-    let branches = match who.branch_scope() {
-        None => caselist::branches(&state.db).await?,
-        Some(b) => vec![b.to_owned()],
-    };
-    let assignees = crate::accounts::usernames(&state.db, who.branch_scope()).await?;
+    let page = caselist::list(&state.db, who.branch_scope(), filter, today, now).await?;
+    Ok(Rows {
+        page,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        version,
+    })
+}
+
+fn rows_context(filter: &Filter, r: &Rows) -> minijinja::Value {
+    let page = &r.page;
+    let prev = (page.page > 1).then(|| query_with(filter, page.page - 1));
+    let next = (page.page < page.pages).then(|| query_with(filter, page.page + 1));
     let active: i64 = page
         .counts
         .iter()
         .filter(|(s, _)| s != "resolved")
         .map(|(_, n)| n)
         .sum();
-    let prev = (page.page > 1).then(|| query_with(&filter, page.page - 1));
-    let next = (page.page < page.pages).then(|| query_with(&filter, page.page + 1));
+    context! {
+        f => ser(filter), page => ser(page), prev => prev, next => next, active => active,
+        elapsed_ms => r.elapsed_ms, sorts => ser(&sort_links(filter)),
+        here => query_with(filter, page.page), version => r.version,
+    }
+}
+
+pub async fn case_list(
+    State(state): State<AppState>,
+    user: User,
+    Query(filter): Query<Filter>,
+) -> Result<Response, PageError> {
+    let who = user.principal();
+    let rows = rows(&state, &user, &filter).await?;
+    let branches = match who.branch_scope() {
+        None => caselist::branches(&state.db).await?,
+        Some(b) => vec![b.to_owned()],
+    };
+    let assignees = crate::accounts::usernames(&state.db, who.branch_scope()).await?;
     let unread = unread(&state, &user).await?;
     Ok(render(
         StatusCode::OK,
         "admin/cases.html",
         context! {
             user => ser(who), csrf => user.0.csrf_token.clone(), nav => "cases",
-            f => ser(&filter), page => ser(&page), branches => branches, assignees => assignees,
-            active => active, prev => prev, next => next, elapsed_ms => elapsed_ms,
-            sorts => ser(&sort_links(&filter)), unread => unread,
+            branches => branches, assignees => assignees, unread => unread,
             statuses => ["open", "promised", "needs_officer", "escalated", "resolved"],
             stages => ["reminder_1", "reminder_2", "reminder_3", "warning", "escalated"],
+            ..rows_context(&filter, &rows)
         },
+    ))
+}
+
+/// `GET /cases/rows?<filters>&v=N`: the open list's poll. 204 while
+/// nothing the caller may see changed since version `N` (one index
+/// lookup); otherwise the table and pager afresh, same filters, sort and
+/// page, with the status counts and the navigation's count out of band.
+pub async fn case_rows(
+    State(state): State<AppState>,
+    user: User,
+    Query(filter): Query<Filter>,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, PageError> {
+    if let Some(v) = q.v {
+        let now =
+            crate::case_log::version_for_branch(&state.db, user.principal().branch_scope()).await?;
+        if now == v {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+    }
+    let rows = rows(&state, &user, &filter).await?;
+    let unread = unread(&state, &user).await?;
+    Ok(render(
+        StatusCode::OK,
+        "admin/case_rows_poll.html",
+        context! { oob => true, unread => unread, ..rows_context(&filter, &rows) },
     ))
 }
 
@@ -258,7 +312,8 @@ async fn case_page_with(
     let view = crate::cases::load_head(&state.db, &state.config.policy(), id, now)
         .await?
         .ok_or(AppError::NotFound)?;
-    let tl = timeline::load(&state.db, id, before, state.tz()).await?;
+    let zone = view.employer.timezone.0;
+    let tl = timeline::load(&state.db, id, before, zone).await?;
     let window_until = view
         .last_inbound_at
         .map(crate::outbox::window_closes_at)
@@ -334,7 +389,10 @@ pub async fn case_timeline(
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
     }
-    let tl = timeline::load(&state.db, id, q.before, state.tz()).await?;
+    let zone = crate::cases::employer_zone(&state.db, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let tl = timeline::load(&state.db, id, q.before, zone).await?;
     Ok(render(
         StatusCode::OK,
         "admin/timeline.html",

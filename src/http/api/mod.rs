@@ -235,8 +235,8 @@ async fn import_json(
         calendar: state.config.calendar(),
         default_tz: state.tz(),
         actor: format!("api:{}", who.name),
-        // Not yet: the API path failed with the thank-you (see the report).
-        thanks: None,
+        // The same thank-you a gateway callback or a CSV import sends.
+        thanks: Some(state.config.clone()),
     };
     match import::import_rows(&state.db, &ctx, kind, &rows, false).await {
         Ok(c) => Ok(Json(json!(c))),
