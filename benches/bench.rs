@@ -12,7 +12,7 @@
 //! `timeline` and `live` (the case page's conversation and its poll) are
 //! described in `benches/timeline.rs`.
 //! `webhooks` is described in `benches/webhooks.rs`, `import-load` in
-//! `benches/import_load.rs`.
+//! `benches/import_load.rs`, `export-load` in `benches/export_load.rs`.
 //! `caselist` seeds the same way (200,000 employers by default), then times
 //! the admin case list's queries — each filter and sort an officer uses —
 //! against the 100 ms per page budget:
@@ -28,6 +28,7 @@ use wa_smile::import::{import_csv, ImportContext, Kind, Options};
 use wa_smile::scan::{self, ScanContext};
 use wa_smile::store::Db;
 
+mod export_load;
 mod import_load;
 mod throughput;
 mod timeline;
@@ -150,6 +151,35 @@ enum Cmd {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// A whole-trail audit CSV export started from `/exports` on `wa-smile
+    /// serve` while an officer browses the case list: export time against
+    /// `sqlite3 -csv` (or `psql \copy`) reading the same rows, case list
+    /// p50/p99/max during the export.
+    ExportLoad {
+        #[arg(long, default_value_t = 200_000)]
+        employers: usize,
+        #[arg(long, default_value_t = 5)]
+        bills_per_employer: usize,
+        #[arg(long, default_value_t = 30)]
+        overdue: u32,
+        /// Also run on PostgreSQL (server URL; a bench database is created).
+        #[arg(long)]
+        postgres: Option<String>,
+        /// Where to keep the generated files, the SQLite database, serve's
+        /// logs and the exports.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Reuse the database a previous run seeded (in `--dir`, and
+        /// `wa_smile_export_load` on PostgreSQL).
+        #[arg(long)]
+        reuse: bool,
+        /// Officer browsing loops during the export.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+        /// Signed status webhooks a second during the export (0: none).
+        #[arg(long, default_value_t = 20)]
+        webhook_rate: u32,
+    },
     /// (internal) run one scan and print its figures as JSON.
     ScanChild {
         url: String,
@@ -234,6 +264,29 @@ async fn main() -> Result<()> {
                 webhook_rate,
             };
             import_load::run(&spec, postgres.as_deref(), &dir).await
+        }
+        Cmd::ExportLoad {
+            employers,
+            bills_per_employer,
+            overdue,
+            postgres,
+            dir,
+            reuse,
+            concurrency,
+            webhook_rate,
+        } => {
+            let tmp = tempfile::tempdir()?;
+            let dir = dir.unwrap_or_else(|| tmp.path().to_path_buf());
+            std::fs::create_dir_all(&dir)?;
+            let spec = export_load::Spec {
+                employers,
+                bills_per_employer,
+                overdue,
+                reuse,
+                concurrency,
+                webhook_rate,
+            };
+            export_load::run(&spec, postgres.as_deref(), &dir).await
         }
         Cmd::ExportChild { url, out, format } => export_child(&url, &out, &format).await,
         Cmd::VerifyChild { url, file } => verify_child(&url, &file).await,

@@ -10,7 +10,7 @@
 //! webhook p50/p99/max and any non-200 answer, and the messages the
 //! simulator accepted, counted by outbox id, so a message sent twice shows.
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -152,60 +152,9 @@ async fn run_backend(
         wa_smile::time::now() - chrono::TimeDelta::minutes(1),
     )
     .await?;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        l.local_addr()?.port()
-    };
+    let serve = Serve::start(&format!("import-load-{name}"), url, dir, "", "", true).await?;
+    let (port, client) = (serve.port, serve.client.clone());
     let webhook_url = format!("http://127.0.0.1:{port}/webhooks/whatsapp");
-    let sim_opts = SimulatorOptions {
-        latency: Duration::from_millis(50),
-        webhook_url: Some(webhook_url.clone()),
-        app_secret: super::webhooks::SECRET.to_owned(),
-        keep_bodies: true,
-        ..Default::default()
-    };
-    let (api_base, sim) = Simulator::start(sim_opts.clone()).await?;
-    let config = dir.join(format!("import-load-{name}.toml"));
-    std::fs::write(
-        &config,
-        format!(
-            "[database]\nurl = \"{url}\"\n\
-             [server]\nbind = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\
-             [whatsapp]\napi_base = \"{api_base}\"\nphone_number_id = \"100000000000001\"\n\
-             access_token = \"{}\"\napp_secret = \"{}\"\ndaily_unique_recipients = 10000000\n\
-             [schedule]\nscan_cron = \"0 0 7 1 1 *\"\nwindow_start = \"00:00\"\nwindow_end = \"23:59\"\n\
-             window_days = [\"Mon\", \"Tue\", \"Wed\", \"Thu\", \"Fri\", \"Sat\", \"Sun\"]\n",
-            sim_opts.access_token,
-            super::webhooks::SECRET
-        ),
-    )?;
-    let log = std::fs::File::create(dir.join(format!("import-load-serve-{name}.log")))?;
-    let mut serve = std::process::Command::new(std::env::current_exe()?.with_file_name("wa-smile"))
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .env_remove("WA_SMILE_CONFIG")
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .context("cannot start `wa-smile serve` (build it: cargo build --release --bins)")?;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let ready = Instant::now();
-    while client
-        .get(format!("http://127.0.0.1:{port}/healthz"))
-        .send()
-        .await
-        .map_or(true, |r| !r.status().is_success())
-    {
-        ensure!(
-            ready.elapsed() < Duration::from_secs(30),
-            "serve did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(super::webhooks::open_loop(
@@ -234,11 +183,7 @@ async fn run_backend(
     {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let _ = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(serve.id().to_string())
-        .status();
-    serve.wait()?;
+    let sim = serve.stop()?;
     let mut by_outbox: HashMap<String, usize> = HashMap::new();
     for r in sim.received() {
         let id = r
@@ -308,5 +253,122 @@ impl Latencies {
         self.answered
             .last()
             .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    }
+}
+
+/// `wa-smile serve` (the release binary beside this one) as its own
+/// process on a free loopback port, with the built-in simulator as its
+/// Cloud API (webhooks signed with [`super::webhooks::SECRET`] and posted
+/// back to it) and a sending window open all day, every day. `tag` names
+/// its config and log files in `dir`; `whatsapp` is added to its
+/// `[whatsapp]` section and `extra` appended to its config.
+pub struct Serve {
+    child: std::process::Child,
+    pub port: u16,
+    pub client: reqwest::Client,
+    sim: Option<wa_smile::simulator::SimulatorHandle>,
+}
+
+impl Serve {
+    pub async fn start(
+        tag: &str,
+        url: &str,
+        dir: &Path,
+        whatsapp: &str,
+        extra: &str,
+        keep_bodies: bool,
+    ) -> Result<Serve> {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            l.local_addr()?.port()
+        };
+        let sim_opts = SimulatorOptions {
+            latency: Duration::from_millis(50),
+            webhook_url: Some(format!("http://127.0.0.1:{port}/webhooks/whatsapp")),
+            app_secret: super::webhooks::SECRET.to_owned(),
+            keep_bodies,
+            ..Default::default()
+        };
+        let (api_base, sim) = Simulator::start(sim_opts.clone()).await?;
+        let config = dir.join(format!("{tag}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[database]\nurl = \"{url}\"\n\
+                 [server]\nbind = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n\
+                 [whatsapp]\napi_base = \"{api_base}\"\nphone_number_id = \"100000000000001\"\n\
+                 access_token = \"{}\"\napp_secret = \"{}\"\nverify_token = \"bench-verify-token\"\ndaily_unique_recipients = 10000000\n{whatsapp}\n\
+                 [schedule]\nscan_cron = \"0 0 7 1 1 *\"\nwindow_start = \"00:00\"\nwindow_end = \"23:59\"\n\
+                 window_days = [\"Mon\", \"Tue\", \"Wed\", \"Thu\", \"Fri\", \"Sat\", \"Sun\"]\n{extra}",
+                sim_opts.access_token,
+                super::webhooks::SECRET
+            ),
+        )?;
+        let log = std::fs::File::create(dir.join(format!("{tag}-serve.log")))?;
+        let child = std::process::Command::new(std::env::current_exe()?.with_file_name("wa-smile"))
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .env_remove("WA_SMILE_CONFIG")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("cannot start `wa-smile serve` (build it: cargo build --release --bins)")?;
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let mut serve = Serve {
+            child,
+            port,
+            client,
+            sim: Some(sim),
+        };
+        let ready = Instant::now();
+        while serve
+            .client
+            .get(format!("{}/healthz", serve.base()))
+            .send()
+            .await
+            .map_or(true, |r| !r.status().is_success())
+        {
+            let log = dir.join(format!("{tag}-serve.log"));
+            if let Some(status) = serve.child.try_wait()? {
+                bail!("serve exited ({status}); see {}", log.display());
+            }
+            ensure!(
+                ready.elapsed() < Duration::from_secs(60),
+                "serve did not start (see {})",
+                log.display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(serve)
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops serve gracefully (SIGTERM) and waits for it; returns the
+    /// simulator, which saw every message sent.
+    pub fn stop(mut self) -> Result<wa_smile::simulator::SimulatorHandle> {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait()?;
+        self.sim.take().context("serve stopped twice")
+    }
+}
+
+/// A bench that fails midway does not leave serve running.
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if self.sim.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
