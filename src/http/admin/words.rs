@@ -33,6 +33,11 @@ pub fn register(env: &mut Environment<'static>) {
             None => v.as_str().unwrap_or_default().to_owned(),
         }
     });
+    // A value put into a link's query string (`/cases?label=…`): a label
+    // with `&` or `#` would otherwise end the parameter or the URL.
+    env.add_filter("q", |v: String| -> String {
+        form_urlencoded::byte_serialize(v.as_bytes()).collect()
+    });
     env.add_filter("role", |v: String| -> String {
         match v.as_str() {
             "officer" => "petugas",
