@@ -10,7 +10,7 @@
 #     wa-smile
 FROM rust:1-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY benches benches
 COPY src src
 COPY migrations migrations
