@@ -699,7 +699,11 @@ async fn start_simulator(
             std::time::Duration::from_millis(900),
             std::time::Duration::from_millis(1500),
         ],
-        read_percent: 60,
+        // Every delivered reminder is read: the simulator picks which
+        // messages to mark read by their arrival order, which concurrent
+        // sends shuffle, so with a share the tour's employer who "promised
+        // after reading the reminder" sometimes had an unread one.
+        read_percent: 100,
         ..Default::default()
     };
     let (sim_url, simulator) = crate::simulator::Simulator::start(sim_opts.clone()).await?;
