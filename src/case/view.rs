@@ -75,17 +75,14 @@ pub struct Totals {
 /// The zone of the case's employer, in which the times of its
 /// conversation are shown (`None`: no such case).
 pub async fn employer_zone(db: &Db, case_id: i64) -> Result<Option<Tz>> {
-    let zone: Option<String> = db
+    // Decoded as the store's `Zone`, as the case page's employer row is: one
+    // parse of a stored zone, no fallback of its own.
+    let zone: Option<Zone> = db
         .query("SELECT e.timezone FROM cases c JOIN employers e ON e.id = c.employer_id WHERE c.id = $1")
         .bind(case_id)
         .fetch_optional_scalar(db)
         .await?;
-    Ok(zone.map(|z| zone_of(&z)))
-}
-
-/// An employer's stored zone (validated on import; WIB if ever not).
-pub fn zone_of(stored: &str) -> Tz {
-    crate::domain::parse_zone(stored).unwrap_or(chrono_tz::Asia::Jakarta)
+    Ok(zone.map(|z| z.0))
 }
 
 /// The employer's current case, or else its latest one.
