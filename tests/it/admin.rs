@@ -514,11 +514,30 @@ async fn concurrent_wrong_passwords_are_counted_before_any_is_checked() {
         let mut guesses: Vec<String> = (0..100).map(|i| format!("tebakan-{i}")).collect();
         guesses[60] = PASSWORD.to_owned();
         let statuses = concurrent_logins(&server, "super_a", guesses).await;
-        let checked = statuses
+        // Only failures are counted: when the right guess is among the
+        // first five it logs in, is not a failure, and leaves room for one
+        // more wrong guess to be checked. So: at most five wrong passwords
+        // checked, at most one login, every other guess throttled.
+        let wrong = statuses
             .iter()
-            .filter(|s| **s != StatusCode::TOO_MANY_REQUESTS)
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
             .count();
-        assert!(checked <= 5, "{}: {checked} passwords checked", t.name);
+        let logged_in = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::SEE_OTHER)
+            .count();
+        let throttled = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count();
+        assert!(wrong <= 5, "{}: {wrong} wrong passwords checked", t.name);
+        assert!(logged_in <= 1, "{}: {statuses:?}", t.name);
+        assert_eq!(
+            wrong + logged_in + throttled,
+            100,
+            "{}: {statuses:?}",
+            t.name
+        );
     }
 }
 
